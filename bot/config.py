@@ -1,0 +1,286 @@
+"""params.yaml (SPEC §2) and the runtime settings taken from the environment and the CLI.
+
+Precedence: command line > environment > params.yaml > defaults. A broken file is one
+`ConfigError` line naming the file and the key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.errors import ConfigError
+from bot.forges.base import ROLE_LEVELS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARAMS = "params.yaml"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class RegisterModel(_Section):
+    model_name: str = Field("soccer-match-outcome", min_length=1)
+    model_stage: Literal["ci-smoke", "smoke"] = "smoke"
+    run_id_file: str = "data/models/final_run_id.json"
+    artifact_path: str = Field("model", min_length=1)
+
+
+class PromoteModel(_Section):
+    metric: str = Field("final.logloss", min_length=1)
+    greater_is_better: bool = False
+    tolerance: float = Field(0.005, ge=0)
+    candidate_alias: str = Field("candidate", min_length=1)
+    output: str = "data/models/promoted_model.json"
+
+
+class Inference(_Section):
+    model_stage: str = "smoke"
+
+
+class RequestConfig(_Section):
+    kind: Literal["issue", "merge_request", "pull_request"] = "issue"
+    labels: tuple[str, ...] = ("model-promotion",)
+    target_branch: str = "main"
+    record_path: str = "promotions/{model_name}.json"
+    merge_on_promote: bool = True
+    close_on_promote: bool = True
+
+    @property
+    def thread_kind(self) -> Literal["issue", "merge_request"]:
+        """GitHub's pull_request is the same kind as GitLab's merge_request."""
+        return "issue" if self.kind == "issue" else "merge_request"
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_list(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+
+class Approvers(_Section):
+    users: tuple[str, ...] = ()
+    min_role: str | None = "maintainer"
+    required_approvals: int = Field(1, ge=1)
+    allow_self_approval: bool = False
+    require_platform_approval: bool = False
+
+    @field_validator("users", mode="before")
+    @classmethod
+    def _users_list(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("min_role")
+    @classmethod
+    def _known_role(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() not in ROLE_LEVELS:
+            known = ", ".join(sorted(ROLE_LEVELS))
+            raise ValueError(f"unknown role {value!r} (one of: {known})")
+        return value.lower() if value else None
+
+
+class Threshold(_Section):
+    min: float | None = None
+    max: float | None = None
+
+
+class Gates(_Section):
+    max_regression_vs_champion: float = Field(0.0, ge=0)
+    thresholds: dict[str, Threshold] = Field(default_factory=dict)
+    required_tags: tuple[str, ...] = ()
+
+    @field_validator("required_tags", mode="before")
+    @classmethod
+    def _tags_list(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+
+class ChecklistItem(_Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    text: str = Field(min_length=1)
+
+
+DEFAULT_CHECKLIST = (
+    ChecklistItem(id="metrics", text="Metrics and calibration reviewed against the champion"),
+    ChecklistItem(id="data", text="Training data version and drift report checked"),
+    ChecklistItem(id="contract", text="Model contract unchanged, or consumers notified"),
+    ChecklistItem(id="rollback", text="Rollback target confirmed (previous champion)"),
+)
+
+
+class Promotion(_Section):
+    champion_alias: str = Field("champion", min_length=1)
+    request: RequestConfig = Field(default_factory=RequestConfig)
+    approvers: Approvers = Field(default_factory=Approvers)
+    gates: Gates = Field(default_factory=Gates)
+    checklist: tuple[ChecklistItem, ...] = DEFAULT_CHECKLIST
+    require_checklist: bool = True
+    templates_dir: str = "templates"
+    post_promote_hook: str | None = None
+
+    @field_validator("checklist", mode="before")
+    @classmethod
+    def _checklist_list(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+
+class Params(_Section):
+    register_model: RegisterModel = Field(default_factory=RegisterModel)
+    promote_model: PromoteModel = Field(default_factory=PromoteModel)
+    inference: Inference = Field(default_factory=Inference)
+    promotion: Promotion = Field(default_factory=Promotion)
+
+    @property
+    def model_name(self) -> str:
+        return self.register_model.model_name
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    return f"{key}: {error['msg']}"
+
+
+def parse_params(data: Any, source: str = DEFAULT_PARAMS) -> Params:
+    """Validate a parsed YAML document; raise ConfigError naming the file and the first bad key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(err) for err in exc.errors()]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"{source}: {problems[0]}{more}") from None
+
+
+def load_params(path: str | Path | None = None) -> Params:
+    """Read params.yaml. A missing *default* file means defaults; a missing named one is an error."""
+    explicit = path is not None
+    file = Path(path if path is not None else DEFAULT_PARAMS)
+    if not file.exists():
+        if explicit:
+            raise ConfigError(f"{file}: no such file")
+        log.debug("no %s here; using the built-in defaults", file)
+        return Params()
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{file}: not valid YAML{where}") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+    return parse_params(data, str(file))
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret string that never shows itself in a repr, a log line or an f-string."""
+
+    value: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return "***" if self.value else ""
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that is not params.yaml: where the registry and the forge are, and secrets."""
+
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    platform: str = "local"
+    gitlab_url: str = "https://gitlab.com"
+    gitlab_project: str = ""
+    gitlab_token: Secret = Secret("")
+    github_api_url: str = "https://api.github.com"
+    github_repository: str = ""
+    github_token: Secret = Secret("")
+    gitlab_webhook_secret: Secret = Secret("")
+    github_webhook_secret: Secret = Secret("")
+    mlflow_webhook_secret: Secret = Secret("")
+    hook_secret: Secret = Secret("")
+    requested_by: str = ""
+    local_dir: Path = Path(".promotion-bot")
+    bot_username: str = ""  # optional override of the account name the forge reports
+    pipeline_url: str = ""
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Apply command-line values (None means "not given")."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        for key in ("gitlab_token", "github_token"):
+            if isinstance(given.get(key), str):
+                given[key] = Secret(given[key])
+        if "local_dir" in given:
+            given["local_dir"] = Path(given["local_dir"])
+        return replace(self, **given)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(*names: str, default: str = "") -> str:
+            for name in names:
+                if env.get(name):
+                    return env[name]
+            return default
+
+        return cls(
+            tracking_uri=get("MLFLOW_TRACKING_URI", default=DEFAULT_TRACKING_URI),
+            platform=_detect_platform(env),
+            gitlab_url=get("GITLAB_URL", "CI_SERVER_URL", default="https://gitlab.com").rstrip("/"),
+            gitlab_project=get("GITLAB_PROJECT", "CI_PROJECT_ID"),
+            gitlab_token=Secret(get("GITLAB_TOKEN")),
+            github_api_url=get("GITHUB_API_URL", default="https://api.github.com").rstrip("/"),
+            github_repository=get("GITHUB_REPOSITORY"),
+            github_token=Secret(get("GITHUB_TOKEN")),
+            gitlab_webhook_secret=Secret(get("GITLAB_WEBHOOK_SECRET")),
+            github_webhook_secret=Secret(get("GITHUB_WEBHOOK_SECRET")),
+            mlflow_webhook_secret=Secret(get("MLFLOW_WEBHOOK_SECRET")),
+            hook_secret=Secret(get("PROMOTION_BOT_HOOK_SECRET")),
+            requested_by=get("PROMOTION_BOT_REQUESTED_BY", "GITLAB_USER_LOGIN", "GITHUB_ACTOR"),
+            local_dir=Path(get("PROMOTION_BOT_LOCAL_DIR", default=".promotion-bot")),
+            bot_username=get("PROMOTION_BOT_USERNAME"),
+            pipeline_url=_pipeline_url(env),
+        )
+
+
+PLATFORMS = ("gitlab", "github", "local")
+
+
+def _detect_platform(env: Mapping[str, str]) -> str:
+    explicit = env.get("PROMOTION_BOT_PLATFORM", "").strip().lower()
+    if explicit:
+        if explicit not in PLATFORMS:
+            raise ConfigError(
+                f"PROMOTION_BOT_PLATFORM: unknown platform {explicit!r} (gitlab, github or local)"
+            )
+        return explicit
+    if env.get("GITLAB_CI"):
+        return "gitlab"
+    if env.get("GITHUB_ACTIONS"):
+        return "github"
+    return "local"
+
+
+def _pipeline_url(env: Mapping[str, str]) -> str:
+    if env.get("CI_JOB_URL") or env.get("CI_PIPELINE_URL"):
+        return env.get("CI_JOB_URL") or env.get("CI_PIPELINE_URL", "")
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    return ""

@@ -1,0 +1,99 @@
+"""The forge interface: domain verbs every adapter (GitLab, GitHub, local) implements.
+
+Core code never asks which platform it is on; what differs lives behind these methods.
+Errors: adapters raise `ForgeAuthError` (401/403), `ForgeNotFoundError` (404) or `ForgeError`
+(anything else, after a bounded number of retries on 429/5xx honouring Retry-After). Messages
+never contain a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from bot.models import Comment, Thread, ThreadKind
+
+# One access scale for both platforms' roles, so `approvers.min_role` compares across forges.
+# GitLab access levels are used as the scale; GitHub roles are placed on it.
+ROLE_LEVELS: dict[str, int] = {
+    "none": 0,
+    "guest": 10,
+    "read": 10,
+    "planner": 15,
+    "reporter": 20,
+    "triage": 20,
+    "developer": 30,
+    "write": 30,
+    "maintainer": 40,
+    "maintain": 40,
+    "owner": 50,
+    "admin": 50,
+}
+
+
+def role_level(role: str) -> int:
+    """Level of a role name (either platform's vocabulary); unknown names count as none."""
+    return ROLE_LEVELS.get(role.strip().lower(), 0)
+
+
+@runtime_checkable
+class Forge(Protocol):
+    """What promotion-bot needs from a code forge."""
+
+    platform: str  # "gitlab" | "github" | "local"
+
+    # --- identity and capabilities -------------------------------------------------------
+    def bot_username(self) -> str:
+        """The account the bot posts as (cached after the first call)."""
+
+    def slash_promote_works(self) -> bool:
+        """False where `/promote` is eaten by the forge (GitLab EE quick action)."""
+
+    # --- requests --------------------------------------------------------------------------
+    def find_threads(self, labels: Sequence[str], state: str = "open") -> list[Thread]:
+        """Issues and MRs/PRs carrying all `labels`; state "open", "closed" or "all".
+
+        Ordered newest first. Core code filters them by the hidden request marker.
+        """
+
+    def get_thread(self, kind: ThreadKind, number: str) -> Thread: ...
+
+    def open_issue(self, title: str, body: str, labels: Sequence[str]) -> Thread: ...
+
+    def open_merge_request(
+        self,
+        title: str,
+        body: str,
+        labels: Sequence[str],
+        source_branch: str,
+        target_branch: str,
+    ) -> Thread: ...
+
+    def update_body(self, thread: Thread, body: str) -> None: ...
+
+    def close(self, thread: Thread) -> None:
+        """Close an issue or MR/PR without merging."""
+
+    def merge(self, thread: Thread) -> None:
+        """Merge an MR/PR (merge_request kind only)."""
+
+    def is_approved(self, thread: Thread) -> bool:
+        """Whether the MR/PR carries a platform approval (GitLab approvals, GitHub reviews)."""
+
+    def commit_file(
+        self, branch: str, from_ref: str, path: str, content: str, message: str
+    ) -> None:
+        """Create `branch` from `from_ref` if missing, then create or update `path` on it."""
+
+    # --- comments --------------------------------------------------------------------------
+    def list_comments(self, thread: Thread, since: str = "") -> list[Comment]:
+        """Comments oldest first; `since` (ISO 8601) lets an adapter ask for less."""
+
+    def post_comment(self, thread: Thread, body: str) -> Comment: ...
+
+    def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
+        """Acknowledge a comment ("eyes", "+1", "-1", "rocket"). Best effort."""
+
+    # --- people ----------------------------------------------------------------------------
+    def access_level(self, username: str, user_id: str = "") -> int:
+        """The user's role on the project on the `ROLE_LEVELS` scale; 0 for non-members."""

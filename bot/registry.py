@@ -1,0 +1,268 @@
+"""The MLflow Model Registry, as promotion-bot needs it. The only module that imports MLflow.
+
+MLflow is inconsistent in ways that matter here, and this layer hides that:
+- a version number is a `str` over REST and an `int` with a direct `sqlite:///` URI: always int;
+- `get_model_version_by_alias` on a missing alias raises INVALID_PARAMETER_VALUE (not
+  RESOURCE_DOES_NOT_EXIST): a missing alias is `None`;
+- `search_model_versions` leaves `aliases` empty: aliases come from the registered model;
+- the REST client retries for minutes by default: CI commands get a bounded budget.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from bot.errors import NotFoundError, RegistryError
+from bot.models import RunInfo, VersionInfo
+
+log = logging.getLogger(__name__)
+
+# Bounded retries: about 3 s of back-off and a 10 s timeout per call instead of MLflow's minutes.
+_BOUNDED_HTTP = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+HISTORY_TAG = "promotion.history"
+PENDING_TAG = "promotion.pending"
+HISTORY_LIMIT = 200  # entries kept on the model; older ones drop off (tag values are bounded)
+_NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+
+
+def redact_uri(uri: str) -> str:
+    """A tracking URI fit for logs and errors: no user:password@ part."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, ""))
+    return uri
+
+
+class Registry:
+    """A thin, normalising wrapper around `mlflow.MlflowClient`."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        for key, value in _BOUNDED_HTTP.items():
+            os.environ.setdefault(key, value)
+        from mlflow import MlflowClient  # the one place MLflow is imported
+
+        self.tracking_uri = tracking_uri
+        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # --- error translation -------------------------------------------------------------------
+    @contextmanager
+    def _call(self, what: str) -> Iterator[None]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            yield
+        except MlflowException as exc:
+            if exc.error_code in _NOT_FOUND_CODES:
+                raise NotFoundError(f"{what}: not found in the registry") from None
+            raise RegistryError(
+                f"{what}: the registry at {redact_uri(self.tracking_uri)} failed "
+                f"({exc.error_code}: {_first_line(exc.message)})"
+            ) from None
+        except OSError as exc:  # requests' ConnectionError is an OSError
+            raise RegistryError(
+                f"{what}: the registry at {redact_uri(self.tracking_uri)} is unreachable "
+                f"({type(exc).__name__})"
+            ) from None
+
+    # --- reads ---------------------------------------------------------------------------------
+    def model_exists(self, name: str) -> bool:
+        try:
+            self._model(name)
+        except NotFoundError:
+            return False
+        return True
+
+    def _model(self, name: str) -> Any:
+        with self._call(f"model {name!r}"):
+            return self._client.get_registered_model(name)
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """alias -> version of a registered model ({} if the model does not exist)."""
+        try:
+            model = self._model(name)
+        except NotFoundError:
+            return {}
+        return {alias: int(version) for alias, version in (model.aliases or {}).items()}
+
+    def model_tags(self, name: str) -> dict[str, str]:
+        return dict(self._model(name).tags or {})
+
+    def version(self, name: str, version: int | str) -> VersionInfo:
+        with self._call(f"{name} version {version}"):
+            mv = self._client.get_model_version(name, str(version))
+        return _version_info(mv)
+
+    def version_by_alias(self, name: str, alias: str) -> VersionInfo | None:
+        number = self.aliases(name).get(alias)
+        return None if number is None else self.version(name, number)
+
+    def version_by_run(self, name: str, run_id: str) -> VersionInfo | None:
+        if not re.fullmatch(r"[0-9A-Za-z_-]+", run_id):
+            raise RegistryError(f"run id {run_id!r} is not a valid MLflow run id")
+        with self._call(f"versions of {name} from run {run_id}"):
+            found = self._client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+        live = [mv for mv in found if getattr(mv, "status", "READY") != "FAILED_REGISTRATION"]
+        if not live:
+            return None
+        return self.version(name, min(int(mv.version) for mv in live))
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        with self._call(f"versions of {name}"):
+            found = self._client.search_model_versions(f"name='{name}'")
+        aliases = self.aliases(name)
+        by_version: dict[int, list[str]] = {}
+        for alias, number in aliases.items():
+            by_version.setdefault(number, []).append(alias)
+        infos = [_version_info(mv) for mv in found]
+        return sorted(
+            (_with_aliases(info, by_version.get(info.version, [])) for info in infos),
+            key=lambda info: info.version,
+        )
+
+    def run(self, run_id: str) -> RunInfo:
+        with self._call(f"run {run_id}"):
+            run = self._client.get_run(run_id)
+        return RunInfo(
+            run_id=run.info.run_id,
+            experiment_id=str(run.info.experiment_id),
+            metrics={key: float(value) for key, value in run.data.metrics.items()},
+            tags={k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+            params=dict(run.data.params),
+        )
+
+    # --- writes --------------------------------------------------------------------------------
+    def ensure_model(self, name: str) -> None:
+        if not self.model_exists(name):
+            from mlflow.exceptions import MlflowException
+
+            try:
+                with self._call(f"create model {name!r}"):
+                    self._client.create_registered_model(name)
+            except RegistryError:
+                # Two registrations racing: the other one created it, which is what we want.
+                if not self.model_exists(name):
+                    raise
+            except MlflowException:  # pragma: no cover - translated above
+                raise
+
+    def create_version(self, name: str, source: str, run_id: str) -> VersionInfo:
+        with self._call(f"create a version of {name} from run {run_id}"):
+            mv = self._client.create_model_version(name, source, run_id=run_id)
+        return _version_info(mv)
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        with self._call(f"set {name}@{alias} -> {version}"):
+            self._client.set_registered_model_alias(name, alias, str(version))
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
+        with self._call(f"tag {name} version {version}"):
+            self._client.set_model_version_tag(name, str(version), key, value)
+
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        with self._call(f"tag model {name}"):
+            self._client.set_registered_model_tag(name, key, value)
+
+    def delete_model_tag(self, name: str, key: str) -> None:
+        try:
+            with self._call(f"untag model {name}"):
+                self._client.delete_registered_model_tag(name, key)
+        except NotFoundError:
+            pass
+
+    # --- audit record (SPEC §8) ----------------------------------------------------------------
+    def history(self, name: str) -> list[dict[str, Any]]:
+        try:
+            raw = self.model_tags(name).get(HISTORY_TAG, "[]")
+        except NotFoundError:
+            return []
+        return _json_list(raw)
+
+    def append_history(self, name: str, entry: dict[str, Any]) -> None:
+        entries = [*self.history(name), entry][-HISTORY_LIMIT:]
+        self.set_model_tag(name, HISTORY_TAG, json.dumps(entries, separators=(",", ":")))
+
+    def pending(self, name: str) -> dict[str, Any] | None:
+        raw = self.model_tags(name).get(PENDING_TAG)
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def set_pending(self, name: str, entry: dict[str, Any]) -> None:
+        self.set_model_tag(name, PENDING_TAG, json.dumps(entry, separators=(",", ":")))
+
+    def clear_pending(self, name: str) -> None:
+        self.delete_model_tag(name, PENDING_TAG)
+
+    # --- links for people ----------------------------------------------------------------------
+    def ui_base(self) -> str:
+        """The MLflow UI base URL ('' for a local file/sqlite registry, which has no UI)."""
+        parts = urlsplit(self.tracking_uri)
+        if parts.scheme not in ("http", "https"):
+            return ""
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+    def run_url(self, run: RunInfo) -> str:
+        base = self.ui_base()
+        return f"{base}/#/experiments/{run.experiment_id}/runs/{run.run_id}" if base else ""
+
+    def version_url(self, name: str, version: int) -> str:
+        base = self.ui_base()
+        return f"{base}/#/models/{name}/versions/{version}" if base else ""
+
+
+def _first_line(text: str) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line[:200]
+
+
+def _json_list(raw: str) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        log.warning("ignoring a %s tag that is not JSON", HISTORY_TAG)
+        return []
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _version_info(mv: Any) -> VersionInfo:
+    return VersionInfo(
+        model=mv.name,
+        version=int(mv.version),
+        run_id=mv.run_id or "",
+        source=mv.source or "",
+        status=str(mv.status or "READY"),
+        aliases=tuple(getattr(mv, "aliases", None) or ()),
+        tags=dict(mv.tags or {}),
+        created_at_ms=int(mv.creation_timestamp or 0),
+    )
+
+
+def _with_aliases(info: VersionInfo, aliases: list[str]) -> VersionInfo:
+    if info.aliases:
+        return info
+    from dataclasses import replace
+
+    return replace(info, aliases=tuple(sorted(aliases)))

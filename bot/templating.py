@@ -1,0 +1,55 @@
+"""Jinja environment: the packaged templates, overridable file by file from `templates_dir`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+
+def packaged_templates() -> Path:
+    """Templates inside an installed wheel (bot/templates), else the repo's top-level templates/."""
+    here = Path(__file__).resolve().parent
+    inside = here / "templates"
+    return inside if inside.is_dir() else here.parent / "templates"
+
+
+@lru_cache(maxsize=8)
+def environment(override_dir: str = "") -> jinja2.Environment:
+    search = [override_dir] if override_dir and Path(override_dir).is_dir() else []
+    search.append(str(packaged_templates()))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # Markdown, not HTML; untrusted values are escaped by `md` below
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["md"] = escape_markdown
+    env.filters["code"] = inline_code
+    return env
+
+
+def render(name: str, override_dir: str = "", **context: Any) -> str:
+    return environment(override_dir).get_template(name).render(**context)
+
+
+def escape_markdown(value: object) -> str:
+    """Neutralise text from people (reasons, usernames) so it cannot inject markup or markers."""
+    text = str(value)
+    for char in ("\\", "`", "*", "_", "[", "]", "<", ">", "|", "#"):
+        text = text.replace(char, "\\" + char)
+    return text.replace("\n", " ")
+
+
+def inline_code(value: object) -> str:
+    """`value` as inline code; backticks in it widen the fence (GitLab never runs quoted commands)."""
+    text = str(value).replace("\n", " ")
+    fence = "`"
+    while fence in text:
+        fence += "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"

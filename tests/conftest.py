@@ -1,0 +1,52 @@
+"""Shared fixtures: a real MLflow server for the session, isolated working directories."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.mlflow_server import MlflowServer, start_mlflow_server
+
+# Keep MLflow's own retries short in every test process (the bot sets the same defaults).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+_model_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tracking_uri(mlflow_server: MlflowServer) -> str:
+    return mlflow_server.url
+
+
+@pytest.fixture
+def model_name(request: pytest.FixtureRequest) -> str:
+    """A model name no other test uses, so tests can share one server."""
+    return f"m{next(_model_counter)}-{request.node.name[:40]}".replace("[", "-").replace("]", "")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test runs in its own folder with no CI variables leaking in from the machine."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("GITLAB_", "GITHUB_", "CI_", "PROMOTION_BOT_")) or name in (
+            "CI",
+            "MLFLOW_TRACKING_URI",
+        ):
+            monkeypatch.delenv(name, raising=False)
+    return tmp_path

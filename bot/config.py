@@ -166,7 +166,7 @@ def parse_params(data: Any, source: str = DEFAULT_PARAMS) -> Params:
 
 
 def load_params(path: str | Path | None = None) -> Params:
-    """Read params.yaml. A missing *default* file means defaults; a missing named one is an error."""
+    """Read params.yaml: a missing *default* file means defaults, a missing named one an error."""
     explicit = path is not None
     file = Path(path if path is not None else DEFAULT_PARAMS)
     if not file.exists():

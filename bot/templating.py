@@ -23,7 +23,7 @@ def environment(override_dir: str = "") -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # Markdown, not HTML; untrusted values are escaped by `md` below
+        autoescape=False,  # noqa: S701 - Markdown, not HTML; people's text goes through `md`
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -46,7 +46,7 @@ def escape_markdown(value: object) -> str:
 
 
 def inline_code(value: object) -> str:
-    """`value` as inline code; backticks in it widen the fence (GitLab never runs quoted commands)."""
+    """`value` as inline code, the fence widened past any backtick (quoted commands never run)."""
     text = str(value).replace("\n", " ")
     fence = "`"
     while fence in text:

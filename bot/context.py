@@ -1,0 +1,40 @@
+"""What a command needs, built lazily: MLflow and the forge client are created on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from bot.config import Params, Settings
+from bot.templating import render
+
+if TYPE_CHECKING:
+    from bot.forges.base import Forge
+    from bot.registry import Registry
+
+
+@dataclass
+class Context:
+    settings: Settings
+    params: Params = field(default_factory=Params)
+
+    @cached_property
+    def registry(self) -> Registry:
+        from bot.registry import Registry
+
+        return Registry(self.settings.tracking_uri)
+
+    @cached_property
+    def forge(self) -> Forge:
+        from bot.forges import make_forge
+
+        return make_forge(self.settings)
+
+    @property
+    def model(self) -> str:
+        return self.params.register_model.model_name
+
+    def render(self, template: str, **context: Any) -> str:
+        """Render a packaged template, or its override from promotion.templates_dir."""
+        return render(template, self.params.promotion.templates_dir, **context)

@@ -219,6 +219,10 @@ class Settings:
     bot_username: str = ""  # optional override of the account name the forge reports
     pipeline_url: str = ""
 
+    def secret_values(self) -> list[str]:
+        """Every secret this run knows, for masking in logs and errors."""
+        return [value.value for value in vars(self).values() if isinstance(value, Secret)]
+
     def with_overrides(self, **overrides: Any) -> Settings:
         """Apply command-line values (None means "not given")."""
         given = {key: value for key, value in overrides.items() if value is not None}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 class Context:
     settings: Settings
     params: Params = field(default_factory=Params)
+    echo: Callable[[str], None] | None = None  # the local platform prints requests and answers
 
     @cached_property
     def registry(self) -> Registry:
@@ -29,7 +31,7 @@ class Context:
     def forge(self) -> Forge:
         from bot.forges import make_forge
 
-        return make_forge(self.settings)
+        return make_forge(self.settings, echo=self.echo)
 
     @property
     def model(self) -> str:

@@ -70,6 +70,10 @@ class Registry:
         except MlflowException as exc:
             if exc.error_code in _NOT_FOUND_CODES:
                 raise NotFoundError(f"{what}: not found in the registry") from None
+            if "failed with exception" in (exc.message or ""):  # the REST client gave up
+                raise RegistryError(
+                    f"{what}: the registry at {redact_uri(self.tracking_uri)} is unreachable"
+                ) from None
             raise RegistryError(
                 f"{what}: the registry at {redact_uri(self.tracking_uri)} failed "
                 f"({exc.error_code}: {_first_line(exc.message)})"

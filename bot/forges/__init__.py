@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bot.forges.base import Forge
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["Forge", "make_forge"]
 
 
-def make_forge(settings: Settings) -> Forge:
+def make_forge(settings: Settings, echo: Callable[[str], None] | None = None) -> Forge:
     """Build the adapter named by settings.platform (imports only that adapter's library)."""
     platform = settings.platform
     if platform == "gitlab":
@@ -25,4 +26,4 @@ def make_forge(settings: Settings) -> Forge:
         return GitHubForge.from_settings(settings)
     from bot.forges.local import LocalForge
 
-    return LocalForge.from_settings(settings)
+    return LocalForge.from_settings(settings, echo=echo)

@@ -1,0 +1,285 @@
+"""The `promotion-bot` command line. Thin: options in, one importable function called, output out.
+
+Nothing heavy is imported at module level, so `--help` and `--version` start fast (no MLflow,
+no forge clients, no pydantic): each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from bot import __version__
+
+if TYPE_CHECKING:
+    from bot.context import Context
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+# Options that every command accepts; each one overrides its environment variable (SPEC §2).
+_CONNECTION_OPTIONS = [
+    click.option(
+        "--params", "params_path", metavar="PATH", help="params.yaml [default: params.yaml]"
+    ),
+    click.option("--tracking-uri", help="MLflow tracking URI [env: MLFLOW_TRACKING_URI]"),
+    click.option(
+        "--platform",
+        type=click.Choice(["gitlab", "github", "local"]),
+        help="Forge [env: PROMOTION_BOT_PLATFORM; detected from CI]",
+    ),
+    click.option("--gitlab-url", help="GitLab base URL [env: GITLAB_URL, CI_SERVER_URL]"),
+    click.option(
+        "--project", "gitlab_project", help="GitLab project id or path [env: GITLAB_PROJECT]"
+    ),
+    click.option("--github-api-url", help="GitHub API URL [env: GITHUB_API_URL]"),
+    click.option("--repo", "github_repository", help="GitHub owner/name [env: GITHUB_REPOSITORY]"),
+    click.option("--local-dir", help="local platform folder [env: PROMOTION_BOT_LOCAL_DIR]"),
+    click.option("--requested-by", help="who triggered training [env: PROMOTION_BOT_REQUESTED_BY]"),
+]
+_OVERRIDES = (
+    "tracking_uri",
+    "platform",
+    "gitlab_url",
+    "gitlab_project",
+    "github_api_url",
+    "github_repository",
+    "local_dir",
+    "requested_by",
+)
+
+
+def connection_options(func: F) -> F:
+    for option in reversed(_CONNECTION_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _context(kwargs: dict[str, Any]) -> Context:
+    """Build the Context from params.yaml, the environment and this command's options."""
+    from bot.config import Settings, load_params
+    from bot.context import Context
+
+    root = click.get_current_context().find_root().obj or {}
+    params_path = kwargs.pop("params_path", None) or root.get("params_path")
+    overrides = {key: kwargs.pop(key, None) for key in _OVERRIDES}
+    settings = Settings.from_env().with_overrides(**overrides)
+    redactor = root.get("redactor")
+    if redactor is not None:  # mask this run's secrets in every log line from now on
+        redactor.set_secrets(settings.secret_values())
+    return Context(settings=settings, params=load_params(params_path), echo=click.echo)
+
+
+def with_context(func: Callable[..., Any]) -> Callable[..., Any]:
+    @connection_options
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        return func(_context(kwargs), **kwargs)
+
+    return wrapper
+
+
+class BotGroup(click.Group):
+    """Turns every BotError into one `error: ...` line and exit code 1 (traceback only with -v)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            from bot.errors import BotError
+
+            verbose = (ctx.obj or {}).get("verbose", 0)
+            if verbose:
+                traceback.print_exc()
+            if isinstance(exc, BotError):
+                raise click.ClickException(str(exc)) from None
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {_scrub(str(exc))} (run with -v for details)"
+            ) from None
+
+
+def _scrub(text: str) -> str:
+    redactor = (click.get_current_context().find_root().obj or {}).get("redactor")
+    return redactor.redact(text) if redactor is not None else text
+
+
+@click.group(cls=BotGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="promotion-bot")
+@click.option("--params", "params_path", metavar="PATH", help="[default: params.yaml]")
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("-v", "--verbose", count=True, help="More logging; -v also shows tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, params_path: str | None, log_format: str, verbose: int) -> None:
+    """Promote MLflow models to champion through reviewed GitLab/GitHub requests.
+
+    \b
+    Lifecycle:  register -> gate -> request -> /promote or /rollback in the thread
+    Try it:     promotion-bot demo
+    """
+    from bot.logs import configure
+
+    redactor = configure(verbose, log_format)
+    ctx.obj = {"params_path": params_path, "verbose": verbose, "redactor": redactor}
+
+
+@cli.command()
+@click.option("--run-id", help="Run to register [default: from register_model.run_id_file]")
+@click.option("--alias", type=click.Choice(["ci-smoke", "smoke"]), help="Initial alias")
+@with_context
+def register(ctx: Context, run_id: str | None, alias: str | None) -> None:
+    """Stage 1: register the trained run as a new version (idempotent)."""
+    from bot.lifecycle import register as do_register
+
+    result = do_register(ctx, run_id=run_id, alias=alias)
+    again = " (already registered)" if result.reused else ""
+    click.echo(f"{ctx.model} v{result.version.version} @{result.alias}{again}")
+
+
+@cli.command()
+@click.option("--version", "version", type=click.IntRange(min=1), help="Version to gate")
+@with_context
+def gate(ctx: Context, version: int | None) -> None:
+    """Stage 2: compare with the current candidate; move `candidate` on pass."""
+    from bot.lifecycle import gate as do_gate
+
+    result = do_gate(ctx, version=version)
+    current = "none" if result.candidate_value is None else f"{result.candidate_value:.6g}"
+    verdict = "PASS" if result.passed else "FAIL"
+    click.echo(
+        f"{verdict} {result.model} v{result.version}: {result.metric} {result.new_value:.6g} "
+        f"vs candidate {current} (tolerance {result.tolerance:g}); {result.reason}"
+    )
+    if not result.passed:
+        click.echo(f"warning: v{result.version} stays out of @candidate", err=True)
+
+
+@cli.command()
+@click.option("--version", "version", type=click.IntRange(min=1), help="[default: the candidate]")
+@click.option("--dry-run", is_flag=True, help="Print the body and the calls; write nothing.")
+@with_context
+def request(ctx: Context, version: int | None, dry_run: bool) -> None:
+    """Open or update the promotion request for the candidate (or --version)."""
+    import os
+
+    from bot.request import open_or_update_request, write_ci_outputs
+
+    result = open_or_update_request(ctx, version=version, dry_run=dry_run)
+    if dry_run:
+        click.echo(result.body)
+        click.echo("would call:")
+        for call in result.planned:
+            click.echo(f"  {call}")
+        return
+    write_ci_outputs(result.url, result.number, os.environ)
+    click.echo(result.url)
+
+
+@cli.command()
+@click.option("--event-name", required=True, help="e.g. $GITHUB_EVENT_NAME or 'Note Hook'")
+@click.option("--event-file", required=True, type=click.Path(dir_okay=False), help="JSON payload")
+@with_context
+def handle(ctx: Context, event_name: str, event_file: str) -> None:
+    """Process one webhook delivery from a file (GitHub Actions)."""
+    from bot.delivery import handle_event_file
+
+    click.echo(handle_event_file(ctx, event_name, event_file))
+
+
+@cli.command()
+@with_context
+def poll(ctx: Context) -> None:
+    """Handle unanswered commands on open (and recently closed) requests, oldest first."""
+    from bot.poll import poll as do_poll
+
+    result = do_poll(ctx)
+    click.echo(result.summary())
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@with_context
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Run the webhook server (GitLab, GitHub and MLflow webhooks)."""
+    from bot.delivery import serve as do_serve
+
+    do_serve(ctx, host, port)
+
+
+@cli.command()
+@click.argument("thread")
+@click.argument("body")
+@click.option("--as", "author", required=True, help="The commenter's username")
+@with_context
+def comment(ctx: Context, thread: str, body: str, author: str) -> None:
+    """local platform: add a comment to THREAD as USER and handle it."""
+    from bot.delivery import local_comment
+
+    click.echo(local_comment(ctx, thread, body, author))
+
+
+@cli.command()
+@click.option("--model", help="[default: register_model.model_name]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_context
+def status(ctx: Context, model: str | None, as_json: bool) -> None:
+    """Aliases, their versions and metrics, and open requests."""
+    from bot.report import render_status, status_data
+
+    data = status_data(ctx, model or ctx.model)
+    click.echo(json.dumps(data, indent=2) if as_json else render_status(data))
+
+
+@cli.command()
+@click.option("--model", help="[default: register_model.model_name]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_context
+def history(ctx: Context, model: str | None, as_json: bool) -> None:
+    """Every champion change: when, from, to, who, why, where."""
+    from bot.report import render_history
+
+    entries = ctx.registry.history(model or ctx.model)
+    click.echo(json.dumps(entries, indent=2) if as_json else render_history(entries))
+
+
+@cli.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False), help="[default: a temp dir]")
+def demo(workdir: str | None) -> None:
+    """The whole lifecycle on an embedded registry and the local platform (under a minute)."""
+    from bot.demo import run_demo
+
+    run_demo(workdir, echo=click.echo)
+
+
+def main() -> None:
+    """Run the CLI; every failure is one `error: ...` line on stderr (SPEC §3)."""
+    try:
+        cli.main(prog_name="promotion-bot", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(1)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,95 @@
+"""`status` and `history`: what the registry and the forge say about a model, for people."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from bot.context import Context
+from bot.markers import parse_request_marker
+
+log = logging.getLogger(__name__)
+
+
+def status_data(ctx: Context, model: str) -> dict[str, Any]:
+    registry = ctx.registry
+    aliases = registry.aliases(model)
+    rows = []
+    metric = ctx.params.promote_model.metric
+    for alias, number in sorted(aliases.items(), key=lambda item: (item[1], item[0])):
+        version = registry.version(model, number)
+        value = registry.run(version.run_id).metrics.get(metric) if version.run_id else None
+        rows.append(
+            {
+                "alias": alias,
+                "version": number,
+                "run_id": version.run_id,
+                "metric": metric,
+                "value": value,
+                "registered_as": version.tags.get("promotion.registered_as", ""),
+            }
+        )
+    return {"model": model, "aliases": rows, "open_requests": _open_requests(ctx, model)}
+
+
+def _open_requests(ctx: Context, model: str) -> list[dict[str, Any]] | str:
+    try:
+        threads = ctx.forge.find_threads(ctx.params.promotion.request.labels, state="open")
+    except Exception as exc:  # status still shows the registry when the forge fails
+        log.warning("could not list open requests: %s", exc)
+        return f"unavailable ({type(exc).__name__})"
+    found = []
+    for thread in threads:
+        fields = parse_request_marker(thread.body)
+        if fields and fields.get("model") == model:
+            found.append(
+                {"number": thread.number, "version": fields.get("version"), "url": thread.url}
+            )
+    return found
+
+
+def render_status(data: dict[str, Any]) -> str:
+    lines = [f"model {data['model']}"]
+    if not data["aliases"]:
+        lines.append("  no aliases yet (run `promotion-bot register`)")
+    for row in data["aliases"]:
+        value = "n/a" if row["value"] is None else f"{row['value']:.6g}"
+        toy = " (toy)" if row["registered_as"] == "ci-smoke" else ""
+        lines.append(
+            f"  @{row['alias']:<10} v{row['version']:<4} {row['metric']}={value}  "
+            f"run {row['run_id']}{toy}"
+        )
+    requests = data["open_requests"]
+    if isinstance(requests, str):
+        lines.append(f"open requests: {requests}")
+    elif not requests:
+        lines.append("open requests: none")
+    else:
+        lines.append("open requests:")
+        lines.extend(f"  #{r['number']} v{r['version']}  {r['url']}" for r in requests)
+    return "\n".join(lines)
+
+
+def render_history(entries: list[dict[str, Any]]) -> str:
+    if not entries:
+        return "no champion changes recorded"
+    lines = []
+    for entry in entries:
+        when = _when(entry.get("at"))
+        frm = f"v{entry['from']}" if entry.get("from") else "none"
+        reason = f" — {entry['reason']}" if entry.get("reason") else ""
+        where = f"  {entry['request_url']}" if entry.get("request_url") else ""
+        lines.append(
+            f"{when}  {entry.get('action', '?'):<8} {frm} -> v{entry.get('to')}  "
+            f"by {entry.get('actor', '?')}{reason}{where}"
+        )
+    return "\n".join(lines)
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "?"

@@ -73,3 +73,20 @@ def replace_section(body: str, name: str, content: str) -> str:
     if pattern.search(body):
         return pattern.sub(lambda _m: new, body, count=1)
     return f"{body.rstrip()}\n\n{new}\n"
+
+
+_APPROVAL_RE = re.compile(r"<!--\s*promotion-bot:approval\s+version=(\d+)\s+by=(\S+)\s*-->")
+
+
+def approval_marker(version: int, username: str) -> str:
+    return f"<!-- promotion-bot:approval version={int(version)} by={_clean(username)} -->"
+
+
+def read_approvals(bodies: list[str], version: int) -> list[str]:
+    """Distinct approvers of `version` recorded in the bot's own answers, in order."""
+    seen: list[str] = []
+    for body in bodies:
+        for number, user in _APPROVAL_RE.findall(body or ""):
+            if int(number) == version and user.lower() not in {s.lower() for s in seen}:
+                seen.append(user)
+    return seen

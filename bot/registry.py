@@ -189,6 +189,19 @@ class Registry:
         except NotFoundError:
             pass
 
+    def log_run(self, experiment: str, metrics: dict[str, float], tags: dict[str, str]) -> str:
+        """A finished run with `metrics`: the demo's stand-in for a training job."""
+        with self._call(f"log a run in {experiment!r}"):
+            found = self._client.get_experiment_by_name(experiment)
+            experiment_id = (
+                found.experiment_id if found else self._client.create_experiment(experiment)
+            )
+            run = self._client.create_run(experiment_id, tags=tags)
+            for key, value in metrics.items():
+                self._client.log_metric(run.info.run_id, key, value)
+            self._client.set_terminated(run.info.run_id)
+        return str(run.info.run_id)
+
     # --- audit record (SPEC §8) ----------------------------------------------------------------
     def history(self, name: str) -> list[dict[str, Any]]:
         try:

@@ -1,0 +1,144 @@
+"""The champion change itself (SPEC §6 order), made crash-safe with an intent record.
+
+Sequence: re-read champion ("from") -> write `promotion.pending` (intent) -> set alias -> read
+back -> audit record (version tags + model history) -> clear intent. A process killed anywhere
+leaves either no alias change (the intent is dropped on the next pass) or an alias change whose
+intent lets the next pass finish the record: never a change without a record.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from bot.errors import RegistryError
+from bot.registry import Registry
+
+log = logging.getLogger(__name__)
+
+CHAMPION_SINCE_TAG = "promotion.champion_since"
+PROMOTED_BY_TAG = "promotion.promoted_by"
+REQUEST_URL_TAG = "promotion.request_url"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One champion change; `entry()` is its audit record (SPEC §8)."""
+
+    model: str
+    from_version: int | None
+    to_version: int
+    actor: str
+    action: str  # promote | rollback
+    reason: str
+    request_url: str
+    comment_id: str
+    at: str
+
+    def entry(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "from": self.from_version,
+            "to": self.to_version,
+            "actor": self.actor,
+            "action": self.action,
+            "reason": self.reason,
+            "request_url": self.request_url,
+            "comment_id": self.comment_id,
+        }
+
+    @classmethod
+    def from_entry(cls, model: str, entry: dict[str, Any]) -> Change:
+        frm = entry.get("from")
+        return cls(
+            model=model,
+            from_version=int(frm) if frm not in (None, "") else None,
+            to_version=int(entry["to"]),
+            actor=str(entry.get("actor", "")),
+            action=str(entry.get("action", "promote")),
+            reason=str(entry.get("reason", "")),
+            request_url=str(entry.get("request_url", "")),
+            comment_id=str(entry.get("comment_id", "")),
+            at=str(entry.get("at", "")),
+        )
+
+
+class ChangeFailed(RegistryError):
+    """The registry failed mid-change; `alias_touched`: the alias may have moved."""
+
+    def __init__(self, message: str, alias_touched: bool) -> None:
+        super().__init__(message)
+        self.alias_touched = alias_touched
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def move_champion(registry: Registry, alias: str, change: Change) -> Change:
+    """Move `alias` to change.to_version and record it; the caller holds the model lock."""
+    try:
+        current = registry.aliases(change.model).get(alias)
+        change = replace(change, from_version=current)
+        registry.set_pending(change.model, change.entry())
+    except RegistryError as exc:
+        raise ChangeFailed(str(exc), alias_touched=False) from None
+    try:
+        registry.set_alias(change.model, alias, change.to_version)
+        if registry.aliases(change.model).get(alias) != change.to_version:
+            raise RegistryError(f"{change.model}@{alias} did not read back as v{change.to_version}")
+        _record(registry, change)
+    except RegistryError as exc:
+        raise ChangeFailed(str(exc), alias_touched=True) from None
+    return change
+
+
+def _record(registry: Registry, change: Change) -> None:
+    version = change.to_version
+    registry.set_version_tag(change.model, version, CHAMPION_SINCE_TAG, change.at)
+    registry.set_version_tag(change.model, version, PROMOTED_BY_TAG, change.actor)
+    if change.request_url:
+        registry.set_version_tag(change.model, version, REQUEST_URL_TAG, change.request_url)
+    registry.append_history(change.model, change.entry())
+    registry.clear_pending(change.model)
+
+
+def recover_pending(registry: Registry, model: str, alias: str) -> Change | None:
+    """Finish or drop an intent left by a process that died mid-change.
+
+    Returns the change if it had happened (now recorded), None if nothing was pending or the
+    alias never moved (the intent is dropped).
+    """
+    pending = registry.pending(model)
+    if pending is None:
+        return None
+    try:
+        change = Change.from_entry(model, pending)
+    except (KeyError, TypeError, ValueError):
+        log.warning("dropping an unreadable pending change of %s", model)
+        registry.clear_pending(model)
+        return None
+    already = any(
+        entry.get("comment_id") == change.comment_id and entry.get("to") == change.to_version
+        for entry in registry.history(model)
+    )
+    if registry.aliases(model).get(alias) == change.to_version and not already:
+        log.warning(
+            "finishing the record of an interrupted change: %s v%s", model, change.to_version
+        )
+        _record(registry, change)
+        return change
+    registry.clear_pending(model)
+    return change if already else None
+
+
+def find_recorded(
+    registry: Registry, model: str, comment_id: str, request_url: str
+) -> Change | None:
+    """The change a comment already caused, if the history has it (exactly-once across passes)."""
+    for entry in reversed(registry.history(model)):
+        if entry.get("comment_id") == comment_id and entry.get("request_url") == request_url:
+            return Change.from_entry(model, entry)
+    return None

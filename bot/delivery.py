@@ -1,0 +1,91 @@
+"""How comments reach the handler: an Actions event file, the webhook server, the local CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from bot.context import Context
+from bot.errors import BotError
+from bot.handler import handle_comment
+from bot.models import CommentEvent
+from bot.outcome import Outcome
+
+log = logging.getLogger(__name__)
+
+GITLAB_EVENTS = {"note hook", "merge request hook", "issue hook", "push hook", "pipeline hook"}
+
+
+def parse_event(event_name: str, payload: object, delivery_id: str = "") -> CommentEvent | None:
+    """A forge payload as the shared event; None for events that need no work."""
+    from bot.events import github_comment_event, gitlab_comment_event
+
+    if event_name.strip().lower() in GITLAB_EVENTS:
+        return gitlab_comment_event(event_name, payload, delivery_id)
+    return github_comment_event(event_name, payload, delivery_id)
+
+
+def handle_event_file(ctx: Context, event_name: str, event_file: str) -> Outcome:
+    """`handle`: one delivery from a file, as GitHub Actions hands it over."""
+    from bot.events import PayloadError
+
+    path = Path(event_file)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BotError(f"{path}: cannot read the event file ({exc.strerror})") from None
+    except ValueError:
+        raise BotError(f"{path}: not a JSON event payload") from None
+    try:
+        event = parse_event(event_name, payload)
+    except PayloadError as exc:
+        raise BotError(f"{path}: malformed {event_name} payload: {exc}") from None
+    if event is None:
+        return Outcome("ignored", f"{event_name} events need no work")
+    return handle_comment(ctx, event)
+
+
+def local_comment(ctx: Context, thread: str, body: str, author: str) -> Outcome:
+    """`comment`: the local platform's stand-in for a person commenting on a forge."""
+    from bot.forges.local import LocalForge
+
+    forge = ctx.forge
+    if not isinstance(forge, LocalForge):
+        raise BotError("`comment` works on the local platform only (PROMOTION_BOT_PLATFORM=local)")
+    number = thread.lstrip("#")
+    current = forge.get_thread("issue", number)
+    comment = forge.add_comment(number, author, body)
+    event = CommentEvent(
+        platform="local",
+        thread_kind=current.kind,
+        thread_number=current.number,
+        comment_id=comment.id,
+        author=author,
+        body=body,
+        created_at=comment.created_at,
+    )
+    return handle_comment(ctx, event)
+
+
+def serve(ctx: Context, host: str, port: int) -> None:
+    """`serve`: the webhook server, with comments handled by the shared handler."""
+    from bot.mlflow_webhook import report_external_change
+    from bot.server import build_app, run_server
+
+    def dispatch(event: CommentEvent) -> None:
+        outcome = handle_comment(ctx, event)
+        log.info(
+            "handled comment %s: %s",
+            event.comment_id,
+            outcome,
+            extra={"delivery_id": event.delivery_id, "platform": event.platform},
+        )
+
+    app = build_app(
+        ctx.settings,
+        dispatch,
+        on_alias_change=lambda change: report_external_change(ctx, change),
+        champion_alias=ctx.params.promotion.champion_alias,
+    )
+    run_server(ctx.settings, host, port, app)

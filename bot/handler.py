@@ -1,0 +1,169 @@
+"""One comment in, at most one answer and one champion change out (SPEC §5, §6).
+
+Exactly once: under the model lock the handler first looks for its own answer to the comment in
+the thread, then for the comment id in the registry history. A comment that already caused a
+change but lost its answer gets the answer now, without a second change.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.change import Change, ChangeFailed, find_recorded, now_iso, recover_pending
+from bot.commands import Command, Usage, parse_comment
+from bot.context import Context
+from bot.errors import BotError, NotFoundError
+from bot.locking import model_lock
+from bot.markers import answered_comment_ids, parse_request_marker
+from bot.models import CommentEvent, Thread
+from bot.outcome import Outcome
+from bot.replies import Replies
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Run:
+    """What one handling knows: the event, its thread and the bot's earlier answers there."""
+
+    ctx: Context
+    event: CommentEvent
+    thread: Thread
+    request: dict[str, str]
+    bot_bodies: list[str]
+    replies: Replies
+
+
+def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = None) -> Outcome:
+    """Handle one comment; `thread` may be passed by a caller that already fetched it."""
+    extra = {"comment_id": event.comment_id, "thread": event.thread_number, "model": ctx.model}
+    if event.action != "created":
+        return Outcome("ignored", "edited comments are not commands")
+    bot = ctx.forge.bot_username()
+    if event.author.lower() == bot.lower():
+        return Outcome("ignored", "the bot's own comment")
+    parsed = parse_comment(event.body, bot)
+    if parsed is None:
+        return Outcome("ignored", "not a command")
+    if thread is None:
+        thread = ctx.forge.get_thread(event.thread_kind, event.thread_number)
+    request = parse_request_marker(thread.body)
+    if request is None:
+        return Outcome("ignored", "not a promotion request")
+    if request.get("model") != ctx.model:
+        log.info("command on a request of model %s: not ours", request.get("model"), extra=extra)
+        return Outcome("ignored", f"a request of another model ({request.get('model')})")
+    with model_lock(ctx.settings.tracking_uri, ctx.model):
+        comments = ctx.forge.list_comments(thread)
+        bot_bodies = [c.body for c in comments if c.author.lower() == bot.lower()]
+        if event.comment_id in answered_comment_ids(bot_bodies):
+            return Outcome("duplicate", "already answered")
+        run = _Run(ctx, event, thread, request, bot_bodies, Replies(ctx, thread, event))
+        return _handle_locked(run, parsed, extra)
+
+
+def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) -> Outcome:
+    ctx, event = run.ctx, run.event
+    champion_alias = ctx.params.promotion.champion_alias
+    recover_pending(ctx.registry, ctx.model, champion_alias)
+    recorded = find_recorded(ctx.registry, ctx.model, event.comment_id, run.thread.url)
+    if recorded is not None:
+        log.warning("answering a change whose answer was lost", extra=extra)
+        run.replies.changed(recorded, [recorded.actor])
+        return Outcome("recovered", f"v{recorded.to_version}", recorded)
+    if isinstance(parsed, Usage):
+        run.replies.usage(parsed)
+        return Outcome("usage", parsed.problem)
+    if parsed.name == "help":
+        run.replies.help(run.request, run.bot_bodies)
+        return Outcome("help")
+    from bot.rules import actor_refusal
+
+    refusal = actor_refusal(ctx, event.author, event.author_id)
+    if refusal is not None:
+        if refusal.code == "bot":
+            return Outcome("ignored", refusal.why)
+        run.replies.refused(parsed, refusal)
+        return Outcome("refused", refusal.code)
+    try:
+        if parsed.name == "promote":
+            return _promote(run, parsed)
+        return _rollback(run, parsed)
+    except ChangeFailed as exc:
+        if exc.alias_touched:
+            raise  # the next pass finishes the record and answers (see change.recover_pending)
+        run.replies.error(parsed, str(exc))
+        return Outcome("error", str(exc))
+    except BotError as exc:
+        run.replies.error(parsed, str(exc))
+        return Outcome("error", str(exc))
+
+
+def _promote(run: _Run, command: Command) -> Outcome:
+    from bot.change import move_champion
+    from bot.markers import read_approvals
+    from bot.rules import promote_refusal, self_approval_refusal
+
+    ctx, event = run.ctx, run.event
+    refusal = self_approval_refusal(ctx, event.author, run.request.get("requested_by", ""))
+    if refusal is None:
+        version = ctx.registry.version(ctx.model, int(run.request.get("version", "0") or 0))
+        candidate = ctx.registry.version_by_alias(
+            ctx.model, ctx.params.promote_model.candidate_alias
+        )
+        champion = ctx.registry.version_by_alias(ctx.model, ctx.params.promotion.champion_alias)
+        refusal, _gates = promote_refusal(ctx, run.thread, version, candidate, champion)
+    if refusal is not None:
+        run.replies.refused(command, refusal)
+        return Outcome("refused", refusal.code)
+    approvers = read_approvals(run.bot_bodies, version.version)
+    if event.author.lower() not in {name.lower() for name in approvers}:
+        approvers.append(event.author)
+    required = ctx.params.promotion.approvers.required_approvals
+    if len(approvers) < required:
+        run.replies.approval_recorded(version.version, approvers, required)
+        return Outcome("approval", f"{len(approvers)} of {required}")
+    change = move_champion(
+        ctx.registry,
+        ctx.params.promotion.champion_alias,
+        _change(run, command, "promote", version.version),
+    )
+    run.replies.changed(change, approvers)
+    return Outcome("changed", f"v{change.from_version} -> v{change.to_version}", change)
+
+
+def _rollback(run: _Run, command: Command) -> Outcome:
+    from bot.change import move_champion
+    from bot.rules import rollback_refusal
+
+    ctx = run.ctx
+    number = int(command.version or 0)
+    try:
+        target = ctx.registry.version(ctx.model, number)
+    except NotFoundError:
+        target = None
+    champion = ctx.registry.version_by_alias(ctx.model, ctx.params.promotion.champion_alias)
+    refusal = rollback_refusal(ctx, target, number, champion)
+    if refusal is not None:
+        run.replies.refused(command, refusal)
+        return Outcome("refused", refusal.code)
+    change = move_champion(
+        ctx.registry, ctx.params.promotion.champion_alias, _change(run, command, "rollback", number)
+    )
+    run.replies.changed(change, [run.event.author])
+    return Outcome("changed", f"v{change.from_version} -> v{change.to_version}", change)
+
+
+def _change(run: _Run, command: Command, action: str, to_version: int) -> Change:
+    return Change(
+        model=run.ctx.model,
+        from_version=None,
+        to_version=to_version,
+        actor=run.event.author,
+        action=action,
+        reason=command.reason,
+        request_url=run.thread.url,
+        comment_id=run.event.comment_id,
+        at=now_iso(),
+    )

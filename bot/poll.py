@@ -1,0 +1,96 @@
+"""`poll`: find commands nobody answered yet and handle them, oldest first (SPEC §3).
+
+For forges without inbound network (GitLab scheduled pipelines): one listing call for the
+model's requests, then one comments call per open (or recently active closed) request.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from bot.commands import parse_comment
+from bot.context import Context
+from bot.handler import handle_comment
+from bot.markers import answered_comment_ids, parse_request_marker
+from bot.models import Comment, CommentEvent, Thread
+from bot.outcome import Outcome
+
+log = logging.getLogger(__name__)
+
+CLOSED_WINDOW = timedelta(days=14)  # rollbacks are typed on recently closed requests
+
+
+@dataclass
+class PollResult:
+    threads: int = 0
+    outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"checked {self.threads} request(s); {len(self.outcomes)} command(s) handled"]
+        lines += [f"  comment {cid}: {outcome}" for cid, outcome in self.outcomes]
+        lines += [f"  failed: {problem}" for problem in self.failures]
+        return "\n".join(lines)
+
+
+def poll(ctx: Context, now: datetime | None = None) -> PollResult:
+    now = now or datetime.now(timezone.utc)
+    forge = ctx.forge
+    bot = forge.bot_username().lower()
+    result = PollResult()
+    pending: list[tuple[str, Thread, Comment]] = []
+    for thread in _model_threads(ctx, now):
+        result.threads += 1
+        comments = forge.list_comments(thread)
+        answered = answered_comment_ids([c.body for c in comments if c.author.lower() == bot])
+        for comment in comments:
+            if comment.system or comment.author.lower() == bot or comment.id in answered:
+                continue
+            if parse_comment(comment.body, forge.bot_username()) is not None:
+                pending.append((comment.created_at, thread, comment))
+    pending.sort(key=lambda item: (item[0], _numeric(item[2].id)))
+    for _created, thread, comment in pending:
+        event = CommentEvent(
+            platform=forge.platform,
+            thread_kind=thread.kind,
+            thread_number=thread.number,
+            comment_id=comment.id,
+            author=comment.author,
+            author_id=comment.author_id,
+            body=comment.body,
+            created_at=comment.created_at,
+        )
+        try:
+            result.outcomes.append((comment.id, handle_comment(ctx, event, thread=thread)))
+        except Exception as exc:  # one failing command must not stop the others
+            log.exception("comment %s on #%s failed", comment.id, thread.number)
+            result.failures.append(f"comment {comment.id} on #{thread.number}: {exc}")
+    return result
+
+
+def _model_threads(ctx: Context, now: datetime) -> list[Thread]:
+    labels = ctx.params.promotion.request.labels
+    threads = []
+    for thread in ctx.forge.find_threads(labels, state="all"):
+        fields = parse_request_marker(thread.body)
+        if not fields or fields.get("model") != ctx.model:
+            continue
+        if thread.state == "open" or _recent(thread.updated_at, now):
+            threads.append(thread)
+    return threads
+
+
+def _recent(stamp: str, now: datetime) -> bool:
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return now - when <= CLOSED_WINDOW
+
+
+def _numeric(value: str) -> int:
+    return int(value) if value.isdigit() else 0

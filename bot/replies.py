@@ -1,0 +1,178 @@
+"""Answers in the thread, one template per message, each carrying the hidden answer marker."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.change import Change
+from bot.commands import Command, Usage
+from bot.context import Context
+from bot.errors import ForgeError
+from bot.markers import answer_marker, approval_marker, read_approvals, replace_section
+from bot.models import CommentEvent, Thread
+from bot.rules import Refusal
+
+log = logging.getLogger(__name__)
+
+
+def command_lines(bot: str, slash_ok: bool) -> list[dict[str, str]]:
+    """The commands in the form that works on this forge (GitLab EE eats `/promote`)."""
+    promote = "/promote" if slash_ok else f"@{bot} promote"
+    return [
+        {"usage": promote, "text": "approve this request; the candidate becomes champion"},
+        {"usage": "/rollback <version>", "text": "point champion back at an earlier version"},
+        {"usage": "/help" if slash_ok else f"@{bot} help", "text": "show this help"},
+    ]
+
+
+def rollback_command(ctx: Context, version: int) -> str:
+    return f"/rollback {version}"
+
+
+def promote_command(ctx: Context) -> str:
+    forge = ctx.forge
+    return "/promote" if forge.slash_promote_works() else f"@{forge.bot_username()} promote"
+
+
+class Replies:
+    def __init__(self, ctx: Context, thread: Thread, event: CommentEvent) -> None:
+        self.ctx = ctx
+        self.thread = thread
+        self.event = event
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "model": self.ctx.model,
+            "champion_alias": self.ctx.params.promotion.champion_alias,
+            "candidate_alias": self.ctx.params.promote_model.candidate_alias,
+        }
+
+    def _post(self, template: str, extra_marker: str = "", **context: Any) -> None:
+        body = self.ctx.render(template, **self._common(), **context).rstrip()
+        markers = "\n".join(m for m in (extra_marker, answer_marker(self.event.comment_id)) if m)
+        self.ctx.forge.post_comment(self.thread, f"{body}\n\n{markers}\n")
+
+    def _react(self, reaction: str) -> None:
+        try:
+            self.ctx.forge.react(self.thread, self.event.comment_id, reaction)
+        except Exception:  # reactions are decoration: never fail a command over one
+            log.debug("reaction failed", exc_info=True)
+
+    def usage(self, usage: Usage) -> None:
+        forge = self.ctx.forge
+        self._post(
+            "answer_usage.md.j2",
+            command=self.event.body.strip().splitlines()[0][:100],
+            problem=usage.problem,
+            commands=command_lines(forge.bot_username(), forge.slash_promote_works()),
+        )
+
+    def help(self, request: dict[str, str], bot_bodies: list[str]) -> None:
+        ctx, forge = self.ctx, self.ctx.forge
+        aliases = ctx.registry.aliases(ctx.model)
+        version = int(request.get("version", "0") or 0)
+        self._post(
+            "answer_help.md.j2",
+            commands=command_lines(forge.bot_username(), forge.slash_promote_works()),
+            champion=aliases.get(ctx.params.promotion.champion_alias),
+            candidate=aliases.get(ctx.params.promote_model.candidate_alias),
+            version=version,
+            approvals=len(read_approvals(bot_bodies, version)),
+            required=ctx.params.promotion.approvers.required_approvals,
+        )
+
+    def refused(self, command: Command, refusal: Refusal) -> None:
+        self._react("-1")
+        self._post(
+            "answer_refused.md.j2", command=_shown(command), why=refusal.why, todo=refusal.todo
+        )
+
+    def error(self, command: Command, problem: str) -> None:
+        self._post("answer_error.md.j2", command=_shown(command), problem=problem)
+
+    def approval_recorded(self, version: int, approvers: list[str], required: int) -> None:
+        self._react("+1")
+        self._post(
+            "answer_approval_recorded.md.j2",
+            extra_marker=approval_marker(version, self.event.author),
+            version=version,
+            approvers=approvers,
+            count=len(approvers),
+            required=required,
+            promote_command=promote_command(self.ctx),
+        )
+
+    def changed(self, change: Change, approvers: list[str]) -> None:
+        """Answer, then the request's status, merge/close, and the hook (SPEC §6 order)."""
+        template = (
+            "answer_promoted.md.j2" if change.action == "promote" else "answer_rolled_back.md.j2"
+        )
+        self._post(
+            template,
+            from_version=change.from_version,
+            to_version=change.to_version,
+            actor=change.actor,
+            approvers=approvers,
+            reason=change.reason,
+            at=change.at,
+            rollback_command=rollback_command(self.ctx, change.from_version or 0),
+        )
+        self._react("rocket")
+        self._after_change(change)
+
+    def _after_change(self, change: Change) -> None:
+        ctx = self.ctx
+        try:
+            fresh = ctx.forge.get_thread(self.thread.kind, self.thread.number)
+            status = ctx.render(
+                "status_changed.md.j2",
+                **self._common(),
+                action=change.action,
+                to_version=change.to_version,
+                at=change.at,
+                actor=change.actor,
+            )
+            ctx.forge.update_body(fresh, replace_section(fresh.body, "status", status))
+            if change.action == "promote" and fresh.state == "open":
+                self._merge_or_close(fresh)
+        except ForgeError as exc:
+            log.warning("champion changed, but updating the request failed: %s", exc)
+        self._call_hook(change)
+
+    def _merge_or_close(self, thread: Thread) -> None:
+        cfg = self.ctx.params.promotion.request
+        if thread.kind == "merge_request" and cfg.merge_on_promote:
+            self.ctx.forge.merge(thread)
+        elif thread.kind == "issue" and cfg.close_on_promote:
+            self.ctx.forge.close(thread)
+
+    def _call_hook(self, change: Change) -> None:
+        url = self.ctx.params.promotion.post_promote_hook
+        if not url:
+            return
+        from bot.hook import call_hook
+
+        payload = {
+            "model": change.model,
+            "from": change.from_version,
+            "to": change.to_version,
+            "actor": change.actor,
+            "action": change.action,
+            "request_url": change.request_url,
+        }
+        problem = call_hook(url, payload, self.ctx.settings.hook_secret.value)
+        if problem:
+            body = self.ctx.render(
+                "answer_hook_failed.md.j2",
+                **self._common(),
+                to_version=change.to_version,
+                problem=problem,
+            )
+            self.ctx.forge.post_comment(self.thread, body)
+
+
+def _shown(command: Command) -> str:
+    if command.name == "rollback":
+        return f"/rollback {command.version}"
+    return f"/{command.name}"

@@ -37,7 +37,11 @@ class _Run:
 
 def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = None) -> Outcome:
     """Handle one comment; `thread` may be passed by a caller that already fetched it."""
-    extra = {"comment_id": event.comment_id, "thread": event.thread_number, "model": ctx.model}
+    extra = {
+        "comment_id": event.comment_id,
+        "thread_number": event.thread_number,
+        "model": ctx.model,
+    }
     if event.action != "created":
         return Outcome("ignored", "edited comments are not commands")
     bot = ctx.forge.bot_username()

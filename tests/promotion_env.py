@@ -1,0 +1,135 @@
+"""A promotion playground for tests: a real MLflow registry, a LocalForge, people with roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings, parse_params
+from bot.context import Context
+from bot.forges.local import LocalForge
+from bot.handler import handle_comment
+from bot.lifecycle import gate, register
+from bot.markers import check_marker, request_marker, section
+from bot.models import Comment, CommentEvent, Thread
+from bot.outcome import Outcome
+from tests.helpers import log_training_run
+
+PEOPLE = {"maria": "maintainer", "olga": "owner", "sam": "reporter", "dana": "developer"}
+CHECK_IDS = ("metrics", "data", "contract", "rollback")
+
+
+def make_context(
+    tracking_uri: str, model: str, root: Path, promotion: dict[str, Any] | None = None
+) -> Context:
+    params = parse_params(
+        {"register_model": {"model_name": model}, "promotion": promotion or {}}, "test"
+    )
+    settings = Settings(tracking_uri=tracking_uri, platform="local", local_dir=root / "forge")
+    return Context(settings=settings, params=params)
+
+
+@dataclass
+class Playground:
+    ctx: Context
+    root: Path
+
+    @property
+    def forge(self) -> LocalForge:
+        forge = self.ctx.forge
+        assert isinstance(forge, LocalForge)
+        return forge
+
+    @property
+    def model(self) -> str:
+        return self.ctx.model
+
+    def setup_people(self) -> None:
+        for person, role in PEOPLE.items():
+            self.forge.set_role(person, role)
+
+    def train(
+        self,
+        logloss: float,
+        accuracy: float = 0.7,
+        alias: str = "smoke",
+        tags: dict[str, str] | None = None,
+        gate_it: bool = True,
+    ) -> int:
+        """A training run registered under `alias` (and gated unless told otherwise)."""
+        run_id = log_training_run(
+            self.ctx.settings.tracking_uri,
+            {"final.logloss": logloss, "final.accuracy": accuracy},
+            tags=tags,
+        )
+        version = register(self.ctx, run_id=run_id, alias=alias).version.version
+        if gate_it and alias == "smoke":
+            gate(self.ctx, version=version)
+        return version
+
+    def open_request(
+        self,
+        version: int,
+        kind: str = "issue",
+        requested_by: str = "dana",
+        ticked: bool = True,
+        model: str = "",
+    ) -> Thread:
+        """A request thread with the markers the bot reads (the real template is tested apart)."""
+        mark = "x" if ticked else " "
+        checklist = "\n".join(f"- [{mark}] item {cid} {check_marker(cid)}" for cid in CHECK_IDS)
+        body = "\n\n".join(
+            [
+                f"Promote v{version}",
+                checklist,
+                section("status", "Waiting for approval"),
+                request_marker(
+                    model=model or self.model,
+                    version=version,
+                    run="r",
+                    requested_by=requested_by,
+                    kind=kind,
+                ),
+            ]
+        )
+        title = f"Promote {self.model} v{version} to champion"
+        labels = list(self.ctx.params.promotion.request.labels)
+        if kind == "issue":
+            return self.forge.open_issue(title, body, labels)
+        branch = f"promotion/{self.model}/v{version}"
+        self.forge.commit_file(branch, "main", "record.json", "{}", "record")
+        return self.forge.open_merge_request(title, body, labels, branch, "main")
+
+    def comment(self, thread: Thread, author: str, body: str) -> tuple[Outcome, CommentEvent]:
+        posted = self.forge.add_comment(thread.number, author, body)
+        event = self.event(thread, posted)
+        return handle_comment(self.ctx, event), event
+
+    def event(self, thread: Thread, comment: Comment, action: str = "created") -> CommentEvent:
+        return CommentEvent(
+            platform="local",
+            thread_kind=thread.kind,
+            thread_number=thread.number,
+            comment_id=comment.id,
+            author=comment.author,
+            body=comment.body,
+            action=action,  # type: ignore[arg-type]
+            created_at=comment.created_at,
+        )
+
+    def answers(self, thread: Thread) -> list[Comment]:
+        bot = self.forge.bot_username()
+        return [c for c in self.forge.list_comments(thread) if c.author == bot]
+
+    def thread(self, thread: Thread) -> Thread:
+        return self.forge.get_thread(thread.kind, thread.number)
+
+    def alias(self, name: str) -> int | None:
+        return self.ctx.registry.aliases(self.model).get(name)
+
+    def champion(self) -> int | None:
+        return self.alias("champion")
+
+    def history(self) -> list[dict[str, Any]]:
+        return self.ctx.registry.history(self.model)

@@ -1,0 +1,146 @@
+"""Forge webhook payloads → the shared CommentEvent, once, at the edge (no I/O).
+
+Each parser answers None for deliveries the bot has no work for (pings, other events, deleted
+comments, notes on commits or snippets, system notes) and raises PayloadError, a ValueError the
+server turns into 400, when an event it does handle lacks a field or has one of the wrong type.
+Nothing else escapes, whatever JSON arrives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.models import CommentAction, CommentEvent, ThreadKind
+
+# GitLab sends notes on confidential issues and internal notes as "Confidential Note Hook".
+GITLAB_NOTE_HEADERS = frozenset({"Note Hook", "Confidential Note Hook"})
+_GITLAB_THREADS: dict[str, tuple[ThreadKind, str]] = {
+    "Issue": ("issue", "issue"),
+    "MergeRequest": ("merge_request", "merge_request"),
+}
+# A missing action is an old GitLab (before 16.11), which only sent hooks for new notes.
+_GITLAB_ACTIONS: dict[str | None, CommentAction] = {
+    None: "created",
+    "create": "created",
+    "update": "edited",
+}
+_GITHUB_ACTIONS: dict[str, CommentAction] = {"created": "created", "edited": "edited"}
+_MAX_ID = 2**63 - 1
+
+
+class PayloadError(ValueError):
+    """Malformed payload / missing fields → the server answers 400."""
+
+
+def gitlab_comment_event(
+    event_header: str, payload: object, delivery_id: str = ""
+) -> CommentEvent | None:
+    """A GitLab Note Hook on an issue or merge request, else None.
+
+    The header decides; without one (an event file, a replay), `object_kind: note` does.
+    """
+    header = event_header.strip() if isinstance(event_header, str) else ""
+    kind = payload.get("object_kind") if isinstance(payload, dict) else None
+    if header not in GITLAB_NOTE_HEADERS and (header or kind != "note"):
+        return None
+    root = _mapping(payload, "payload")
+    note = _mapping(root.get("object_attributes"), "object_attributes")
+    noteable = _string(note, "noteable_type", "object_attributes")
+    if noteable not in _GITLAB_THREADS:
+        return None  # Commit, Snippet, ...
+    action_value = note.get("action")
+    if action_value is not None and not isinstance(action_value, str):
+        raise PayloadError("object_attributes.action must be a string")
+    action = _GITLAB_ACTIONS.get(action_value)
+    if action is None or note.get("system") is True:
+        return None  # a future action we do not know, or "changed the description"
+    thread_kind, thread_key = _GITLAB_THREADS[noteable]
+    thread = _mapping(root.get(thread_key), thread_key)
+    user = _mapping(root.get("user"), "user")
+    project = root.get("project")
+    return CommentEvent(
+        platform="gitlab",
+        thread_kind=thread_kind,
+        thread_number=_identifier(thread, "iid", thread_key),
+        comment_id=_identifier(note, "id", "object_attributes"),
+        author=_string(user, "username", "user", non_empty=True),
+        body=_string(note, "note", "object_attributes"),
+        action=action,
+        author_id=_identifier(user, "id", "user"),
+        created_at=_optional_string(note, "created_at", "object_attributes"),
+        repository=_optional_string(project, "path_with_namespace", "project"),
+        delivery_id=_delivery(delivery_id),
+    )
+
+
+def github_comment_event(
+    event_name: str, payload: object, delivery_id: str = ""
+) -> CommentEvent | None:
+    """A GitHub issue_comment created or edited on an issue or pull request, else None."""
+    if not isinstance(event_name, str) or event_name.strip() != "issue_comment":
+        return None  # ping, pull_request, pull_request_review_comment, ...
+    root = _mapping(payload, "payload")
+    action_value = _string(root, "action", "payload")
+    action = _GITHUB_ACTIONS.get(action_value)
+    if action is None:
+        return None  # deleted: nothing to answer
+    issue = _mapping(root.get("issue"), "issue")
+    comment = _mapping(root.get("comment"), "comment")
+    # The comment's author, not `sender`: on an edit, sender is whoever edited it.
+    user = _mapping(comment.get("user"), "comment.user")
+    # A pull request comment is an issue comment whose issue carries a `pull_request` object.
+    thread_kind: ThreadKind = "merge_request" if issue.get("pull_request") else "issue"
+    repository = root.get("repository")
+    return CommentEvent(
+        platform="github",
+        thread_kind=thread_kind,
+        thread_number=_identifier(issue, "number", "issue"),
+        comment_id=_identifier(comment, "id", "comment"),
+        author=_string(user, "login", "comment.user", non_empty=True),
+        body=_string(comment, "body", "comment"),
+        action=action,
+        author_id=_identifier(user, "id", "comment.user"),
+        created_at=_optional_string(comment, "created_at", "comment"),
+        repository=_optional_string(repository, "full_name", "repository"),
+        delivery_id=_delivery(delivery_id),
+    )
+
+
+def _mapping(value: object, where: str) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise PayloadError(f"missing or malformed {where} (expected an object)")
+    return value
+
+
+def _string(obj: dict[Any, Any], key: str, where: str, *, non_empty: bool = False) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or (non_empty and not value):
+        raise PayloadError(f"missing or malformed {where}.{key} (expected a string)")
+    return value
+
+
+def _optional_string(obj: object, key: str, where: str) -> str:
+    """Informational fields: absent or null is fine, another type is not."""
+    if obj is None:
+        return ""
+    value = _mapping(obj, where).get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PayloadError(f"malformed {where}.{key} (expected a string)")
+    return value
+
+
+def _identifier(obj: dict[Any, Any], key: str, where: str) -> str:
+    """A positive integer id (a JSON number, or a string of digits) as a string."""
+    value = obj.get(key)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    # bool is an int subclass: `true` is not an id.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_ID:
+        return str(value)
+    raise PayloadError(f"missing or malformed {where}.{key} (expected a positive integer)")
+
+
+def _delivery(delivery_id: object) -> str:
+    return delivery_id if isinstance(delivery_id, str) else ""

@@ -181,6 +181,9 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
         for call in result.planned:
             click.echo(f"  {call}")
         return
+    if not result.url:  # nothing to request (e.g. the candidate already is champion)
+        click.echo(result.message)
+        return
     write_ci_outputs(result.url, result.number, os.environ)
     click.echo(result.url)
 

@@ -55,6 +55,11 @@ def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = No
     request = parse_request_marker(thread.body)
     if request is None:
         return Outcome("ignored", "not a promotion request")
+    if thread.author and thread.author.lower() != bot.lower():
+        # A person's own issue quoting a request marker must not act as a request (it could
+        # name any requester and so slip past the self-approval rule).
+        log.warning("request marker in a thread not opened by the bot", extra=extra)
+        return Outcome("ignored", "not a request opened by the bot")
     if request.get("model") != ctx.model:
         log.info("command on a request of model %s: not ours", request.get("model"), extra=extra)
         return Outcome("ignored", f"a request of another model ({request.get('model')})")

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta, timezone
 from bot.commands import parse_comment
 from bot.context import Context
 from bot.handler import handle_comment
-from bot.markers import answered_comment_ids, parse_request_marker
+from bot.markers import answered_comment_ids
 from bot.models import Comment, CommentEvent, Thread
 from bot.outcome import Outcome
+from bot.request import find_requests
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +72,11 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
 
 
 def _model_threads(ctx: Context, now: datetime) -> list[Thread]:
-    labels = ctx.params.promotion.request.labels
-    threads = []
-    for thread in ctx.forge.find_threads(labels, state="all"):
-        fields = parse_request_marker(thread.body)
-        if not fields or fields.get("model") != ctx.model:
-            continue
-        if thread.state == "open" or _recent(thread.updated_at, now):
-            threads.append(thread)
-    return threads
+    return [
+        thread
+        for thread in find_requests(ctx, state="all")
+        if thread.state == "open" or _recent(thread.updated_at, now)
+    ]
 
 
 def _recent(stamp: str, now: datetime) -> bool:

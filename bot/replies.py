@@ -6,33 +6,37 @@ import logging
 from typing import Any
 
 from bot.change import Change
-from bot.commands import Command, Usage
+from bot.commands import USAGE, Command, Usage, format_command
 from bot.context import Context
 from bot.errors import ForgeError
-from bot.markers import answer_marker, approval_marker, read_approvals, replace_section
+from bot.markers import answer_marker, approval_marker, read_approvals
 from bot.models import CommentEvent, Thread
+from bot.request import refresh_status
 from bot.rules import Refusal
 
 log = logging.getLogger(__name__)
 
 
 def command_lines(bot: str, slash_ok: bool) -> list[dict[str, str]]:
-    """The commands in the form that works on this forge (GitLab EE eats `/promote`)."""
-    promote = "/promote" if slash_ok else f"@{bot} promote"
-    return [
-        {"usage": promote, "text": "approve this request; the candidate becomes champion"},
-        {"usage": "/rollback <version>", "text": "point champion back at an earlier version"},
-        {"usage": "/help" if slash_ok else f"@{bot} help", "text": "show this help"},
-    ]
+    """The commands in the form that works on this forge (GitLab EE eats `/promote`, `/help`
+    is safe but kept in one form; `/rollback` is no quick action anywhere)."""
+    rows = []
+    for name, (arg, text) in USAGE.items():
+        mention = not slash_ok and name != "rollback"
+        usage = format_command(name, mention=mention, bot=bot)
+        rows.append({"usage": f"{usage} {arg}".strip(), "text": text})
+    return rows
 
 
-def rollback_command(ctx: Context, version: int) -> str:
-    return f"/rollback {version}"
+def rollback_command(version: int) -> str:
+    return format_command("rollback", version=version)
 
 
 def promote_command(ctx: Context) -> str:
     forge = ctx.forge
-    return "/promote" if forge.slash_promote_works() else f"@{forge.bot_username()} promote"
+    return format_command(
+        "promote", mention=not forge.slash_promote_works(), bot=forge.bot_username()
+    )
 
 
 class Replies:
@@ -116,7 +120,7 @@ class Replies:
             approvers=approvers,
             reason=change.reason,
             at=change.at,
-            rollback_command=rollback_command(self.ctx, change.from_version or 0),
+            rollback_command=rollback_command(change.from_version or 0),
         )
         self._react("rocket")
         self._after_change(change)
@@ -124,7 +128,6 @@ class Replies:
     def _after_change(self, change: Change) -> None:
         ctx = self.ctx
         try:
-            fresh = ctx.forge.get_thread(self.thread.kind, self.thread.number)
             status = ctx.render(
                 "status_changed.md.j2",
                 **self._common(),
@@ -133,7 +136,8 @@ class Replies:
                 at=change.at,
                 actor=change.actor,
             )
-            ctx.forge.update_body(fresh, replace_section(fresh.body, "status", status))
+            refresh_status(ctx, self.thread, status)
+            fresh = ctx.forge.get_thread(self.thread.kind, self.thread.number)
             if change.action == "promote" and fresh.state == "open":
                 self._merge_or_close(fresh)
         except ForgeError as exc:

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bot.context import Context
-from bot.markers import parse_request_marker
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +33,17 @@ def status_data(ctx: Context, model: str) -> dict[str, Any]:
 
 
 def _open_requests(ctx: Context, model: str) -> list[dict[str, Any]] | str:
+    from bot.request import find_requests, request_fields
+
     try:
-        threads = ctx.forge.find_threads(ctx.params.promotion.request.labels, state="open")
+        threads = find_requests(ctx, model, state="open")
     except Exception as exc:  # status still shows the registry when the forge fails
         log.warning("could not list open requests: %s", exc)
         return f"unavailable ({type(exc).__name__})"
-    found = []
-    for thread in threads:
-        fields = parse_request_marker(thread.body)
-        if fields and fields.get("model") == model:
-            found.append(
-                {"number": thread.number, "version": fields.get("version"), "url": thread.url}
-            )
-    return found
+    return [
+        {"number": t.number, "version": (request_fields(t) or {}).get("version"), "url": t.url}
+        for t in threads
+    ]
 
 
 def render_status(data: dict[str, Any]) -> str:

@@ -154,8 +154,9 @@ def rollback_refusal(
 def _newer_request(ctx: Context, candidate: VersionInfo | None) -> str:
     if candidate is None:
         return ""
-    for thread in ctx.forge.find_threads(ctx.params.promotion.request.labels, state="open"):
-        fields = parse_request_marker(thread.body) or {}
-        if fields.get("model") == ctx.model and fields.get("version") == str(candidate.version):
+    from bot.request import find_requests
+
+    for thread in find_requests(ctx):
+        if (parse_request_marker(thread.body) or {}).get("version") == str(candidate.version):
             return thread.url
     return ""

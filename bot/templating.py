@@ -16,9 +16,15 @@ def packaged_templates() -> Path:
     return inside if inside.is_dir() else here.parent / "templates"
 
 
-@lru_cache(maxsize=8)
 def environment(override_dir: str = "") -> jinja2.Environment:
-    search = [override_dir] if override_dir and Path(override_dir).is_dir() else []
+    """The environment for `override_dir` as it is now (a folder created later is seen)."""
+    folder = Path(override_dir) if override_dir else None
+    return _environment(str(folder.resolve()) if folder and folder.is_dir() else "")
+
+
+@lru_cache(maxsize=16)
+def _environment(override_dir: str) -> jinja2.Environment:
+    search = [override_dir] if override_dir else []
     search.append(str(packaged_templates()))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search),

@@ -1,0 +1,332 @@
+"""Stage 3 `request` (SPEC §4): open or update the promotion request for the candidate.
+
+Idempotent: the open request of the same model+version (found by its hidden marker) has its body
+re-rendered, keeping the ticks a human made and the status section; otherwise a new issue or
+MR/PR is opened. Older open requests of the model are commented on and closed as superseded.
+With `dry_run`, every write is listed instead of made (reads still happen).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bot.context import Context
+from bot.errors import BotError
+from bot.lifecycle import REGISTERED_AS_TAG, TOY_ALIAS
+from bot.markers import parse_request_marker, read_ticks, replace_section
+from bot.models import Thread, ThreadKind, VersionInfo
+from bot.request_context import (
+    WAITING,
+    RequestData,
+    load_request_data,
+    record_path,
+    request_title,
+    template_context,
+)
+
+log = logging.getLogger(__name__)
+
+DOTENV_FILE = "promotion.env"  # GitLab: `artifacts: reports: dotenv: promotion.env`
+
+__all__ = [
+    "WAITING",
+    "RequestResult",
+    "find_requests",
+    "open_or_update_request",
+    "read_section",
+    "refresh_status",
+    "render_request_body",
+    "request_fields",
+    "request_title",
+    "resolve_version",
+    "write_ci_outputs",
+]
+
+
+@dataclass
+class RequestResult:
+    url: str  # "" when nothing was opened (dry run of a new request, version already champion)
+    number: str
+    created: bool
+    body: str
+    version: int
+    dry_run: bool = False
+    planned: list[str] = field(default_factory=list)  # every write call, made or (dry run) not
+    superseded: list[str] = field(default_factory=list)  # numbers of the requests closed
+    message: str = ""  # one line for people
+
+
+def request_fields(thread: Thread) -> dict[str, str] | None:
+    """The request marker's fields (model, version, run, requested_by, kind), or None."""
+    return parse_request_marker(thread.body)
+
+
+def find_requests(ctx: Context, model: str | None = None, state: str = "open") -> list[Thread]:
+    """The bot's request threads of `model` (default: the configured one), newest first.
+
+    Only threads the bot opened count: a person quoting a request body in their own issue
+    must not have it updated or closed.
+    """
+    model = model or ctx.model
+    bot = ctx.forge.bot_username().lower()
+    found = []
+    for thread in ctx.forge.find_threads(ctx.params.promotion.request.labels, state=state):
+        fields = request_fields(thread)
+        if not fields or fields.get("model") != model:
+            continue
+        if thread.author and thread.author.lower() != bot:
+            log.warning(
+                "ignoring #%s: request marker in a thread not opened by the bot", thread.number
+            )
+            continue
+        found.append(thread)
+    return found
+
+
+def read_section(body: str, name: str) -> str | None:
+    """The content of a `markers.section`, or None when the body has none."""
+    tag = re.escape(name)
+    pattern = rf"<!-- promotion-bot:{tag} -->\n?(.*?)\n?<!-- /promotion-bot:{tag} -->"
+    match = re.search(pattern, body or "", re.DOTALL)
+    return match.group(1).strip() if match else None
+
+
+def render_request_body(
+    ctx: Context,
+    version: VersionInfo,
+    *,
+    kind: ThreadKind | None = None,
+    ticks: Mapping[str, bool] | None = None,
+    status: str | None = None,
+    requested_by: str | None = None,
+    data: RequestData | None = None,
+) -> str:
+    """The request body for `version`, gates evaluated against the current champion.
+
+    `data` (else read from the registry) lets callers render from fixed values.
+    """
+    if data is None:
+        data = load_request_data(ctx, version, requested_by)
+    variables = template_context(
+        ctx,
+        data,
+        kind=kind or ctx.params.promotion.request.thread_kind,
+        ticks=ticks,
+        status=status or WAITING,
+    )
+    return ctx.render("request.md.j2", **variables)
+
+
+def refresh_status(ctx: Context, thread: Thread, status_markdown: str) -> str:
+    """Replace the body's status section; re-reads the body first so fresh ticks survive."""
+    current = ctx.forge.get_thread(thread.kind, thread.number)
+    body = replace_section(current.body, "status", status_markdown)
+    if body != current.body:
+        ctx.forge.update_body(current, body)
+    return body
+
+
+def resolve_version(ctx: Context, version: int | None) -> VersionInfo:
+    """The version to request: the candidate, or `version` if it is the candidate."""
+    model = ctx.model
+    alias = ctx.params.promote_model.candidate_alias
+    registry = ctx.registry
+    candidate = registry.version_by_alias(model, alias)
+    info = registry.version(model, version) if version is not None else candidate
+    if info is None:
+        raise BotError(
+            f"{model} has no @{alias} version: nothing to request "
+            "(`promotion-bot gate` sets it when a version passes)"
+        )
+    if info.tags.get(REGISTERED_AS_TAG) == TOY_ALIAS:
+        raise BotError(
+            f"{model} v{info.version} was registered as {TOY_ALIAS}: a toy model is never promoted"
+        )
+    if info.status == "FAILED_REGISTRATION":
+        raise BotError(f"{model} v{info.version} failed registration in MLflow")
+    if candidate is None or candidate.version != info.version:
+        current = f"v{candidate.version} is" if candidate else "no version is"
+        raise BotError(
+            f"{model} v{info.version} is not the @{alias} ({current}): only the candidate can "
+            "be promoted; `promotion-bot gate --version N` makes a version the candidate"
+        )
+    return info
+
+
+class _Plan:
+    """Writes go through here: made and recorded, or (dry run) only recorded."""
+
+    def __init__(self, dry_run: bool, echo: Callable[[str], None] | None) -> None:
+        self.dry_run = dry_run
+        self.calls: list[str] = []
+        self._echo = echo
+
+    def do(self, description: str, call: Callable[[], Any]) -> Any:
+        self.calls.append(description)
+        if self.dry_run:
+            return None
+        log.info("request: %s", description)
+        result = call()
+        if self._echo is not None:
+            self._echo(description)
+        return result
+
+
+def open_or_update_request(
+    ctx: Context,
+    version: int | None = None,
+    dry_run: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> RequestResult:
+    """Open (or update) the candidate's request and supersede older ones. See the module doc."""
+    info = resolve_version(ctx, version)
+    model, number = ctx.model, info.version
+    champion = ctx.registry.aliases(model).get(ctx.params.promotion.champion_alias)
+    if champion == number:
+        return RequestResult(
+            url="",
+            number="",
+            created=False,
+            body="",
+            version=number,
+            dry_run=dry_run,
+            message=f"{model} v{number} already is @{ctx.params.promotion.champion_alias}: "
+            "nothing to request",
+        )
+    plan = _Plan(dry_run, echo)
+    threads = find_requests(ctx, model)
+    same = [t for t in threads if _version_of(t) == number]
+    thread: Thread | None
+    if same:
+        thread, body = _update(ctx, plan, same[0], info)
+        created = False
+        verb = ("would update" if dry_run else "updated") if plan.calls else "up to date:"
+    else:
+        thread, body = _open(ctx, plan, info)
+        created = True
+        verb = "would open" if dry_run else "opened"
+    # Every other version's request is stale: only the candidate can be promoted (SPEC §6).
+    others = [t for t in threads if _version_of(t) not in (None, number)]
+    superseded = [_supersede(ctx, plan, old, thread, info) for old in others]
+    url = thread.url if thread else ""
+    return RequestResult(
+        url=url,
+        number=thread.number if thread else "",
+        created=created,
+        body=body,
+        version=number,
+        dry_run=dry_run,
+        planned=plan.calls,
+        superseded=superseded,
+        message=f"{verb} the request for {model} v{number}" + (f": {url}" if url else ""),
+    )
+
+
+def _version_of(thread: Thread) -> int | None:
+    value = (request_fields(thread) or {}).get("version", "")
+    return int(value) if value.isdigit() else None
+
+
+def _update(ctx: Context, plan: _Plan, thread: Thread, info: VersionInfo) -> tuple[Thread, str]:
+    fields = request_fields(thread) or {}
+    body = render_request_body(
+        ctx,
+        info,
+        kind=thread.kind,
+        ticks=read_ticks(thread.body),
+        status=read_section(thread.body, "status"),
+        # Who triggered the training does not change when someone else re-runs `request`.
+        requested_by=fields.get("requested_by") or ctx.settings.requested_by,
+    )
+    if body != thread.body:
+        plan.do(f"update the body of #{thread.number}", lambda: ctx.forge.update_body(thread, body))
+    return thread, body
+
+
+def _open(ctx: Context, plan: _Plan, info: VersionInfo) -> tuple[Thread | None, str]:
+    cfg = ctx.params.promotion.request
+    kind = cfg.thread_kind
+    title = request_title(ctx.model, info.version)
+    body = render_request_body(ctx, info, kind=kind)
+    forge = ctx.forge
+    if kind == "issue":
+        thread = plan.do(f"open issue {title!r}", lambda: forge.open_issue(title, body, cfg.labels))
+        return thread, body
+    branch = f"promotion/{ctx.model}/v{info.version}"
+    path = record_path(ctx)
+    record = promotion_record(ctx, info)
+    plan.do(
+        f"create branch {branch} from {cfg.target_branch} and commit {path}",
+        lambda: forge.commit_file(
+            branch,
+            cfg.target_branch,
+            path,
+            record,
+            f"Request promotion of {ctx.model} v{info.version}",
+        ),
+    )
+    thread = plan.do(
+        f"open merge request {title!r} ({branch} -> {cfg.target_branch})",
+        lambda: forge.open_merge_request(title, body, cfg.labels, branch, cfg.target_branch),
+    )
+    return thread, body
+
+
+def promotion_record(ctx: Context, info: VersionInfo) -> str:
+    """The JSON committed at `record_path` on the merge_request kind's branch."""
+    run = ctx.registry.run(info.run_id)
+    record = {
+        "model": info.model,
+        "version": info.version,
+        "run_id": info.run_id,
+        "metrics": dict(sorted(run.metrics.items())),
+        "requested_by": ctx.settings.requested_by,
+        "requested_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return json.dumps(record, indent=2) + "\n"
+
+
+def _supersede(
+    ctx: Context, plan: _Plan, old: Thread, new: Thread | None, info: VersionInfo
+) -> str:
+    new_link = f"[#{new.number}]({new.url})" if new else ""
+    comment = ctx.render(
+        "superseded.md.j2",
+        model=ctx.model,
+        new_version=info.version,
+        old_version=_version_of(old),
+        candidate_alias=ctx.params.promote_model.candidate_alias,
+        new_link=new_link,
+    )
+    plan.do(f"comment on #{old.number} (superseded)", lambda: ctx.forge.post_comment(old, comment))
+    plan.do(f"close #{old.number} (superseded)", lambda: ctx.forge.close(old))
+    return old.number
+
+
+def write_ci_outputs(url: str, number: str, env: Mapping[str, str]) -> list[Path]:
+    """Hand the request to later CI steps: `$GITHUB_OUTPUT` lines, a GitLab dotenv report."""
+    url, number = _one_line(url), _one_line(number)
+    written = []
+    if env.get("GITHUB_OUTPUT"):
+        path = Path(env["GITHUB_OUTPUT"])
+        with path.open("a", encoding="utf-8") as out:
+            out.write(f"request_url={url}\nrequest_number={number}\n")
+        written.append(path)
+    if env.get("GITLAB_CI"):
+        path = Path(DOTENV_FILE)
+        path.write_text(
+            f"PROMOTION_REQUEST_URL={url}\nPROMOTION_REQUEST_NUMBER={number}\n", encoding="utf-8"
+        )
+        written.append(path)
+    return written
+
+
+def _one_line(value: str) -> str:
+    return " ".join(str(value).split())

@@ -139,7 +139,7 @@ def _promote(run: _Run, command: Command) -> Outcome:
         _change(run, command, "promote", version.version),
     )
     run.replies.changed(change, approvers)
-    return Outcome("changed", f"v{change.from_version} -> v{change.to_version}", change)
+    return Outcome("changed", _arrow(change), change)
 
 
 def _rollback(run: _Run, command: Command) -> Outcome:
@@ -161,7 +161,7 @@ def _rollback(run: _Run, command: Command) -> Outcome:
         ctx.registry, ctx.params.promotion.champion_alias, _change(run, command, "rollback", number)
     )
     run.replies.changed(change, [run.event.author])
-    return Outcome("changed", f"v{change.from_version} -> v{change.to_version}", change)
+    return Outcome("changed", _arrow(change), change)
 
 
 def _change(run: _Run, command: Command, action: str, to_version: int) -> Change:
@@ -176,3 +176,8 @@ def _change(run: _Run, command: Command, action: str, to_version: int) -> Change
         comment_id=run.event.comment_id,
         at=now_iso(),
     )
+
+
+def _arrow(change: Change) -> str:
+    before = f"v{change.from_version}" if change.from_version is not None else "no champion"
+    return f"{before} -> v{change.to_version}"

@@ -35,16 +35,18 @@ _BOUNDED_HTTP = {
 HISTORY_TAG = "promotion.history"
 PENDING_TAG = "promotion.pending"
 HISTORY_LIMIT = 200  # entries kept on the model; older ones drop off (tag values are bounded)
+# MLflow validates 100k characters, but its SQL stores keep registered-model tag values in
+# VARCHAR(5000): PostgreSQL and MySQL refuse anything longer. The history must fit in that.
+HISTORY_MAX_CHARS = 5000
+HISTORY_REASON_CHARS = 500  # the full reason stays in the thread; the tag keeps its start
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
 
 
 def redact_uri(uri: str) -> str:
     """A tracking URI fit for logs and errors: no user:password@ part."""
     parts = urlsplit(uri)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
+    if "@" in parts.netloc:
+        host = parts.netloc.rpartition("@")[2]  # keeps [::1] brackets and the port as written
         return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, ""))
     return uri
 
@@ -55,6 +57,8 @@ class Registry:
     def __init__(self, tracking_uri: str) -> None:
         for key, value in _BOUNDED_HTTP.items():
             os.environ.setdefault(key, value)
+        # MLflow's own INFO lines ("Creating initial MLflow database tables...") are noise here.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
         from mlflow import MlflowClient  # the one place MLflow is imported
 
         self.tracking_uri = tracking_uri
@@ -211,8 +215,15 @@ class Registry:
         return _json_list(raw)
 
     def append_history(self, name: str, entry: dict[str, Any]) -> None:
+        reason = entry.get("reason")
+        if isinstance(reason, str) and len(reason) > HISTORY_REASON_CHARS:
+            entry = {**entry, "reason": reason[: HISTORY_REASON_CHARS - 1] + "…"}
         entries = [*self.history(name), entry][-HISTORY_LIMIT:]
-        self.set_model_tag(name, HISTORY_TAG, json.dumps(entries, separators=(",", ":")))
+        raw = _compact_json(entries)
+        while len(raw) > HISTORY_MAX_CHARS and len(entries) > 1:  # oldest entries drop off
+            entries = entries[1:]
+            raw = _compact_json(entries)
+        self.set_model_tag(name, HISTORY_TAG, raw)
 
     def pending(self, name: str) -> dict[str, Any] | None:
         raw = self.model_tags(name).get(PENDING_TAG)
@@ -225,7 +236,7 @@ class Registry:
         return value if isinstance(value, dict) else None
 
     def set_pending(self, name: str, entry: dict[str, Any]) -> None:
-        self.set_model_tag(name, PENDING_TAG, json.dumps(entry, separators=(",", ":")))
+        self.set_model_tag(name, PENDING_TAG, _compact_json(entry))
 
     def clear_pending(self, name: str) -> None:
         self.delete_model_tag(name, PENDING_TAG)
@@ -248,6 +259,11 @@ class Registry:
     def version_url(self, name: str, version: int) -> str:
         base = self.ui_base()
         return f"{base}/#/models/{name}/versions/{version}" if base else ""
+
+
+def _compact_json(value: Any) -> str:
+    # ensure_ascii=False: an emoji is 1 character of the tag's budget, not 12 ("\\ud83d\\ude80").
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _first_line(text: str) -> str:

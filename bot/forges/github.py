@@ -1,0 +1,295 @@
+"""GitHub adapter (PyGithub): issues and pull requests as promotion threads.
+
+PyGithub runs lazy (`Github(lazy=True)`): getting the repository, an issue or a PR by number
+costs no request, so each verb makes only the calls it needs. PyGithub's own retry and request
+throttling are off; each step goes through `_github_support.call` (bounded retry, BotErrors).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable, Sequence
+from itertools import islice
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+from github import Github
+
+from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundError
+from bot.forges._github_support import (
+    REACTIONS,
+    build_client,
+    call,
+    comment_from,
+    payload,
+    review_verdict,
+    since_datetime,
+    thread_from,
+)
+from bot.forges._retry import RetryPolicy
+from bot.forges.base import role_level
+from bot.models import Comment, Thread, ThreadKind
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_THREADS = 200  # find_threads looks at the newest ones only (two pages)
+ACTIONS_BOT = "github-actions[bot]"
+
+
+class GitHubForge:
+    platform = "github"
+
+    def __init__(
+        self,
+        client: Github,
+        repository: str,
+        *,
+        bot_username: str = "",
+        secrets: Sequence[str] = (),
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._gh = client
+        self._full_name = repository
+        self._repo_obj: Any = None
+        self._bot_username = bot_username
+        self._secrets = [s for s in secrets if s]
+        self._retry = retry or RetryPolicy()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, retry: RetryPolicy | None = None) -> GitHubForge:
+        repository = settings.github_repository.strip()
+        if not repository:
+            raise ConfigError("GITHUB_REPOSITORY is not set: owner/name of the repository")
+        if repository.count("/") != 1 or repository.startswith("/") or repository.endswith("/"):
+            raise ConfigError(f"GITHUB_REPOSITORY must be owner/name, got {repository!r}")
+        token = settings.github_token.value
+        if not token:
+            raise ConfigError(
+                "GITHUB_TOKEN is not set: a token with issues and pull-requests write"
+            )
+        return cls(
+            build_client(settings.github_api_url, token),
+            repository,
+            bot_username=settings.bot_username,
+            secrets=[token],
+            retry=retry,
+        )
+
+    # --- plumbing ------------------------------------------------------------------------
+    def _call(self, operation: str, fn: Callable[[], T], *, idempotent: bool = True) -> T:
+        hints = {
+            401: "check GITHUB_TOKEN",
+            404: f"check GITHUB_REPOSITORY={self._full_name} and the token's access",
+        }
+        return call(
+            self._retry, operation, fn, idempotent=idempotent, secrets=self._secrets, hints=hints
+        )
+
+    def _repo(self) -> Any:
+        if self._repo_obj is None:
+            self._repo_obj = self._gh.get_repo(self._full_name)  # lazy: no request
+        return self._repo_obj
+
+    def _request(self, verb: str, path: str, body: Any = None) -> Any:
+        """An endpoint PyGithub has no one-call method for, through its own requester."""
+        _, data = self._gh.requester.requestJsonAndCheck(
+            verb, f"{self._repo().url}{path}", input=body
+        )
+        return data
+
+    # --- identity and capabilities -------------------------------------------------------
+    def bot_username(self) -> str:
+        if not self._bot_username:
+            try:
+                self._bot_username = self._call(
+                    "look up the bot's own user (GET /user)", lambda: str(self._gh.get_user().login)
+                )
+            except ForgeAuthError as exc:
+                # The Actions GITHUB_TOKEN may not read /user; it posts as github-actions[bot].
+                log.warning(
+                    "%s; assuming %s (set PROMOTION_BOT_USERNAME to override)", exc, ACTIONS_BOT
+                )
+                self._bot_username = ACTIONS_BOT
+        return self._bot_username
+
+    def slash_promote_works(self) -> bool:
+        return True
+
+    # --- requests --------------------------------------------------------------------------
+    def find_threads(self, labels: Sequence[str], state: str = "open") -> list[Thread]:
+        """One listing: GitHub's issues endpoint returns pull requests too."""
+
+        def fetch() -> list[Thread]:
+            query: dict[str, Any] = {"state": state, "sort": "created", "direction": "desc"}
+            if labels:  # an empty `labels=` is not "any labels" everywhere
+                query["labels"] = list(labels)
+            items = self._repo().get_issues(**query)
+            return [thread_from(payload(item)) for item in islice(items, MAX_THREADS)]
+
+        return self._call("list issues and pull requests", fetch)
+
+    def get_thread(self, kind: ThreadKind, number: str) -> Thread:
+        if kind == "merge_request":
+            obj = self._repo().get_pull(int(number))
+        else:
+            obj = self._repo().get_issue(int(number))
+        return thread_from(self._call(f"get {_noun(kind)} #{number}", lambda: obj.raw_data))
+
+    def open_issue(self, title: str, body: str, labels: Sequence[str]) -> Thread:
+        issue = self._call(
+            "open issue",
+            lambda: self._repo().create_issue(title=title, body=body, labels=list(labels)),
+            idempotent=False,
+        )
+        return thread_from(payload(issue))
+
+    def open_merge_request(
+        self, title: str, body: str, labels: Sequence[str], source_branch: str, target_branch: str
+    ) -> Thread:
+        pull = self._call(
+            "open pull request",
+            lambda: self._repo().create_pull(
+                base=target_branch, head=source_branch, title=title, body=body, draft=False
+            ),
+            idempotent=False,
+        )
+        data = dict(payload(pull))
+        if labels:  # the pulls endpoint takes no labels; they go through the issue
+            data["labels"] = self._call(
+                f"label pull request #{data['number']}",
+                lambda: self._request(
+                    "POST", f"/issues/{data['number']}/labels", {"labels": list(labels)}
+                ),
+            )
+        return thread_from(data)
+
+    def update_body(self, thread: Thread, body: str) -> None:
+        # The issues endpoint edits a PR's body too: one PATCH, no GET.
+        issue = self._repo().get_issue(int(thread.number))
+        self._call(
+            f"update body of {_noun(thread.kind)} #{thread.number}", lambda: issue.edit(body=body)
+        )
+
+    def close(self, thread: Thread) -> None:
+        issue = self._repo().get_issue(int(thread.number))
+        self._call(
+            f"close {_noun(thread.kind)} #{thread.number}", lambda: issue.edit(state="closed")
+        )
+
+    def merge(self, thread: Thread) -> None:
+        if thread.kind != "merge_request":
+            raise ForgeError(f"GitHub: cannot merge issue #{thread.number}")
+        pull = self._repo().get_pull(int(thread.number))
+        self._call(f"merge pull request #{thread.number}", pull.merge)
+
+    def is_approved(self, thread: Thread) -> bool:
+        if thread.kind != "merge_request":
+            return False
+        pull = self._repo().get_pull(int(thread.number))
+        reviews = self._call(
+            f"list reviews of pull request #{thread.number}",
+            lambda: [payload(review) for review in pull.get_reviews()],
+        )
+        return review_verdict(reviews)
+
+    def commit_file(
+        self, branch: str, from_ref: str, path: str, content: str, message: str
+    ) -> None:
+        repo = self._repo()
+        try:
+            self._call(f"get branch {branch}", lambda: repo.get_branch(branch))
+        except ForgeNotFoundError:
+            log.info("creating branch %s from %s", branch, from_ref)
+            # complete(): a lazy Commit would take its "sha" from the URL, i.e. the ref name.
+            commit = repo.get_commit(from_ref)
+            sha = self._call(f"resolve {from_ref}", lambda: payload(commit.complete())["sha"])
+            self._call(
+                f"create branch {branch}",
+                lambda: repo.create_git_ref(ref=f"refs/heads/{branch}", sha=sha),
+                idempotent=False,
+            )
+        try:
+            current = self._call(
+                f"read {path} on {branch}", lambda: repo.get_contents(path, ref=branch)
+            )
+        except ForgeNotFoundError:
+            current = None
+        if current is None:
+            self._call(
+                f"create {path} on {branch}",
+                lambda: repo.create_file(path, message, content, branch=branch),
+                idempotent=False,
+            )
+            return
+        if isinstance(current, list):
+            raise ForgeError(f"GitHub: cannot write {path} on {branch}: it is a directory")
+        if _decoded(payload(current)) == content:
+            log.info("%s on %s is already up to date; no commit", path, branch)
+            return
+        self._call(
+            f"update {path} on {branch}",
+            lambda: repo.update_file(path, message, content, sha=current.sha, branch=branch),
+        )
+
+    # --- comments --------------------------------------------------------------------------
+    def list_comments(self, thread: Thread, since: str = "") -> list[Comment]:
+        issue = self._repo().get_issue(int(thread.number))
+        after = since_datetime(since) if since else None
+
+        def fetch() -> list[Comment]:
+            pages = issue.get_comments(since=after) if after else issue.get_comments()
+            return [comment_from(payload(comment)) for comment in pages]
+
+        return self._call(f"list comments of #{thread.number}", fetch)
+
+    def post_comment(self, thread: Thread, body: str) -> Comment:
+        issue = self._repo().get_issue(int(thread.number))
+        comment = self._call(
+            f"comment on #{thread.number}", lambda: issue.create_comment(body), idempotent=False
+        )
+        return comment_from(payload(comment))
+
+    def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
+        content = REACTIONS.get(reaction, reaction)
+        try:
+            # Re-adding an existing reaction answers 200, so a retry cannot duplicate it.
+            self._call(
+                f"react {content} to comment {comment_id}",
+                lambda: self._request(
+                    "POST", f"/issues/comments/{int(comment_id)}/reactions", {"content": content}
+                ),
+            )
+        except (ForgeError, ValueError) as exc:
+            log.warning("could not react to a comment (best effort): %s", exc)
+
+    # --- people ----------------------------------------------------------------------------
+    def access_level(self, username: str, user_id: str = "") -> int:
+        """`role_name` (admin/maintain/write/triage/read) when known, else legacy `permission`."""
+        path = f"/collaborators/{quote(username, safe='')}/permission"
+        try:
+            data = self._call(
+                f"read the repository role of {username}", lambda: self._request("GET", path)
+            )
+        except ForgeNotFoundError:
+            return 0
+        role = str(data.get("role_name") or "").lower()
+        if role and role_level(role):
+            return role_level(role)
+        return role_level(str(data.get("permission") or "none"))
+
+
+def _noun(kind: ThreadKind) -> str:
+    return "issue" if kind == "issue" else "pull request"
+
+
+def _decoded(data: dict[str, Any]) -> str | None:
+    try:
+        return base64.b64decode(data.get("content") or "").decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None

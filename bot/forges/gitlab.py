@@ -1,0 +1,318 @@
+"""GitLab adapter (python-gitlab): issues and merge requests as promotion threads.
+
+No HTTP call happens in the constructor. The project is a lazy python-gitlab object (its id or
+URL-encoded path is all the API needs), so a wrong GITLAB_PROJECT shows up as a 404 naming the
+operation. Retries live in the client's session (see `_gitlab_support.build_client`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from itertools import islice
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import gitlab
+import requests
+from gitlab.exceptions import GitlabError
+
+from bot.errors import ConfigError, ForgeError, ForgeNotFoundError
+from bot.forges._gitlab_support import (
+    EMOJI,
+    PER_PAGE,
+    build_client,
+    comment_from,
+    error_message,
+    noun,
+    thread_from,
+    thread_ref,
+    when,
+)
+from bot.forges._retry import RetryPolicy, http_error, network_error
+from bot.models import Comment, Thread, ThreadKind
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_THREADS = 200  # find_threads looks at the newest ones only (two pages of each kind)
+_QUERY_STATES = {"open": "opened", "closed": "all", "all": "all"}
+_HINTS = {
+    401: "check GITLAB_TOKEN: a project or group access token with the api scope",
+    403: "the token lacks the api scope or a role high enough for this",
+}
+
+
+class GitLabForge:
+    platform = "gitlab"
+
+    def __init__(
+        self,
+        client: gitlab.Gitlab,
+        project: str | int,
+        *,
+        bot_username: str = "",
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self._gl = client
+        self._project_id = project
+        self._project_obj: Any = None
+        self._bot_username = bot_username
+        self._enterprise: bool | None = None
+        self._secrets = [s for s in secrets if s]
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, retry: RetryPolicy | None = None) -> GitLabForge:
+        if not settings.gitlab_project:
+            raise ConfigError(
+                "GITLAB_PROJECT is not set (nor CI_PROJECT_ID): the project id or path"
+            )
+        token = settings.gitlab_token.value
+        if not token:
+            raise ConfigError("GITLAB_TOKEN is not set: a project access token with the api scope")
+        client = build_client(settings.gitlab_url, token, retry)
+        return cls(
+            client, settings.gitlab_project, bot_username=settings.bot_username, secrets=[token]
+        )
+
+    # --- plumbing ------------------------------------------------------------------------
+    def _call(self, operation: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except GitlabError as exc:
+            message = error_message(exc)
+            hints = dict(_HINTS)
+            if "project" in message.lower():
+                hints[404] = f"check GITLAB_PROJECT={self._project_id} and the token's access"
+            raise http_error(
+                "GitLab", operation, exc.response_code, message, secrets=self._secrets, hints=hints
+            ) from None
+        except requests.RequestException as exc:
+            raise network_error("GitLab", operation, exc, self._secrets) from None
+
+    def _project(self) -> Any:
+        if self._project_obj is None:
+            self._project_obj = self._gl.projects.get(self._project_id, lazy=True)
+        return self._project_obj
+
+    def _manager(self, kind: ThreadKind) -> Any:
+        project = self._project()
+        return project.issues if kind == "issue" else project.mergerequests
+
+    def _lazy(self, thread: Thread) -> Any:
+        return self._manager(thread.kind).get(int(thread.number), lazy=True)
+
+    # --- identity and capabilities -------------------------------------------------------
+    def bot_username(self) -> str:
+        if not self._bot_username:
+
+            def fetch() -> str:
+                self._gl.auth()
+                return str(self._gl.user.username)  # type: ignore[union-attr]
+
+            self._bot_username = self._call("look up the bot's own user (GET /user)", fetch)
+        return self._bot_username
+
+    def slash_promote_works(self) -> bool:
+        """`/promote` reaches the bot only where GitLab reports itself as not EE."""
+        if self._enterprise is None:
+            try:
+                data = self._call("read /metadata", lambda: self._gl.http_get("/metadata"))
+            except ForgeError as exc:
+                log.info("assuming GitLab EE (/promote is a quick action there): %s", exc)
+                data = {}
+            self._enterprise = not (isinstance(data, dict) and data.get("enterprise") is False)
+        return not self._enterprise
+
+    # --- requests --------------------------------------------------------------------------
+    def find_threads(self, labels: Sequence[str], state: str = "open") -> list[Thread]:
+        query: dict[str, Any] = {
+            "state": _QUERY_STATES.get(state, "opened"),
+            "order_by": "created_at",
+            "sort": "desc",
+            "per_page": PER_PAGE,
+            "iterator": True,
+        }
+        if labels:
+            query["labels"] = ",".join(labels)
+        found: list[tuple[datetime, Thread]] = []
+        for kind in ("issue", "merge_request"):
+
+            def fetch(kind: ThreadKind = kind) -> list[dict[str, Any]]:
+                items = self._manager(kind).list(**query)
+                return [item.attributes for item in islice(items, MAX_THREADS)]
+
+            for data in self._call(f"list {noun(kind)}s", fetch):
+                thread = thread_from(kind, data)
+                if state == "closed" and thread.state == "open":
+                    continue
+                found.append((when(data.get("created_at")), thread))
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        return [thread for _, thread in found[:MAX_THREADS]]
+
+    def get_thread(self, kind: ThreadKind, number: str) -> Thread:
+        obj = self._call(
+            f"get {noun(kind)} {thread_ref(kind, number)}",
+            lambda: self._manager(kind).get(int(number)),
+        )
+        return thread_from(kind, obj.attributes)
+
+    def open_issue(self, title: str, body: str, labels: Sequence[str]) -> Thread:
+        data = {"title": title, "description": body, "labels": ",".join(labels)}
+        obj = self._call("open issue", lambda: self._project().issues.create(data))
+        return thread_from("issue", obj.attributes)
+
+    def open_merge_request(
+        self, title: str, body: str, labels: Sequence[str], source_branch: str, target_branch: str
+    ) -> Thread:
+        data = {
+            "source_branch": source_branch,
+            "target_branch": target_branch,
+            "title": title,
+            "description": body,
+            "labels": ",".join(labels),
+            "remove_source_branch": True,
+        }
+        obj = self._call("open merge request", lambda: self._project().mergerequests.create(data))
+        return thread_from("merge_request", obj.attributes)
+
+    def update_body(self, thread: Thread, body: str) -> None:
+        self._update(thread, {"description": body}, "update description of")
+
+    def close(self, thread: Thread) -> None:
+        self._update(thread, {"state_event": "close"}, "close")
+
+    def _update(self, thread: Thread, data: dict[str, Any], verb: str) -> None:
+        manager = self._manager(thread.kind)
+        self._call(
+            f"{verb} {noun(thread.kind)} {thread_ref(thread.kind, thread.number)}",
+            lambda: manager.update(int(thread.number), data),
+        )
+
+    def merge(self, thread: Thread) -> None:
+        if thread.kind != "merge_request":
+            raise ForgeError(f"GitLab: cannot merge issue #{thread.number}")
+        mr = self._lazy(thread)
+        self._call(
+            f"merge merge request !{thread.number}",
+            lambda: mr.merge(should_remove_source_branch=True),
+        )
+
+    def is_approved(self, thread: Thread) -> bool:
+        """Someone approved, and the approval rules (Premium) do not say otherwise.
+
+        On GitLab Free `approved` is true with nobody's approval (zero required), so
+        `approved_by` must be non-empty too.
+        """
+        if thread.kind != "merge_request":
+            return False
+        mr = self._lazy(thread)
+        data = self._call(
+            f"read approvals of merge request !{thread.number}",
+            lambda: mr.approvals.get().attributes,
+        )
+        return bool(data.get("approved_by")) and data.get("approved") is not False
+
+    def commit_file(
+        self, branch: str, from_ref: str, path: str, content: str, message: str
+    ) -> None:
+        project = self._project()
+        try:
+            self._call(f"get branch {branch}", lambda: project.branches.get(branch))
+        except ForgeNotFoundError:
+            log.info("creating branch %s from %s", branch, from_ref)
+            self._call(
+                f"create branch {branch} from {from_ref}",
+                lambda: project.branches.create({"branch": branch, "ref": from_ref}),
+            )
+        current = self._file_text(path, branch)
+        if current == content:
+            log.info("%s on %s is already up to date; no commit", path, branch)
+            return
+        verb = "create" if current is None else "update"
+        action = {"action": verb, "file_path": path, "content": content}
+        data = {"branch": branch, "commit_message": message, "actions": [action]}
+        self._call(f"commit {path} to {branch}", lambda: project.commits.create(data))
+
+    def _file_text(self, path: str, branch: str) -> str | None:
+        try:
+            obj = self._call(
+                f"read {path} on {branch}",
+                lambda: self._project().files.get(file_path=path, ref=branch),
+            )
+        except ForgeNotFoundError:
+            return None
+        try:
+            return base64.b64decode(obj.attributes.get("content") or "").decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""  # unreadable: differs from any content we write, so it gets updated
+
+    # --- comments --------------------------------------------------------------------------
+    def list_comments(self, thread: Thread, since: str = "") -> list[Comment]:
+        """Notes oldest first. With `since`, read newest first and stop at older ones."""
+        parent = self._lazy(thread)
+        limit = when(since) if since else None
+
+        def fetch() -> list[dict[str, Any]]:
+            notes = parent.notes.list(
+                order_by="created_at",
+                sort="desc" if limit else "asc",
+                per_page=PER_PAGE,
+                iterator=True,
+            )
+            out = []
+            for note in notes:
+                if limit and when(note.attributes.get("created_at")) < limit:
+                    break
+                out.append(note.attributes)
+            return out[::-1] if limit else out
+
+        notes = self._call(f"list notes of {thread_ref(thread.kind, thread.number)}", fetch)
+        return [comment_from(data) for data in notes]
+
+    def post_comment(self, thread: Thread, body: str) -> Comment:
+        parent = self._lazy(thread)
+        note = self._call(
+            f"post a note on {thread_ref(thread.kind, thread.number)}",
+            lambda: parent.notes.create({"body": body}),
+        )
+        data = note.attributes
+        if "id" not in data:  # 202: the note held only quick actions, GitLab saved nothing
+            log.warning("GitLab ran the note as quick actions and did not save it")
+            return Comment(id="", author=self.bot_username(), body=body)
+        return comment_from(data)
+
+    def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
+        name = EMOJI.get(reaction, reaction)
+        try:
+            note = self._lazy(thread).notes.get(int(comment_id), lazy=True)
+            self._call(
+                f"react :{name}: to note {comment_id}",
+                lambda: note.awardemojis.create({"name": name}),
+            )
+        except (ForgeError, ValueError) as exc:
+            log.warning("could not react to a note (best effort): %s", exc)
+
+    # --- people ----------------------------------------------------------------------------
+    def access_level(self, username: str, user_id: str = "") -> int:
+        if not user_id:
+            users = self._call(
+                f"look up user {username}",
+                lambda: self._gl.users.list(username=username, get_all=False),
+            )
+            if not users:
+                return 0
+            user_id = str(users[0].attributes["id"])
+        try:
+            member = self._call(
+                f"read the project role of {username}",
+                lambda: self._project().members_all.get(int(user_id)),
+            )
+        except ForgeNotFoundError:
+            return 0
+        return int(member.attributes.get("access_level") or 0)

@@ -1,0 +1,319 @@
+"""The webhook server's WSGI application (SPEC §7): verify, parse, de-duplicate, queue, answer.
+
+A request thread only checks and queues, then answers (forges retry slow hooks and GitLab
+disables hooks that keep failing); worker threads do the work after the answer has gone out.
+Checks for a POST, in order: a secret is configured for the route (403), the body is at most
+1 MiB (413), the signature or token is valid (401), the JSON parses and has the fields the event
+needs (400), the event needs work (200), it was not taken already (200 duplicate), the queue has
+room (503). Plain WSGI: Flask would cost a second of import for three routes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from bot import webhook_auth
+from bot.commands import parse_comment
+from bot.events import PayloadError, github_comment_event, gitlab_comment_event
+from bot.mlflow_webhook import AliasChange, parse_alias_change
+from bot.models import CommentEvent
+from bot.workers import Job, RecentKeys, WorkerPool
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+RETRY_AFTER_SECONDS = 30
+WEBHOOK_ROUTES = {
+    "/webhooks/gitlab": "gitlab",
+    "/webhooks/github": "github",
+    "/webhooks/mlflow": "mlflow",
+}
+_DELIVERY_HEADERS = {
+    "gitlab": "Idempotency-Key",  # the same on GitLab's retries and manual resends
+    "github": "X-GitHub-Delivery",  # the same on redeliveries
+    "mlflow": "X-MLflow-Delivery-Id",  # the same on MLflow's HTTP retries
+}
+_MENTION = re.compile(r" {0,3}@([A-Za-z0-9_.\-\[\]]+)[ \t]")
+_EOL = re.compile(r"\r\n|\r|\n")
+
+StartResponse = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class Headers:
+    """Request headers by their HTTP name, from a WSGI environ."""
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self._environ = environ
+
+    def get(self, name: str) -> str:
+        key = "HTTP_" + name.upper().replace("-", "_")
+        return str(self._environ.get(key, "")).strip()
+
+
+def may_be_command(body: str) -> bool:
+    """Cheap, network-free filter: could this comment be a command for *some* bot username?
+
+    The handler decides for real with the bot's own username; this only spares the queue the
+    chatter, and the bot's own answers (which quote commands inside backticks).
+    """
+    first = next((line for line in _EOL.split(body) if line.strip(" \t")), "")
+    mention = _MENTION.match(first)
+    return parse_comment(body, mention.group(1) if mention else "") is not None
+
+
+class WebhookApp:
+    """The WSGI callable; owns the worker pool and the de-duplication memory."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        dispatch: Callable[[CommentEvent], object],
+        on_alias_change: Callable[[AliasChange], object] | None = None,
+        *,
+        champion_alias: str = "champion",
+        workers: int = 2,
+        queue_size: int = 1000,
+        dedup_size: int = 10_000,
+    ) -> None:
+        self._secrets = {
+            "gitlab": settings.gitlab_webhook_secret.value,
+            "github": settings.github_webhook_secret.value,
+            "mlflow": settings.mlflow_webhook_secret.value,
+        }
+        self._dispatch = dispatch
+        self._on_alias_change = on_alias_change
+        self._champion_alias = champion_alias
+        self.pool = WorkerPool(workers, queue_size)
+        self.seen = RecentKeys(dedup_size)
+
+    # --- lifecycle (the worker pool) --------------------------------------------------------------
+    def start(self) -> None:
+        self.pool.start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Graceful: new deliveries get 503, queued work is finished. True if all of it was."""
+        return self.pool.stop(timeout)
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        return self.pool.drain(timeout)
+
+    def configured(self, platform: str) -> bool:
+        return bool(self._secrets.get(platform))
+
+    # --- WSGI -------------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            response = self._route(environ)
+        except Exception:
+            platform = WEBHOOK_ROUTES.get(environ.get("PATH_INFO", ""), "")
+            log.exception("unexpected error answering a request", extra=_extra(platform, environ))
+            response = Response(500, {"error": "internal error"})
+        payload = json.dumps(response.body).encode()
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(payload))),
+            *response.headers,
+        ]
+        status = HTTPStatus(response.status)
+        start_response(f"{status.value} {status.phrase}", headers)
+        return [payload]
+
+    def _route(self, environ: dict[str, Any]) -> Response:
+        path = environ.get("PATH_INFO", "") or "/"
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        if path == "/healthz":
+            if method != "GET":
+                return Response(405, {"error": "method not allowed"}, (("Allow", "GET"),))
+            return self._health()
+        platform = WEBHOOK_ROUTES.get(path.rstrip("/"))
+        if platform is None:
+            return Response(404, {"error": "not found"})
+        if method != "POST":
+            return Response(405, {"error": "method not allowed"}, (("Allow", "POST"),))
+        return self._webhook(platform, environ)
+
+    def _health(self) -> Response:
+        queued = self.pool.queued
+        if self.pool.healthy:
+            return Response(200, {"status": "ok", "queued": queued})
+        return Response(503, {"status": "unavailable", "queued": queued})
+
+    # --- one delivery -----------------------------------------------------------------------------
+    def _webhook(self, platform: str, environ: dict[str, Any]) -> Response:
+        extra = _extra(platform, environ)
+        secret = self._secrets[platform]
+        if not secret:
+            log.warning("refused: no %s webhook secret configured", platform, extra=extra)
+            return Response(403, {"error": "webhook secret not configured"})
+        body = _read_body(environ)
+        if body is None:
+            log.warning("refused: body over %d bytes", MAX_BODY, extra=extra)
+            return Response(413, {"error": f"body over {MAX_BODY} bytes"})
+        headers = Headers(environ)
+        try:
+            _verify(platform, secret, body, headers)
+        except webhook_auth.WebhookAuthError as exc:
+            log.warning("rejected: %s", exc, extra=extra)
+            return Response(401, {"error": str(exc)})
+        try:
+            item = _parse(platform, body, headers, environ.get("CONTENT_TYPE", ""))
+        except (PayloadError, ValueError, RecursionError) as exc:
+            reason = str(exc) if isinstance(exc, PayloadError) else "malformed JSON body"
+            log.warning("bad payload: %s", reason, extra=extra)
+            return Response(400, {"error": reason})
+        if isinstance(item, CommentEvent):
+            return self._comment(item, extra)
+        if isinstance(item, AliasChange):
+            return self._alias_change(item, extra)
+        return _ignored("event needs no work", extra)
+
+    def _comment(self, event: CommentEvent, extra: dict[str, str]) -> Response:
+        if event.action != "created":
+            return _ignored("edited comments are not commands", extra)
+        if not may_be_command(event.body):
+            return _ignored("not a command", extra)
+        keys = [f"{event.platform}:comment:{event.comment_id}"]
+        if event.delivery_id:
+            keys.append(f"{event.platform}:delivery:{event.delivery_id}")
+        what = f"comment {event.comment_id} on {event.thread_kind} #{event.thread_number}"
+        dispatch = self._dispatch
+        return self._enqueue(Job(what, lambda: dispatch(event), extra), keys)
+
+    def _alias_change(self, change: AliasChange, extra: dict[str, str]) -> Response:
+        if change.alias != self._champion_alias:
+            return _ignored(f"alias {change.alias!r} is not the champion alias", extra)
+        if self._on_alias_change is None:
+            return _ignored("alias changes are not reported", extra)
+        report = self._on_alias_change
+        what = f"{change.alias} change of {change.model}"
+        keys = [f"mlflow:delivery:{change.delivery_id}"] if change.delivery_id else []
+        return self._enqueue(Job(what, lambda: report(change), extra), keys)
+
+    def _enqueue(self, job: Job, keys: list[str]) -> Response:
+        if not self.seen.claim(keys):
+            log.info("duplicate: %s", job.what, extra=job.extra)
+            return Response(200, {"status": "duplicate"})
+        if not self.pool.submit(job):
+            self.seen.release(keys)  # the forge's retry must not look like a duplicate
+            log.error("busy: cannot queue %s", job.what, extra=job.extra)
+            return Response(
+                503, {"error": "busy, retry later"}, (("Retry-After", str(RETRY_AFTER_SECONDS)),)
+            )
+        log.info("queued %s", job.what, extra=job.extra)
+        return Response(202, {"status": "accepted"})
+
+
+def build_app(
+    settings: Settings,
+    dispatch: Callable[[CommentEvent], object],
+    on_alias_change: Callable[[AliasChange], object] | None = None,
+    *,
+    champion_alias: str = "champion",
+    workers: int = 2,
+    queue_size: int = 1000,
+) -> WebhookApp:
+    """The WSGI app; `run_server` starts and stops its workers (tests: start, drain, stop)."""
+    return WebhookApp(
+        settings,
+        dispatch,
+        on_alias_change,
+        champion_alias=champion_alias,
+        workers=workers,
+        queue_size=queue_size,
+    )
+
+
+def run_server(settings: Settings, host: str, port: int, app: WebhookApp, **options: Any) -> None:
+    """Serve `app` under waitress until SIGTERM/SIGINT, then stop gracefully (bot.serve)."""
+    from bot.serve import run_server as run
+
+    run(settings, host, port, app, **options)
+
+
+def _extra(platform: str, environ: dict[str, Any]) -> dict[str, str]:
+    headers = Headers(environ)
+    delivery = headers.get(_DELIVERY_HEADERS[platform]) if platform else ""
+    if platform == "gitlab" and not delivery:
+        delivery = headers.get("X-Gitlab-Webhook-UUID")  # for the logs only
+    return {"delivery_id": delivery[:100], "platform": platform}
+
+
+def _ignored(reason: str, extra: dict[str, str]) -> Response:
+    log.info("ignored: %s", reason, extra=extra)
+    return Response(200, {"status": "ignored", "reason": reason})
+
+
+def _read_body(environ: dict[str, Any]) -> bytes | None:
+    """The raw body, or None when it is over MAX_BODY (decided without reading it if possible)."""
+    raw_length = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if raw_length.isdigit():
+        length = int(raw_length)
+        if length > MAX_BODY:
+            return None
+    elif environ.get("wsgi.input_terminated"):
+        length = MAX_BODY + 1  # no usable length, but the server marks the end of the body
+    else:
+        length = 0  # PEP 3333: without a length, reading could block forever
+    # Read one byte past the limit, whatever the header said, so a lying length is caught too.
+    body = environ["wsgi.input"].read(min(length, MAX_BODY + 1)) if length else b""
+    return None if len(body) > MAX_BODY else body
+
+
+def _verify(platform: str, secret: str, body: bytes, headers: Headers) -> None:
+    if platform == "github":
+        webhook_auth.check_github(secret, body, headers.get("X-Hub-Signature-256"))
+    elif platform == "gitlab":
+        webhook_auth.check_gitlab(secret, headers.get("X-Gitlab-Token"))
+    else:
+        webhook_auth.check_mlflow(
+            secret,
+            body,
+            delivery_id=headers.get("X-MLflow-Delivery-Id"),
+            timestamp=headers.get("X-MLflow-Timestamp"),
+            signature=headers.get("X-MLflow-Signature"),
+        )
+
+
+def _parse(
+    platform: str, body: bytes, headers: Headers, content_type: str
+) -> CommentEvent | AliasChange | None:
+    payload = _decode(body, content_type)
+    delivery = headers.get(_DELIVERY_HEADERS[platform])
+    if platform == "github":
+        event = headers.get("X-GitHub-Event")
+        if not event:
+            raise PayloadError("missing X-GitHub-Event header")
+        return github_comment_event(event, payload, delivery)
+    if platform == "gitlab":
+        event = headers.get("X-Gitlab-Event")
+        if not event:
+            raise PayloadError("missing X-Gitlab-Event header")
+        return gitlab_comment_event(event, payload, delivery)
+    return parse_alias_change(payload, delivery)
+
+
+def _decode(body: bytes, content_type: str) -> object:
+    """JSON, or GitHub's other content type: a form with the JSON in its `payload` field."""
+    if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        fields = parse_qs(body.decode("utf-8"), max_num_fields=10)
+        if "payload" not in fields:
+            raise PayloadError("form body without a payload field")
+        return json.loads(fields["payload"][0])
+    return json.loads(body.decode("utf-8"))

@@ -1,0 +1,93 @@
+"""Webhook authenticity checks (SPEC §7), done on the raw body before anything parses it.
+
+- GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>`.
+- GitLab: no HMAC; `X-Gitlab-Token` carries the configured secret verbatim.
+- MLflow 3 (`mlflow/webhooks/delivery.py`, Standard Webhooks style): `X-MLflow-Signature:
+  v1,<base64 HMAC-SHA256(secret, f"{delivery_id}.{timestamp}.{body}")>`, with the id and the Unix
+  timestamp (seconds) in `X-MLflow-Delivery-Id` and `X-MLflow-Timestamp`. The timestamp must be
+  within 5 minutes of our clock, so a captured delivery cannot be replayed later.
+
+Every comparison is constant-time on bytes (`hmac.compare_digest` refuses non-ASCII str). The
+reasons raised are fit for a log line: they never contain a secret or a signature value.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+GITHUB_PREFIX = "sha256="
+MLFLOW_VERSION = "v1"
+MLFLOW_TOLERANCE_SECONDS = 300
+
+
+class WebhookAuthError(Exception):
+    """The delivery is not authentic (→ 401). The message is safe to log."""
+
+
+def _bytes(value: str) -> bytes:
+    # WSGI hands headers over as latin-1 decoded str; any byte sequence round-trips.
+    return value.encode("latin-1", errors="replace")
+
+
+def sign_github(secret: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return GITHUB_PREFIX + digest
+
+
+def check_github(secret: str, body: bytes, header: str | None) -> None:
+    if not secret:
+        raise WebhookAuthError("no webhook secret configured")
+    if not header:
+        raise WebhookAuthError("missing X-Hub-Signature-256 header")
+    expected = sign_github(secret, body)
+    # GitHub sends lowercase hex; accept uppercase too, the digest is the same.
+    if not hmac.compare_digest(_bytes(expected), _bytes(header.strip().lower())):
+        raise WebhookAuthError("X-Hub-Signature-256 does not match the body")
+
+
+def check_gitlab(secret: str, header: str | None) -> None:
+    if not secret:
+        raise WebhookAuthError("no webhook secret configured")
+    if not header:
+        raise WebhookAuthError("missing X-Gitlab-Token header")
+    if not hmac.compare_digest(_bytes(secret), _bytes(header)):
+        raise WebhookAuthError("X-Gitlab-Token does not match the secret")
+
+
+def sign_mlflow(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
+    signed = f"{delivery_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).digest()
+    return f"{MLFLOW_VERSION},{base64.b64encode(digest).decode('ascii')}"
+
+
+def check_mlflow(
+    secret: str,
+    body: bytes,
+    *,
+    delivery_id: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    now: float | None = None,
+    tolerance: int = MLFLOW_TOLERANCE_SECONDS,
+) -> None:
+    if not secret:
+        raise WebhookAuthError("no webhook secret configured")
+    if not signature:
+        raise WebhookAuthError("missing X-MLflow-Signature header")
+    if not delivery_id or not timestamp:
+        raise WebhookAuthError("missing X-MLflow-Delivery-Id or X-MLflow-Timestamp header")
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        raise WebhookAuthError("X-MLflow-Timestamp is not a Unix time in seconds")
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > tolerance:
+        raise WebhookAuthError(f"X-MLflow-Timestamp is more than {tolerance} s from our clock")
+    expected = _bytes(sign_mlflow(secret, delivery_id, timestamp, body))
+    # Standard Webhooks allows several space-separated signatures (secret rotation).
+    candidates = [_bytes(part) for part in signature.split()]
+    # Compare with every candidate (no early exit), so timing says nothing about which matched.
+    matched = [hmac.compare_digest(expected, candidate) for candidate in candidates]
+    if not any(matched):
+        raise WebhookAuthError("X-MLflow-Signature does not match the delivery")

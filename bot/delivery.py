@@ -82,6 +82,21 @@ def serve(ctx: Context, host: str, port: int) -> None:
             extra={"delivery_id": event.delivery_id, "platform": event.platform},
         )
 
+    # Build the registry and forge clients once, before two workers race to, and fail fast on
+    # bad settings instead of on the first delivery.
+    _ = ctx.registry, ctx.forge
+    platforms = [
+        name
+        for name, secret in (
+            ("gitlab", ctx.settings.gitlab_webhook_secret),
+            ("github", ctx.settings.github_webhook_secret),
+            ("mlflow", ctx.settings.mlflow_webhook_secret),
+        )
+        if secret
+    ]
+    if ctx.echo is not None:
+        routes = ", ".join(f"/webhooks/{name}" for name in platforms) or "none (no secret set)"
+        ctx.echo(f"promotion-bot serving on http://{host}:{port} — accepting {routes}")
     app = build_app(
         ctx.settings,
         dispatch,

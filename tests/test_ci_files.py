@@ -1,0 +1,460 @@
+"""The CI integration files (SPEC §11), checked with the real tools: GitLab's and GitHub's JSON
+schemas (check-jsonschema, vendored, offline), gitlab-ci-local's rule evaluation, and one real
+run of the `train:test` job against a real MLflow server."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Params, load_params, parse_params
+from bot.forges.local import LocalForge
+from bot.markers import parse_request_marker
+from bot.registry import Registry
+from bot.request import DOTENV_FILE
+from tests import ci_runner
+from tests.ci_runner import REPO_ROOT, job_commands, load_yaml, workflow_triggers
+
+GITLAB_CI = REPO_ROOT / ".gitlab-ci.yml"
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+TRAIN_WORKFLOW = WORKFLOWS / "train.yml"
+COMMANDS_WORKFLOW = WORKFLOWS / "promotion-commands.yml"
+DVC_YAML = REPO_ROOT / "dvc.yaml"
+PLACEHOLDER = REPO_ROOT / "scripts" / "placeholder_train.py"
+
+GROUP = "model-promotion"
+# Commands that move an alias (register, gate, and champion changes) or touch the request.
+ALIAS_COMMAND = re.compile(r"\bpromotion-bot\s+(register|gate|request|poll|handle)\b")
+# The project's params.yaml, which the CI files' hard-coded paths must agree with.
+PARAMS = (
+    load_params(REPO_ROOT / "params.yaml") if (REPO_ROOT / "params.yaml").exists() else Params()
+)
+
+
+def gitlab_jobs() -> dict[str, dict[str, Any]]:
+    return ci_runner.jobs(load_yaml(GITLAB_CI))
+
+
+def run_lines(job: dict[str, Any]) -> list[str]:
+    return [str(step["run"]) for step in job.get("steps", []) if "run" in step]
+
+
+def index_of(lines: list[str], pattern: str) -> int:
+    """Position of the first line matching `pattern`; fails with the lines when none does."""
+    for position, line in enumerate(lines):
+        if re.search(pattern, line):
+            return position
+    raise AssertionError(f"no line matches {pattern!r} in {lines}")
+
+
+# --- schemas (offline, vendored in check-jsonschema) -----------------------------------------
+
+
+def test_gitlab_ci_is_valid_for_gitlab() -> None:
+    result = ci_runner.check_jsonschema("vendor.gitlab-ci", [GITLAB_CI])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_github_workflows_are_valid_for_github() -> None:
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    assert {TRAIN_WORKFLOW, COMMANDS_WORKFLOW} <= set(files)
+    result = ci_runner.check_jsonschema("vendor.github-workflows", files)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "schema", "good", "broken", "reported"),
+    [
+        (
+            GITLAB_CI,
+            "vendor.gitlab-ci",
+            "  resource_group: model-promotion\n",
+            "  resource_grup: model-promotion\n",
+            "'resource_grup' was unexpected",
+        ),
+        (
+            TRAIN_WORKFLOW,
+            "vendor.github-workflows",
+            "  cancel-in-progress: false\n",
+            "  cancel_in_progress: false\n",
+            "$.concurrency",
+        ),
+    ],
+    ids=["gitlab", "github"],
+)
+def test_schema_check_rejects_a_broken_key(
+    tmp_path: Path, source: Path, schema: str, good: str, broken: str, reported: str
+) -> None:
+    text = source.read_text(encoding="utf-8")
+    assert good in text
+    copy = tmp_path / source.name
+    copy.write_text(text.replace(good, broken, 1), encoding="utf-8")
+    result = ci_runner.check_jsonschema(schema, [copy])
+    assert result.returncode != 0
+    assert reported in result.stdout
+
+
+# --- .gitlab-ci.yml: structure ----------------------------------------------------------------
+
+
+def test_every_gitlab_job_that_moves_an_alias_is_in_the_resource_group() -> None:
+    movers = {
+        name
+        for name, job in gitlab_jobs().items()
+        if any(ALIAS_COMMAND.search(line) for line in job_commands(job))
+    }
+    assert movers == {"train:smoke", "train:test", "promotion:poll"}
+    for name in movers:
+        assert gitlab_jobs()[name].get("resource_group") == GROUP, name
+        assert gitlab_jobs()[name].get("interruptible") is False, name
+
+
+def test_gitlab_training_jobs_run_the_lifecycle_in_order() -> None:
+    smoke = gitlab_jobs()["train:smoke"]["script"]
+    assert index_of(smoke, r"placeholder_train\.py .*--experiment smoke") < index_of(
+        smoke, r"^promotion-bot register --alias ci-smoke$"
+    )
+    test = gitlab_jobs()["train:test"]["script"]
+    order = [
+        index_of(test, r"^python scripts/placeholder_train\.py"),
+        index_of(test, r"^promotion-bot register --alias smoke$"),
+        index_of(test, r"^promotion-bot gate$"),
+        index_of(test, r"^promotion-bot request$"),
+    ]
+    assert order == sorted(order)
+
+
+def test_gitlab_train_test_keeps_the_gate_result_and_the_request_dotenv() -> None:
+    artifacts = gitlab_jobs()["train:test"]["artifacts"]
+    assert PARAMS.promote_model.output in artifacts["paths"]
+    assert PARAMS.register_model.run_id_file in artifacts["paths"]
+    assert artifacts["reports"]["dotenv"] == DOTENV_FILE
+
+
+def test_gitlab_bot_jobs_install_the_bot_unless_told_not_to() -> None:
+    pipeline = load_yaml(GITLAB_CI)
+    template = pipeline[".promotion-bot"]
+    assert template["image"] == "python:3.11-slim"
+    install = index_of(template["before_script"], r"pip install")
+    assert "PROMOTION_BOT_SKIP_INSTALL" in template["before_script"][install]
+    for name in ("train:smoke", "train:test", "promotion:poll"):
+        assert pipeline[name]["extends"] in (".promotion-bot", [".promotion-bot", ".model-jobs"])
+
+
+def test_gitlab_variables_hold_no_secret() -> None:
+    text = GITLAB_CI.read_text(encoding="utf-8")
+    variables = load_yaml(GITLAB_CI)["variables"]
+    assert variables["PROMOTION_BOT_PLATFORM"] == "gitlab"
+    for secret in ("MLFLOW_TRACKING_URI", "GITLAB_TOKEN", "MLFLOW_TRACKING_PASSWORD"):
+        assert secret not in variables
+    assert "CI_JOB_TOKEN cannot write" in text  # why a separate, masked GITLAB_TOKEN is needed
+    assert re.search(r"GITLAB_TOKEN\s+masked", text)
+
+
+def test_gitlab_poll_is_only_ever_scheduled() -> None:
+    rules = gitlab_jobs()["promotion:poll"]["rules"]
+    runs = [rule for rule in rules if rule.get("when") != "never"]
+    assert runs == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
+    assert gitlab_jobs()["promotion:poll"]["script"] == ["promotion-bot poll"]
+
+
+def test_gitlab_test_job_runs_the_projects_ci_script() -> None:
+    assert gitlab_jobs()["test"]["script"] == ["bash .ci/run"]
+    assert (REPO_ROOT / ".ci" / "run").is_file()
+
+
+# --- .gitlab-ci.yml: rules as gitlab-ci-local evaluates them ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("gitlab-rules")
+    shutil.copy2(GITLAB_CI, repo / ".gitlab-ci.yml")
+    ci_runner.git_commit_all(repo)
+    return repo
+
+
+MODEL_JOBS = ("train:smoke", "train:test", "promotion:poll")
+RULE_CASES = {
+    "push to main": ({}, (), {"test", "train:smoke", "train:test"}),
+    "schedule": ({"CI_PIPELINE_SOURCE": "schedule"}, (), {"promotion:poll"}),
+    "push to a branch": ({"CI_COMMIT_BRANCH": "feature"}, (), {"test"}),
+    "manual run on a branch": (
+        {"CI_COMMIT_BRANCH": "feature", "CI_PIPELINE_SOURCE": "web"},
+        (),
+        {"test", "train:smoke", "train:test"},
+    ),
+    "merge request with the registry": (
+        {"CI_PIPELINE_SOURCE": "merge_request_event", "MLFLOW_TRACKING_URI": "http://mlflow"},
+        ("CI_COMMIT_BRANCH",),
+        {"test", "train:smoke"},
+    ),
+    "merge request without the registry": (
+        {"CI_PIPELINE_SOURCE": "merge_request_event"},
+        ("CI_COMMIT_BRANCH",),
+        {"test"},
+    ),
+    "the bot's promotion branch": ({"CI_COMMIT_BRANCH": "promotion/m/v3"}, (), {"test"}),
+    "local run, SKIP_MODEL_JOBS": ({"SKIP_MODEL_JOBS": "1"}, (), {"test"}),
+    "scheduled local run, SKIP_MODEL_JOBS": (
+        {"SKIP_MODEL_JOBS": "1", "CI_PIPELINE_SOURCE": "schedule"},
+        (),
+        set(),
+    ),
+}
+
+
+@pytest.mark.parametrize(("variables", "unset", "expected"), RULE_CASES.values(), ids=RULE_CASES)
+def test_gitlab_rules_pick_the_jobs_of_each_pipeline(
+    pipeline_repo: Path,
+    tmp_path: Path,
+    variables: dict[str, str],
+    unset: tuple[str, ...],
+    expected: set[str],
+) -> None:
+    jobs = ci_runner.list_jobs(pipeline_repo, tmp_path, variables, unset)
+    assert set(jobs) == {"test", *MODEL_JOBS}
+    assert {name for name, when in jobs.items() if when != "never"} == expected
+
+
+# --- .gitlab-ci.yml: the train:test job, run for real -----------------------------------------
+
+
+@pytest.mark.slow
+def test_gitlab_train_test_job_runs_with_a_local_runner(
+    tmp_path: Path, tracking_uri: str, model_name: str
+) -> None:
+    repo = ci_runner.copy_project(tmp_path / "repo")
+    params_file = repo / "params.yaml"
+    params = (load_yaml(params_file) if params_file.exists() else None) or {}
+    params.setdefault("register_model", {})["model_name"] = model_name
+    params_file.write_text(json.dumps(params), encoding="utf-8")  # JSON is YAML
+    config = parse_params(params)
+    sha = ci_runner.git_commit_all(repo)
+    forge_dir = tmp_path / "forge"
+
+    result = ci_runner.run_job(
+        repo,
+        tmp_path / "gcl-home",
+        "train:test",
+        {
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "PROMOTION_BOT_SKIP_INSTALL": "1",
+            "PROMOTION_BOT_PLATFORM": "local",
+            "PROMOTION_BOT_LOCAL_DIR": str(forge_dir),
+            "GITLAB_CI": "true",  # what GitLab itself sets (gitlab-ci-local says "false")
+            "GITLAB_USER_LOGIN": "dana",  # else gitlab-ci-local derives it from git config
+        },
+        path_prefix=Path(sys.executable).parent,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-6000:]
+    assert "PASS  train:test" in log
+    assert re.search(rf"train:test > PASS\b.*{re.escape(model_name)}.*0\.61", log)  # gate line
+
+    registry = Registry(tracking_uri)
+    assert registry.aliases(model_name) == {"smoke": 1, "candidate": 1}
+    run = registry.run(registry.version(model_name, 1).run_id)
+    assert run.metrics["final.logloss"] == pytest.approx(0.61)
+    assert run.tags["git_sha"] == sha  # CI_COMMIT_SHA reached the training step
+
+    gate = json.loads((repo / config.promote_model.output).read_text(encoding="utf-8"))
+    assert (gate["model"], gate["version"], gate["passed"]) == (model_name, 1, True)
+    artifacts = repo / ".gitlab-ci-local" / "artifacts"
+    exported = {path.name for path in artifacts.glob("*/data/models/*.json")}
+    assert exported == {"promoted_model.json", "final_run_id.json"}
+    assert list(artifacts.glob(f"*/.gitlab-ci-reports/dotenv/{DOTENV_FILE}"))
+
+    threads = LocalForge(forge_dir).find_threads(config.promotion.request.labels, state="all")
+    assert [thread.title for thread in threads] == [f"Promote {model_name} v1 to champion"]
+    state = parse_request_marker(threads[0].body) or {}
+    assert (state["model"], state["version"], state["requested_by"]) == (model_name, "1", "dana")
+    assert state["run"] == run.run_id
+    dotenv = (repo / DOTENV_FILE).read_text(encoding="utf-8")
+    assert f"PROMOTION_REQUEST_URL={threads[0].url}\n" in dotenv
+
+
+def test_gitlab_bot_jobs_refuse_to_run_without_a_registry(
+    pipeline_repo: Path, tmp_path: Path
+) -> None:
+    """Without MLFLOW_TRACKING_URI the bot would use a throwaway sqlite file inside the job."""
+    result = ci_runner.run_job(
+        pipeline_repo,
+        tmp_path / "gcl-home",
+        "promotion:poll",
+        {"CI_PIPELINE_SOURCE": "schedule", "PROMOTION_BOT_SKIP_INSTALL": "1"},
+        path_prefix=Path(sys.executable).parent,
+        timeout=120,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode != 0, log[-3000:]
+    assert "error: set MLFLOW_TRACKING_URI in Settings > CI/CD > Variables" in log
+    assert "promotion:poll $ promotion-bot --version" in log  # the bot from PATH, not installed
+    assert "$ promotion-bot poll" not in log
+
+
+def test_gitlab_ci_local_missing_fails_with_install_instructions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(pytest.fail.Exception, match=r"npm install --global gitlab-ci-local@4\.70"):
+        ci_runner.gitlab_ci_local()
+
+
+# --- GitHub workflows -------------------------------------------------------------------------
+
+
+def test_github_comment_workflow_handles_new_comments_one_at_a_time() -> None:
+    workflow = load_yaml(COMMANDS_WORKFLOW)
+    triggers = workflow_triggers(workflow)
+    assert triggers["issue_comment"] == {"types": ["created"]}
+    assert "schedule" in triggers  # the poll answers commands whose run GitHub cancelled
+    handle = workflow["jobs"]["handle"]
+    # On the job: a workflow-level group would also queue every ordinary comment's skipped run.
+    assert "concurrency" not in workflow
+    assert handle["concurrency"] == {"group": GROUP, "cancel-in-progress": False}
+    condition = " ".join(handle["if"].split())
+    assert "github.event.comment.user.type != 'Bot'" in condition
+    assert "startsWith(github.event.comment.body, '/')" in condition
+    assert "startsWith(github.event.comment.body, '@')" in condition
+    assert run_lines(handle)[-1] == (
+        'promotion-bot handle --event-name "$GITHUB_EVENT_NAME" --event-file "$GITHUB_EVENT_PATH"'
+    )
+    poll = workflow["jobs"]["poll"]
+    assert poll["concurrency"] == handle["concurrency"]
+    assert run_lines(poll)[-1] == "promotion-bot poll"
+    assert workflow["permissions"]["issues"] == "write"
+    assert workflow["permissions"]["pull-requests"] == "write"
+
+
+def test_github_train_workflow_trains_registers_gates_and_requests() -> None:
+    workflow = load_yaml(TRAIN_WORKFLOW)
+    triggers = workflow_triggers(workflow)
+    assert triggers["push"] == {"branches": ["main"]}
+    assert "workflow_dispatch" in triggers
+    assert workflow["concurrency"] == {"group": GROUP, "cancel-in-progress": False}
+    smoke = run_lines(workflow["jobs"]["train-smoke"])
+    assert index_of(smoke, r"placeholder_train\.py .*--experiment smoke") < index_of(
+        smoke, r"^promotion-bot register --alias ci-smoke$"
+    )
+    job = workflow["jobs"]["train-test"]
+    assert job["needs"] == "train-smoke"
+    lines = run_lines(job)
+    order = [
+        index_of(lines, r"^python scripts/placeholder_train\.py"),
+        index_of(lines, r"^promotion-bot register --alias smoke$"),
+        index_of(lines, r"^promotion-bot gate$"),
+        index_of(lines, r"^promotion-bot request$"),
+    ]
+    assert order == sorted(order)
+    assert job["permissions"] == {
+        "contents": "write",
+        "issues": "write",
+        "pull-requests": "write",
+    }
+    request = next(step for step in job["steps"] if step.get("id") == "request")
+    assert request["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+
+
+@pytest.mark.parametrize("path", [TRAIN_WORKFLOW, COMMANDS_WORKFLOW], ids=lambda p: p.name)
+def test_github_workflows_take_settings_from_secrets(path: Path) -> None:
+    workflow = load_yaml(path)
+    env = workflow["env"]
+    assert env["PROMOTION_BOT_PLATFORM"] == "github"
+    assert env["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"
+    secret_like = re.compile(r"TOKEN|PASSWORD|SECRET|USERNAME|URI")
+    blocks = [env]
+    for job in workflow["jobs"].values():
+        blocks += [job.get("env", {})] + [step.get("env", {}) for step in job.get("steps", [])]
+    for block in blocks:
+        for key, value in block.items():
+            if secret_like.search(key):
+                assert value == f"${{{{ secrets.{key} }}}}", key
+
+
+# --- dvc.yaml ---------------------------------------------------------------------------------
+
+
+def test_dvc_stages_call_the_cli_with_the_params_sections() -> None:
+    """Structure only: DVC publishes no JSON schema that works offline (the file was checked
+    by hand with `dvc stage list`, `dvc dag` and `dvc repro`)."""
+    stages = load_yaml(DVC_YAML)["stages"]
+    assert list(stages) == ["register_model", "promote_model"]
+    register, promote = stages["register_model"], stages["promote_model"]
+    assert re.match(r"promotion-bot register\b", register["cmd"])
+    assert promote["cmd"] == "promotion-bot gate"
+    run_id_file = PARAMS.register_model.run_id_file
+    assert run_id_file in register["deps"]
+    assert run_id_file in promote["deps"]
+    assert register["params"] == ["register_model"]
+    assert promote["params"] == ["promote_model"]
+    assert promote["outs"] == [{PARAMS.promote_model.output: {"cache": False}}]
+    # promote_model must run after register_model: DVC orders stages only through deps/outs.
+    register_outs = [next(iter(out)) if isinstance(out, dict) else out for out in register["outs"]]
+    assert set(register_outs) & set(promote["deps"])
+    assert register["cmd"].endswith(f"> {register_outs[0]}")
+
+
+# --- the placeholder training step ------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_placeholder_training_logs_a_run_the_bot_can_register(
+    tmp_path: Path, tracking_uri: str
+) -> None:
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "GITHUB_SHA": "0123abcd",
+        "DATA_VERSION": "2024-05-01",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    }
+    result = subprocess.run(
+        [sys.executable, str(PLACEHOLDER), "--logloss", "0.42", "--experiment", "ci-test-smoke"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_id = json.loads((tmp_path / Params().register_model.run_id_file).read_text())["run_id"]
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = client.get_run(run_id)
+    assert run.data.metrics == {"final.logloss": 0.42, "final.accuracy": 0.55}
+    assert run.data.tags["git_sha"] == "0123abcd"
+    assert run.data.tags["data_version"] == "2024-05-01"
+    assert client.get_experiment(run.info.experiment_id).name == "ci-test-smoke"
+    assert [item.path for item in client.list_artifacts(run_id, "model")] == [
+        "model/placeholder.json"
+    ]
+
+
+def test_placeholder_training_writes_the_run_id_where_params_say(tmp_path: Path) -> None:
+    sys.path.insert(0, str(PLACEHOLDER.parent))
+    try:
+        import placeholder_train
+    finally:
+        sys.path.remove(str(PLACEHOLDER.parent))
+    params = tmp_path / "params.yaml"
+    assert placeholder_train.run_id_file_from_params(str(params)) == (
+        Params().register_model.run_id_file
+    )
+    params.write_text("register_model:\n  run_id_file: out/run.json\n", encoding="utf-8")
+    assert placeholder_train.run_id_file_from_params(str(params)) == "out/run.json"
+    assert placeholder_train.run_tags({"CI_COMMIT_SHA": "abc"}, "") == {
+        "training.placeholder": "true",
+        "git_sha": "abc",
+        "mlflow.source.git.commit": "abc",
+    }

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.errors import ConfigError
 from bot.forges.base import ROLE_LEVELS
@@ -29,11 +38,30 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+INITIAL_ALIASES = ("ci-smoke", "smoke")
+
+
+def _alias_name(value: str) -> str:
+    """MLflow's rule for alias names, checked here so a typo fails before any registry call."""
+    if not re.fullmatch(r"[\w-]{1,255}", value):
+        raise ValueError(f"{value!r} is not an MLflow alias (letters, digits, _ and - only)")
+    if value.lower() == "latest" or re.fullmatch(r"[vV]\d+", value):
+        raise ValueError(f"{value!r} is reserved by MLflow")
+    return value
+
+
 class RegisterModel(_Section):
     model_name: str = Field("soccer-match-outcome", min_length=1)
     model_stage: Literal["ci-smoke", "smoke"] = "smoke"
     run_id_file: str = "data/models/final_run_id.json"
     artifact_path: str = Field("model", min_length=1)
+
+    @field_validator("model_name")
+    @classmethod
+    def _mlflow_name(cls, value: str) -> str:
+        if "/" in value or ":" in value:
+            raise ValueError(f"{value!r}: MLflow model names cannot contain '/' or ':'")
+        return value
 
 
 class PromoteModel(_Section):
@@ -43,9 +71,13 @@ class PromoteModel(_Section):
     candidate_alias: str = Field("candidate", min_length=1)
     output: str = "data/models/promoted_model.json"
 
+    _alias = field_validator("candidate_alias")(_alias_name)
+
 
 class Inference(_Section):
     model_stage: str = "smoke"
+
+    _alias = field_validator("model_stage")(_alias_name)
 
 
 class RequestConfig(_Section):
@@ -127,10 +159,22 @@ class Promotion(_Section):
     templates_dir: str = "templates"
     post_promote_hook: str | None = None
 
+    _alias = field_validator("champion_alias")(_alias_name)
+
     @field_validator("checklist", mode="before")
     @classmethod
     def _checklist_list(cls, value: Any) -> Any:
         return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("checklist")
+    @classmethod
+    def _unique_ids(cls, value: tuple[ChecklistItem, ...]) -> tuple[ChecklistItem, ...]:
+        # Ticks are read back by id: two items with one id could never be told apart.
+        ids = [item.id for item in value]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate checklist id {duplicates[0]!r}")
+        return value
 
 
 class Params(_Section):
@@ -139,16 +183,42 @@ class Params(_Section):
     inference: Inference = Field(default_factory=Inference)
     promotion: Promotion = Field(default_factory=Promotion)
 
+    @model_validator(mode="after")
+    def _distinct_aliases(self) -> Params:
+        # One alias per lifecycle step: a candidate alias equal to the champion's would let the
+        # automated gate move the champion without any human approval.
+        candidate = self.promote_model.candidate_alias
+        champion = self.promotion.champion_alias
+        if candidate == champion:
+            raise ValueError(
+                f"promote_model.candidate_alias and promotion.champion_alias are both {champion!r}"
+            )
+        for key, alias in (
+            ("promote_model.candidate_alias", candidate),
+            ("promotion.champion_alias", champion),
+        ):
+            if alias in INITIAL_ALIASES:
+                raise ValueError(f"{key}: {alias!r} is an initial alias (set by register)")
+        return self
+
     @property
     def model_name(self) -> str:
         return self.register_model.model_name
 
 
+# pydantic speaks Python; params.yaml is written in YAML terms.
+_PLAIN_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "tuple_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+}
+
+
 def _describe(error: Mapping[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key"
-    return f"{key}: {error['msg']}"
+    key = ".".join(str(part) for part in error["loc"])
+    message = _PLAIN_MESSAGES.get(error["type"]) or str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message}" if key else message  # cross-key checks name their keys
 
 
 def parse_params(data: Any, source: str = DEFAULT_PARAMS) -> Params:
@@ -175,14 +245,32 @@ def load_params(path: str | Path | None = None) -> Params:
         log.debug("no %s here; using the built-in defaults", file)
         return Params()
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{file}: not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        what = f" ({problem})" if problem else ""
+        raise ConfigError(f"{file}: not valid YAML{where}{what}") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
     return parse_params(data, str(file))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice (PyYAML keeps the last one silently; DVC fails)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue  # `<<: *anchor` merges may legitimately repeat keys
+            if key_node.value in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                )
+            seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
 
 
 @dataclass(frozen=True)
@@ -219,9 +307,19 @@ class Settings:
     bot_username: str = ""  # optional override of the account name the forge reports
     pipeline_url: str = ""
 
+    def __repr__(self) -> str:
+        # Secrets show as Secret(); a password inside the tracking URI must not show either.
+        from bot.registry import redact_uri
+
+        shown = replace(self, tracking_uri=redact_uri(self.tracking_uri))
+        fields = ", ".join(f"{key}={value!r}" for key, value in vars(shown).items())
+        return f"Settings({fields})"
+
     def secret_values(self) -> list[str]:
         """Every secret this run knows, for masking in logs and errors."""
-        return [value.value for value in vars(self).values() if isinstance(value, Secret)]
+        values = [value.value for value in vars(self).values() if isinstance(value, Secret)]
+        password = urlsplit(self.tracking_uri).password  # as written, and as sent
+        return [*values, password, unquote(password)] if password else values
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Apply command-line values (None means "not given")."""
@@ -229,6 +327,9 @@ class Settings:
         for key in ("gitlab_token", "github_token"):
             if isinstance(given.get(key), str):
                 given[key] = Secret(given[key])
+        for key in ("gitlab_url", "github_api_url"):  # as from_env does
+            if isinstance(given.get(key), str):
+                given[key] = given[key].rstrip("/")
         if "local_dir" in given:
             given["local_dir"] = Path(given["local_dir"])
         return replace(self, **given)

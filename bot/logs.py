@@ -27,8 +27,8 @@ class JsonFormatter(logging.Formatter):
                 if k not in _STANDARD and not k.startswith("_")
             }
         )
-        if record.exc_info:
-            entry["traceback"] = self.formatException(record.exc_info)
+        if record.exc_info:  # exc_text: the traceback as RedactSecrets left it
+            entry["traceback"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
@@ -52,8 +52,16 @@ class RedactSecrets(logging.Filter):
         if self.secrets:
             record.msg = self.redact(record.getMessage())
             record.args = None
+            if record.exc_info and not record.exc_text:
+                # Formatters render the traceback after filters ran: render it here to mask it.
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
             if record.exc_text:
                 record.exc_text = self.redact(record.exc_text)
+            if record.stack_info:
+                record.stack_info = self.redact(record.stack_info)
+            for key, value in list(record.__dict__.items()):  # extra={...} context
+                if key not in _STANDARD and isinstance(value, str):
+                    setattr(record, key, self.redact(value))
         return True
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bot.context import Context
+from bot.errors import NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ def status_data(ctx: Context, model: str) -> dict[str, Any]:
     metric = ctx.params.promote_model.metric
     for alias, number in sorted(aliases.items(), key=lambda item: (item[1], item[0])):
         version = registry.version(model, number)
-        value = registry.run(version.run_id).metrics.get(metric) if version.run_id else None
+        value = _metric_value(ctx, version.run_id, metric)
         rows.append(
             {
                 "alias": alias,
@@ -30,6 +31,16 @@ def status_data(ctx: Context, model: str) -> dict[str, Any]:
             }
         )
     return {"model": model, "aliases": rows, "open_requests": _open_requests(ctx, model)}
+
+
+def _metric_value(ctx: Context, run_id: str, metric: str) -> float | None:
+    if not run_id:
+        return None
+    try:
+        return ctx.registry.run(run_id).metrics.get(metric)
+    except NotFoundError:  # the run was purged: status still shows the alias
+        log.warning("run %s of an aliased version no longer exists", run_id)
+        return None
 
 
 def _open_requests(ctx: Context, model: str) -> list[dict[str, Any]] | str:
@@ -77,9 +88,11 @@ def render_history(entries: list[dict[str, Any]]) -> str:
         frm = f"v{entry['from']}" if entry.get("from") else "none"
         reason = f" — {entry['reason']}" if entry.get("reason") else ""
         where = f"  {entry['request_url']}" if entry.get("request_url") else ""
+        # str(): a hand-edited or foreign entry may hold null or a number where text is expected
+        action = str(entry.get("action") or "?")
         lines.append(
-            f"{when}  {entry.get('action', '?'):<8} {frm} -> v{entry.get('to')}  "
-            f"by {entry.get('actor', '?')}{reason}{where}"
+            f"{when}  {action:<8} {frm} -> v{entry.get('to')}  "
+            f"by {entry.get('actor') or '?'}{reason}{where}"
         )
     return "\n".join(lines)
 

@@ -1,0 +1,224 @@
+"""Targets, budgets and Markdown tables from a results dict (printed by run.py, pasted into
+RESULTS.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.roundtrips import OPEN_REQUESTS, OPERATIONS, PLATFORMS
+
+BUDGET_KEYS = ("mlflow", "forge", "forge_without_username")
+HELP_TARGET_S = 0.3
+WEBHOOK_P99_TARGET_MS = 20.0
+PROMOTE_SLACK = 2
+
+
+# --- targets -----------------------------------------------------------------------------------
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    trips = results["roundtrips"]["platforms"]
+    for platform in PLATFORMS:
+        op = trips[platform]["promote"]
+        minimum = op["minimum"]
+        for service in ("forge", "mlflow"):
+            limit = minimum[service] + PROMOTE_SLACK
+            rows.append(
+                _target(
+                    f"/promote within {PROMOTE_SLACK} round trips of the minimum "
+                    f"({platform}, {'MLflow' if service == 'mlflow' else 'forge'})",
+                    f"≤ {limit} (minimum {minimum[service]})",
+                    op[service],
+                    op[service] <= limit,
+                )
+            )
+        idle = trips[platform]["poll_idle"]
+        limit = 1 + OPEN_REQUESTS
+        rows.append(
+            _target(
+                f"poll, nothing new: 1 forge call per model + ≤1 per open request ({platform})",
+                f"≤ {limit} ({OPEN_REQUESTS} open)",
+                idle["forge"],
+                idle["forge"] <= limit,
+            )
+        )
+    probes = results.get("imports", [])
+    bad = [row["command"] for row in probes if not row["ok"]]
+    rows.append(
+        _target(
+            "MLflow imported once per process, only by commands that touch the registry",
+            f"{len(probes)} commands checked",
+            "all as expected" if not bad else f"wrong: {', '.join(bad)}",
+            not bad and bool(probes),
+        )
+    )
+    startup = {row["command"]: row for row in results.get("startup", [])}
+    help_row = startup.get("promotion-bot --help")
+    rows.append(
+        _target(
+            "`promotion-bot --help` wall time",
+            f"< {HELP_TARGET_S} s",
+            f"{help_row['wall_s_median']} s" if help_row else "not measured (--quick)",
+            help_row["wall_s_median"] < HELP_TARGET_S if help_row else None,
+        )
+    )
+    levels = {row["senders"]: row for row in (results.get("webhook") or {}).get("levels", [])}
+    top = levels.get(50)
+    rows.append(
+        _target(
+            "webhook answered, p99 at 50 concurrent senders",
+            f"< {WEBHOOK_P99_TARGET_MS:g} ms",
+            f"{top['answer_ms']['p99']} ms" if top else "not measured (--quick)",
+            top["answer_ms"]["p99"] < WEBHOOK_P99_TARGET_MS if top else None,
+        )
+    )
+    return rows
+
+
+def _target(name: str, target: str, measured: object, met: bool | None) -> dict[str, Any]:
+    return {"target": name, "wanted": target, "measured": measured, "met": met}
+
+
+# --- budgets -----------------------------------------------------------------------------------
+def budgets_from(results: dict[str, Any]) -> dict[str, Any]:
+    trips = results["roundtrips"]["platforms"]
+    return {
+        "_comment": "Round-trip budgets checked by `python bench/run.py --quick` (CI). A count "
+        "above its budget fails; lower is fine. After a deliberate change, regenerate with "
+        "`python bench/run.py --quick --update-budgets` and commit.",
+        "roundtrips": {
+            platform: {op: {k: trips[platform][op][k] for k in BUDGET_KEYS} for op in OPERATIONS}
+            for platform in PLATFORMS
+        },
+    }
+
+
+def over_budget(results: dict[str, Any], budgets: dict[str, Any]) -> list[str]:
+    problems = []
+    trips = results["roundtrips"]["platforms"]
+    for platform, ops in budgets.get("roundtrips", {}).items():
+        for op, limits in ops.items():
+            for key, limit in limits.items():
+                got = trips[platform][op][key]
+                if got > limit:
+                    problems.append(f"{platform} {op} {key}: {got} round trips > budget {limit}")
+    for platform, ops in trips.items():
+        for op, data in ops.items():
+            if data.get("other"):  # a request to neither MLflow nor the forge: a new dependency
+                problems.append(f"{platform} {op}: {data['other']} request(s) to other hosts")
+    for row in results.get("imports", []):
+        if not row["ok"]:
+            problems.append(f"import check failed: {row['command']}: {row}")
+    return problems
+
+
+# --- tables ------------------------------------------------------------------------------------
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def roundtrip_table(results: dict[str, Any]) -> str:
+    trips = results["roundtrips"]["platforms"]
+    header = ["operation", "MLflow (min)"]
+    for platform in PLATFORMS:
+        header += [f"{platform} (min)", f"{platform} w/o PROMOTION_BOT_USERNAME"]
+    rows = []
+    for op in OPERATIONS:
+        first = trips[PLATFORMS[0]][op]
+        mlflow = {trips[p][op]["mlflow"] for p in PLATFORMS}
+        row: list[object] = [
+            op,
+            f"{'/'.join(str(m) for m in sorted(mlflow))} ({first['minimum']['mlflow']})",
+        ]
+        for platform in PLATFORMS:
+            data = trips[platform][op]
+            row += [f"{data['forge']} ({data['minimum']['forge']})", data["forge_without_username"]]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def imports_table(results: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"`{r['command']}`",
+            "yes" if r["touches_registry"] else "no",
+            "yes" if r["mlflow_loaded"] else "no",
+            r["mlflow_loads"],
+            r["registry_clients"],
+            "ok" if r["ok"] else "**WRONG**",
+        ]
+        for r in results.get("imports", [])
+    ]
+    header = ["command", "needs registry", "mlflow imported", "loads", "registry clients", ""]
+    return _table(header, rows)
+
+
+def startup_table(results: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"`{r['command']}`",
+            r["wall_s_median"],
+            f"{r['wall_s_min']}–{r['wall_s_max']}",
+            r["peak_rss_mib_median"],
+            r["runs"],
+        ]
+        for r in results.get("startup", [])
+    ]
+    return _table(["command", "wall s (median)", "min–max", "peak RSS MiB", "runs"], rows)
+
+
+def webhook_table(results: dict[str, Any]) -> str:
+    rows = []
+    for r in (results.get("webhook") or {}).get("levels", []):
+        a, app = r["answer_ms"], r["app_ms"]
+        rows.append(
+            [
+                r["senders"],
+                r["deliveries"],
+                r["throughput_per_s"],
+                a["p50"],
+                a["p90"],
+                a["p99"],
+                a["max"],
+                f"{app['p50']} / {app['p99']}",
+                r.get("server_cpu_ms_per_delivery"),
+                r.get("client_cpu_ms_per_delivery"),
+                ", ".join(f"{k}: {v}" for k, v in r["statuses"].items()),
+            ]
+        )
+    header = [
+        "senders",
+        "deliveries",
+        "per s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "in-app p50 / p99 ms",
+        "server CPU ms/delivery",
+        "client CPU ms/delivery",
+        "statuses",
+    ]
+    return _table(header, rows)
+
+
+def targets_table(results: dict[str, Any]) -> str:
+    marks = {True: "met", False: "**not met**", None: "—"}
+    rows = [[t["target"], t["wanted"], t["measured"], marks[t["met"]]] for t in results["targets"]]
+    return _table(["target", "wanted", "measured", ""], rows)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    parts = [
+        "### Round trips per operation (measured, with PROMOTION_BOT_USERNAME set)",
+        roundtrip_table(results),
+        "### MLflow imports",
+        imports_table(results),
+    ]
+    if results.get("startup"):
+        parts += ["### Start-up", startup_table(results)]
+    if results.get("webhook"):
+        parts += ["### Webhook answer time", webhook_table(results)]
+    parts += ["### Targets", targets_table(results)]
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,296 @@
+"""Round trips per operation: MLflow (a real `mlflow server`) and the forge (GitLab, GitHub fakes).
+
+Each operation runs in a fresh `Context`, as one CLI process (`request`, `handle`, `poll`) would:
+the registry and forge clients are built on first use. Setup (runs, versions, threads) is not
+counted. Every measured operation is checked for its expected outcome, so a count can never come
+from a run that silently did less work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import responses
+
+from bench.counting import Call, HttpLog, count, summary
+from bench.fake_forges import BOT, PEOPLE, FakeForge, make_fake
+from bench.fake_github import FakeGitHub
+from bench.fake_gitlab import FakeGitLab
+from bot.config import Secret, Settings, parse_params
+from bot.context import Context
+from bot.handler import handle_comment
+from bot.lifecycle import gate, register
+from bot.markers import answer_marker
+from bot.models import CommentEvent
+from bot.poll import poll
+from bot.request import open_or_update_request, render_request_body
+
+PLATFORMS = ("gitlab", "github")
+OPEN_REQUESTS = 50
+OPERATIONS = ("request", "promote", "rollback", "poll_idle", "poll_one_new")
+
+# The fewest round trips each operation needs, and why (SPEC §4-§6 with the default params:
+# issue kind, approvers by role, required_approvals 1, checklist required, close_on_promote).
+_PROMOTE_MLFLOW = (
+    "1 registered model (aliases + tags: pending intent and history for exactly-once), "
+    "1 the request's version (run id, toy tag), 1 the champion's version (its run id), "
+    "2 runs (metrics for the gates), 1 write intent, 1 set alias, 1 read back, "
+    "3 version tags (MLflow has no batch call for them), 1 history tag, 1 clear intent"
+)
+MINIMUM: dict[str, dict[str, Any]] = {
+    "request": {
+        "mlflow": 5,
+        "gitlab": 4,
+        "github": 2,
+        "why": {
+            "mlflow": "1 registered model (aliases), 2 versions (candidate: run id + tags; "
+            "champion: run id), 2 runs (metrics of both for the table and the gates)",
+            "gitlab": "list open requests: issues and merge requests are 2 endpoints; "
+            "GET /metadata (EE or not decides the /promote form shown); open the issue",
+            "github": "list open requests (the issues endpoint includes PRs); open the issue",
+        },
+    },
+    "promote": {
+        "mlflow": 13,
+        "gitlab": 6,
+        "github": 6,
+        "why": {
+            "mlflow": _PROMOTE_MLFLOW,
+            "forge": "read the thread (ticks, marker), list its comments (exactly-once check, "
+            "approvals), read the actor's role (approvers by min_role), post the answer, "
+            "update the status, close. (5 if the actor is in approvers.users; status and close "
+            "could share one PATCH/PUT)",
+        },
+    },
+    "rollback": {
+        "mlflow": 10,
+        "gitlab": 5,
+        "github": 5,
+        "why": {
+            "mlflow": "1 registered model (aliases + tags), 1 the target version (exists, toy "
+            "tag), 1 write intent, 1 set alias, 1 read back, 3 version tags, 1 history tag, "
+            "1 clear intent",
+            "forge": "read the thread, list its comments, read the actor's role, post the "
+            "answer, update the status (no close: rollbacks happen on done requests)",
+        },
+    },
+    "poll_idle": {
+        "mlflow": 0,
+        "gitlab": 2 + OPEN_REQUESTS,
+        "github": 1 + OPEN_REQUESTS,
+        "why": {
+            "mlflow": "nothing to do: the registry is not needed",
+            "gitlab": f"list issues + list merge requests (2 endpoints), then the notes of each "
+            f"of the {OPEN_REQUESTS} open requests",
+            "github": f"1 listing (issues include PRs), then the comments of each of the "
+            f"{OPEN_REQUESTS} open requests",
+        },
+    },
+    "poll_one_new": {
+        "mlflow": 13,
+        "gitlab": 2 + OPEN_REQUESTS + 4,
+        "github": 1 + OPEN_REQUESTS + 4,
+        "why": {
+            "mlflow": "as /promote",
+            "forge": "as poll_idle, plus /promote's role, answer, status and close (the thread "
+            "and its comments were just read by the poll)",
+        },
+    },
+}
+
+
+@dataclass
+class Bench:
+    log: HttpLog
+    tracking_uri: str
+    root: Path
+
+    def params(self, model: str) -> Any:
+        return parse_params({"register_model": {"model_name": model}}, "bench")
+
+    def settings(self, fake: FakeForge, with_username: bool) -> Settings:
+        common: dict[str, Any] = {
+            "tracking_uri": self.tracking_uri,
+            "platform": fake.platform,
+            "bot_username": BOT if with_username else "",
+            "requested_by": "dana",
+        }
+        if isinstance(fake, FakeGitLab):
+            common.update(
+                gitlab_url=fake.base,
+                gitlab_project=fake.project,
+                gitlab_token=Secret("glpat-bench-not-a-token"),
+            )
+        elif isinstance(fake, FakeGitHub):
+            common.update(
+                github_api_url=fake.api,
+                github_repository=fake.repo,
+                github_token=Secret("ghp_bench_not_a_token"),
+            )
+        return Settings(**common)
+
+    def context(self, fake: FakeForge, model: str, with_username: bool) -> Context:
+        return Context(settings=self.settings(fake, with_username), params=self.params(model))
+
+    def setup_model(self, model: str) -> None:
+        """v1 champion (logloss 0.60), v2 candidate (0.55): a /promote of v2 passes every gate."""
+        settings = Settings(tracking_uri=self.tracking_uri, local_dir=self.root / "local")
+        ctx = Context(settings=settings, params=self.params(model))
+        with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints a "View run" link
+            self._train(ctx, model)
+
+    def _train(self, ctx: Context, model: str) -> None:
+        for logloss in (0.60, 0.55):
+            run_id = ctx.registry.log_run(
+                "bench", {"final.logloss": logloss, "final.accuracy": 0.7}, {"git_sha": "abc"}
+            )
+            version = register(ctx, run_id=run_id, alias="smoke").version.version
+            gate(ctx, version=version)
+        ctx.registry.set_alias(model, ctx.params.promotion.champion_alias, 1)
+
+    def measure(self, op: Callable[[], Any]) -> tuple[Any, list[Call]]:
+        with self.log.measure() as calls:
+            result = op()
+        return result, calls
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _command(fake: FakeForge, word: str) -> str:
+    # GitLab EE eats a note that is only `/promote`: people use the mention form there.
+    if word == "promote" and fake.platform == "gitlab":
+        return f"@{BOT} promote"
+    return f"/{word}"
+
+
+def _event(fake: FakeForge, number: int, comment: dict[str, Any]) -> CommentEvent:
+    author = comment.get("author") or comment.get("user") or {}
+    return CommentEvent(
+        platform=fake.platform,
+        thread_kind="issue",
+        thread_number=str(number),
+        comment_id=str(comment["id"]),
+        author=author.get("username") or author.get("login", ""),
+        author_id=str(author.get("id", "")),
+        body=comment["body"],
+        created_at=comment["created_at"],
+    )
+
+
+def _tick(fake: FakeForge, number: int) -> None:
+    fake.set_body(number, fake.body(number).replace("- [ ]", "- [x]"))
+
+
+def _expect(what: str, got: object, wanted: object) -> None:
+    if got != wanted:
+        raise RuntimeError(f"{what}: expected {wanted!r}, got {got!r}")
+
+
+def run_platform(bench: Bench, platform: str, with_username: bool) -> dict[str, list[Call]]:
+    """Every operation on one forge; returns the calls of each."""
+    fake = make_fake(platform)
+    out: dict[str, list[Call]] = {}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_passthru(bench.tracking_uri)
+        fake.install(rsps)
+        out.update(_request_promote_rollback(bench, fake, with_username))
+        out.update(_poll(bench, fake, with_username))
+    if fake.errors:
+        raise RuntimeError(f"the {platform} fake failed: {fake.errors}")
+    return out
+
+
+def _request_promote_rollback(
+    bench: Bench, fake: FakeForge, with_username: bool
+) -> dict[str, list[Call]]:
+    model = _unique(f"bench-{fake.platform}")
+    bench.setup_model(model)
+    out = {}
+    result, out["request"] = bench.measure(
+        lambda: open_or_update_request(bench.context(fake, model, with_username))
+    )
+    _expect("request", result.created, True)
+    number = int(result.number)
+    _tick(fake, number)  # an approver ticks the checklist
+    comment = fake.add_comment(number, "maria", _command(fake, "promote"))
+    outcome, out["promote"] = bench.measure(
+        lambda: handle_comment(
+            bench.context(fake, model, with_username), _event(fake, number, comment)
+        )
+    )
+    _expect("/promote", outcome.status, "changed")
+    _expect("issue state after /promote", fake.state(number), "closed")
+    comment = fake.add_comment(number, "maria", "/rollback 1")
+    outcome, out["rollback"] = bench.measure(
+        lambda: handle_comment(
+            bench.context(fake, model, with_username), _event(fake, number, comment)
+        )
+    )
+    _expect("/rollback", outcome.status, "changed")
+    return out
+
+
+def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[Call]]:
+    """OPEN_REQUESTS open requests, each with chatter and an answered /help; then one /promote."""
+    model = _unique(f"bench-poll-{fake.platform}")
+    bench.setup_model(model)
+    ctx = bench.context(fake, model, with_username=True)
+    body = render_request_body(ctx, ctx.registry.version(model, 2))  # setup: not counted
+    body = body.replace("- [ ]", "- [x]")
+    title = f"Promote {model} v2 to champion"
+    labels = list(ctx.params.promotion.request.labels)
+    numbers = []
+    for _ in range(OPEN_REQUESTS):
+        number = fake.add_thread(title, body, labels)
+        fake.add_comment(number, "dana", "Metrics look fine to me; data version checked.")
+        asked = fake.add_comment(number, "maria", "/help")
+        fake.add_comment(number, BOT, f"Commands: ...\n\n{answer_marker(str(asked['id']))}\n")
+        numbers.append(number)
+    out = {}
+    result, out["poll_idle"] = bench.measure(
+        lambda: poll(bench.context(fake, model, with_username))
+    )
+    _expect("poll (idle) threads", result.threads, OPEN_REQUESTS)
+    _expect("poll (idle) commands", len(result.outcomes), 0)
+    fake.add_comment(numbers[-1], "maria", _command(fake, "promote"))
+    result, out["poll_one_new"] = bench.measure(
+        lambda: poll(bench.context(fake, model, with_username))
+    )
+    _expect("poll (one new) outcomes", [o.status for _, o in result.outcomes], ["changed"])
+    return out
+
+
+def run_all(bench: Bench) -> dict[str, Any]:
+    """Counts per platform and operation, with and without PROMOTION_BOT_USERNAME."""
+    results: dict[str, Any] = {
+        "open_requests": OPEN_REQUESTS,
+        "people": {name: {"id": uid, "gitlab_level": lvl} for name, (uid, lvl) in PEOPLE.items()},
+        "platforms": {},
+    }
+    for platform in PLATFORMS:
+        named = run_platform(bench, platform, with_username=True)
+        unnamed = run_platform(bench, platform, with_username=False)
+        ops = {}
+        for op in OPERATIONS:
+            counts = count(named[op])
+            minimum = MINIMUM[op]
+            ops[op] = {
+                "mlflow": counts.get("mlflow", 0),
+                "forge": counts.get(platform, 0),
+                "other": counts.get("other", 0),
+                "forge_without_username": count(unnamed[op]).get(platform, 0),
+                "mlflow_without_username": count(unnamed[op]).get("mlflow", 0),
+                "minimum": {"mlflow": minimum["mlflow"], "forge": minimum[platform]},
+                "calls": summary(named[op]),
+            }
+        results["platforms"][platform] = ops
+    results["minimum_why"] = {op: MINIMUM[op]["why"] for op in OPERATIONS}
+    return results

@@ -72,12 +72,14 @@ def find_requests(ctx: Context, model: str | None = None, state: str = "open") -
     """The bot's request threads of `model` (default: the configured one), newest first.
 
     Only threads the bot opened count: a person quoting a request body in their own issue
-    must not have it updated or closed.
+    must not have it updated or closed. Only the configured `request.kind` is listed (one call
+    on GitLab instead of two); requests opened before a change of `kind` are not seen.
     """
     model = model or ctx.model
     bot = ctx.forge.bot_username().lower()
+    request = ctx.params.promotion.request
     found = []
-    for thread in ctx.forge.find_threads(ctx.params.promotion.request.labels, state=state):
+    for thread in ctx.forge.find_threads(request.labels, state=state, kinds=(request.thread_kind,)):
         fields = request_fields(thread)
         if not fields or fields.get("model") != model:
             continue

@@ -218,6 +218,15 @@ def test_find_threads_one_listing_for_issues_and_pulls(
     }
 
 
+def test_find_threads_of_one_kind_filters_the_one_listing(
+    forge: GitHubForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(url("/issues"), json=[github("issue_of_pull"), github("issue")])
+    threads = forge.find_threads(["model-promotion"], kinds=("issue",))
+    assert [(t.kind, t.number) for t in threads] == [("issue", "1")]
+    assert len(rsps.calls) == 1
+
+
 def test_find_threads_stops_after_the_newest_pages(
     forge: GitHubForge, rsps: responses.RequestsMock
 ) -> None:

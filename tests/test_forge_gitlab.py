@@ -220,6 +220,15 @@ def test_find_threads_lists_issues_and_mrs_newest_first(
         }
 
 
+def test_find_threads_of_one_kind_is_one_call(
+    forge: GitLabForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(f"{P}/merge_requests", json=[gitlab("merge_request")])
+    threads = forge.find_threads(["model-promotion"], kinds=("merge_request",))
+    assert [(t.kind, t.number) for t in threads] == [("merge_request", "8")]
+    assert len(rsps.calls) == 1  # the issues endpoint is not asked
+
+
 def test_find_threads_closed_includes_merged_and_drops_open(
     forge: GitLabForge, rsps: responses.RequestsMock
 ) -> None:

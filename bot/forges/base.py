@@ -31,6 +31,9 @@ ROLE_LEVELS: dict[str, int] = {
 }
 
 
+ALL_KINDS: tuple[ThreadKind, ...] = ("issue", "merge_request")
+
+
 def role_level(role: str) -> int:
     """Level of a role name (either platform's vocabulary); unknown names count as none."""
     return ROLE_LEVELS.get(role.strip().lower(), 0)
@@ -50,10 +53,13 @@ class Forge(Protocol):
         """False where `/promote` is eaten by the forge (GitLab EE quick action)."""
 
     # --- requests --------------------------------------------------------------------------
-    def find_threads(self, labels: Sequence[str], state: str = "open") -> list[Thread]:
-        """Issues and MRs/PRs carrying all `labels`; state "open", "closed" or "all".
+    def find_threads(
+        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+    ) -> list[Thread]:
+        """Threads of `kinds` carrying all `labels`; state "open", "closed" or "all".
 
-        Ordered newest first. Core code filters them by the hidden request marker.
+        Ordered newest first. Core code filters them by the hidden request marker. Asking for
+        one kind lets an adapter whose kinds live behind separate endpoints make one call.
         """
 
     def get_thread(self, kind: ThreadKind, number: str) -> Thread: ...

@@ -29,7 +29,7 @@ from bot.forges._github_support import (
     thread_from,
 )
 from bot.forges._retry import RetryPolicy
-from bot.forges.base import role_level
+from bot.forges.base import ALL_KINDS, role_level
 from bot.models import Comment, Thread, ThreadKind
 
 if TYPE_CHECKING:
@@ -122,8 +122,10 @@ class GitHubForge:
         return True
 
     # --- requests --------------------------------------------------------------------------
-    def find_threads(self, labels: Sequence[str], state: str = "open") -> list[Thread]:
-        """One listing: GitHub's issues endpoint returns pull requests too."""
+    def find_threads(
+        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+    ) -> list[Thread]:
+        """One listing whatever `kinds`: GitHub's issues endpoint returns pull requests too."""
 
         def fetch() -> list[Thread]:
             query: dict[str, Any] = {"state": state, "sort": "created", "direction": "desc"}
@@ -132,7 +134,7 @@ class GitHubForge:
             items = self._repo().get_issues(**query)
             return [thread_from(payload(item)) for item in islice(items, MAX_THREADS)]
 
-        return self._call("list issues and pull requests", fetch)
+        return [t for t in self._call("list issues and pull requests", fetch) if t.kind in kinds]
 
     def get_thread(self, kind: ThreadKind, number: str) -> Thread:
         if kind == "merge_request":

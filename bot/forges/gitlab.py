@@ -32,6 +32,7 @@ from bot.forges._gitlab_support import (
     when,
 )
 from bot.forges._retry import RetryPolicy, http_error, network_error
+from bot.forges.base import ALL_KINDS
 from bot.models import Comment, Thread, ThreadKind
 
 if TYPE_CHECKING:
@@ -130,7 +131,9 @@ class GitLabForge:
         return not self._enterprise
 
     # --- requests --------------------------------------------------------------------------
-    def find_threads(self, labels: Sequence[str], state: str = "open") -> list[Thread]:
+    def find_threads(
+        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+    ) -> list[Thread]:
         query: dict[str, Any] = {
             "state": _QUERY_STATES.get(state, "opened"),
             "order_by": "created_at",
@@ -141,7 +144,7 @@ class GitLabForge:
         if labels:
             query["labels"] = ",".join(labels)
         found: list[tuple[datetime, Thread]] = []
-        for kind in ("issue", "merge_request"):
+        for kind in kinds:  # issues and merge requests are separate endpoints on GitLab
 
             def fetch(kind: ThreadKind = kind) -> list[dict[str, Any]]:
                 items = self._manager(kind).list(**query)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import ForgeError, ForgeNotFoundError
-from bot.forges.base import ROLE_LEVELS, role_level
+from bot.forges.base import ALL_KINDS, ROLE_LEVELS, role_level
 from bot.models import Comment, Thread, ThreadKind
 
 if TYPE_CHECKING:
@@ -85,13 +85,17 @@ class LocalForge:
         return True  # nothing here eats `/promote`
 
     # --- requests --------------------------------------------------------------------------
-    def find_threads(self, labels: Sequence[str], state: str = "open") -> list[Thread]:
+    def find_threads(
+        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+    ) -> list[Thread]:
         if state not in _STATE_FILTERS:
             raise ForgeError(f"local forge: unknown thread state filter {state!r}")
         wanted = _STATE_FILTERS[state]
         found = []
         for data in self._all_threads():
             if wanted is not None and data["state"] not in wanted:
+                continue
+            if data["kind"] not in kinds:
                 continue
             if all(label in data.get("labels", []) for label in labels):
                 found.append(self._thread(data))

@@ -87,12 +87,26 @@ def move_champion(registry: Registry, alias: str, change: Change) -> Change:
         raise ChangeFailed(str(exc), alias_touched=False) from None
     try:
         registry.set_alias(change.model, alias, change.to_version)
+    except RegistryError as exc:
+        # A refused or lost write usually left the alias where it was: if a read-back proves
+        # that, the command can be answered as failed (and repeated). The intent stays, so a
+        # write that still lands late is recorded by the next pass instead of going unrecorded.
+        touched = _alias_may_have_moved(registry, change.model, alias, current)
+        raise ChangeFailed(str(exc), alias_touched=touched) from None
+    try:
         if registry.aliases(change.model).get(alias) != change.to_version:
             raise RegistryError(f"{change.model}@{alias} did not read back as v{change.to_version}")
         _record(registry, change)
     except RegistryError as exc:
         raise ChangeFailed(str(exc), alias_touched=True) from None
     return change
+
+
+def _alias_may_have_moved(registry: Registry, model: str, alias: str, before: int | None) -> bool:
+    try:
+        return registry.aliases(model).get(alias) != before
+    except RegistryError:
+        return True  # cannot tell: leave it to the next pass, which reads the intent
 
 
 def _record(registry: Registry, change: Change) -> None:

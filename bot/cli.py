@@ -98,10 +98,10 @@ class BotGroup(click.Group):
             from bot.errors import BotError
 
             verbose = (ctx.obj or {}).get("verbose", 0)
-            if verbose:
-                traceback.print_exc()
+            if verbose:  # through the redactor: a library's message may quote a secret URI
+                click.echo(_scrub(traceback.format_exc().rstrip()), err=True)
             if isinstance(exc, BotError):
-                raise click.ClickException(str(exc)) from None
+                raise click.ClickException(_scrub(str(exc))) from None
             raise click.ClickException(
                 f"unexpected {type(exc).__name__}: {_scrub(str(exc))} (run with -v for details)"
             ) from None

@@ -33,6 +33,7 @@ class _Run:
     request: dict[str, str]
     bot_bodies: list[str]
     replies: Replies
+    changed: bool = False  # the alias moved: from here on a failure must never read "unchanged"
 
 
 def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = None) -> Outcome:
@@ -55,9 +56,10 @@ def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = No
     request = parse_request_marker(thread.body)
     if request is None:
         return Outcome("ignored", "not a promotion request")
-    if thread.author and thread.author.lower() != bot.lower():
+    if thread.author.lower() != bot.lower():
         # A person's own issue quoting a request marker must not act as a request (it could
-        # name any requester and so slip past the self-approval rule).
+        # name any requester and so slip past the self-approval rule). An unknown author is
+        # not the bot either.
         log.warning("request marker in a thread not opened by the bot", extra=extra)
         return Outcome("ignored", "not a request opened by the bot")
     if request.get("model") != ctx.model:
@@ -105,6 +107,10 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         run.replies.error(parsed, str(exc))
         return Outcome("error", str(exc))
     except BotError as exc:
+        if run.changed or run.replies.attempted:
+            # The change stands (or an answer may already be in the thread): an "unchanged,
+            # try again" answer would be false. The next pass posts the real answer.
+            raise
         run.replies.error(parsed, str(exc))
         return Outcome("error", str(exc))
 
@@ -138,6 +144,7 @@ def _promote(run: _Run, command: Command) -> Outcome:
         ctx.params.promotion.champion_alias,
         _change(run, command, "promote", version.version),
     )
+    run.changed = True
     run.replies.changed(change, approvers)
     return Outcome("changed", _arrow(change), change)
 
@@ -160,6 +167,7 @@ def _rollback(run: _Run, command: Command) -> Outcome:
     change = move_champion(
         ctx.registry, ctx.params.promotion.champion_alias, _change(run, command, "rollback", number)
     )
+    run.changed = True
     run.replies.changed(change, [run.event.author])
     return Outcome("changed", _arrow(change), change)
 

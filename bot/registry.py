@@ -25,11 +25,13 @@ from bot.models import RunInfo, VersionInfo
 log = logging.getLogger(__name__)
 
 # Bounded retries: about 3 s of back-off and a 10 s timeout per call instead of MLflow's minutes.
+# Retry-After is not obeyed: urllib3 sleeps whatever a 503 asks for, uncapped (an hour, twice).
 _BOUNDED_HTTP = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.2",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER": "false",
 }
 
 HISTORY_TAG = "promotion.history"
@@ -40,6 +42,9 @@ HISTORY_LIMIT = 200  # entries kept on the model; older ones drop off (tag value
 HISTORY_MAX_CHARS = 5000
 HISTORY_REASON_CHARS = 500  # the full reason stays in the thread; the tag keeps its start
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+# MLflow's "API request to <full URI, password included> failed with [timeout ]exception ...".
+_GAVE_UP = re.compile(r"failed with (timeout )?exception")
+_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
 
 
 def redact_uri(uri: str) -> str:
@@ -74,7 +79,7 @@ class Registry:
         except MlflowException as exc:
             if exc.error_code in _NOT_FOUND_CODES:
                 raise NotFoundError(f"{what}: not found in the registry") from None
-            if "failed with exception" in (exc.message or ""):  # the REST client gave up
+            if _GAVE_UP.search(exc.message or ""):  # the REST client gave up (or timed out)
                 raise RegistryError(
                     f"{what}: the registry at {redact_uri(self.tracking_uri)} is unreachable"
                 ) from None
@@ -262,13 +267,13 @@ class Registry:
 
 
 def _compact_json(value: Any) -> str:
-    # ensure_ascii=False: an emoji is 1 character of the tag's budget, not 12 ("\\ud83d\\ude80").
+    # ensure_ascii=False: an emoji costs 1 character of the tag budget, not 12 (\ud83d\ude80).
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _first_line(text: str) -> str:
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    return line[:200]
+    return _USERINFO.sub("***@", line)[:200]  # a server message may quote a URI with a password
 
 
 def _json_list(raw: str) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from bot.change import Change
@@ -15,6 +16,10 @@ from bot.request import refresh_status
 from bot.rules import Refusal
 
 log = logging.getLogger(__name__)
+
+# The bot reads its own state (answered comments, approvals) back from markers in its comments.
+# Text it echoes from people (a malformed command line, a username) must never carry one.
+_ECHOED_MARKER = re.compile(r"<!--(?=\s*promotion-bot:)")
 
 
 def command_lines(bot: str, slash_ok: bool) -> list[dict[str, str]]:
@@ -44,6 +49,7 @@ class Replies:
         self.ctx = ctx
         self.thread = thread
         self.event = event
+        self.attempted = False  # a comment was sent: it may be in the thread even if it failed
 
     def _common(self) -> dict[str, Any]:
         return {
@@ -53,8 +59,9 @@ class Replies:
         }
 
     def _post(self, template: str, extra_marker: str = "", **context: Any) -> None:
-        body = self.ctx.render(template, **self._common(), **context).rstrip()
+        body = defang(self.ctx.render(template, **self._common(), **context).rstrip())
         markers = "\n".join(m for m in (extra_marker, answer_marker(self.event.comment_id)) if m)
+        self.attempted = True
         self.ctx.forge.post_comment(self.thread, f"{body}\n\n{markers}\n")
 
     def _react(self, reaction: str) -> None:
@@ -173,7 +180,15 @@ class Replies:
                 to_version=change.to_version,
                 problem=problem,
             )
-            self.ctx.forge.post_comment(self.thread, body)
+            try:
+                self.ctx.forge.post_comment(self.thread, defang(body))
+            except ForgeError as exc:  # the change and its answer stand; the log keeps the rest
+                log.warning("post_promote_hook failed (%s); reporting it failed: %s", problem, exc)
+
+
+def defang(body: str) -> str:
+    """Neutralise bot markers inside a rendered answer (they can only come from echoed text)."""
+    return _ECHOED_MARKER.sub("&lt;!--", body)
 
 
 def _shown(command: Command) -> str:

@@ -1,0 +1,83 @@
+"""Child process of the kill tests: handle one comment, and SIGKILL itself at a named step.
+
+`run(spec)` arms one kill point (a Registry or LocalForge method, before or after its Nth call)
+and hands the comment to the real handler. Reaching the end without being killed exits with
+`NOT_KILLED`, so a test knows its kill point was really reached. The tests start it through a
+`forkserver` that has MLflow imported already; `python -m tests.kill_worker '<json spec>'`
+runs it by hand.
+
+spec: tracking_uri, model, root (the Playground folder), promotion (params), thread, comment,
+step (e.g. "set_alias"), when ("before" | "after"), nth (1-based).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlflow  # noqa: F401 - imported once in the forkserver, not in every child
+
+from bot.forges.local import LocalForge
+from bot.handler import handle_comment
+from bot.models import CommentEvent
+from bot.registry import Registry
+from tests.promotion_env import make_context
+
+NOT_KILLED = 3
+OWNERS: dict[str, type] = {
+    "set_pending": Registry,
+    "set_alias": Registry,
+    "set_version_tag": Registry,
+    "append_history": Registry,
+    "clear_pending": Registry,
+    "post_comment": LocalForge,
+    "update_body": LocalForge,
+    "close": LocalForge,
+}
+
+
+def arm(step: str, when: str, nth: int) -> None:
+    """Replace `step` so that its `nth` call kills this process `when` (before/after) it runs."""
+    owner = OWNERS[step]
+    real: Callable[..., Any] = getattr(owner, step)
+    calls = 0
+
+    def killer(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == nth and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = real(self, *args, **kwargs)
+        if calls == nth and when == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    setattr(owner, step, killer)
+
+
+def run(spec: dict[str, Any]) -> None:
+    arm(spec["step"], spec["when"], int(spec.get("nth", 1)))
+    ctx = make_context(spec["tracking_uri"], spec["model"], Path(spec["root"]), spec["promotion"])
+    forge = ctx.forge
+    thread = forge.get_thread("issue", spec["thread"])
+    [comment] = [c for c in forge.list_comments(thread) if c.id == spec["comment"]]
+    event = CommentEvent(
+        platform="local",
+        thread_kind=thread.kind,
+        thread_number=thread.number,
+        comment_id=comment.id,
+        author=comment.author,
+        body=comment.body,
+        created_at=comment.created_at,
+    )
+    handle_comment(ctx, event)
+    sys.exit(NOT_KILLED)
+
+
+if __name__ == "__main__":
+    run(json.loads(sys.argv[1]))

@@ -46,12 +46,12 @@ _PROMOTE_MLFLOW = (
 MINIMUM: dict[str, dict[str, Any]] = {
     "request": {
         "mlflow": 5,
-        "gitlab": 4,
+        "gitlab": 3,
         "github": 2,
         "why": {
             "mlflow": "1 registered model (aliases), 2 versions (candidate: run id + tags; "
             "champion: run id), 2 runs (metrics of both for the table and the gates)",
-            "gitlab": "list open requests: issues and merge requests are 2 endpoints; "
+            "gitlab": "list open requests of the configured kind (issues or merge requests); "
             "GET /metadata (EE or not decides the /promote form shown); open the issue",
             "github": "list open requests (the issues endpoint includes PRs); open the issue",
         },
@@ -82,11 +82,11 @@ MINIMUM: dict[str, dict[str, Any]] = {
     },
     "poll_idle": {
         "mlflow": 0,
-        "gitlab": 2 + OPEN_REQUESTS,
+        "gitlab": 1 + OPEN_REQUESTS,
         "github": 1 + OPEN_REQUESTS,
         "why": {
             "mlflow": "nothing to do: the registry is not needed",
-            "gitlab": f"list issues + list merge requests (2 endpoints), then the notes of each "
+            "gitlab": f"1 listing of the configured request kind, then the notes of each "
             f"of the {OPEN_REQUESTS} open requests",
             "github": f"1 listing (issues include PRs), then the comments of each of the "
             f"{OPEN_REQUESTS} open requests",
@@ -94,7 +94,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
     },
     "poll_one_new": {
         "mlflow": 13,
-        "gitlab": 2 + OPEN_REQUESTS + 4,
+        "gitlab": 1 + OPEN_REQUESTS + 4,
         "github": 1 + OPEN_REQUESTS + 4,
         "why": {
             "mlflow": "as /promote",

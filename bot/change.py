@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bot.errors import RegistryError
-from bot.registry import Registry
+from bot.registry import ModelState, Registry
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,16 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def move_champion(registry: Registry, alias: str, change: Change) -> Change:
-    """Move `alias` to change.to_version and record it; the caller holds the model lock."""
+def move_champion(
+    registry: Registry, alias: str, change: Change, state: ModelState | None = None
+) -> Change:
+    """Move `alias` to change.to_version and record it; the caller holds the model lock.
+
+    `state` is the model as the caller read it under that lock (saves re-reading it).
+    """
     try:
-        current = registry.aliases(change.model).get(alias)
+        state = state if state is not None else registry.state(change.model)
+        current = state.aliases.get(alias)
         change = replace(change, from_version=current)
         registry.set_pending(change.model, change.entry())
     except RegistryError as exc:
@@ -96,7 +102,7 @@ def move_champion(registry: Registry, alias: str, change: Change) -> Change:
     try:
         if registry.aliases(change.model).get(alias) != change.to_version:
             raise RegistryError(f"{change.model}@{alias} did not read back as v{change.to_version}")
-        _record(registry, change)
+        _record(registry, change, state.history)
     except RegistryError as exc:
         raise ChangeFailed(str(exc), alias_touched=True) from None
     return change
@@ -109,50 +115,60 @@ def _alias_may_have_moved(registry: Registry, model: str, alias: str, before: in
         return True  # cannot tell: leave it to the next pass, which reads the intent
 
 
-def _record(registry: Registry, change: Change) -> None:
+def _record(
+    registry: Registry, change: Change, history: list[dict[str, Any]] | None = None
+) -> None:
     version = change.to_version
     registry.set_version_tag(change.model, version, CHAMPION_SINCE_TAG, change.at)
     registry.set_version_tag(change.model, version, PROMOTED_BY_TAG, change.actor)
     if change.request_url:
         registry.set_version_tag(change.model, version, REQUEST_URL_TAG, change.request_url)
-    registry.append_history(change.model, change.entry())
+    registry.append_history(change.model, change.entry(), known=history)
     registry.clear_pending(change.model)
 
 
-def recover_pending(registry: Registry, model: str, alias: str) -> Change | None:
+def recover_pending(registry: Registry, model: str, alias: str, state: ModelState) -> ModelState:
     """Finish or drop an intent left by a process that died mid-change.
 
-    Returns the change if it had happened (now recorded), None if nothing was pending or the
-    alias never moved (the intent is dropped).
+    `state` is the model as read under the lock. A change that happened is recorded now; an
+    intent whose alias never moved is dropped. Returns the model state after that (the same
+    object when nothing was pending).
     """
-    pending = registry.pending(model)
+    pending = state.pending
     if pending is None:
-        return None
+        return state
+    _settle(registry, model, alias, state, pending)
+    return registry.state(model)
+
+
+def _settle(
+    registry: Registry, model: str, alias: str, state: ModelState, pending: dict[str, Any]
+) -> None:
     try:
         change = Change.from_entry(model, pending)
     except (KeyError, TypeError, ValueError):
         log.warning("dropping an unreadable pending change of %s", model)
         registry.clear_pending(model)
-        return None
+        return
+    history = state.history
     already = any(
         entry.get("comment_id") == change.comment_id and entry.get("to") == change.to_version
-        for entry in registry.history(model)
+        for entry in history
     )
-    if registry.aliases(model).get(alias) == change.to_version and not already:
+    if state.aliases.get(alias) == change.to_version and not already:
         log.warning(
             "finishing the record of an interrupted change: %s v%s", model, change.to_version
         )
-        _record(registry, change)
-        return change
+        _record(registry, change, history)
+        return
     registry.clear_pending(model)
-    return change if already else None
 
 
 def find_recorded(
-    registry: Registry, model: str, comment_id: str, request_url: str
+    state: ModelState, model: str, comment_id: str, request_url: str
 ) -> Change | None:
     """The change a comment already caused, if the history has it (exactly-once across passes)."""
-    for entry in reversed(registry.history(model)):
+    for entry in reversed(state.history):
         if entry.get("comment_id") == comment_id and entry.get("request_url") == request_url:
             return Change.from_entry(model, entry)
     return None

@@ -8,7 +8,7 @@ change but lost its answer gets the answer now, without a second change.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.change import Change, ChangeFailed, find_recorded, now_iso, recover_pending
 from bot.commands import Command, Usage, parse_comment
@@ -16,8 +16,9 @@ from bot.context import Context
 from bot.errors import BotError, NotFoundError
 from bot.locking import model_lock
 from bot.markers import answered_comment_ids, parse_request_marker
-from bot.models import CommentEvent, Thread
+from bot.models import CommentEvent, Thread, VersionInfo
 from bot.outcome import Outcome
+from bot.registry import ModelState
 from bot.replies import Replies
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class _Run:
     bot_bodies: list[str]
     replies: Replies
     changed: bool = False  # the alias moved: from here on a failure must never read "unchanged"
+    state: ModelState = field(default_factory=lambda: ModelState({}, {}))  # read under the lock
 
 
 def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = None) -> Outcome:
@@ -77,8 +79,11 @@ def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = No
 def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) -> Outcome:
     ctx, event = run.ctx, run.event
     champion_alias = ctx.params.promotion.champion_alias
-    recover_pending(ctx.registry, ctx.model, champion_alias)
-    recorded = find_recorded(ctx.registry, ctx.model, event.comment_id, run.thread.url)
+    # One read of the model under the lock serves every check below (aliases, history, intent).
+    run.state = recover_pending(
+        ctx.registry, ctx.model, champion_alias, ctx.registry.state(ctx.model)
+    )
+    recorded = find_recorded(run.state, ctx.model, event.comment_id, run.thread.url)
     if recorded is not None:
         log.warning("answering a change whose answer was lost", extra=extra)
         run.replies.changed(recorded, [recorded.actor])
@@ -87,7 +92,7 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         run.replies.usage(parsed)
         return Outcome("usage", parsed.problem)
     if parsed.name == "help":
-        run.replies.help(run.request, run.bot_bodies)
+        run.replies.help(run.request, run.bot_bodies, run.state.aliases)
         return Outcome("help")
     from bot.rules import actor_refusal
 
@@ -124,10 +129,8 @@ def _promote(run: _Run, command: Command) -> Outcome:
     refusal = self_approval_refusal(ctx, event.author, run.request.get("requested_by", ""))
     if refusal is None:
         version = ctx.registry.version(ctx.model, int(run.request.get("version", "0") or 0))
-        candidate = ctx.registry.version_by_alias(
-            ctx.model, ctx.params.promote_model.candidate_alias
-        )
-        champion = ctx.registry.version_by_alias(ctx.model, ctx.params.promotion.champion_alias)
+        candidate = _aliased(run, ctx.params.promote_model.candidate_alias, version)
+        champion = _aliased(run, ctx.params.promotion.champion_alias, version)
         refusal, _gates = promote_refusal(ctx, run.thread, version, candidate, champion)
     if refusal is not None:
         run.replies.refused(command, refusal)
@@ -143,6 +146,7 @@ def _promote(run: _Run, command: Command) -> Outcome:
         ctx.registry,
         ctx.params.promotion.champion_alias,
         _change(run, command, "promote", version.version),
+        run.state,
     )
     run.changed = True
     run.replies.changed(change, approvers)
@@ -159,17 +163,28 @@ def _rollback(run: _Run, command: Command) -> Outcome:
         target = ctx.registry.version(ctx.model, number)
     except NotFoundError:
         target = None
-    champion = ctx.registry.version_by_alias(ctx.model, ctx.params.promotion.champion_alias)
+    champion = run.state.aliases.get(ctx.params.promotion.champion_alias)
     refusal = rollback_refusal(ctx, target, number, champion)
     if refusal is not None:
         run.replies.refused(command, refusal)
         return Outcome("refused", refusal.code)
     change = move_champion(
-        ctx.registry, ctx.params.promotion.champion_alias, _change(run, command, "rollback", number)
+        ctx.registry,
+        ctx.params.promotion.champion_alias,
+        _change(run, command, "rollback", number),
+        run.state,
     )
     run.changed = True
     run.replies.changed(change, [run.event.author])
     return Outcome("changed", _arrow(change), change)
+
+
+def _aliased(run: _Run, alias: str, known: VersionInfo) -> VersionInfo | None:
+    """The version `alias` points at (from the state read under the lock); `known` if it is that."""
+    number = run.state.aliases.get(alias)
+    if number is None:
+        return None
+    return known if number == known.version else run.ctx.registry.version(run.ctx.model, number)
 
 
 def _change(run: _Run, command: Command, action: str, to_version: int) -> Change:

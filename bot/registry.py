@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -68,6 +69,7 @@ class Registry:
 
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._models = _registry_client(self._client)
 
     # --- error translation -------------------------------------------------------------------
     @contextmanager
@@ -103,22 +105,27 @@ class Registry:
 
     def _model(self, name: str) -> Any:
         with self._call(f"model {name!r}"):
-            return self._client.get_registered_model(name)
+            return self._models.get_registered_model(name)
 
-    def aliases(self, name: str) -> dict[str, int]:
-        """alias -> version of a registered model ({} if the model does not exist)."""
+    def state(self, name: str) -> ModelState:
+        """Aliases and tags of a registered model in one call (empty if it does not exist)."""
         try:
             model = self._model(name)
         except NotFoundError:
-            return {}
-        return {alias: int(version) for alias, version in (model.aliases or {}).items()}
+            return ModelState({}, {})
+        aliases = {alias: int(version) for alias, version in (model.aliases or {}).items()}
+        return ModelState(aliases, dict(model.tags or {}))
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """alias -> version of a registered model ({} if the model does not exist)."""
+        return self.state(name).aliases
 
     def model_tags(self, name: str) -> dict[str, str]:
         return dict(self._model(name).tags or {})
 
     def version(self, name: str, version: int | str) -> VersionInfo:
         with self._call(f"{name} version {version}"):
-            mv = self._client.get_model_version(name, str(version))
+            mv = self._models.get_model_version(name, str(version))
         return _version_info(mv)
 
     def version_by_alias(self, name: str, alias: str) -> VersionInfo | None:
@@ -129,7 +136,7 @@ class Registry:
         if not re.fullmatch(r"[0-9A-Za-z_-]+", run_id):
             raise RegistryError(f"run id {run_id!r} is not a valid MLflow run id")
         with self._call(f"versions of {name} from run {run_id}"):
-            found = self._client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+            found = self._models.search_model_versions(f"name='{name}' and run_id='{run_id}'")
         live = [mv for mv in found if getattr(mv, "status", "READY") != "FAILED_REGISTRATION"]
         if not live:
             return None
@@ -137,7 +144,7 @@ class Registry:
 
     def versions(self, name: str) -> list[VersionInfo]:
         with self._call(f"versions of {name}"):
-            found = self._client.search_model_versions(f"name='{name}'")
+            found = self._models.search_model_versions(f"name='{name}'")
         aliases = self.aliases(name)
         by_version: dict[int, list[str]] = {}
         for alias, number in aliases.items():
@@ -181,20 +188,20 @@ class Registry:
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         with self._call(f"set {name}@{alias} -> {version}"):
-            self._client.set_registered_model_alias(name, alias, str(version))
+            self._models.set_registered_model_alias(name, alias, str(version))
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         with self._call(f"tag {name} version {version}"):
-            self._client.set_model_version_tag(name, str(version), key, value)
+            self._models.set_model_version_tag(name, str(version), key, value)
 
     def set_model_tag(self, name: str, key: str, value: str) -> None:
         with self._call(f"tag model {name}"):
-            self._client.set_registered_model_tag(name, key, value)
+            self._models.set_registered_model_tag(name, key, value)
 
     def delete_model_tag(self, name: str, key: str) -> None:
         try:
             with self._call(f"untag model {name}"):
-                self._client.delete_registered_model_tag(name, key)
+                self._models.delete_registered_model_tag(name, key)
         except NotFoundError:
             pass
 
@@ -213,17 +220,17 @@ class Registry:
 
     # --- audit record (SPEC §8) ----------------------------------------------------------------
     def history(self, name: str) -> list[dict[str, Any]]:
-        try:
-            raw = self.model_tags(name).get(HISTORY_TAG, "[]")
-        except NotFoundError:
-            return []
-        return _json_list(raw)
+        return self.state(name).history
 
-    def append_history(self, name: str, entry: dict[str, Any]) -> None:
+    def append_history(
+        self, name: str, entry: dict[str, Any], known: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Append `entry`; `known` is the history as just read under the model lock, if any."""
         reason = entry.get("reason")
         if isinstance(reason, str) and len(reason) > HISTORY_REASON_CHARS:
             entry = {**entry, "reason": reason[: HISTORY_REASON_CHARS - 1] + "…"}
-        entries = [*self.history(name), entry][-HISTORY_LIMIT:]
+        current = self.history(name) if known is None else known
+        entries = [*current, entry][-HISTORY_LIMIT:]
         raw = _compact_json(entries)
         while len(raw) > HISTORY_MAX_CHARS and len(entries) > 1:  # oldest entries drop off
             entries = entries[1:]
@@ -231,14 +238,7 @@ class Registry:
         self.set_model_tag(name, HISTORY_TAG, raw)
 
     def pending(self, name: str) -> dict[str, Any] | None:
-        raw = self.model_tags(name).get(PENDING_TAG)
-        if not raw:
-            return None
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+        return self.state(name).pending
 
     def set_pending(self, name: str, entry: dict[str, Any]) -> None:
         self.set_model_tag(name, PENDING_TAG, _compact_json(entry))
@@ -269,6 +269,38 @@ class Registry:
 def _compact_json(value: Any) -> str:
     # ensure_ascii=False: an emoji costs 1 character of the tag budget, not 12 (\ud83d\ude80).
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """One read of a registered model: its aliases and the tags the bot keeps on it."""
+
+    aliases: dict[str, int]
+    tags: dict[str, str]
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return _json_list(self.tags.get(HISTORY_TAG, "[]"))
+
+    @property
+    def pending(self) -> dict[str, Any] | None:
+        raw = self.tags.get(PENDING_TAG)
+        try:
+            value = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+
+def _registry_client(client: Any) -> Any:
+    """MLflow's registry client under `MlflowClient`, whose every write first re-reads the model
+    to check it is not a prompt (7 extra round trips per champion change). The bot only touches
+    the registered model it is configured for; if the private accessor ever goes away, the
+    public client is used."""
+    try:
+        return client._get_registry_client()
+    except Exception:  # pragma: no cover - an MLflow without the accessor
+        return client
 
 
 def _first_line(text: str) -> str:

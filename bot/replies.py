@@ -79,9 +79,8 @@ class Replies:
             commands=command_lines(forge.bot_username(), forge.slash_promote_works()),
         )
 
-    def help(self, request: dict[str, str], bot_bodies: list[str]) -> None:
+    def help(self, request: dict[str, str], bot_bodies: list[str], aliases: dict[str, int]) -> None:
         ctx, forge = self.ctx, self.ctx.forge
-        aliases = ctx.registry.aliases(ctx.model)
         version = int(request.get("version", "0") or 0)
         self._post(
             "answer_help.md.j2",
@@ -143,8 +142,7 @@ class Replies:
                 at=change.at,
                 actor=change.actor,
             )
-            refresh_status(ctx, self.thread, status)
-            fresh = ctx.forge.get_thread(self.thread.kind, self.thread.number)
+            fresh = refresh_status(ctx, self.thread, status)
             if change.action == "promote" and fresh.state == "open":
                 self._merge_or_close(fresh)
         except ForgeError as exc:

@@ -8,6 +8,7 @@ With `dry_run`, every write is listed instead of made (reads still happen).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -21,7 +22,7 @@ from bot.context import Context
 from bot.errors import BotError
 from bot.lifecycle import REGISTERED_AS_TAG, TOY_ALIAS
 from bot.markers import parse_request_marker, read_ticks, replace_section
-from bot.models import Thread, ThreadKind, VersionInfo
+from bot.models import RunInfo, Thread, ThreadKind, VersionInfo
 from bot.request_context import (
     WAITING,
     RequestData,
@@ -126,22 +127,31 @@ def render_request_body(
     return ctx.render("request.md.j2", **variables)
 
 
-def refresh_status(ctx: Context, thread: Thread, status_markdown: str) -> str:
-    """Replace the body's status section; re-reads the body first so fresh ticks survive."""
+def refresh_status(ctx: Context, thread: Thread, status_markdown: str) -> Thread:
+    """Replace the body's status section; re-reads the body first so fresh ticks survive.
+
+    Returns the thread as it now is (its state as just read, the new body).
+    """
     current = ctx.forge.get_thread(thread.kind, thread.number)
     body = replace_section(current.body, "status", status_markdown)
     if body != current.body:
         ctx.forge.update_body(current, body)
-    return body
+    return dataclasses.replace(current, body=body)
 
 
-def resolve_version(ctx: Context, version: int | None) -> VersionInfo:
+def resolve_version(
+    ctx: Context, version: int | None, aliases: dict[str, int] | None = None
+) -> VersionInfo:
     """The version to request: the candidate, or `version` if it is the candidate."""
     model = ctx.model
     alias = ctx.params.promote_model.candidate_alias
     registry = ctx.registry
-    candidate = registry.version_by_alias(model, alias)
-    info = registry.version(model, version) if version is not None else candidate
+    number = (registry.aliases(model) if aliases is None else aliases).get(alias)
+    candidate = registry.version(model, number) if number is not None else None
+    if version is None or (candidate is not None and candidate.version == version):
+        info = candidate
+    else:
+        info = registry.version(model, version)
     if info is None:
         raise BotError(
             f"{model} has no @{alias} version: nothing to request "
@@ -188,9 +198,10 @@ def open_or_update_request(
     echo: Callable[[str], None] | None = None,
 ) -> RequestResult:
     """Open (or update) the candidate's request and supersede older ones. See the module doc."""
-    info = resolve_version(ctx, version)
+    aliases = ctx.registry.aliases(ctx.model)
+    info = resolve_version(ctx, version, aliases)
     model, number = ctx.model, info.version
-    champion = ctx.registry.aliases(model).get(ctx.params.promotion.champion_alias)
+    champion = aliases.get(ctx.params.promotion.champion_alias)
     if champion == number:
         return RequestResult(
             url="",
@@ -203,15 +214,16 @@ def open_or_update_request(
             "nothing to request",
         )
     plan = _Plan(dry_run, echo)
+    data = load_request_data(ctx, info, aliases=aliases)
     threads = find_requests(ctx, model)
     same = [t for t in threads if _version_of(t) == number]
     thread: Thread | None
     if same:
-        thread, body = _update(ctx, plan, same[0], info)
+        thread, body = _update(ctx, plan, same[0], data)
         created = False
         verb = ("would update" if dry_run else "updated") if plan.calls else "up to date:"
     else:
-        thread, body = _open(ctx, plan, info)
+        thread, body = _open(ctx, plan, data)
         created = True
         verb = "would open" if dry_run else "opened"
     # Every other version's request is stale: only the candidate can be promoted (SPEC §6).
@@ -236,34 +248,36 @@ def _version_of(thread: Thread) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _update(ctx: Context, plan: _Plan, thread: Thread, info: VersionInfo) -> tuple[Thread, str]:
+def _update(ctx: Context, plan: _Plan, thread: Thread, data: RequestData) -> tuple[Thread, str]:
     fields = request_fields(thread) or {}
+    # Who triggered the training does not change when someone else re-runs `request`.
+    requested_by = fields.get("requested_by") or ctx.settings.requested_by
     body = render_request_body(
         ctx,
-        info,
+        data.candidate.version,
         kind=thread.kind,
         ticks=read_ticks(thread.body),
         status=read_section(thread.body, "status"),
-        # Who triggered the training does not change when someone else re-runs `request`.
-        requested_by=fields.get("requested_by") or ctx.settings.requested_by,
+        data=dataclasses.replace(data, requested_by=requested_by),
     )
     if body != thread.body:
         plan.do(f"update the body of #{thread.number}", lambda: ctx.forge.update_body(thread, body))
     return thread, body
 
 
-def _open(ctx: Context, plan: _Plan, info: VersionInfo) -> tuple[Thread | None, str]:
+def _open(ctx: Context, plan: _Plan, data: RequestData) -> tuple[Thread | None, str]:
     cfg = ctx.params.promotion.request
     kind = cfg.thread_kind
+    info = data.candidate.version
     title = request_title(ctx.model, info.version)
-    body = render_request_body(ctx, info, kind=kind)
+    body = render_request_body(ctx, info, kind=kind, data=data)
     forge = ctx.forge
     if kind == "issue":
         thread = plan.do(f"open issue {title!r}", lambda: forge.open_issue(title, body, cfg.labels))
         return thread, body
     branch = f"promotion/{ctx.model}/v{info.version}"
     path = record_path(ctx)
-    record = promotion_record(ctx, info)
+    record = promotion_record(ctx, info, data.candidate.run)
     plan.do(
         f"create branch {branch} from {cfg.target_branch} and commit {path}",
         lambda: forge.commit_file(
@@ -281,9 +295,9 @@ def _open(ctx: Context, plan: _Plan, info: VersionInfo) -> tuple[Thread | None, 
     return thread, body
 
 
-def promotion_record(ctx: Context, info: VersionInfo) -> str:
+def promotion_record(ctx: Context, info: VersionInfo, run: RunInfo | None = None) -> str:
     """The JSON committed at `record_path` on the merge_request kind's branch."""
-    run = ctx.registry.run(info.run_id)
+    run = run if run is not None else ctx.registry.run(info.run_id)
     record = {
         "model": info.model,
         "version": info.version,

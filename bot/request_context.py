@@ -67,10 +67,17 @@ def load_side(registry: Registry, version: VersionInfo, must_exist: bool = True)
 
 
 def load_request_data(
-    ctx: Context, version: VersionInfo, requested_by: str | None = None
+    ctx: Context,
+    version: VersionInfo,
+    requested_by: str | None = None,
+    aliases: dict[str, int] | None = None,
 ) -> RequestData:
+    """Both sides of the request from the registry; `aliases` if the caller just read them."""
     registry = ctx.registry
-    champion = registry.version_by_alias(version.model, ctx.params.promotion.champion_alias)
+    if aliases is None:
+        aliases = registry.aliases(version.model)
+    number = aliases.get(ctx.params.promotion.champion_alias)
+    champion = registry.version(version.model, number) if number is not None else None
     return RequestData(
         candidate=load_side(registry, version),
         champion=load_side(registry, champion, must_exist=False) if champion else None,

@@ -132,7 +132,7 @@ def promote_refusal(
 
 
 def rollback_refusal(
-    ctx: Context, target: VersionInfo | None, number: int, champion: VersionInfo | None
+    ctx: Context, target: VersionInfo | None, number: int, champion: int | None
 ) -> Refusal | None:
     if target is None or target.status == "FAILED_REGISTRATION":
         return Refusal(
@@ -146,7 +146,7 @@ def rollback_refusal(
             f"v{number} was registered as {TOY_ALIAS}: a toy model is never served",
             "Pick a version registered as smoke.",
         )
-    if champion is not None and champion.version == number:
+    if champion == number:
         return Refusal("already_champion", f"v{number} already is champion", "")
     return None
 

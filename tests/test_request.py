@@ -472,7 +472,7 @@ def test_refresh_status_keeps_ticks_made_after_the_thread_was_read(tmp_path: Pat
     body = render_request_body(ctx, candidate.version, data=RequestData(candidate, None))
     stale: Thread = forge.open_issue("t", body, [])
     forge.update_body(stale, body.replace("- [ ] Metrics", "- [x] Metrics"))
-    new_body = refresh_status(ctx, stale, "✅ Promoted by alice: champion v1 → v2.")
+    new_body = refresh_status(ctx, stale, "✅ Promoted by alice: champion v1 → v2.").body
     stored = forge.get_thread("issue", stale.number).body
     assert stored == new_body
     assert read_section(stored, "status") == "✅ Promoted by alice: champion v1 → v2."

@@ -177,3 +177,17 @@ def usage_lines(bot_username: str, slash_ok: bool) -> list[str]:
         lines.append(f"- {' or '.join(forms)}: {description}")
     lines.append(USAGE_FOOTER)
     return lines
+
+
+_ANY_MENTION = re.compile(r" {0,3}@([A-Za-z0-9_.\-\[\]]+)[ \t]")
+
+
+def may_be_command(body: str) -> bool:
+    """Could this comment be a command for *some* bot username? Network-free, for filtering.
+
+    The webhook server and the handler use it to drop chatter before any forge client is built;
+    the handler then decides for real with the bot's own username.
+    """
+    first = next((line for line in _EOL.split(body) if line.strip(" \t")), "")
+    mention = _ANY_MENTION.match(first)
+    return parse_comment(body, mention.group(1) if mention else "") is not None

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from bot.change import Change, ChangeFailed, find_recorded, now_iso, recover_pending
-from bot.commands import Command, Usage, parse_comment
+from bot.commands import Command, Usage, may_be_command, parse_comment
 from bot.context import Context
 from bot.errors import BotError, NotFoundError
 from bot.locking import model_lock
@@ -47,6 +47,8 @@ def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = No
     }
     if event.action != "created":
         return Outcome("ignored", "edited comments are not commands")
+    if not may_be_command(event.body):  # chatter: no forge client is even built for it
+        return Outcome("ignored", "not a command")
     bot = ctx.forge.bot_username()
     if event.author.lower() == bot.lower():
         return Outcome("ignored", "the bot's own comment")

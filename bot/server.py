@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from bot import webhook_auth
-from bot.commands import parse_comment
+from bot.commands import may_be_command
 from bot.events import PayloadError, github_comment_event, gitlab_comment_event
 from bot.mlflow_webhook import AliasChange, parse_alias_change
 from bot.models import CommentEvent
@@ -43,8 +42,6 @@ _DELIVERY_HEADERS = {
     "github": "X-GitHub-Delivery",  # the same on redeliveries
     "mlflow": "X-MLflow-Delivery-Id",  # the same on MLflow's HTTP retries
 }
-_MENTION = re.compile(r" {0,3}@([A-Za-z0-9_.\-\[\]]+)[ \t]")
-_EOL = re.compile(r"\r\n|\r|\n")
 
 StartResponse = Callable[..., Any]
 
@@ -65,17 +62,6 @@ class Headers:
     def get(self, name: str) -> str:
         key = "HTTP_" + name.upper().replace("-", "_")
         return str(self._environ.get(key, "")).strip()
-
-
-def may_be_command(body: str) -> bool:
-    """Cheap, network-free filter: could this comment be a command for *some* bot username?
-
-    The handler decides for real with the bot's own username; this only spares the queue the
-    chatter, and the bot's own answers (which quote commands inside backticks).
-    """
-    first = next((line for line in _EOL.split(body) if line.strip(" \t")), "")
-    mention = _MENTION.match(first)
-    return parse_comment(body, mention.group(1) if mention else "") is not None
 
 
 class WebhookApp:

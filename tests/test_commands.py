@@ -16,6 +16,7 @@ from bot.commands import (
     Command,
     Usage,
     format_command,
+    may_be_command,
     parse_comment,
     usage_lines,
 )
@@ -387,3 +388,29 @@ def test_reason_is_preserved(command: str, separator: str, reason: str) -> None:
     assert parse_comment(command, BOT) == Command(
         result.name, version=result.version, form=result.form
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("/promote", True),
+        ("/rollback", True),  # a usage answer is still an answer
+        ("@some-bot promote\nreason", True),
+        ("@other[bot] rollback v3", True),
+        ("  \n/help", True),
+        ("LGTM, ship it", False),
+        ("> /promote", False),
+        ("`/promote`", False),
+        ("@someone thanks!", False),
+        ("", False),
+    ],
+)
+def test_may_be_command(body: str, expected: bool) -> None:
+    assert may_be_command(body) is expected
+
+
+@given(st.one_of(fragment_soup, grammar_like), st.sampled_from([BOT, "", "PROMOTION-BOT", "x"]))
+def test_the_prefilter_never_drops_a_command(body: str, bot_username: str) -> None:
+    """The network-free filter runs before the bot's name is known: it must keep every command."""
+    if parse_comment(body, bot_username) is not None:
+        assert may_be_command(body)

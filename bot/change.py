@@ -82,11 +82,13 @@ def move_champion(
 ) -> Change:
     """Move `alias` to change.to_version and record it; the caller holds the model lock.
 
-    `state` is the model as the caller read it under that lock (saves re-reading it).
+    `state` is the model as the caller read it under that lock; its history saves a re-read.
+    The champion itself is re-read here (SPEC §6): someone may have moved it in the MLflow UI
+    while the command was being checked, and "from" must be what it really was.
     """
     try:
-        state = state if state is not None else registry.state(change.model)
-        current = state.aliases.get(alias)
+        state = registry.state(change.model) if state is None else state
+        current = registry.aliases(change.model).get(alias)
         change = replace(change, from_version=current)
         registry.set_pending(change.model, change.entry())
     except RegistryError as exc:

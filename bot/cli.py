@@ -207,6 +207,8 @@ def poll(ctx: Context) -> None:
 
     result = do_poll(ctx)
     click.echo(result.summary())
+    if result.failures:  # a scheduled job must turn red when a command could not be handled
+        raise click.ClickException(f"{len(result.failures)} command(s) failed; see above")
 
 
 @cli.command()

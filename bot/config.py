@@ -88,6 +88,15 @@ class RequestConfig(_Section):
     merge_on_promote: bool = True
     close_on_promote: bool = True
 
+    @field_validator("record_path")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            value.format(model_name="m")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{model_name}} may be used in it ({exc!r})") from None
+        return value
+
     @property
     def thread_kind(self) -> Literal["issue", "merge_request"]:
         """GitHub's pull_request is the same kind as GitLab's merge_request."""
@@ -123,6 +132,12 @@ class Approvers(_Section):
 class Threshold(_Section):
     min: float | None = None
     max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Threshold:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}: no value could pass")
+        return self
 
 
 class Gates(_Section):

@@ -31,13 +31,17 @@ TRAININGS = [  # (final.logloss, final.accuracy): v1 good, v2 worse than v1, v3 
 ]
 
 
-def demo_params() -> Params:
+def demo_params(folder: Path) -> Params:
+    """Defaults, with every file the demo writes inside `folder` (never the user's project)."""
     return parse_params(
         {
+            "register_model": {"run_id_file": str(folder / "final_run_id.json")},
+            "promote_model": {"output": str(folder / "promoted_model.json")},
             "promotion": {
+                "templates_dir": str(folder / "templates"),
                 "approvers": {"users": [], "min_role": "maintainer"},
                 "gates": {"thresholds": {"final.accuracy": {"min": 0.6}}},
-            }
+            },
         },
         "demo",
     )
@@ -53,7 +57,7 @@ def run_demo(workdir: str | None, echo: Echo) -> None:
         local_dir=folder / "forge",
         requested_by="dana",
     )
-    ctx = Context(settings=settings, params=demo_params(), echo=_indented(echo))
+    ctx = Context(settings=settings, params=demo_params(folder), echo=_indented(echo))
     step = _Stepper(echo)
     step(f"A fresh registry ({settings.tracking_uri}) and a local forge ({settings.local_dir}).")
     forge = ctx.forge

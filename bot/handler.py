@@ -47,6 +47,12 @@ def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = No
     }
     if event.action != "created":
         return Outcome("ignored", "edited comments are not commands")
+    if event.platform != ctx.forge.platform:
+        # A GitHub comment must never be read against GitLab numbers and user ids (or back).
+        log.warning("a %s comment for a %s bot", event.platform, ctx.forge.platform, extra=extra)
+        return Outcome(
+            "ignored", f"a {event.platform} comment; this bot serves {ctx.forge.platform}"
+        )
     if not may_be_command(event.body):  # chatter: no forge client is even built for it
         return Outcome("ignored", "not a command")
     bot = ctx.forge.bot_username()
@@ -128,19 +134,22 @@ def _promote(run: _Run, command: Command) -> Outcome:
     from bot.rules import promote_refusal, self_approval_refusal
 
     ctx, event = run.ctx, run.event
-    refusal = self_approval_refusal(ctx, event.author, run.request.get("requested_by", ""))
+    version = ctx.registry.version(ctx.model, int(run.request.get("version", "0") or 0))
+    # The registry's record of who trained it wins over the marker, which anyone who may edit
+    # the request description could change.
+    requested_by = version.requested_by or run.request.get("requested_by", "")
+    refusal = self_approval_refusal(ctx, event.author, requested_by)
     if refusal is None:
-        version = ctx.registry.version(ctx.model, int(run.request.get("version", "0") or 0))
         candidate = _aliased(run, ctx.params.promote_model.candidate_alias, version)
         champion = _aliased(run, ctx.params.promotion.champion_alias, version)
         refusal, _gates = promote_refusal(ctx, run.thread, version, candidate, champion)
     if refusal is not None:
         run.replies.refused(command, refusal)
         return Outcome("refused", refusal.code)
-    approvers = read_approvals(run.bot_bodies, version.version)
+    required = ctx.params.promotion.approvers.required_approvals
+    approvers = _still_eligible(ctx, read_approvals(run.bot_bodies, version.version), event.author)
     if event.author.lower() not in {name.lower() for name in approvers}:
         approvers.append(event.author)
-    required = ctx.params.promotion.approvers.required_approvals
     if len(approvers) < required:
         run.replies.approval_recorded(version.version, approvers, required)
         return Outcome("approval", f"{len(approvers)} of {required}")
@@ -166,7 +175,7 @@ def _rollback(run: _Run, command: Command) -> Outcome:
     except NotFoundError:
         target = None
     champion = run.state.aliases.get(ctx.params.promotion.champion_alias)
-    refusal = rollback_refusal(ctx, target, number, champion)
+    refusal = rollback_refusal(ctx, target, number, champion, run.state.history)
     if refusal is not None:
         run.replies.refused(command, refusal)
         return Outcome("refused", refusal.code)
@@ -179,6 +188,17 @@ def _rollback(run: _Run, command: Command) -> Outcome:
     run.changed = True
     run.replies.changed(change, [run.event.author])
     return Outcome("changed", _arrow(change), change)
+
+
+def _still_eligible(ctx: Context, recorded: list[str], author: str) -> list[str]:
+    """Earlier approvals count only while their authors are still eligible (roles change)."""
+    from bot.rules import actor_refusal
+
+    return [
+        name
+        for name in recorded
+        if name.lower() == author.lower() or actor_refusal(ctx, name, "") is None
+    ]
 
 
 def _aliased(run: _Run, alias: str, known: VersionInfo) -> VersionInfo | None:

@@ -10,12 +10,9 @@ from pathlib import Path
 
 from bot.context import Context
 from bot.errors import BotError, ConfigError
-from bot.models import VersionInfo
+from bot.models import REGISTERED_AS_TAG, REQUESTED_BY_TAG, TOY_ALIAS, VersionInfo
 
 log = logging.getLogger(__name__)
-
-REGISTERED_AS_TAG = "promotion.registered_as"
-TOY_ALIAS = "ci-smoke"
 
 
 @dataclass(frozen=True)
@@ -54,6 +51,10 @@ def register(ctx: Context, run_id: str | None = None, alias: str | None = None) 
         source = f"runs:/{run_id}/{cfg.artifact_path}"
         version = registry.create_version(cfg.model_name, source, run_id)
         registry.set_version_tag(cfg.model_name, version.version, REGISTERED_AS_TAG, alias)
+        if ctx.settings.requested_by:  # kept in the registry: a request body can be edited
+            registry.set_version_tag(
+                cfg.model_name, version.version, REQUESTED_BY_TAG, ctx.settings.requested_by
+            )
         log.info("registered %s version %s from run %s", cfg.model_name, version.version, run_id)
     else:
         version = existing
@@ -98,7 +99,7 @@ def gate(ctx: Context, version: int | None = None) -> GateResult:
         new = found
     else:
         new = registry.version(name, version)
-    if new.tags.get(REGISTERED_AS_TAG) == TOY_ALIAS:
+    if new.is_toy:
         raise BotError(
             f"{name} v{new.version} was registered as {TOY_ALIAS}: a toy model never becomes "
             f"{cfg.candidate_alias}"

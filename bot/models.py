@@ -9,6 +9,11 @@ ThreadKind = Literal["issue", "merge_request"]
 ThreadState = Literal["open", "closed", "merged"]
 CommentAction = Literal["created", "edited"]
 
+# Version tags the bot writes at registration and reads when a command arrives.
+REGISTERED_AS_TAG = "promotion.registered_as"  # ci-smoke | smoke: a toy stays recognisable
+REQUESTED_BY_TAG = "promotion.requested_by"  # who triggered training (self-approval rule)
+TOY_ALIAS = "ci-smoke"
+
 
 @dataclass(frozen=True)
 class Thread:
@@ -35,6 +40,7 @@ class Comment:
     created_at: str = ""  # ISO 8601
     author_id: str = ""  # GitLab numeric user id, GitHub user id; "" if unknown
     system: bool = False  # GitLab system notes ("changed the description") are never commands
+    edited: bool = False  # changed after it was posted: edits are never commands (SPEC §5)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,14 @@ class VersionInfo:
     aliases: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     created_at_ms: int = 0
+
+    @property
+    def is_toy(self) -> bool:
+        return self.tags.get(REGISTERED_AS_TAG) == TOY_ALIAS
+
+    @property
+    def requested_by(self) -> str:
+        return self.tags.get(REQUESTED_BY_TAG, "")
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,9 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
         comments = forge.list_comments(thread)
         answered = answered_comment_ids([c.body for c in comments if c.author.lower() == bot])
         for comment in comments:
-            if comment.system or comment.author.lower() == bot or comment.id in answered:
+            if comment.system or comment.edited or comment.author.lower() == bot:
+                continue  # edits are never commands (SPEC §5): only what was posted counts
+            if comment.id in answered:
                 continue
             if parse_comment(comment.body, forge.bot_username()) is not None:
                 pending.append((comment.created_at, thread, comment))

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.context import Context
 from bot.errors import NotFoundError
+from bot.models import REGISTERED_AS_TAG, TOY_ALIAS
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def status_data(ctx: Context, model: str) -> dict[str, Any]:
                 "run_id": version.run_id,
                 "metric": metric,
                 "value": value,
-                "registered_as": version.tags.get("promotion.registered_as", ""),
+                "registered_as": version.tags.get(REGISTERED_AS_TAG, ""),
             }
         )
     return {"model": model, "aliases": rows, "open_requests": _open_requests(ctx, model)}
@@ -63,7 +64,7 @@ def render_status(data: dict[str, Any]) -> str:
         lines.append("  no aliases yet (run `promotion-bot register`)")
     for row in data["aliases"]:
         value = "n/a" if row["value"] is None else f"{row['value']:.6g}"
-        toy = " (toy)" if row["registered_as"] == "ci-smoke" else ""
+        toy = " (toy)" if row["registered_as"] == TOY_ALIAS else ""
         lines.append(
             f"  @{row['alias']:<10} v{row['version']:<4} {row['metric']}={value}  "
             f"run {row['run_id']}{toy}"

@@ -20,9 +20,8 @@ from typing import Any
 
 from bot.context import Context
 from bot.errors import BotError
-from bot.lifecycle import REGISTERED_AS_TAG, TOY_ALIAS
 from bot.markers import parse_request_marker, read_ticks, replace_section
-from bot.models import RunInfo, Thread, ThreadKind, VersionInfo
+from bot.models import TOY_ALIAS, RunInfo, Thread, ThreadKind, VersionInfo
 from bot.request_context import (
     WAITING,
     RequestData,
@@ -157,7 +156,7 @@ def resolve_version(
             f"{model} has no @{alias} version: nothing to request "
             "(`promotion-bot gate` sets it when a version passes)"
         )
-    if info.tags.get(REGISTERED_AS_TAG) == TOY_ALIAS:
+    if info.is_toy:
         raise BotError(
             f"{model} v{info.version} was registered as {TOY_ALIAS}: a toy model is never promoted"
         )

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.errors import NotFoundError
 from bot.gates import evaluate_gates
-from bot.lifecycle import REGISTERED_AS_TAG
 from bot.markers import check_marker, request_marker, section
-from bot.models import RunInfo, ThreadKind, VersionInfo
+from bot.models import REGISTERED_AS_TAG, RunInfo, ThreadKind, VersionInfo
 from bot.templating import escape_markdown, inline_code
 
 if TYPE_CHECKING:

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.change import CHAMPION_SINCE_TAG
 from bot.context import Context
+from bot.errors import NotFoundError
 from bot.forges.base import role_level
 from bot.gates import GateResult, evaluate_gates, failed
 from bot.markers import parse_request_marker, read_ticks
-from bot.models import Thread, VersionInfo
-
-REGISTERED_AS_TAG = "promotion.registered_as"
-TOY_ALIAS = "ci-smoke"
+from bot.models import TOY_ALIAS, RunInfo, Thread, VersionInfo
 
 
 @dataclass(frozen=True)
@@ -64,10 +63,6 @@ def _eligibility_hint(ctx: Context) -> str:
     return "Approvers are people " + " or ".join(rules) + "." if rules else "No approvers are set."
 
 
-def is_toy(version: VersionInfo) -> bool:
-    return version.tags.get(REGISTERED_AS_TAG) == TOY_ALIAS
-
-
 def promote_refusal(
     ctx: Context,
     thread: Thread,
@@ -84,7 +79,7 @@ def promote_refusal(
             f"this request is {thread.state}",
             "Open a new request with `promotion-bot request`, or use `/rollback <version>`.",
         ), []
-    if is_toy(version):
+    if version.is_toy:
         return Refusal(
             "toy",
             f"v{version.version} was registered as {TOY_ALIAS}: a toy model is never served",
@@ -101,7 +96,7 @@ def promote_refusal(
             f"v{version.version} is no longer `{candidate_alias}` ({current} is)",
             f"Review the current candidate's request instead.{where}",
         ), []
-    champion_run = ctx.registry.run(champion.run_id) if champion is not None else None
+    champion_run = _run_or_none(ctx, champion)
     gates = evaluate_gates(ctx.params, ctx.registry.run(version.run_id), champion_run)
     bad = failed(gates)
     if bad:
@@ -131,8 +126,22 @@ def promote_refusal(
     return None, gates
 
 
+def _run_or_none(ctx: Context, version: VersionInfo | None) -> RunInfo | None:
+    """The version's run; a deleted run has no metrics (its gates read: not comparable)."""
+    if version is None:
+        return None
+    try:
+        return ctx.registry.run(version.run_id)
+    except NotFoundError:
+        return RunInfo(run_id=version.run_id, experiment_id="")
+
+
 def rollback_refusal(
-    ctx: Context, target: VersionInfo | None, number: int, champion: int | None
+    ctx: Context,
+    target: VersionInfo | None,
+    number: int,
+    champion: int | None,
+    history: list[dict[str, object]],
 ) -> Refusal | None:
     if target is None or target.status == "FAILED_REGISTRATION":
         return Refusal(
@@ -140,7 +149,7 @@ def rollback_refusal(
             f"{ctx.model} has no version {number}",
             "Use `promotion-bot status` or the registry UI to pick an existing version.",
         )
-    if is_toy(target):
+    if target.is_toy:
         return Refusal(
             "toy",
             f"v{number} was registered as {TOY_ALIAS}: a toy model is never served",
@@ -148,6 +157,16 @@ def rollback_refusal(
         )
     if champion == number:
         return Refusal("already_champion", f"v{number} already is champion", "")
+    was_champion = CHAMPION_SINCE_TAG in target.tags or any(
+        number in (entry.get("from"), entry.get("to")) for entry in history
+    )
+    if not was_champion:
+        return Refusal(
+            "never_champion",
+            f"v{number} has never been champion: `/rollback` only returns to an earlier champion",
+            "A new version becomes champion through its own promotion request (`/promote`), "
+            "where the gates and the checklist are checked.",
+        )
     return None
 
 

@@ -171,6 +171,14 @@ def test_pull_request_is_the_merge_request_thread_kind(kind: str, thread_kind: s
 
 BROKEN = [
     ("bogus: 1\n", "bogus: unknown key"),
+    (
+        "promotion:\n  request:\n    record_path: 'p/{model}.json'\n",
+        "promotion.request.record_path: only {model_name}",
+    ),
+    (
+        "promotion:\n  gates:\n    thresholds: {a: {min: 2, max: 1}}\n",
+        "promotion.gates.thresholds.a: min 2 is above max 1",
+    ),
     ("promotion:\n  approvers:\n    userz: [ana]\n", "promotion.approvers.userz: unknown key"),
     ("promote_model:\n  tolerance: abc\n", "promote_model.tolerance: "),
     ('promote_model:\n  tolerance: "0.1"\n', "promote_model.tolerance: "),

@@ -398,3 +398,65 @@ def test_registry_failure_before_the_change_is_answered_and_changes_nothing(
     assert pg.champion() is None and pg.history() == []
     answer = pg.answers(thread)[-1].body
     assert "unreachable" in answer and "Comment the command again" in answer
+
+
+# --- review fixes: rollback scope, registry-held requester, live approvals, platform ----------
+
+
+def test_rollback_only_returns_to_an_earlier_champion(pg: Playground):
+    first = pg.train(0.6)
+    pg.comment(pg.open_request(first), "maria", "/promote")
+    fresh = pg.train(0.55)  # candidate, never champion
+    thread = pg.open_request(fresh)
+    answer = refused(pg, thread, "maria", f"/rollback {fresh}", "never_champion")
+    assert "`/promote`" in answer
+
+
+def test_editing_the_request_marker_cannot_dodge_the_self_approval_rule(
+    make_pg: MakePlayground, monkeypatch: pytest.MonkeyPatch
+):
+    pg = make_pg()
+    pg.forge.set_role("dana", "maintainer")
+    monkeypatch.setattr(
+        pg.ctx, "settings", pg.ctx.settings.with_overrides(requested_by="dana"), raising=False
+    )
+    version = pg.train(0.6)  # register records dana as the one who trained it
+    assert pg.ctx.registry.version(pg.model, version).requested_by == "dana"
+    thread = pg.open_request(version, requested_by="someone-else")  # an edited marker
+    refused(pg, thread, "dana", "/promote", "self_approval")
+
+
+def test_an_approval_stops_counting_when_its_author_loses_the_role(make_pg: MakePlayground):
+    pg = make_pg(approvers={"required_approvals": 2})
+    version = pg.train(0.6)
+    thread = pg.open_request(version)
+    assert pg.comment(thread, "maria", "/promote")[0].detail == "1 of 2"
+    pg.forge.set_role("maria", "reporter")
+    outcome, _ = pg.comment(thread, "olga", "/promote")
+    assert (outcome.status, outcome.detail) == ("approval", "1 of 2")
+    assert pg.champion() is None
+
+
+def test_a_comment_from_another_platform_is_ignored(pg: Playground):
+    from dataclasses import replace
+
+    from bot.handler import handle_comment
+
+    thread = pg.open_request(pg.train(0.6))
+    posted = pg.forge.add_comment(thread.number, "maria", "/promote")
+    outcome = handle_comment(pg.ctx, replace(pg.event(thread, posted), platform="github"))
+    assert outcome.status == "ignored"
+    assert pg.champion() is None and pg.answers(thread) == []
+
+
+def test_promote_works_when_the_champions_run_was_deleted(pg: Playground):
+    from mlflow import MlflowClient
+
+    first = pg.train(0.6)
+    pg.comment(pg.open_request(first), "maria", "/promote")
+    run_id = pg.ctx.registry.version(pg.model, first).run_id
+    MlflowClient(tracking_uri=pg.ctx.settings.tracking_uri).delete_run(run_id)
+    second = pg.train(0.58)
+    outcome, _ = pg.comment(pg.open_request(second), "maria", "/promote")
+    assert outcome.status == "changed", outcome
+    assert pg.champion() == second

@@ -95,4 +95,10 @@ def comment_from(data: dict[str, Any]) -> Comment:
         created_at=data.get("created_at") or "",
         author_id=str(author.get("id", "")),
         system=bool(data.get("system")),
+        edited=_edited(data),
     )
+
+
+def _edited(data: dict[str, Any]) -> bool:
+    created, updated = data.get("created_at"), data.get("updated_at")
+    return bool(created and updated and updated != created)

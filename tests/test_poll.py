@@ -1,0 +1,105 @@
+"""`poll`: unanswered commands on the model's requests, handled oldest first, exactly once."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from bot.forges.local import LocalForge
+from bot.poll import poll
+from tests.promotion_env import Playground, make_context
+
+
+@pytest.fixture
+def pg(tracking_uri: str, model_name: str, tmp_path: Path) -> Playground:
+    playground = Playground(make_context(tracking_uri, model_name, tmp_path), tmp_path)
+    playground.setup_people()
+    return playground
+
+
+def test_poll_handles_unanswered_commands_across_requests_oldest_first(pg: Playground):
+    first = pg.train(0.6)
+    done = pg.open_request(first)
+    pg.comment(done, "maria", "/promote")  # handled at once: answered, must not run again
+    second = pg.train(0.58)
+    open_request = pg.open_request(second)
+    other = pg.open_request(second, model="another-model")  # not this bot's model
+    # Comments that arrived while nobody listened: a rollback on the closed request is older
+    # than the /promote on the open one, so it runs first.
+    pg.forge.add_comment(done.number, "olga", f"/rollback {first}")  # already champion: refused
+    pg.forge.add_comment(open_request.number, "sam", "lgtm")  # chatter
+    pg.forge.add_comment(open_request.number, "maria", "/promote\nchecked")
+    pg.forge.add_comment(other.number, "maria", "/promote")
+
+    result = poll(pg.ctx)
+
+    assert [o.status for _cid, o in result.outcomes] == ["refused", "changed"]
+    assert result.failures == []
+    assert pg.champion() == second
+    assert [(h["from"], h["to"]) for h in pg.history()] == [(None, first), (first, second)]
+    assert pg.answers(other) == []
+    # a second pass finds nothing new: nothing is handled or answered twice
+    again = poll(pg.ctx)
+    assert again.outcomes == [] and len(pg.history()) == 2
+    assert len(pg.answers(open_request)) == 1 and len(pg.answers(done)) == 2
+
+
+def test_poll_ignores_edited_comments(pg: Playground, monkeypatch: pytest.MonkeyPatch):
+    thread = pg.open_request(pg.train(0.6))
+    pg.forge.add_comment(thread.number, "maria", "/promote")
+    real = LocalForge.list_comments
+
+    def edited(self: LocalForge, *args: Any, **kwargs: Any) -> Any:
+        return [replace(c, edited=True) for c in real(self, *args, **kwargs)]
+
+    monkeypatch.setattr(LocalForge, "list_comments", edited)
+    assert poll(pg.ctx).outcomes == []
+    assert pg.champion() is None
+
+
+def test_poll_skips_closed_requests_after_the_window(pg: Playground):
+    version = pg.train(0.6)
+    thread = pg.open_request(version)
+    pg.forge.close(thread)
+    pg.forge.add_comment(thread.number, "maria", "/help")
+    later = datetime.now(timezone.utc) + timedelta(days=30)
+    assert poll(pg.ctx, now=later).threads == 0
+    assert poll(pg.ctx).threads == 1  # recently closed: still read, for rollbacks
+
+
+def test_poll_cli_exits_1_when_a_command_failed(
+    pg: Playground, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.cli import cli
+
+    thread = pg.open_request(pg.train(0.6))
+    pg.forge.add_comment(thread.number, "maria", "/promote")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("registry fell over")
+
+    monkeypatch.setattr("bot.poll.handle_comment", broken)
+    settings = pg.ctx.settings
+    params = pg.root / "params.yaml"
+    params.write_text(f"register_model:\n  model_name: {pg.model}\n")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "poll",
+            "--params",
+            str(params),
+            "--platform",
+            "local",
+            "--local-dir",
+            str(settings.local_dir),
+            "--tracking-uri",
+            settings.tracking_uri,
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert "failed" in result.output

@@ -63,7 +63,8 @@ class FakeGitHub(FakeForge):
             issue_url=f"{self.api}/repos/{self.repo}/issues/{number}",
             user=self._user(author),
             body=body,
-            created_at=self.clock.tick()[:19] + "Z",
+            created_at=(stamp := self.clock.tick()[:19] + "Z"),
+            updated_at=stamp,  # a new comment: GitHub sets both to the same time
         )
 
     def _touch(self, number: int) -> None:

@@ -40,7 +40,9 @@ OPERATIONS = ("request", "promote", "rollback", "poll_idle", "poll_one_new")
 _PROMOTE_MLFLOW = (
     "1 registered model (aliases + tags: pending intent and history for exactly-once), "
     "1 the request's version (run id, toy tag), 1 the champion's version (its run id), "
-    "2 runs (metrics for the gates), 1 write intent, 1 set alias, 1 read back, "
+    "2 runs (metrics for the gates), 1 re-read of the champion right before the move (SPEC §6: "
+    "the 'from' version must be what it is at that moment, not when the command arrived), "
+    "1 write intent, 1 set alias, 1 read back, "
     "3 version tags (MLflow has no batch call for them), 1 history tag, 1 clear intent"
 )
 MINIMUM: dict[str, dict[str, Any]] = {
@@ -57,7 +59,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "promote": {
-        "mlflow": 13,
+        "mlflow": 14,
         "gitlab": 6,
         "github": 6,
         "why": {
@@ -69,12 +71,12 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "rollback": {
-        "mlflow": 10,
+        "mlflow": 11,
         "gitlab": 5,
         "github": 5,
         "why": {
             "mlflow": "1 registered model (aliases + tags), 1 the target version (exists, toy "
-            "tag), 1 write intent, 1 set alias, 1 read back, 3 version tags, 1 history tag, "
+            "tag), 1 re-read of the champion before the move, 1 write intent, 1 set alias, 1 read back, 3 version tags, 1 history tag, "
             "1 clear intent",
             "forge": "read the thread, list its comments, read the actor's role, post the "
             "answer, update the status (no close: rollbacks happen on done requests)",
@@ -93,7 +95,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "poll_one_new": {
-        "mlflow": 13,
+        "mlflow": 14,
         "gitlab": 1 + OPEN_REQUESTS + 4,
         "github": 1 + OPEN_REQUESTS + 4,
         "why": {

@@ -256,7 +256,14 @@ def test_list_comments(forge: GitHubForge, rsps: responses.RequestsMock) -> None
     assert comments[0].author_id == "327146"
     assert comments[0].body.startswith("/promote")
     assert comments[2].author == ""  # deleted account: GitHub sends "user": null
+    assert not any(c.edited for c in comments)
     assert len(rsps.calls) == 1
+
+
+def test_an_edited_comment_is_marked(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
+    edited = github("comment", created_at="2025-03-08T12:50:00Z", updated_at="2025-03-08T12:51:07Z")
+    rsps.get(url("/issues/1/comments"), json=[edited])
+    assert [c.edited for c in forge.list_comments(ISSUE)] == [True]
 
 
 def test_list_comments_since(forge: GitHubForge, rsps: responses.RequestsMock) -> None:

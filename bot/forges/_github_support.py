@@ -128,6 +128,7 @@ def comment_from(data: dict[str, Any]) -> Comment:
         body=data.get("body") or "",
         created_at=data.get("created_at") or "",
         author_id=str(user.get("id", "")),
+        # GitHub moves a comment's updated_at only when its body is edited.
         edited=bool(data.get("updated_at") and data.get("updated_at") != data.get("created_at")),
     )
 

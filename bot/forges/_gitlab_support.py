@@ -95,10 +95,6 @@ def comment_from(data: dict[str, Any]) -> Comment:
         created_at=data.get("created_at") or "",
         author_id=str(author.get("id", "")),
         system=bool(data.get("system")),
-        edited=_edited(data),
+        # No `edited` here: a note's updated_at also moves when its thread is resolved, so it
+        # cannot tell an edit apart, and a resolved command must not be skipped by `poll`.
     )
-
-
-def _edited(data: dict[str, Any]) -> bool:
-    created, updated = data.get("created_at"), data.get("updated_at")
-    return bool(created and updated and updated != created)

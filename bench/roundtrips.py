@@ -76,8 +76,8 @@ MINIMUM: dict[str, dict[str, Any]] = {
         "github": 5,
         "why": {
             "mlflow": "1 registered model (aliases + tags), 1 the target version (exists, toy "
-            "tag), 1 re-read of the champion before the move, 1 write intent, 1 set alias, 1 read back, 3 version tags, 1 history tag, "
-            "1 clear intent",
+            "tag), 1 re-read of the champion before the move, 1 write intent, 1 set alias, "
+            "1 read back, 3 version tags, 1 history tag, 1 clear intent",
             "forge": "read the thread, list its comments, read the actor's role, post the "
             "answer, update the status (no close: rollbacks happen on done requests)",
         },

@@ -8,28 +8,16 @@ from pathlib import Path
 
 from bot.context import Context
 from bot.errors import BotError
+from bot.events import PayloadError, parse_event
 from bot.handler import handle_comment
 from bot.models import CommentEvent
 from bot.outcome import Outcome
 
 log = logging.getLogger(__name__)
 
-GITLAB_EVENTS = {"note hook", "merge request hook", "issue hook", "push hook", "pipeline hook"}
-
-
-def parse_event(event_name: str, payload: object, delivery_id: str = "") -> CommentEvent | None:
-    """A forge payload as the shared event; None for events that need no work."""
-    from bot.events import github_comment_event, gitlab_comment_event
-
-    if event_name.strip().lower() in GITLAB_EVENTS:
-        return gitlab_comment_event(event_name, payload, delivery_id)
-    return github_comment_event(event_name, payload, delivery_id)
-
 
 def handle_event_file(ctx: Context, event_name: str, event_file: str) -> Outcome:
     """`handle`: one delivery from a file, as GitHub Actions hands it over."""
-    from bot.events import PayloadError
-
     path = Path(event_file)
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
@@ -71,7 +59,7 @@ def local_comment(ctx: Context, thread: str, body: str, author: str) -> Outcome:
 def serve(ctx: Context, host: str, port: int) -> None:
     """`serve`: the webhook server, with comments handled by the shared handler."""
     from bot.mlflow_webhook import report_external_change
-    from bot.server import build_app, run_server
+    from bot.server import WEBHOOK_ROUTES, build_app, run_server
 
     def dispatch(event: CommentEvent) -> None:
         outcome = handle_comment(ctx, event)
@@ -85,22 +73,21 @@ def serve(ctx: Context, host: str, port: int) -> None:
     # Build the registry and forge clients once, before two workers race to, and fail fast on
     # bad settings instead of on the first delivery.
     _ = ctx.registry, ctx.forge
-    platforms = [
-        name
-        for name, secret in (
-            ("gitlab", ctx.settings.gitlab_webhook_secret),
-            ("github", ctx.settings.github_webhook_secret),
-            ("mlflow", ctx.settings.mlflow_webhook_secret),
-        )
-        if secret
-    ]
-    if ctx.echo is not None:
-        routes = ", ".join(f"/webhooks/{name}" for name in platforms) or "none (no secret set)"
-        ctx.echo(f"promotion-bot serving on http://{host}:{port} — accepting {routes}")
     app = build_app(
         ctx.settings,
         dispatch,
         on_alias_change=lambda change: report_external_change(ctx, change),
         champion_alias=ctx.params.promotion.champion_alias,
+        # Only the configured forge's comments: another forge's issue numbers and user ids mean
+        # nothing here (MLflow's route is always open).
+        allowed_platforms=[ctx.settings.platform],
     )
+    if ctx.echo is not None:
+        open_routes = [
+            route
+            for route, name in WEBHOOK_ROUTES.items()
+            if app.allows(name) and app.configured(name)
+        ]
+        routes = ", ".join(open_routes) or "none (no secret set)"
+        ctx.echo(f"promotion-bot serving on http://{host}:{port} — accepting {routes}")
     run_server(ctx.settings, host, port, app)

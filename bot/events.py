@@ -1,8 +1,10 @@
 """Forge webhook payloads → the shared CommentEvent, once, at the edge (no I/O).
 
-Each parser answers None for deliveries the bot has no work for (pings, other events, deleted
-comments, notes on commits or snippets, system notes) and raises PayloadError, a ValueError the
-server turns into 400, when an event it does handle lacks a field or has one of the wrong type.
+`parse_event` picks the parser by the event's name (the `handle` command's event files); the
+server picks it by route. Each parser answers None for deliveries the bot has no work for
+(pings, other events, deleted comments, notes on commits or snippets, system notes) and raises
+PayloadError, a ValueError the server turns into 400, when an event it does handle lacks a
+field or has one of the wrong type.
 Nothing else escapes, whatever JSON arrives.
 """
 
@@ -14,6 +16,7 @@ from bot.models import CommentAction, CommentEvent, ThreadKind
 
 # GitLab sends notes on confidential issues and internal notes as "Confidential Note Hook".
 GITLAB_NOTE_HEADERS = frozenset({"Note Hook", "Confidential Note Hook"})
+_GITLAB_NOTE_NAMES = {name.lower(): name for name in GITLAB_NOTE_HEADERS}
 _GITLAB_THREADS: dict[str, tuple[ThreadKind, str]] = {
     "Issue": ("issue", "issue"),
     "MergeRequest": ("merge_request", "merge_request"),
@@ -30,6 +33,18 @@ _MAX_ID = 2**63 - 1
 
 class PayloadError(ValueError):
     """Malformed payload / missing fields → the server answers 400."""
+
+
+def parse_event(event_name: str, payload: object, delivery_id: str = "") -> CommentEvent | None:
+    """A forge payload as the shared event, by the event's name; None for events needing no work.
+
+    GitLab's note events (any case) and a nameless payload (GitLab's `object_kind` decides) go to
+    the GitLab parser, every other name to the GitHub one, which only takes `issue_comment`.
+    """
+    name = event_name.strip() if isinstance(event_name, str) else ""
+    if not name or name.lower() in _GITLAB_NOTE_NAMES:
+        return gitlab_comment_event(_GITLAB_NOTE_NAMES.get(name.lower(), ""), payload, delivery_id)
+    return github_comment_event(name, payload, delivery_id)
 
 
 def gitlab_comment_event(

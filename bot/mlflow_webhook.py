@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from bot.commands import format_command
 from bot.errors import NotFoundError
 from bot.events import PayloadError
-from bot.markers import parse_request_marker
 from bot.models import Thread
 from bot.outcome import Outcome
 
@@ -163,9 +162,8 @@ def _parse_time(value: str) -> datetime | None:
 
 
 def _latest_request(ctx: Context, model: str) -> Thread | None:
-    labels = ctx.params.promotion.request.labels
-    for thread in ctx.forge.find_threads(labels, state="all"):  # newest first
-        marker = parse_request_marker(thread.body)
-        if marker is not None and marker.get("model") == model:
-            return thread
-    return None
+    """The newest request the bot opened: a person's issue quoting a marker gets no report."""
+    from bot.request import find_requests  # pydantic, jinja: kept out of the server's import
+
+    found = find_requests(ctx, model, state="all")  # newest first
+    return found[0] if found else None

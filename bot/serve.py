@@ -100,14 +100,7 @@ def run_server(
 ) -> None:
     """Serve until SIGTERM or SIGINT, then finish the work in hand and return."""
     server = HttpServer(app, host, port, threads=min(max(threads, 4), 8))
-    for route, platform in WEBHOOK_ROUTES.items():
-        if not app.configured(platform):
-            log.warning(
-                "%s_WEBHOOK_SECRET is not set: %s refuses every delivery",
-                platform.upper(),
-                route,
-                extra={**_SERVER, "platform": platform},
-            )
+    log_route_warnings(settings, app)
     app.start()
     restore = _on_stop_signals(server.shutdown)
     listening = ", ".join(f"http://{h}:{p}" for h, p in server.addresses)
@@ -120,6 +113,28 @@ def run_server(
         if not app.stop(stop_timeout):
             log.warning("stopped before all queued work was finished", extra=_SERVER)
         log.info("stopped", extra=_SERVER)
+
+
+def log_route_warnings(settings: Settings, app: WebhookApp) -> None:
+    """Say at start-up which routes will refuse everything, and which secrets are set in vain."""
+    for route, platform in WEBHOOK_ROUTES.items():
+        extra = {**_SERVER, "platform": platform}
+        if not app.allows(platform):
+            if app.configured(platform):
+                log.warning(
+                    "%s_WEBHOOK_SECRET is set, but this bot serves %s: %s answers 404",
+                    platform.upper(),
+                    settings.platform,
+                    route,
+                    extra=extra,
+                )
+        elif not app.configured(platform):
+            log.warning(
+                "%s_WEBHOOK_SECRET is not set: %s refuses every delivery",
+                platform.upper(),
+                route,
+                extra=extra,
+            )
 
 
 def _on_stop_signals(stop: Callable[[], None]) -> Callable[[], None]:

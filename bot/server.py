@@ -2,18 +2,21 @@
 
 A request thread only checks and queues, then answers (forges retry slow hooks and GitLab
 disables hooks that keep failing); worker threads do the work after the answer has gone out.
-Checks for a POST, in order: a secret is configured for the route (403), the body is at most
+Checks for a POST, in order: the route is one this bot serves (404: the comment route of the
+configured forge, and MLflow's), a secret is configured for the route (403), the body is at most
 1 MiB (413), the signature or token is valid (401), the JSON parses and has the fields the event
 needs (400), the event needs work (200), it was not taken already (200 duplicate), the queue has
-room (503). Plain WSGI: Flask would cost a second of import for three routes.
+room (503). A job that still fails after its retries is forgotten, so a manual redelivery is
+taken again. Plain WSGI: Flask would cost a second of import for three routes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -23,7 +26,7 @@ from bot.commands import may_be_command
 from bot.events import PayloadError, github_comment_event, gitlab_comment_event
 from bot.mlflow_webhook import AliasChange, parse_alias_change
 from bot.models import CommentEvent
-from bot.workers import Job, RecentKeys, WorkerPool
+from bot.workers import RETRY_DELAYS, Job, RecentKeys, WorkerPool
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -65,7 +68,12 @@ class Headers:
 
 
 class WebhookApp:
-    """The WSGI callable; owns the worker pool and the de-duplication memory."""
+    """The WSGI callable; owns the worker pool and the de-duplication memory.
+
+    `allowed_platforms` names the forges whose comment route is open (None: every route); the
+    MLflow route is always open. A comment from another forge would be read against this forge's
+    issue numbers and user ids, so its route answers 404 whatever secret is set.
+    """
 
     def __init__(
         self,
@@ -77,16 +85,21 @@ class WebhookApp:
         workers: int = 2,
         queue_size: int = 1000,
         dedup_size: int = 10_000,
+        allowed_platforms: Iterable[str] | None = None,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self._secrets = {
             "gitlab": settings.gitlab_webhook_secret.value,
             "github": settings.github_webhook_secret.value,
             "mlflow": settings.mlflow_webhook_secret.value,
         }
+        forges = WEBHOOK_ROUTES.values() if allowed_platforms is None else allowed_platforms
+        self._allowed = frozenset(forges) & set(WEBHOOK_ROUTES.values()) | {"mlflow"}
         self._dispatch = dispatch
         self._on_alias_change = on_alias_change
         self._champion_alias = champion_alias
-        self.pool = WorkerPool(workers, queue_size)
+        self.pool = WorkerPool(workers, queue_size, retry_delays=retry_delays, sleep=sleep)
         self.seen = RecentKeys(dedup_size)
 
     # --- lifecycle (the worker pool) --------------------------------------------------------------
@@ -102,6 +115,9 @@ class WebhookApp:
 
     def configured(self, platform: str) -> bool:
         return bool(self._secrets.get(platform))
+
+    def allows(self, platform: str) -> bool:
+        return platform in self._allowed
 
     # --- WSGI -------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -131,6 +147,13 @@ class WebhookApp:
         platform = WEBHOOK_ROUTES.get(path.rstrip("/"))
         if platform is None:
             return Response(404, {"error": "not found"})
+        if platform not in self._allowed:
+            log.warning(
+                "refused: this bot takes no %s deliveries",
+                platform,
+                extra=_extra(platform, environ),
+            )
+            return Response(404, {"error": f"not found: this bot takes no {platform} deliveries"})
         if method != "POST":
             return Response(405, {"error": "method not allowed"}, (("Allow", "POST"),))
         return self._webhook(platform, environ)
@@ -193,6 +216,8 @@ class WebhookApp:
         return self._enqueue(Job(what, lambda: report(change), extra), keys)
 
     def _enqueue(self, job: Job, keys: list[str]) -> Response:
+        # Failed for good (after the pool's retries): forget it, so a redelivery is taken.
+        job = replace(job, on_give_up=lambda: self.seen.release(keys))
         if not self.seen.claim(keys):
             log.info("duplicate: %s", job.what, extra=job.extra)
             return Response(200, {"status": "duplicate"})
@@ -214,6 +239,9 @@ def build_app(
     champion_alias: str = "champion",
     workers: int = 2,
     queue_size: int = 1000,
+    allowed_platforms: Iterable[str] | None = None,
+    retry_delays: Sequence[float] = RETRY_DELAYS,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> WebhookApp:
     """The WSGI app; `run_server` starts and stops its workers (tests: start, drain, stop)."""
     return WebhookApp(
@@ -223,6 +251,9 @@ def build_app(
         champion_alias=champion_alias,
         workers=workers,
         queue_size=queue_size,
+        allowed_platforms=allowed_platforms,
+        retry_delays=retry_delays,
+        sleep=sleep,
     )
 
 

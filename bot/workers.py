@@ -1,5 +1,10 @@
 """The webhook server's back office: a bounded job queue with worker threads, and a bounded
 memory of the deliveries already taken (SPEC §7: answer first, work after; de-duplicate).
+
+A failing job is tried again in the same worker after a short wait (a lock timeout or a registry
+blip passes); the handler is idempotent (answer markers, registry history), so a retry never
+answers twice. After the last attempt the job's `on_give_up` runs: the server forgets the
+delivery there, so a manual redelivery from the forge is taken instead of called a duplicate.
 """
 
 from __future__ import annotations
@@ -9,10 +14,12 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
+
+RETRY_DELAYS = (1.0, 4.0)  # seconds before the 2nd and 3rd attempt: three attempts in all
 
 
 @dataclass(frozen=True)
@@ -20,15 +27,26 @@ class Job:
     what: str  # for log lines: "comment 123 on issue #7"
     run: Callable[[], object]
     extra: dict[str, str] = field(default_factory=dict)  # delivery_id, platform
+    on_give_up: Callable[[], object] | None = None  # after the last attempt failed
 
 
 class WorkerPool:
-    """Threads reading a bounded queue. A failing job is logged and never kills its thread."""
+    """Threads reading a bounded queue. A failing job is retried, logged, and never kills its
+    thread. `sleep` is injectable so tests need not wait out the retry delays."""
 
-    def __init__(self, workers: int = 2, queue_size: int = 1000) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        queue_size: int = 1000,
+        *,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
         if workers < 1 or queue_size < 1:
             raise ValueError("workers and queue_size must be at least 1")
         self._workers = workers
+        self._retry_delays = tuple(retry_delays)
+        self._sleep = sleep
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
         self._threads: list[threading.Thread] = []
         self._unfinished = 0  # queued + running
@@ -115,11 +133,44 @@ class WorkerPool:
             if job is None:
                 return
             try:
-                job.run()
-            except Exception:
-                log.exception("%s failed", job.what, extra=job.extra)
+                self._run(job)
             finally:
                 self._done()
+
+    def _run(self, job: Job) -> None:
+        attempts = len(self._retry_delays) + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                job.run()
+                return
+            except Exception:
+                if attempt == attempts:
+                    log.exception(
+                        "%s failed (attempt %d of %d), giving up",
+                        job.what,
+                        attempt,
+                        attempts,
+                        extra=job.extra,
+                    )
+                    break
+                delay = self._retry_delays[attempt - 1]
+                log.warning(
+                    "%s failed (attempt %d of %d), retrying in %g s",
+                    job.what,
+                    attempt,
+                    attempts,
+                    delay,
+                    exc_info=True,
+                    extra=job.extra,
+                )
+                self._sleep(delay)
+        if job.on_give_up is not None:
+            try:
+                job.on_give_up()
+            except Exception:
+                log.exception(
+                    "%s: clean-up after the last attempt failed", job.what, extra=job.extra
+                )
 
     def _done(self) -> None:
         with self._idle:
@@ -152,7 +203,7 @@ class RecentKeys:
             return True
 
     def release(self, keys: Iterable[str]) -> None:
-        """Forget keys whose work could not be queued, so the forge's retry is not a duplicate."""
+        """Forget keys whose work could not be queued or done: a redelivery is no duplicate."""
         with self._lock:
             for key in keys:
                 self._keys.pop(key, None)

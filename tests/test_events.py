@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.events import PayloadError, github_comment_event, gitlab_comment_event
+from bot.events import PayloadError, github_comment_event, gitlab_comment_event, parse_event
 from bot.models import CommentEvent
 from tests.webhook_fixtures import (
     WEBHOOK_EVENTS,
@@ -184,6 +184,51 @@ def test_github_pull_request_null_means_issue() -> None:
     payload["issue"]["pull_request"] = None
     event = github_comment_event("issue_comment", payload)
     assert event is not None and event.thread_kind == "issue"
+
+
+# --- parse_event: the parser picked by the event's name (`handle --event-name`)
+
+_CONFIDENTIAL_NOTE = _replace(
+    GITLAB_ISSUE_NOTE,
+    comment_id="3103",
+    body="@promotion-bot help",
+    created_at="2025-03-05 17:00:00 UTC",
+)
+
+
+@pytest.mark.parametrize(
+    ("event_name", "fixture", "expected"),
+    [
+        ("Note Hook", "gitlab_note_issue", GITLAB_ISSUE_NOTE),
+        ("Confidential Note Hook", "gitlab_note_issue_confidential", _CONFIDENTIAL_NOTE),
+        ("confidential note hook", "gitlab_note_issue_confidential", _CONFIDENTIAL_NOTE),
+        (" Note Hook\n", "gitlab_note_issue", GITLAB_ISSUE_NOTE),
+        ("", "gitlab_note_issue", GITLAB_ISSUE_NOTE),  # no name: object_kind decides
+        ("issue_comment", "github_issue_comment_issue", GITHUB_ISSUE_COMMENT),
+        ("ping", "github_ping", None),
+        ("pull_request", "github_pull_request_opened", None),
+        ("Merge Request Hook", "gitlab_merge_request_hook", None),
+        # a GitLab note under another event's name is not read as a note
+        ("push", "gitlab_note_issue", None),
+        ("Push Hook", "gitlab_note_issue", None),
+        ("", "github_issue_comment_issue", None),
+    ],
+)
+def test_parse_event_routes_by_event_name(
+    event_name: str, fixture: str, expected: CommentEvent | None
+) -> None:
+    assert parse_event(event_name, load_webhook(fixture)) == expected
+
+
+def test_parse_event_passes_the_delivery_id_and_payload_errors_on() -> None:
+    event = parse_event(
+        "Confidential Note Hook", load_webhook("gitlab_note_issue_confidential"), "d"
+    )
+    assert event is not None and event.delivery_id == "d"
+    with pytest.raises(PayloadError):
+        parse_event("Confidential Note Hook", {"object_kind": "note"})
+    with pytest.raises(PayloadError):
+        parse_event("issue_comment", {"action": "created"})
 
 
 # --- deliveries with no work

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -203,6 +204,40 @@ def test_no_request_thread_means_nothing_to_post(tmp_path: Path) -> None:
     ctx = _context(tmp_path, FakeRegistry([_entry(6)]))
     outcome = report_external_change(ctx, AliasChange(MODEL, "champion", 3, "d"))
     assert (outcome.status, outcome.detail) == ("ignored", "no request thread")
+
+
+def _set_author(forge: LocalForge, number: str, author: str) -> None:
+    """What a person's own issue looks like on the local forge: the same file, another author."""
+    path = forge.root / "threads" / f"{number}.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["author"] = author
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_a_persons_issue_quoting_a_request_marker_gets_no_report(
+    tmp_path: Path, threads: tuple[LocalForge, list[str]]
+) -> None:
+    forge, (_, latest, _) = threads
+    # The newest labelled issue carries the model's marker, but a person opened it.
+    quoted = _request(forge, MODEL, 7)
+    _set_author(forge, quoted, "mallory")
+    ctx = _context(tmp_path, FakeRegistry([_entry(6)]))
+
+    outcome = report_external_change(ctx, AliasChange(MODEL, "champion", 4, "dlv-p"))
+
+    assert outcome.status == "reported"
+    assert _comments(forge, quoted) == []
+    assert len(_comments(forge, latest)) == 1
+
+
+def test_only_a_persons_issue_means_nothing_to_post(tmp_path: Path) -> None:
+    forge = LocalForge(tmp_path / "forge")
+    quoted = _request(forge, MODEL, 7)
+    _set_author(forge, quoted, "mallory")
+    ctx = _context(tmp_path, FakeRegistry([_entry(6)]))
+    outcome = report_external_change(ctx, AliasChange(MODEL, "champion", 4, "dlv-q"))
+    assert (outcome.status, outcome.detail) == ("ignored", "no request thread")
+    assert _comments(forge, quoted) == []
 
 
 # --- reporting, against a real registry -----------------------------------------------------------

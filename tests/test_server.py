@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -25,7 +26,7 @@ import requests
 from bot.config import Secret, Settings
 from bot.mlflow_webhook import AliasChange
 from bot.models import CommentEvent
-from bot.serve import HttpServer
+from bot.serve import HttpServer, log_route_warnings
 from bot.server import MAX_BODY, WebhookApp, build_app
 from bot.webhook_auth import sign_github, sign_mlflow
 from tests.mlflow_server import free_port
@@ -47,8 +48,10 @@ class Recorder:
 
     gate: threading.Event | None = None
     fail_first: bool = False
+    fail_always: bool = False
     delay: float = 0.0
-    calls: list[Any] = field(default_factory=list)
+    calls: list[Any] = field(default_factory=list)  # every attempt, failed ones too
+    handled: list[Any] = field(default_factory=list)  # the attempts that succeeded
     started: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
 
@@ -61,8 +64,9 @@ class Recorder:
         first = not self.calls
         self.calls.append(item)
         self.finished.set()
-        if self.fail_first and first:
+        if self.fail_always or (self.fail_first and first):
             raise RuntimeError("boom in dispatch")
+        self.handled.append(item)
 
 
 @dataclass
@@ -394,14 +398,67 @@ def test_the_answer_comes_before_the_work(serve: Callable[..., Served]) -> None:
 def test_a_failing_dispatch_does_not_kill_the_worker(
     serve: Callable[..., Served], caplog: pytest.LogCaptureFixture
 ) -> None:
-    served = serve(dispatch=Recorder(fail_first=True), workers=1)
+    served = serve(dispatch=Recorder(fail_always=True), workers=1, sleep=lambda _s: None)
     assert served.github(raw_webhook("github_issue_comment_pr")).status_code == 202
     assert served.github(raw_webhook("github_issue_comment_issue")).status_code == 202
     assert served.app.drain(5)
-    assert [e.comment_id for e in served.dispatch.calls] == ["2712345601", "2712345602"]
-    failure = next(r for r in caplog.records if "failed" in r.getMessage())
+    assert [e.comment_id for e in served.dispatch.calls] == ["2712345601"] * 3 + ["2712345602"] * 3
+    failure = next(r for r in caplog.records if "giving up" in r.getMessage())
+    assert failure.levelno == logging.ERROR
     assert failure.exc_info is not None and "boom in dispatch" in caplog.text
     assert requests.get(f"{served.url}/healthz", timeout=5).status_code == 200
+
+
+def test_a_failed_job_is_retried_with_backoff_and_handled_once(
+    serve: Callable[..., Served], caplog: pytest.LogCaptureFixture
+) -> None:
+    sleeps: list[float] = []
+    served = serve(dispatch=Recorder(fail_first=True), sleep=sleeps.append)
+    response = served.github(raw_webhook("github_issue_comment_pr"), delivery="flaky-1")
+    assert response.status_code == 202
+    assert served.app.drain(5)
+    # One failed attempt (a lock timeout, say), one wait, one success: handled once.
+    assert [e.comment_id for e in served.dispatch.calls] == ["2712345601"] * 2
+    assert [e.comment_id for e in served.dispatch.handled] == ["2712345601"]
+    assert sleeps == [1.0]
+    retry = next(r for r in caplog.records if "retrying in 1 s" in r.getMessage())
+    assert retry.levelno == logging.WARNING and retry.exc_info is not None
+    assert not any("giving up" in r.getMessage() for r in caplog.records)
+    # Done: the same delivery (or the same comment) again is still a duplicate.
+    again = served.github(raw_webhook("github_issue_comment_pr"), delivery="flaky-1")
+    assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
+    assert served.app.drain(5)
+    assert len(served.dispatch.calls) == 2
+
+
+def test_a_job_failing_every_attempt_is_forgotten_so_a_redelivery_is_taken(
+    serve: Callable[..., Served], caplog: pytest.LogCaptureFixture
+) -> None:
+    sleeps: list[float] = []
+    served = serve(dispatch=Recorder(fail_always=True), sleep=sleeps.append)
+    assert (
+        served.github(raw_webhook("github_issue_comment_pr"), delivery="down-1").status_code == 202
+    )
+    assert served.app.drain(5)
+    assert len(served.dispatch.calls) == 3
+    assert sleeps == [1.0, 4.0]
+    assert sum("giving up" in r.getMessage() for r in caplog.records) == 1
+    assert len(served.app.seen) == 0  # both the delivery and the comment key released
+    # The maintainer presses "Redeliver" on the forge: taken and tried again, not a duplicate.
+    served.dispatch.fail_always = False
+    redelivery = served.github(raw_webhook("github_issue_comment_pr"), delivery="down-1")
+    assert (redelivery.status_code, redelivery.json()) == (202, {"status": "accepted"})
+    assert served.app.drain(5)
+    assert len(served.dispatch.calls) == 4
+    assert [e.delivery_id for e in served.dispatch.handled] == ["down-1"]
+
+
+def test_a_failed_alias_report_is_forgotten_too(serve: Callable[..., Served]) -> None:
+    served = serve(alias=Recorder(fail_always=True), retry_delays=(0.0,), sleep=lambda _s: None)
+    assert served.mlflow(_alias_payload(), delivery="mlf-down").status_code == 202
+    assert served.app.drain(5)
+    assert len(served.alias.calls) == 2  # retry_delays=(0,): two attempts
+    assert served.mlflow(_alias_payload(), delivery="mlf-down").status_code == 202
 
 
 def test_a_full_queue_is_503_and_the_retry_is_not_a_duplicate(
@@ -438,6 +495,57 @@ def test_graceful_stop_finishes_the_queued_work(serve: Callable[..., Served]) ->
     payload["comment"]["id"] = 4
     assert served.github(payload).status_code == 503
     assert requests.get(f"{served.url}/healthz", timeout=5).status_code == 503
+
+
+# --- only the configured forge's route ------------------------------------------------------------
+
+
+def test_the_other_forges_route_is_404_whatever_its_secret(
+    serve: Callable[..., Served], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = dataclasses.replace(SETTINGS, platform="gitlab")
+    served = serve(settings, allowed_platforms=[settings.platform])
+    # A well-signed GitHub delivery: its issue numbers and user ids mean nothing on GitLab.
+    github = served.github(raw_webhook("github_issue_comment_pr"), delivery="gh-elsewhere")
+    assert github.status_code == 404
+    assert github.json() == {"error": "not found: this bot takes no github deliveries"}
+    assert requests.get(f"{served.url}/webhooks/github", timeout=5).status_code == 404
+    record = next(r for r in caplog.records if "takes no github" in r.getMessage())
+    assert (record.delivery_id, record.platform) == ("gh-elsewhere", "github")  # type: ignore[attr-defined]
+    # The configured forge and MLflow are served as ever.
+    assert served.gitlab(load_webhook("gitlab_note_merge_request")).status_code == 202
+    assert served.mlflow(_alias_payload()).status_code == 202
+    assert served.app.drain(5)
+    assert [e.platform for e in served.dispatch.calls] == ["gitlab"]
+    assert len(served.alias.calls) == 1
+    assert served.app.allows("gitlab") and served.app.allows("mlflow")
+    assert not served.app.allows("github")
+
+
+def test_a_local_bot_serves_only_mlflow(serve: Callable[..., Served]) -> None:
+    served = serve(allowed_platforms=["local"])
+    assert served.github(raw_webhook("github_issue_comment_pr")).status_code == 404
+    assert served.gitlab(load_webhook("gitlab_note_merge_request")).status_code == 404
+    assert served.mlflow(_alias_payload()).status_code == 202
+    assert served.app.drain(5)
+    assert served.dispatch.calls == []
+
+
+def test_start_up_warns_about_a_secret_for_another_forge(caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(
+        platform="gitlab",
+        github_webhook_secret=Secret(GITHUB_SECRET),
+        mlflow_webhook_secret=Secret(MLFLOW_SECRET),
+    )
+    app = build_app(settings, Recorder(), allowed_platforms=[settings.platform])
+    with caplog.at_level(logging.WARNING, logger="bot.serve"):
+        log_route_warnings(settings, app)
+    messages = sorted(r.getMessage() for r in caplog.records)
+    assert messages == [
+        "GITHUB_WEBHOOK_SECRET is set, but this bot serves gitlab: /webhooks/github answers 404",
+        "GITLAB_WEBHOOK_SECRET is not set: /webhooks/gitlab refuses every delivery",
+    ]
+    assert GITHUB_SECRET not in caplog.text
 
 
 # --- other routes ---------------------------------------------------------------------------------

@@ -47,14 +47,14 @@ def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = No
     }
     if event.action != "created":
         return Outcome("ignored", "edited comments are not commands")
+    if not may_be_command(event.body):  # chatter: no forge client is even built for it
+        return Outcome("ignored", "not a command")
     if event.platform != ctx.forge.platform:
         # A GitHub comment must never be read against GitLab numbers and user ids (or back).
         log.warning("a %s comment for a %s bot", event.platform, ctx.forge.platform, extra=extra)
         return Outcome(
             "ignored", f"a {event.platform} comment; this bot serves {ctx.forge.platform}"
         )
-    if not may_be_command(event.body):  # chatter: no forge client is even built for it
-        return Outcome("ignored", "not a command")
     bot = ctx.forge.bot_username()
     if event.author.lower() == bot.lower():
         return Outcome("ignored", "the bot's own comment")

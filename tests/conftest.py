@@ -6,10 +6,12 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.mlflow_server import MlflowServer, start_mlflow_server
+from tests.promotion_env import MakePlayground, Playground, make_context
 
 # Keep MLflow's own retries short in every test process (the bot sets the same defaults).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -50,3 +52,20 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ):
             monkeypatch.delenv(name, raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def make_pg(tracking_uri: str, model_name: str, tmp_path: Path) -> MakePlayground:
+    """A promotion playground (real registry, local forge, people with roles) per test."""
+
+    def make(**promotion: Any) -> Playground:
+        pg = Playground(make_context(tracking_uri, model_name, tmp_path, promotion), tmp_path)
+        pg.setup_people()
+        return pg
+
+    return make
+
+
+@pytest.fixture
+def pg(make_pg: MakePlayground) -> Playground:
+    return make_pg()

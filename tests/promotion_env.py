@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from bot.models import Comment, CommentEvent, Thread
 from bot.outcome import Outcome
 from tests.helpers import log_training_run
 
+MakePlayground = Callable[..., "Playground"]
 PEOPLE = {"maria": "maintainer", "olga": "owner", "sam": "reporter", "dana": "developer"}
 CHECK_IDS = ("metrics", "data", "contract", "rollback")
 

@@ -17,7 +17,7 @@ import pytest
 from bot.handler import handle_comment
 from bot.markers import answered_comment_ids
 from bot.outcome import Outcome
-from tests.promotion_env import Playground, make_context
+from tests.promotion_env import MakePlayground, Playground, make_context
 
 # The request stays open after /promote, so /promote can win again after a rollback.
 PROMOTION: dict[str, Any] = {"request": {"close_on_promote": False}}
@@ -89,10 +89,8 @@ def process_main(spec: dict[str, Any], barrier: Any) -> None:
 
 
 @pytest.fixture
-def pg(tracking_uri: str, model_name: str, tmp_path: Path) -> Playground:
-    playground = Playground(make_context(tracking_uri, model_name, tmp_path, PROMOTION), tmp_path)
-    playground.setup_people()
-    return playground
+def pg(make_pg: MakePlayground) -> Playground:
+    return make_pg(**PROMOTION)
 
 
 def setup_model(pg: Playground) -> tuple[list[int], Any]:

@@ -15,7 +15,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -150,13 +149,6 @@ def on(method: str, endpoint: str, fault: Fault, **match: str) -> Rule:
 
 
 # --- fixtures and helpers --------------------------------------------------------------------
-
-
-@pytest.fixture
-def pg(tracking_uri: str, model_name: str, tmp_path: Path) -> Playground:
-    playground = Playground(make_context(tracking_uri, model_name, tmp_path), tmp_path)
-    playground.setup_people()
-    return playground
 
 
 @pytest.fixture

@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.markers import answered_comment_ids
-from tests.promotion_env import Playground, make_context
-
-MakePlayground = Callable[..., Playground]
-
-
-@pytest.fixture
-def make_pg(tracking_uri: str, model_name: str, tmp_path: Path) -> MakePlayground:
-    def make(**promotion: Any) -> Playground:
-        pg = Playground(make_context(tracking_uri, model_name, tmp_path, promotion), tmp_path)
-        pg.setup_people()
-        return pg
-
-    return make
-
-
-@pytest.fixture
-def pg(make_pg: MakePlayground) -> Playground:
-    return make_pg()
+from tests.promotion_env import MakePlayground, Playground
 
 
 def assert_one_answer_per_command(pg: Playground, thread: Any) -> None:

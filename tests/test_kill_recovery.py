@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from bot.markers import answered_comment_ids
 from bot.poll import poll
 from tests.kill_worker import NOT_KILLED
-from tests.promotion_env import Playground, make_context
+from tests.promotion_env import MakePlayground, Playground
 
 PROMOTION: dict[str, Any] = {}  # defaults: close_on_promote, one approval, maintainers
 
@@ -54,10 +53,8 @@ def workers() -> Iterator[multiprocessing.context.ForkServerContext]:
 
 
 @pytest.fixture
-def pg(tracking_uri: str, model_name: str, tmp_path: Path) -> Playground:
-    playground = Playground(make_context(tracking_uri, model_name, tmp_path, PROMOTION), tmp_path)
-    playground.setup_people()
-    return playground
+def pg(make_pg: MakePlayground) -> Playground:
+    return make_pg(**PROMOTION)
 
 
 def run_child(workers: Any, pg: Playground, thread: Any, comment_id: str, point: tuple) -> int:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -19,25 +16,9 @@ from hypothesis import strategies as st
 from bot.markers import answered_comment_ids, approval_marker, parse_request_marker
 from bot.models import Thread
 from bot.poll import poll
-from tests.promotion_env import Playground, make_context
+from tests.promotion_env import MakePlayground, Playground
 
-MakePlayground = Callable[..., Playground]
 BOT = "promotion-bot"
-
-
-@pytest.fixture
-def make_pg(tracking_uri: str, model_name: str, tmp_path: Path) -> MakePlayground:
-    def make(**promotion: Any) -> Playground:
-        pg = Playground(make_context(tracking_uri, model_name, tmp_path, promotion), tmp_path)
-        pg.setup_people()
-        return pg
-
-    return make
-
-
-@pytest.fixture
-def pg(make_pg: MakePlayground) -> Playground:
-    return make_pg()
 
 
 def answer_count(pg: Playground, thread: Thread) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,14 +11,7 @@ from click.testing import CliRunner
 
 from bot.forges.local import LocalForge
 from bot.poll import poll
-from tests.promotion_env import Playground, make_context
-
-
-@pytest.fixture
-def pg(tracking_uri: str, model_name: str, tmp_path: Path) -> Playground:
-    playground = Playground(make_context(tracking_uri, model_name, tmp_path), tmp_path)
-    playground.setup_people()
-    return playground
+from tests.promotion_env import Playground
 
 
 def test_poll_handles_unanswered_commands_across_requests_oldest_first(pg: Playground):

@@ -155,7 +155,7 @@ def test_unreachable_registry_while_polling_a_request(
 
     code, output = invoke("-vv", "--log-format", "json", "poll")
 
-    assert code == 0 and "failed: comment" in output
+    assert code == 1 and "failed: comment" in output  # a scheduled poll job turns red
     assert "comment" in raw_logs.text and "unreachable" in raw_logs.text
     assert_clean(output, raw_logs.text)
     assert pg.answers(thread) == [] and pg.champion() is None

@@ -44,16 +44,7 @@ def local_comment(ctx: Context, thread: str, body: str, author: str) -> Outcome:
     number = thread.lstrip("#")
     current = forge.get_thread("issue", number)
     comment = forge.add_comment(number, author, body)
-    event = CommentEvent(
-        platform="local",
-        thread_kind=current.kind,
-        thread_number=current.number,
-        comment_id=comment.id,
-        author=author,
-        body=body,
-        created_at=comment.created_at,
-    )
-    return handle_comment(ctx, event)
+    return handle_comment(ctx, CommentEvent.from_comment("local", current, comment))
 
 
 def serve(ctx: Context, host: str, port: int) -> None:

@@ -59,6 +59,23 @@ class CommentEvent:
     repository: str = ""  # GitLab path_with_namespace / GitHub owner/name, for logs
     delivery_id: str = ""
 
+    @classmethod
+    def from_comment(
+        cls, platform: str, thread: Thread, comment: Comment, action: CommentAction = "created"
+    ) -> CommentEvent:
+        """A comment read from the forge (by `poll`, or `comment` on the local platform)."""
+        return cls(
+            platform=platform,
+            thread_kind=thread.kind,
+            thread_number=thread.number,
+            comment_id=comment.id,
+            author=comment.author,
+            author_id=comment.author_id,
+            body=comment.body,
+            action=action,
+            created_at=comment.created_at,
+        )
+
 
 @dataclass(frozen=True)
 class VersionInfo:

@@ -55,16 +55,7 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
                 pending.append((comment.created_at, thread, comment))
     pending.sort(key=lambda item: (item[0], _numeric(item[2].id)))
     for _created, thread, comment in pending:
-        event = CommentEvent(
-            platform=forge.platform,
-            thread_kind=thread.kind,
-            thread_number=thread.number,
-            comment_id=comment.id,
-            author=comment.author,
-            author_id=comment.author_id,
-            body=comment.body,
-            created_at=comment.created_at,
-        )
+        event = CommentEvent.from_comment(forge.platform, thread, comment)
         try:
             result.outcomes.append((comment.id, handle_comment(ctx, event, thread=thread)))
         except Exception as exc:  # one failing command must not stop the others

@@ -66,16 +66,7 @@ def run(spec: dict[str, Any]) -> None:
     forge = ctx.forge
     thread = forge.get_thread("issue", spec["thread"])
     [comment] = [c for c in forge.list_comments(thread) if c.id == spec["comment"]]
-    event = CommentEvent(
-        platform="local",
-        thread_kind=thread.kind,
-        thread_number=thread.number,
-        comment_id=comment.id,
-        author=comment.author,
-        body=comment.body,
-        created_at=comment.created_at,
-    )
-    handle_comment(ctx, event)
+    handle_comment(ctx, CommentEvent.from_comment("local", thread, comment))
     sys.exit(NOT_KILLED)
 
 

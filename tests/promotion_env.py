@@ -109,16 +109,7 @@ class Playground:
         return handle_comment(self.ctx, event), event
 
     def event(self, thread: Thread, comment: Comment, action: str = "created") -> CommentEvent:
-        return CommentEvent(
-            platform="local",
-            thread_kind=thread.kind,
-            thread_number=thread.number,
-            comment_id=comment.id,
-            author=comment.author,
-            body=comment.body,
-            action=action,  # type: ignore[arg-type]
-            created_at=comment.created_at,
-        )
+        return CommentEvent.from_comment("local", thread, comment, action)  # type: ignore[arg-type]
 
     def answers(self, thread: Thread) -> list[Comment]:
         bot = self.forge.bot_username()

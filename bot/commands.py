@@ -49,10 +49,6 @@ USAGE: dict[str, tuple[str, str]] = {
     ),
     "help": ("", "show these commands and the state of this request"),
 }
-USAGE_FOOTER = (
-    "Write the command alone on the first line of a new comment (edits are ignored); "
-    "the lines after it are your reason and are kept in the audit record."
-)
 
 
 @dataclass(frozen=True)
@@ -156,27 +152,6 @@ def format_command(
     if mention and username:
         return f"@{username} {text}"
     return f"/{text}"
-
-
-def usage_lines(bot_username: str, slash_ok: bool) -> list[str]:
-    """Markdown list lines describing every command, in the forms that work on this platform.
-
-    Commands are in backticks: GitLab does not run quick actions inside inline code, and a bot
-    answer must never itself be read as a command.
-    """
-    mention = bool(_bot_names(bot_username))
-    use_slash = slash_ok or not mention  # without a username the slash form is all there is
-    lines = []
-    for name, (arg, description) in USAGE.items():
-        text = f"{name} {arg}" if arg else name
-        forms = []
-        if use_slash:
-            forms.append(f"`/{text}`")
-        if mention:
-            forms.append(f"`@{bot_username.strip().lstrip('@')} {text}`")
-        lines.append(f"- {' or '.join(forms)}: {description}")
-    lines.append(USAGE_FOOTER)
-    return lines
 
 
 _ANY_MENTION = re.compile(r" {0,3}@([A-Za-z0-9_.\-\[\]]+)[ \t]")

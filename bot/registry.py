@@ -142,19 +142,6 @@ class Registry:
             return None
         return self.version(name, min(int(mv.version) for mv in live))
 
-    def versions(self, name: str) -> list[VersionInfo]:
-        with self._call(f"versions of {name}"):
-            found = self._models.search_model_versions(f"name='{name}'")
-        aliases = self.aliases(name)
-        by_version: dict[int, list[str]] = {}
-        for alias, number in aliases.items():
-            by_version.setdefault(number, []).append(alias)
-        infos = [_version_info(mv) for mv in found]
-        return sorted(
-            (_with_aliases(info, by_version.get(info.version, [])) for info in infos),
-            key=lambda info: info.version,
-        )
-
     def run(self, run_id: str) -> RunInfo:
         with self._call(f"run {run_id}"):
             run = self._client.get_run(run_id)
@@ -169,8 +156,6 @@ class Registry:
     # --- writes --------------------------------------------------------------------------------
     def ensure_model(self, name: str) -> None:
         if not self.model_exists(name):
-            from mlflow.exceptions import MlflowException
-
             try:
                 with self._call(f"create model {name!r}"):
                     self._client.create_registered_model(name)
@@ -178,8 +163,6 @@ class Registry:
                 # Two registrations racing: the other one created it, which is what we want.
                 if not self.model_exists(name):
                     raise
-            except MlflowException:  # pragma: no cover - translated above
-                raise
 
     def create_version(self, name: str, source: str, run_id: str) -> VersionInfo:
         with self._call(f"create a version of {name} from run {run_id}"):
@@ -328,11 +311,3 @@ def _version_info(mv: Any) -> VersionInfo:
         tags=dict(mv.tags or {}),
         created_at_ms=int(mv.creation_timestamp or 0),
     )
-
-
-def _with_aliases(info: VersionInfo, aliases: list[str]) -> VersionInfo:
-    if info.aliases:
-        return info
-    from dataclasses import replace
-
-    return replace(info, aliases=tuple(sorted(aliases)))

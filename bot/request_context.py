@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.commands import format_command
 from bot.errors import NotFoundError
 from bot.gates import evaluate_gates
 from bot.markers import check_marker, request_marker, section
@@ -205,13 +206,14 @@ def metric_rows(candidate: RunInfo, champion: RunInfo | None, primary: str) -> l
 def commands(bot: str, slash_ok: bool, champion_version: int | None) -> dict[str, str]:
     """The command strings, in the form that reaches the bot on this platform (SPEC §5)."""
     target = str(champion_version) if champion_version is not None else "<version>"
+    mention = format_command("promote", mention=True, bot=bot)
     return {
-        "promote": "/promote" if slash_ok else f"@{bot} promote",
-        "promote_alt": f"@{bot} promote" if slash_ok else "",
+        "promote": format_command("promote", mention=not slash_ok, bot=bot),
+        "promote_alt": mention if slash_ok else "",
         # `/rollback` is no quick action anywhere, so it works on every platform.
         "rollback": f"/rollback {target}",
-        "rollback_alt": f"@{bot} rollback {target}",
-        "help": "/help" if slash_ok else f"@{bot} help",
+        "rollback_alt": f"{format_command('rollback', mention=True, bot=bot)} {target}",
+        "help": format_command("help", mention=not slash_ok, bot=bot),
     }
 
 

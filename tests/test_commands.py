@@ -12,13 +12,11 @@ from hypothesis import strategies as st
 from bot.commands import (
     MAX_REASON,
     MAX_VERSION,
-    USAGE_FOOTER,
     Command,
     Usage,
     format_command,
     may_be_command,
     parse_comment,
-    usage_lines,
 )
 
 BOT = "promotion-bot"
@@ -239,34 +237,41 @@ def test_formatted_commands_parse_back() -> None:
         assert parse_comment(text, BOT) == rollback(41, form="mention" if mention_form else "slash")
 
 
-def test_usage_lines_both_forms() -> None:
-    assert usage_lines(BOT, slash_ok=True) == [
-        f"- `/promote` or `@{BOT} promote`: approve this request; its version becomes champion"
-        " once enough eligible approvers agree",
-        f"- `/rollback <version>` or `@{BOT} rollback <version>`: make an earlier version champion"
-        " again (`7` or `v7`); works on any request of the model",
-        f"- `/help` or `@{BOT} help`: show these commands and the state of this request",
-        USAGE_FOOTER,
+@pytest.mark.parametrize("slash_ok", [True, False])
+def test_help_and_usage_answers_are_never_commands_themselves(slash_ok: bool) -> None:
+    """The bot's own help must not trigger it (nor a GitLab quick action): commands in backticks."""
+    from bot.replies import command_lines
+    from bot.templating import render
+
+    lines = command_lines(BOT, slash_ok)
+    assert [line["usage"] for line in lines] == (
+        ["/promote", "/rollback <version>", "/help"]
+        if slash_ok
+        else [f"@{BOT} promote", "/rollback <version>", f"@{BOT} help"]
+    )
+    common = {"model": "m", "champion_alias": "champion", "candidate_alias": "candidate"}
+    bodies = [
+        render(
+            "answer_usage.md.j2",
+            command="/rollback",
+            problem="a version is required",
+            commands=lines,
+            **common,
+        ),
+        render(
+            "answer_help.md.j2",
+            commands=lines,
+            champion=1,
+            candidate=2,
+            version=2,
+            approvals=0,
+            required=1,
+            **common,
+        ),
     ]
-
-
-def test_usage_lines_mention_only_for_gitlab_ee() -> None:
-    lines = usage_lines(BOT, slash_ok=False)
-    assert lines[0].startswith(f"- `@{BOT} promote`: ")
-    assert not any("`/" in line for line in lines)
-
-
-def test_usage_lines_without_username_fall_back_to_slash() -> None:
-    lines = usage_lines("", slash_ok=False)
-    assert lines[0].startswith("- `/promote`: ")
-    assert "@" not in "".join(lines)
-
-
-def test_usage_lines_are_never_commands_themselves() -> None:
-    """The bot's own help text must not trigger it (nor GitLab quick actions)."""
-    for line in usage_lines(BOT, slash_ok=True):
-        assert parse_comment(line, BOT) is None
-    assert parse_comment("\n".join(usage_lines(BOT, slash_ok=True)), BOT) is None
+    for body in bodies:
+        assert parse_comment(body, BOT) is None
+        assert not any(parse_comment(line, BOT) for line in body.splitlines())
 
 
 # --- properties against an independent oracle

@@ -60,19 +60,19 @@ def test_versions_are_ints_everywhere(registry: Registry, model_name: str):
     assert (info.version, info.run_id, info.model) == (1, run1, model_name)
     assert info.source == f"runs:/{run1}/model"
     assert info.created_at_ms > 0
-    assert [v.version for v in registry.versions(model_name)] == [1, 2]
+    assert registry.version_by_run(model_name, run1) == registry.version(model_name, 1)
 
 
-def test_versions_carry_their_aliases(registry: Registry, model_name: str):
+def test_state_reads_aliases_and_tags_in_one_call(registry: Registry, model_name: str):
     new_version(registry, model_name)
     new_version(registry, model_name)
-    registry.set_alias(model_name, "smoke", 2)
     registry.set_alias(model_name, "candidate", 2)
     registry.set_alias(model_name, "champion", 1)
-    assert [(v.version, v.aliases) for v in registry.versions(model_name)] == [
-        (1, ("champion",)),
-        (2, ("candidate", "smoke")),
-    ]
+    registry.set_model_tag(model_name, "team", "ml")
+    state = registry.state(model_name)
+    assert state.aliases == {"candidate": 2, "champion": 1}
+    assert state.tags["team"] == "ml"
+    assert state.history == [] and state.pending is None
 
 
 def test_a_missing_alias_is_none(registry: Registry, model_name: str):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from typing import Any
 
 from bot.errors import RegistryError
 from bot.registry import ModelState, Registry
+from bot.timestamps import utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,7 @@ class ChangeFailed(RegistryError):
         self.alias_touched = alias_touched
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+now_iso = utc_now_iso  # the audit record's `at`
 
 
 def move_champion(

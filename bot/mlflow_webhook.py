@@ -21,6 +21,7 @@ from bot.errors import NotFoundError
 from bot.events import PayloadError
 from bot.models import Thread
 from bot.outcome import Outcome
+from bot.timestamps import parse_iso
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -136,9 +137,9 @@ def _made_by_bot(ctx: Context, change: AliasChange) -> bool:
     history = ctx.registry.history(change.model)
     if history and _same_version(history[-1].get("to"), change.version):
         return True  # also a re-set to the version already recorded: nothing moved
-    event_time = _parse_time(change.at) or datetime.now(timezone.utc)
+    event_time = parse_iso(change.at) or datetime.now(timezone.utc)
     for entry in reversed(history):
-        recorded = _parse_time(str(entry.get("at", "")))
+        recorded = parse_iso(str(entry.get("at", "")))
         if recorded is None or event_time - recorded > OWN_CHANGE_WINDOW:
             break
         if _same_version(entry.get("to"), change.version):
@@ -151,14 +152,6 @@ def _same_version(recorded: Any, version: int | None) -> bool:
         return version is not None and int(recorded) == version
     except (TypeError, ValueError):
         return False
-
-
-def _parse_time(value: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _latest_request(ctx: Context, model: str) -> Thread | None:

@@ -17,6 +17,7 @@ from bot.markers import answered_comment_ids
 from bot.models import Comment, CommentEvent, Thread
 from bot.outcome import Outcome
 from bot.request import find_requests
+from bot.timestamps import parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,8 @@ def _model_threads(ctx: Context, now: datetime) -> list[Thread]:
 
 
 def _recent(stamp: str, now: datetime) -> bool:
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return now - when <= CLOSED_WINDOW
+    when = parse_iso(stamp)
+    return when is not None and now - when <= CLOSED_WINDOW
 
 
 def _numeric(value: str) -> int:

@@ -14,7 +14,6 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from bot.request_context import (
     request_title,
     template_context,
 )
+from bot.timestamps import utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ def promotion_record(ctx: Context, info: VersionInfo, run: RunInfo | None = None
         "run_id": info.run_id,
         "metrics": dict(sorted(run.metrics.items())),
         "requested_by": ctx.settings.requested_by,
-        "requested_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "requested_at": utc_now_iso(),
     }
     return json.dumps(record, indent=2) + "\n"
 

@@ -11,6 +11,7 @@ from gitlab.exceptions import GitlabError
 
 from bot.forges._retry import DEFAULT_TIMEOUT, RetryingSession, RetryPolicy
 from bot.models import Comment, Thread, ThreadKind, ThreadState
+from bot.timestamps import parse_iso
 
 STATES: dict[str, ThreadState] = {
     "opened": "open",
@@ -64,11 +65,7 @@ def thread_ref(kind: ThreadKind, number: str) -> str:
 
 def when(value: Any) -> datetime:
     """Parse an ISO 8601 timestamp (naive means UTC); unparsable sorts oldest."""
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return _EPOCH
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parse_iso(value) or _EPOCH
 
 
 def thread_from(kind: ThreadKind, data: dict[str, Any]) -> Thread:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from bot.errors import ForgeError, ForgeNotFoundError
 from bot.forges.base import ALL_KINDS, ROLE_LEVELS, role_level
 from bot.models import Comment, Thread, ThreadKind
+from bot.timestamps import parse_iso
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -198,9 +199,9 @@ class LocalForge:
     def list_comments(self, thread: Thread, since: str = "") -> list[Comment]:
         comments = [_comment(raw) for raw in self._read_thread(thread.number)["comments"]]
         if since:
-            cutoff = _parse_time(since)
+            cutoff = parse_iso(since)
             if cutoff is not None:
-                comments = [c for c in comments if (_parse_time(c.created_at) or cutoff) >= cutoff]
+                comments = [c for c in comments if (parse_iso(c.created_at) or cutoff) >= cutoff]
         return comments
 
     def post_comment(self, thread: Thread, body: str) -> Comment:
@@ -365,14 +366,6 @@ def _safe_relative(path: str, what: str) -> Path:
     if not path or relative.is_absolute() or ".." in relative.parts:
         raise ForgeError(f"local forge: {what} {path!r} must be relative, without '..'")
     return relative
-
-
-def _parse_time(value: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _dump(data: dict[str, Any]) -> str:

@@ -1,0 +1,20 @@
+"""ISO 8601 timestamps as the forges, MLflow and the audit record write them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+
+def parse_iso(value: Any) -> datetime | None:
+    """An aware datetime (a naive one is taken as UTC), or None when `value` is no timestamp."""
+    try:
+        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def utc_now_iso() -> str:
+    """Now, to the second, with `Z`: the shape of the audit record's `at`."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -339,6 +339,9 @@ class Settings:
     def with_overrides(self, **overrides: Any) -> Settings:
         """Apply command-line values (None means "not given")."""
         given = {key: value for key, value in overrides.items() if value is not None}
+        for key in ("gitlab_token", "github_token"):
+            if isinstance(given.get(key), str):
+                given[key] = Secret(given[key])
         for key in ("gitlab_url", "github_api_url"):  # as from_env does
             if isinstance(given.get(key), str):
                 given[key] = given[key].rstrip("/")

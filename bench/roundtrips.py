@@ -27,7 +27,7 @@ from bot.context import Context
 from bot.handler import handle_comment
 from bot.lifecycle import gate, register
 from bot.markers import answer_marker
-from bot.models import CommentEvent
+from bot.models import REQUESTED_IN_TAG, CommentEvent, ProjectRef
 from bot.poll import poll
 from bot.request import open_or_update_request, render_request_body
 
@@ -47,12 +47,16 @@ _PROMOTE_MLFLOW = (
 )
 MINIMUM: dict[str, dict[str, Any]] = {
     "request": {
-        "mlflow": 5,
+        "mlflow": 7,
         "gitlab": 3,
         "github": 2,
         "why": {
             "mlflow": "1 registered model (aliases), 2 versions (candidate: run id + tags; "
-            "champion: run id), 2 runs (metrics of both for the table and the gates)",
+            "champion: run id), 2 runs (metrics of both for the table and the gates), "
+            "2 version tags: the request thread (promotion.requested_in, the registry's record "
+            "of which thread is the version's request) and, since `register` ran without "
+            "PROMOTION_BOT_REQUESTED_BY here, who asked (promotion.requested_by); MLflow has no "
+            "batch call for them, and a re-run writes neither",
             "gitlab": "list open requests of the configured kind (issues or merge requests); "
             "GET /metadata (EE or not decides the /promote form shown); open the issue",
             "github": "list open requests (the issues endpoint includes PRs); open the issue",
@@ -174,9 +178,12 @@ def _command(fake: FakeForge, word: str) -> str:
 
 
 def _event(fake: FakeForge, number: int, comment: dict[str, Any]) -> CommentEvent:
+    """What the webhook payload of `comment` parses to (the configured project's)."""
     author = comment.get("author") or comment.get("user") or {}
+    project = fake.project if isinstance(fake, FakeGitLab) else getattr(fake, "repo", "")
     return CommentEvent(
         platform=fake.platform,
+        project=ProjectRef(path=project),
         thread_kind="issue",
         thread_number=str(number),
         comment_id=str(comment["id"]),
@@ -262,6 +269,10 @@ def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[
     )
     _expect("poll (idle) threads", result.threads, OPEN_REQUESTS)
     _expect("poll (idle) commands", len(result.outcomes), 0)
+    # The request `promotion-bot request` would have recorded for v2 (setup: not counted).
+    thread = fake.threads[numbers[-1]]
+    url = thread.get("web_url") or thread["html_url"]
+    ctx.registry.set_version_tag(model, 2, REQUESTED_IN_TAG, url)
     fake.add_comment(numbers[-1], "maria", _command(fake, "promote"))
     result, out["poll_one_new"] = bench.measure(
         lambda: poll(bench.context(fake, model, with_username))

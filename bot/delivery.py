@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.context import Context
 from bot.errors import BotError
@@ -12,6 +13,9 @@ from bot.events import PayloadError, parse_event
 from bot.handler import handle_comment
 from bot.models import CommentEvent
 from bot.outcome import Outcome
+
+if TYPE_CHECKING:
+    from bot.server import WebhookApp
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +48,31 @@ def local_comment(ctx: Context, thread: str, body: str, author: str) -> Outcome:
     number = thread.lstrip("#")
     current = forge.get_thread("issue", number)
     comment = forge.add_comment(number, author, body)
-    return handle_comment(ctx, CommentEvent.from_comment("local", current, comment))
+    event = CommentEvent.from_comment("local", forge.project_ref(), current, comment)
+    return handle_comment(ctx, event)
 
 
 def serve(ctx: Context, host: str, port: int) -> None:
     """`serve`: the webhook server, with comments handled by the shared handler."""
+    from bot.server import WEBHOOK_ROUTES, run_server
+
+    app = serve_app(ctx)
+    if ctx.echo is not None:
+        open_routes = [
+            route
+            for route, name in WEBHOOK_ROUTES.items()
+            if app.allows(name) and app.configured(name)
+        ]
+        routes = ", ".join(open_routes) or "none (no secret set)"
+        ctx.echo(f"promotion-bot serving on http://{host}:{port} — accepting {routes}")
+    run_server(ctx.settings, host, port, app)
+
+
+def serve_app(ctx: Context) -> WebhookApp:
+    """The WSGI app `serve` runs: comments go to the shared handler, alias changes to the report."""
+    from bot.binding import Binding
     from bot.mlflow_webhook import report_external_change
-    from bot.server import WEBHOOK_ROUTES, build_app, run_server
+    from bot.server import build_app
 
     def dispatch(event: CommentEvent) -> None:
         outcome = handle_comment(ctx, event)
@@ -64,7 +86,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
     # Build the registry and forge clients once, before two workers race to, and fail fast on
     # bad settings instead of on the first delivery.
     _ = ctx.registry, ctx.forge
-    app = build_app(
+    return build_app(
         ctx.settings,
         dispatch,
         on_alias_change=lambda change: report_external_change(ctx, change),
@@ -72,13 +94,6 @@ def serve(ctx: Context, host: str, port: int) -> None:
         # Only the configured forge's comments: another forge's issue numbers and user ids mean
         # nothing here (MLflow's route is always open).
         allowed_platforms=[ctx.settings.platform],
+        # Only the configured project's: one secret often signs a whole group's deliveries.
+        binding=Binding.of(ctx.forge),
     )
-    if ctx.echo is not None:
-        open_routes = [
-            route
-            for route, name in WEBHOOK_ROUTES.items()
-            if app.allows(name) and app.configured(name)
-        ]
-        routes = ", ".join(open_routes) or "none (no secret set)"
-        ctx.echo(f"promotion-bot serving on http://{host}:{port} — accepting {routes}")
-    run_server(ctx.settings, host, port, app)

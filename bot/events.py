@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.models import CommentAction, CommentEvent, ThreadKind
+from bot.models import CommentAction, CommentEvent, ProjectRef, ThreadKind
 
 # GitLab sends notes on confidential issues and internal notes as "Confidential Note Hook".
-GITLAB_NOTE_HEADERS = frozenset({"Note Hook", "Confidential Note Hook"})
+CONFIDENTIAL_NOTE_HEADER = "Confidential Note Hook"
+GITLAB_NOTE_HEADERS = frozenset({"Note Hook", CONFIDENTIAL_NOTE_HEADER})
 _GITLAB_NOTE_NAMES = {name.lower(): name for name in GITLAB_NOTE_HEADERS}
 _GITLAB_THREADS: dict[str, tuple[ThreadKind, str]] = {
     "Issue": ("issue", "issue"),
@@ -72,7 +73,6 @@ def gitlab_comment_event(
     thread_kind, thread_key = _GITLAB_THREADS[noteable]
     thread = _mapping(root.get(thread_key), thread_key)
     user = _mapping(root.get("user"), "user")
-    project = root.get("project")
     return CommentEvent(
         platform="gitlab",
         thread_kind=thread_kind,
@@ -83,8 +83,9 @@ def gitlab_comment_event(
         action=action,
         author_id=_identifier(user, "id", "user"),
         created_at=_optional_string(note, "created_at", "object_attributes"),
-        repository=_optional_string(project, "path_with_namespace", "project"),
+        project=_gitlab_project(root),
         delivery_id=_delivery(delivery_id),
+        internal=_gitlab_internal(note, confidential=_confidential(header, root)),
     )
 
 
@@ -105,7 +106,6 @@ def github_comment_event(
     user = _mapping(comment.get("user"), "comment.user")
     # A pull request comment is an issue comment whose issue carries a `pull_request` object.
     thread_kind: ThreadKind = "merge_request" if issue.get("pull_request") else "issue"
-    repository = root.get("repository")
     return CommentEvent(
         platform="github",
         thread_kind=thread_kind,
@@ -116,9 +116,46 @@ def github_comment_event(
         action=action,
         author_id=_identifier(user, "id", "comment.user"),
         created_at=_optional_string(comment, "created_at", "comment"),
-        repository=_optional_string(repository, "full_name", "repository"),
+        project=_project_ref(root.get("repository"), "full_name", "repository"),
         delivery_id=_delivery(delivery_id),
     )
+
+
+def _gitlab_project(root: dict[Any, Any]) -> ProjectRef:
+    """`project.id` (else the top-level `project_id`) and `project.path_with_namespace`."""
+    ref = _project_ref(root.get("project"), "path_with_namespace", "project")
+    if not ref.id and root.get("project_id") is not None:
+        return ProjectRef(id=_identifier(root, "project_id", "payload"), path=ref.path)
+    return ref
+
+
+def _project_ref(obj: object, path_key: str, where: str) -> ProjectRef:
+    """Absent or null fields are "" (such an event is then not for any bot, see bot.binding)."""
+    path = _optional_string(obj, path_key, where)
+    if isinstance(obj, dict) and obj.get("id") is not None:
+        return ProjectRef(id=_identifier(obj, "id", where), path=path)
+    return ProjectRef(path=path)
+
+
+def _confidential(header: str, root: dict[Any, Any]) -> bool:
+    return header == CONFIDENTIAL_NOTE_HEADER or root.get("event_type") == "confidential_note"
+
+
+def _gitlab_internal(note: dict[Any, Any], *, confidential: bool) -> bool:
+    """An internal note: `internal` (GitLab 15+), `confidential` (before), else the hook's kind.
+
+    Some GitLab versions send neither flag; then a confidential hook (an internal note, or any
+    note on a confidential issue) counts as internal, so its answer never ends up public.
+    """
+    flags = [note.get(key) for key in ("internal", "confidential") if key in note]
+    for flag in flags:
+        if flag is not None and not isinstance(flag, bool):
+            raise PayloadError("object_attributes.internal must be a boolean")
+    if any(flag is True for flag in flags):
+        return True
+    if any(flag is False for flag in flags):
+        return False
+    return confidential
 
 
 def _mapping(value: object, where: str) -> dict[Any, Any]:

@@ -1,5 +1,11 @@
 """One comment in, at most one answer and one champion change out (SPEC §5, §6).
 
+Binding first: the event must come from this bot's forge and project (`bot.binding`), and the
+thread must be a request the bot opened for this model. What a thread is about comes from the
+registry, not the description: `/promote` acts only in the thread the version's
+`promotion.requested_in` tag names; other commands also accept a thread the registry history
+shows a change was made from. A marker a person damaged gets an answer saying so, nothing else.
+
 Exactly once: under the model lock the handler first looks for its own answer to the comment in
 the thread, then for the comment id in the registry history. A comment that already caused a
 change but lost its answer gets the answer now, without a second change.
@@ -10,13 +16,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from bot.binding import Binding
 from bot.change import Change, ChangeFailed, find_recorded, now_iso, recover_pending
 from bot.commands import Command, Usage, may_be_command, parse_comment
 from bot.context import Context
 from bot.errors import BotError, NotFoundError
 from bot.locking import model_lock
-from bot.markers import answered_comment_ids, parse_request_marker
-from bot.models import CommentEvent, Thread, VersionInfo
+from bot.markers import RequestMarker, answered_comment_ids, read_request_marker
+from bot.models import REQUESTED_IN_TAG, CommentEvent, Thread, VersionInfo
 from bot.outcome import Outcome
 from bot.registry import ModelState
 from bot.replies import Replies
@@ -31,11 +38,12 @@ class _Run:
     ctx: Context
     event: CommentEvent
     thread: Thread
-    request: dict[str, str]
+    marker: RequestMarker
     bot_bodies: list[str]
     replies: Replies
     changed: bool = False  # the alias moved: from here on a failure must never read "unchanged"
     state: ModelState = field(default_factory=lambda: ModelState({}, {}))  # read under the lock
+    version: VersionInfo | None = None  # the request's version, once the registry vouched for it
 
 
 def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = None) -> Outcome:
@@ -49,12 +57,10 @@ def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = No
         return Outcome("ignored", "edited comments are not commands")
     if not may_be_command(event.body):  # chatter: no forge client is even built for it
         return Outcome("ignored", "not a command")
-    if event.platform != ctx.forge.platform:
-        # A GitHub comment must never be read against GitLab numbers and user ids (or back).
-        log.warning("a %s comment for a %s bot", event.platform, ctx.forge.platform, extra=extra)
-        return Outcome(
-            "ignored", f"a {event.platform} comment; this bot serves {ctx.forge.platform}"
-        )
+    unbound = Binding.of(ctx.forge).refusal(event)
+    if unbound is not None:
+        log.warning("ignored: %s", unbound, extra=extra)
+        return Outcome("ignored", unbound)
     bot = ctx.forge.bot_username()
     if event.author.lower() == bot.lower():
         return Outcome("ignored", "the bot's own comment")
@@ -63,24 +69,23 @@ def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = No
         return Outcome("ignored", "not a command")
     if thread is None:
         thread = ctx.forge.get_thread(event.thread_kind, event.thread_number)
-    request = parse_request_marker(thread.body)
-    if request is None:
+    marker = read_request_marker(thread.body)
+    if marker is None:
         return Outcome("ignored", "not a promotion request")
     if thread.author.lower() != bot.lower():
-        # A person's own issue quoting a request marker must not act as a request (it could
-        # name any requester and so slip past the self-approval rule). An unknown author is
-        # not the bot either.
+        # A person's own issue quoting a request marker must not act as a request. An unknown
+        # author is not the bot either.
         log.warning("request marker in a thread not opened by the bot", extra=extra)
         return Outcome("ignored", "not a request opened by the bot")
-    if request.get("model") != ctx.model:
-        log.info("command on a request of model %s: not ours", request.get("model"), extra=extra)
-        return Outcome("ignored", f"a request of another model ({request.get('model')})")
+    if marker.model and marker.model != ctx.model:
+        log.info("command on a request of model %s: not ours", marker.model, extra=extra)
+        return Outcome("ignored", f"a request of another model ({marker.model})")
     with model_lock(ctx.settings.tracking_uri, ctx.model):
         comments = ctx.forge.list_comments(thread)
         bot_bodies = [c.body for c in comments if c.author.lower() == bot.lower()]
         if event.comment_id in answered_comment_ids(bot_bodies):
             return Outcome("duplicate", "already answered")
-        run = _Run(ctx, event, thread, request, bot_bodies, Replies(ctx, thread, event))
+        run = _Run(ctx, event, thread, marker, bot_bodies, Replies(ctx, thread, event))
         return _handle_locked(run, parsed, extra)
 
 
@@ -96,11 +101,26 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         log.warning("answering a change whose answer was lost", extra=extra)
         run.replies.changed(recorded, [recorded.actor])
         return Outcome("recovered", f"v{recorded.to_version}", recorded)
+    if run.marker.problem:
+        # A person edited (or cut) the marker: one request the bot cannot read, answered so
+        # that someone repairs it; every other request goes on working.
+        log.warning("damaged request marker: %s", run.marker.problem, extra=extra)
+        run.replies.damaged_request(run.marker.problem)
+        return Outcome("damaged", run.marker.problem)
+    try:
+        unproven = _bind_to_registry(run, promote=_is_promote(parsed), extra=extra)
+    except BotError as exc:  # the registry failed: nothing was read, nothing changed
+        if isinstance(parsed, Usage):
+            raise
+        run.replies.error(parsed, str(exc))
+        return Outcome("error", str(exc))
+    if unproven is not None:
+        return unproven
     if isinstance(parsed, Usage):
         run.replies.usage(parsed)
         return Outcome("usage", parsed.problem)
     if parsed.name == "help":
-        run.replies.help(run.request, run.bot_bodies, run.state.aliases)
+        run.replies.help(run.marker.version, run.bot_bodies, run.state.aliases)
         return Outcome("help")
     from bot.rules import actor_refusal
 
@@ -128,17 +148,50 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         return Outcome("error", str(exc))
 
 
+def _is_promote(parsed: Command | Usage) -> bool:
+    return isinstance(parsed, Command) and parsed.name == "promote"
+
+
+def _bind_to_registry(run: _Run, *, promote: bool, extra: dict[str, str]) -> Outcome | None:
+    """None when the registry vouches for the thread as this model's request, else the outcome.
+
+    `/promote` needs the marker's version to name this thread in its `promotion.requested_in`
+    tag (a marker edited to another version names a thread the registry does not). The other
+    commands only need the thread to be a request of this model: a change recorded from it in
+    the history (no extra read) proves that too.
+    """
+    ctx, thread = run.ctx, run.thread
+    if not promote and any(e.get("request_url") == thread.url for e in run.state.history):
+        return None
+    number = run.marker.version
+    try:
+        run.version = ctx.registry.version(ctx.model, number)
+    except NotFoundError:
+        log.warning("the request's v%s is not in the registry", number, extra=extra)
+        return Outcome("ignored", f"v{number} of {ctx.model} is not in the registry")
+    tagged = run.version.requested_in
+    if tagged == thread.url:
+        return None
+    if tagged:
+        log.warning("not the request of v%s: the registry names %s", number, tagged, extra=extra)
+        return Outcome("ignored", f"the registry names another thread as v{number}'s request")
+    # Requested before the registry kept the thread: `request` records it when run again.
+    log.warning("v%s has no %s tag", number, REQUESTED_IN_TAG, extra=extra)
+    run.replies.unrecorded_request(number)
+    return Outcome("unrecorded", f"v{number} has no recorded request")
+
+
 def _promote(run: _Run, command: Command) -> Outcome:
     from bot.change import move_champion
     from bot.markers import read_approvals
     from bot.rules import promote_refusal, self_approval_refusal
 
     ctx, event = run.ctx, run.event
-    version = ctx.registry.version(ctx.model, int(run.request.get("version", "0") or 0))
-    # The registry's record of who trained it wins over the marker, which anyone who may edit
-    # the request description could change.
-    requested_by = version.requested_by or run.request.get("requested_by", "")
-    refusal = self_approval_refusal(ctx, event.author, requested_by)
+    version = run.version
+    assert version is not None  # _bind_to_registry read it for every /promote
+    # Only the registry knows who trained it: the marker's requested_by is display, and anyone
+    # who may edit the request description could change it.
+    refusal = self_approval_refusal(ctx, event.author, version.requested_by)
     if refusal is None:
         candidate = _aliased(run, ctx.params.promote_model.candidate_alias, version)
         champion = _aliased(run, ctx.params.promotion.champion_alias, version)

@@ -10,6 +10,7 @@ They survive Markdown rendering on both forges, so the thread itself carries the
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 _REQUEST_RE = re.compile(r"<!--\s*promotion-bot:request\s+([^>]*?)\s*-->")
 _ANSWER_RE = re.compile(r"<!--\s*promotion-bot:answer\s+comment=([^\s>]+)\s*-->")
@@ -36,6 +37,48 @@ def parse_request_marker(body: str) -> dict[str, str] | None:
     if not match:
         return None
     return dict(_PAIR_RE.findall(match.group(1)))
+
+
+@dataclass(frozen=True)
+class RequestMarker:
+    """A request marker as read back: where to look, never evidence (a description is editable).
+
+    `problem` says why the marker cannot be used (a person edited it, or it was cut); then
+    `version` is 0 and the request is answered as damaged, never acted on.
+    """
+
+    model: str
+    version: int
+    requested_by: str = ""
+    problem: str = ""
+
+
+_MAX_VERSION_DIGITS = 10
+
+
+def read_request_marker(body: str) -> RequestMarker | None:
+    """The first request marker in `body`, checked; None if there is none."""
+    fields = parse_request_marker(body)
+    if fields is None:
+        return None
+    model = fields.get("model", "")
+    value = fields.get("version", "")
+    # isdigit() alone accepts "²" and other digits int() refuses.
+    readable = value.isascii() and value.isdigit() and len(value) <= _MAX_VERSION_DIGITS
+    version = int(value) if readable else 0
+    problem = ""
+    if not model:
+        problem = "it names no model"
+    elif not value:
+        problem = "it names no version"
+    elif version <= 0:
+        problem = "its version is not a version number"
+    return RequestMarker(
+        model=model,
+        version=0 if problem else version,
+        requested_by=fields.get("requested_by", ""),
+        problem=problem,
+    )
 
 
 def answer_marker(comment_id: str) -> str:

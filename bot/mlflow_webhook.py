@@ -4,8 +4,12 @@ MLflow 3 (`mlflow/webhooks/delivery.py`) POSTs an envelope
 `{"entity": "model_version_alias", "action": "created" | "deleted", "timestamp": <ISO 8601>,
 "data": {"name": ..., "alias": ..., "version": "7"}}` (no `version` on `deleted`; the version is a
 string) whenever an alias is set or removed through the tracking server. The bot's own
-`/promote` and `/rollback` trigger it too, so a change is reported only when the bot's audit
-record (or its in-flight intent) does not account for it.
+`/promote` and `/rollback` trigger it too. The event only says that something moved: whether
+something is amiss is read from the registry once the event arrives. The champion agrees with
+the bot's record when it is the last recorded history `to` (or the `to` of the intent of a
+change in flight); anything else was moved by hand, and is reported once, with the `/rollback`
+that restores the recorded champion. No time window: a hand move back to a version the bot set
+a minute ago is still a hand move.
 """
 
 from __future__ import annotations
@@ -13,15 +17,12 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.commands import format_command
-from bot.errors import NotFoundError
 from bot.events import PayloadError
 from bot.models import Thread
 from bot.outcome import Outcome
-from bot.timestamps import parse_iso
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -30,10 +31,8 @@ log = logging.getLogger(__name__)
 
 ALIAS_ENTITY = "model_version_alias"
 TEMPLATE = "answer_external_change.md.j2"
-# An entry the bot recorded this long before MLflow's event still explains it: the worker may
-# read the history after the bot has already moved on to a newer version.
-OWN_CHANGE_WINDOW = timedelta(minutes=10)
 _SAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+_REPORT_RE = re.compile(r"<!-- promotion-bot:external (state=\S+) -->")
 
 
 @dataclass(frozen=True)
@@ -82,37 +81,59 @@ def _version(value: object) -> int:
 
 
 def report_external_change(ctx: Context, change: AliasChange) -> Outcome:
-    """Warn in the model's latest request thread about a champion move the bot did not make."""
+    """Warn in the model's latest request thread when the champion disagrees with the record."""
     extra = {"delivery_id": change.delivery_id, "platform": "mlflow", "model": change.model}
-    if change.model != ctx.model or change.alias != ctx.params.promotion.champion_alias:
+    alias = ctx.params.promotion.champion_alias
+    if change.model != ctx.model or change.alias != alias:
         return Outcome("ignored", "not this bot's model or alias")
-    if change.version is not None and _made_by_bot(ctx, change):
-        log.info("alias change to v%s is the bot's own", change.version, extra=extra)
-        return Outcome("ignored", "the bot's own change")
+    state = ctx.registry.state(change.model)  # as it is now, not as the event says
+    current = state.aliases.get(alias)
+    last = _last_recorded(state.history)
+    if _accounted_for(current, last, state.pending):
+        log.info("%s is v%s, as the bot recorded", alias, current, extra=extra)
+        return Outcome("ignored", "the champion is the one the bot recorded")
     thread = _latest_request(ctx, change.model)
     if thread is None:
-        log.warning(
-            "external %s change has no request thread to report to", change.alias, extra=extra
-        )
+        log.warning("external %s change has no request thread to report to", alias, extra=extra)
         return Outcome("ignored", "no request thread")
-    marker = f"<!-- promotion-bot:external delivery={_SAFE.sub('_', change.delivery_id) or '_'} -->"
-    bot = ctx.forge.bot_username().lower()
-    if change.delivery_id and any(
-        c.author.lower() == bot and marker in c.body for c in ctx.forge.list_comments(thread)
-    ):
+    # One report per disagreement, whatever number of deliveries (retries, the late event of
+    # an earlier move) arrive for it; a later move to another version is reported again.
+    key = "state=" + _SAFE.sub("_", f"{current or 'none'}/{last['at'] if last else 'none'}")
+    if _latest_report(ctx, thread) == key:
         return Outcome("duplicate", "already reported")
-    last = _last_recorded(ctx.registry.history(change.model))
     body = ctx.render(
         TEMPLATE,
         model=change.model,
-        alias=change.alias,
-        version=change.version,
+        alias=alias,
+        version=current,
         last=last,
         rollback_command=format_command("rollback", version=last["to"]) if last else "",
     )
-    ctx.forge.post_comment(thread, f"{body.rstrip()}\n\n{marker}\n")
-    log.warning("reported an external %s change in %s", change.alias, thread.url, extra=extra)
+    ctx.forge.post_comment(thread, f"{body.rstrip()}\n\n<!-- promotion-bot:external {key} -->\n")
+    log.warning("reported an external %s change in %s", alias, thread.url, extra=extra)
     return Outcome("reported", thread.url)
+
+
+def _accounted_for(
+    current: int | None, last: dict[str, Any] | None, pending: dict[str, Any] | None
+) -> bool:
+    """The champion is where the bot's record (or its change in flight) says it is."""
+    if pending is not None and _same_version(pending.get("to"), current):
+        return True  # MLflow fires between the bot's intent record and its history entry
+    if last is None:
+        return current is None  # nothing recorded and nothing set: nothing to restore
+    return current == last["to"]
+
+
+def _latest_report(ctx: Context, thread: Thread) -> str:
+    """The state key of the bot's newest external-change report in the thread, if any."""
+    bot = ctx.forge.bot_username().lower()
+    for comment in reversed(ctx.forge.list_comments(thread)):
+        if comment.author.lower() == bot:
+            found = _REPORT_RE.search(comment.body)
+            if found:
+                return found.group(1)
+    return ""
 
 
 def _last_recorded(history: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -124,27 +145,6 @@ def _last_recorded(history: list[dict[str, Any]]) -> dict[str, Any] | None:
             continue
         return {"to": version, "actor": str(entry.get("actor", "")), "at": str(entry.get("at", ""))}
     return None
-
-
-def _made_by_bot(ctx: Context, change: AliasChange) -> bool:
-    # MLflow fires between the bot's intent record and its history entry, so check both.
-    try:
-        pending = ctx.registry.pending(change.model)
-    except NotFoundError:
-        return False
-    if pending is not None and _same_version(pending.get("to"), change.version):
-        return True
-    history = ctx.registry.history(change.model)
-    if history and _same_version(history[-1].get("to"), change.version):
-        return True  # also a re-set to the version already recorded: nothing moved
-    event_time = parse_iso(change.at) or datetime.now(timezone.utc)
-    for entry in reversed(history):
-        recorded = parse_iso(str(entry.get("at", "")))
-        if recorded is None or event_time - recorded > OWN_CHANGE_WINDOW:
-            break
-        if _same_version(entry.get("to"), change.version):
-            return True
-    return False
 
 
 def _same_version(recorded: Any, version: int | None) -> bool:

@@ -12,7 +12,21 @@ CommentAction = Literal["created", "edited"]
 # Version tags the bot writes at registration and reads when a command arrives.
 REGISTERED_AS_TAG = "promotion.registered_as"  # ci-smoke | smoke: a toy stays recognisable
 REQUESTED_BY_TAG = "promotion.requested_by"  # who triggered training (self-approval rule)
+# The thread `request` opened for the version: the registry's word on which thread is its request
+# (a description can be edited to name another version; this tag cannot be, from the forge).
+REQUESTED_IN_TAG = "promotion.requested_in"
 TOY_ALIAS = "ci-smoke"
+
+
+@dataclass(frozen=True)
+class ProjectRef:
+    """A GitLab project or GitHub repository, as a payload or the configuration names it."""
+
+    id: str = ""  # the forge's numeric id (GitLab project id, GitHub repository id); "" unknown
+    path: str = ""  # GitLab path_with_namespace, GitHub owner/name; "" unknown
+
+    def __str__(self) -> str:
+        return self.path or (f"id {self.id}" if self.id else "no project")
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,7 @@ class Comment:
     author_id: str = ""  # GitLab numeric user id, GitHub user id; "" if unknown
     system: bool = False  # GitLab system notes ("changed the description") are never commands
     edited: bool = False  # changed after it was posted: edits are never commands (SPEC §5)
+    internal: bool = False  # a GitLab internal note: seen by project members only
 
 
 @dataclass(frozen=True)
@@ -56,14 +71,24 @@ class CommentEvent:
     action: CommentAction = "created"
     author_id: str = ""
     created_at: str = ""
-    repository: str = ""  # GitLab path_with_namespace / GitHub owner/name, for logs
+    project: ProjectRef = ProjectRef()  # the project the payload says it comes from
     delivery_id: str = ""
+    internal: bool = False  # a GitLab internal note: its answer must be internal too
 
     @classmethod
     def from_comment(
-        cls, platform: str, thread: Thread, comment: Comment, action: CommentAction = "created"
+        cls,
+        platform: str,
+        project: ProjectRef,
+        thread: Thread,
+        comment: Comment,
+        action: CommentAction = "created",
     ) -> CommentEvent:
-        """A comment read from the forge (by `poll`, or `comment` on the local platform)."""
+        """A comment read through the configured forge (`poll`, `comment` on the local platform).
+
+        `project` is that forge's own project: the comment was read from it, so it is bound to
+        this bot by construction.
+        """
         return cls(
             platform=platform,
             thread_kind=thread.kind,
@@ -74,6 +99,8 @@ class CommentEvent:
             body=comment.body,
             action=action,
             created_at=comment.created_at,
+            project=project,
+            internal=comment.internal,
         )
 
 
@@ -97,6 +124,10 @@ class VersionInfo:
     @property
     def requested_by(self) -> str:
         return self.tags.get(REQUESTED_BY_TAG, "")
+
+    @property
+    def requested_in(self) -> str:
+        return self.tags.get(REQUESTED_IN_TAG, "")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Outcome:
     # ignored | duplicate | usage | help | refused | approval | changed | recovered | error
+    # | damaged (unreadable request marker) | unrecorded (no registry record of the request)
     status: str
     detail: str = ""
     change: Change | None = None

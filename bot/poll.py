@@ -55,8 +55,9 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
             if parse_comment(comment.body, forge.bot_username()) is not None:
                 pending.append((comment.created_at, thread, comment))
     pending.sort(key=lambda item: (item[0], _numeric(item[2].id)))
+    project = forge.project_ref()  # read from this forge's project: bound by construction
     for _created, thread, comment in pending:
-        event = CommentEvent.from_comment(forge.platform, thread, comment)
+        event = CommentEvent.from_comment(forge.platform, project, thread, comment)
         try:
             result.outcomes.append((comment.id, handle_comment(ctx, event, thread=thread)))
         except Exception as exc:  # one failing command must not stop the others

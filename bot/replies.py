@@ -62,7 +62,10 @@ class Replies:
         body = defang(self.ctx.render(template, **self._common(), **context).rstrip())
         markers = "\n".join(m for m in (extra_marker, answer_marker(self.event.comment_id)) if m)
         self.attempted = True
-        self.ctx.forge.post_comment(self.thread, f"{body}\n\n{markers}\n")
+        # An answer to an internal note is internal too: it may repeat the reason.
+        self.ctx.forge.post_comment(
+            self.thread, f"{body}\n\n{markers}\n", internal=self.event.internal
+        )
 
     def _react(self, reaction: str) -> None:
         try:
@@ -74,14 +77,13 @@ class Replies:
         forge = self.ctx.forge
         self._post(
             "answer_usage.md.j2",
-            command=self.event.body.strip().splitlines()[0][:100],
+            command=self._command_line(),
             problem=usage.problem,
             commands=command_lines(forge.bot_username(), forge.slash_promote_works()),
         )
 
-    def help(self, request: dict[str, str], bot_bodies: list[str], aliases: dict[str, int]) -> None:
+    def help(self, version: int, bot_bodies: list[str], aliases: dict[str, int]) -> None:
         ctx, forge = self.ctx, self.ctx.forge
-        version = int(request.get("version", "0") or 0)
         self._post(
             "answer_help.md.j2",
             commands=command_lines(forge.bot_username(), forge.slash_promote_works()),
@@ -91,6 +93,16 @@ class Replies:
             approvals=len(read_approvals(bot_bodies, version)),
             required=ctx.params.promotion.approvers.required_approvals,
         )
+
+    def damaged_request(self, problem: str) -> None:
+        self._post("answer_damaged_request.md.j2", command=self._command_line(), problem=problem)
+
+    def unrecorded_request(self, version: int) -> None:
+        self._post("answer_unrecorded_request.md.j2", command=self._command_line(), version=version)
+
+    def _command_line(self) -> str:
+        lines = [line for line in self.event.body.strip().splitlines() if line.strip()]
+        return lines[0].strip()[:100] if lines else ""
 
     def refused(self, command: Command, refusal: Refusal) -> None:
         self._react("-1")
@@ -179,7 +191,7 @@ class Replies:
                 problem=problem,
             )
             try:
-                self.ctx.forge.post_comment(self.thread, defang(body))
+                self.ctx.forge.post_comment(self.thread, defang(body), internal=self.event.internal)
             except ForgeError as exc:  # the change and its answer stand; the log keeps the rest
                 log.warning("post_promote_hook failed (%s); reporting it failed: %s", problem, exc)
 

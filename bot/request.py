@@ -1,14 +1,19 @@
 """Stage 3 `request` (SPEC §4): open or update the promotion request for the candidate.
 
-Idempotent: the open request of the same model+version (found by its hidden marker) has its body
-re-rendered, keeping the ticks a human made and the status section; otherwise a new issue or
-MR/PR is opened. Older open requests of the model are commented on and closed as superseded.
-With `dry_run`, every write is listed instead of made (reads still happen).
+Idempotent: the open request of the same model+version has its body re-rendered, keeping the
+ticks a human made and the status section; otherwise a new issue or MR/PR is opened. That
+request is the thread the version's `promotion.requested_in` tag names (so a request whose
+marker a person damaged is found and repaired), else the one whose marker names the version.
+The version is then tagged with the thread (and with who asked, when the registry does not know
+yet): the handler acts only in the thread the registry names. Older open requests of the model
+are commented on and closed as superseded. With `dry_run`, every write is listed instead of
+made (reads still happen).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -19,8 +24,16 @@ from typing import Any
 
 from bot.context import Context
 from bot.errors import BotError
-from bot.markers import parse_request_marker, read_ticks, replace_section
-from bot.models import TOY_ALIAS, RunInfo, Thread, ThreadKind, VersionInfo
+from bot.markers import parse_request_marker, read_request_marker, read_ticks, replace_section
+from bot.models import (
+    REQUESTED_BY_TAG,
+    REQUESTED_IN_TAG,
+    TOY_ALIAS,
+    RunInfo,
+    Thread,
+    ThreadKind,
+    VersionInfo,
+)
 from bot.request_context import (
     WAITING,
     RequestData,
@@ -44,6 +57,7 @@ __all__ = [
     "refresh_status",
     "render_request_body",
     "request_fields",
+    "request_tags",
     "request_title",
     "resolve_version",
     "write_ci_outputs",
@@ -68,12 +82,16 @@ def request_fields(thread: Thread) -> dict[str, str] | None:
     return parse_request_marker(thread.body)
 
 
-def find_requests(ctx: Context, model: str | None = None, state: str = "open") -> list[Thread]:
+def find_requests(
+    ctx: Context, model: str | None = None, state: str = "open", *, also: str = ""
+) -> list[Thread]:
     """The bot's request threads of `model` (default: the configured one), newest first.
 
     Only threads the bot opened count: a person quoting a request body in their own issue
     must not have it updated or closed. Only the configured `request.kind` is listed (one call
-    on GitLab instead of two); requests opened before a change of `kind` are not seen.
+    on GitLab instead of two); requests opened before a change of `kind` are not seen. `also`
+    keeps the thread of that URL whatever its marker says (the registry's record of a request
+    whose marker a person damaged).
     """
     model = model or ctx.model
     bot = ctx.forge.bot_username().lower()
@@ -81,7 +99,7 @@ def find_requests(ctx: Context, model: str | None = None, state: str = "open") -
     found = []
     for thread in ctx.forge.find_threads(request.labels, state=state, kinds=(request.thread_kind,)):
         fields = request_fields(thread)
-        if not fields or fields.get("model") != model:
+        if fields is None or (fields.get("model") != model and not (also and thread.url == also)):
             continue
         if thread.author and thread.author.lower() != bot:
             log.warning(
@@ -90,6 +108,21 @@ def find_requests(ctx: Context, model: str | None = None, state: str = "open") -
             continue
         found.append(thread)
     return found
+
+
+def request_tags(version: VersionInfo, url: str, requested_by: str) -> dict[str, str]:
+    """The version tags that make `url` the version's request in the registry, if missing.
+
+    The requester (who runs `request`, PROMOTION_BOT_REQUESTED_BY) is recorded only when the
+    registry does not know one yet: `register` may have run without it or reused an old
+    version, and the description is no evidence.
+    """
+    tags = {}
+    if version.requested_in != url:
+        tags[REQUESTED_IN_TAG] = url
+    if not version.requested_by and requested_by:
+        tags[REQUESTED_BY_TAG] = requested_by
+    return tags
 
 
 def read_section(body: str, name: str) -> str | None:
@@ -214,19 +247,25 @@ def open_or_update_request(
         )
     plan = _Plan(dry_run, echo)
     data = load_request_data(ctx, info, aliases=aliases)
-    threads = find_requests(ctx, model)
-    same = [t for t in threads if _version_of(t) == number]
+    found = find_requests(ctx, model, also=info.requested_in)
+    threads = [t for t in found if (request_fields(t) or {}).get("model") == model]
+    # The registry's record first: it finds the request even when its marker was damaged.
+    same = [t for t in found if info.requested_in and t.url == info.requested_in]
+    same = same or [t for t in threads if _version_of(t) == number]
     thread: Thread | None
     if same:
         thread, body = _update(ctx, plan, same[0], data)
         created = False
-        verb = ("would update" if dry_run else "updated") if plan.calls else "up to date:"
     else:
         thread, body = _open(ctx, plan, data)
         created = True
+    _record(ctx, plan, info, thread)
+    if created:
         verb = "would open" if dry_run else "opened"
+    else:
+        verb = ("would update" if dry_run else "updated") if plan.calls else "up to date:"
     # Every other version's request is stale: only the candidate can be promoted (SPEC §6).
-    others = [t for t in threads if _version_of(t) not in (None, number)]
+    others = [t for t in threads if _version_of(t) not in (None, number) and t not in same]
     superseded = [_supersede(ctx, plan, old, thread, info) for old in others]
     url = thread.url if thread else ""
     return RequestResult(
@@ -243,21 +282,29 @@ def open_or_update_request(
 
 
 def _version_of(thread: Thread) -> int | None:
-    value = (request_fields(thread) or {}).get("version", "")
-    return int(value) if value.isdigit() else None
+    marker = read_request_marker(thread.body)
+    return marker.version if marker is not None and not marker.problem else None
+
+
+def _record(ctx: Context, plan: _Plan, info: VersionInfo, thread: Thread | None) -> None:
+    """Tag the version with its request (see `request_tags`); a dry run lists the tags."""
+    url = thread.url if thread is not None else "<the new request's URL>"
+    for key, value in request_tags(info, url, ctx.settings.requested_by).items():
+        tag = functools.partial(ctx.registry.set_version_tag, ctx.model, info.version, key, value)
+        plan.do(f"tag {ctx.model} v{info.version} {key}={value}", tag)
 
 
 def _update(ctx: Context, plan: _Plan, thread: Thread, data: RequestData) -> tuple[Thread, str]:
-    fields = request_fields(thread) or {}
-    # Who triggered the training does not change when someone else re-runs `request`.
-    requested_by = fields.get("requested_by") or ctx.settings.requested_by
+    # The body shows who trained it as the registry holds it (or is about to: `request_tags`),
+    # so someone else re-running `request` does not change it.
+    shown = data.requested_by or (request_fields(thread) or {}).get("requested_by", "")
     body = render_request_body(
         ctx,
         data.candidate.version,
         kind=thread.kind,
         ticks=read_ticks(thread.body),
         status=read_section(thread.body, "status"),
-        data=dataclasses.replace(data, requested_by=requested_by),
+        data=dataclasses.replace(data, requested_by=shown),
     )
     if body != thread.body:
         plan.do(f"update the body of #{thread.number}", lambda: ctx.forge.update_body(thread, body))
@@ -302,7 +349,7 @@ def promotion_record(ctx: Context, info: VersionInfo, run: RunInfo | None = None
         "version": info.version,
         "run_id": info.run_id,
         "metrics": dict(sorted(run.metrics.items())),
-        "requested_by": ctx.settings.requested_by,
+        "requested_by": info.requested_by or ctx.settings.requested_by,
         "requested_at": utc_now_iso(),
     }
     return json.dumps(record, indent=2) + "\n"

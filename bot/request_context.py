@@ -81,7 +81,10 @@ def load_request_data(
     return RequestData(
         candidate=load_side(registry, version),
         champion=load_side(registry, champion, must_exist=False) if champion else None,
-        requested_by=ctx.settings.requested_by if requested_by is None else requested_by,
+        # The registry's record of who trained it, else who runs this (`request` records it).
+        requested_by=(version.requested_by or ctx.settings.requested_by)
+        if requested_by is None
+        else requested_by,
         pipeline_url=ctx.settings.pipeline_url,
     )
 

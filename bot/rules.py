@@ -12,7 +12,7 @@ from bot.context import Context
 from bot.errors import NotFoundError
 from bot.forges.base import role_level
 from bot.gates import GateResult, evaluate_gates, failed
-from bot.markers import parse_request_marker, read_ticks
+from bot.markers import read_request_marker, read_ticks
 from bot.models import TOY_ALIAS, RunInfo, Thread, VersionInfo
 
 
@@ -173,9 +173,12 @@ def rollback_refusal(
 def _newer_request(ctx: Context, candidate: VersionInfo | None) -> str:
     if candidate is None:
         return ""
+    if candidate.requested_in:  # the registry's record: no listing needed
+        return candidate.requested_in
     from bot.request import find_requests
 
     for thread in find_requests(ctx):
-        if (parse_request_marker(thread.body) or {}).get("version") == str(candidate.version):
+        marker = read_request_marker(thread.body)
+        if marker is not None and not marker.problem and marker.version == candidate.version:
             return thread.url
     return ""

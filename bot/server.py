@@ -5,9 +5,10 @@ disables hooks that keep failing); worker threads do the work after the answer h
 Checks for a POST, in order: the route is one this bot serves (404: the comment route of the
 configured forge, and MLflow's), a secret is configured for the route (403), the body is at most
 1 MiB (413), the signature or token is valid (401), the JSON parses and has the fields the event
-needs (400), the event needs work (200), it was not taken already (200 duplicate), the queue has
-room (503). A job that still fails after its retries is forgotten, so a manual redelivery is
-taken again. Plain WSGI: Flask would cost a second of import for three routes.
+needs (400), the event comes from the configured project and needs work (200), it was not
+taken already (200 duplicate), the queue has room (503). A job that still fails after its
+retries is forgotten, so a manual redelivery is taken again. Plain WSGI: Flask would cost a
+second of import for three routes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from bot import webhook_auth
+from bot.binding import Binding
 from bot.commands import may_be_command
 from bot.events import PayloadError, github_comment_event, gitlab_comment_event
 from bot.mlflow_webhook import AliasChange, parse_alias_change
@@ -72,7 +74,9 @@ class WebhookApp:
 
     `allowed_platforms` names the forges whose comment route is open (None: every route); the
     MLflow route is always open. A comment from another forge would be read against this forge's
-    issue numbers and user ids, so its route answers 404 whatever secret is set.
+    issue numbers and user ids, so its route answers 404 whatever secret is set. `binding` (the
+    forge and project `serve` works for) answers a comment from any other project 200 ignored
+    before it is queued; the handler checks the same again for every delivery path.
     """
 
     def __init__(
@@ -86,9 +90,11 @@ class WebhookApp:
         queue_size: int = 1000,
         dedup_size: int = 10_000,
         allowed_platforms: Iterable[str] | None = None,
+        binding: Binding | None = None,
         retry_delays: Sequence[float] = RETRY_DELAYS,
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
+        self._binding = binding
         self._secrets = {
             "gitlab": settings.gitlab_webhook_secret.value,
             "github": settings.github_webhook_secret.value,
@@ -198,6 +204,12 @@ class WebhookApp:
             return _ignored("edited comments are not commands", extra)
         if not may_be_command(event.body):
             return _ignored("not a command", extra)
+        # After the two checks above: a group webhook's chatter from other projects is routine,
+        # a command-shaped comment from one is worth a warning.
+        unbound = self._binding.refusal(event) if self._binding is not None else None
+        if unbound is not None:
+            log.warning("ignored: %s", unbound, extra=extra)
+            return Response(200, {"status": "ignored", "reason": unbound})
         keys = [f"{event.platform}:comment:{event.comment_id}"]
         if event.delivery_id:
             keys.append(f"{event.platform}:delivery:{event.delivery_id}")
@@ -240,6 +252,7 @@ def build_app(
     workers: int = 2,
     queue_size: int = 1000,
     allowed_platforms: Iterable[str] | None = None,
+    binding: Binding | None = None,
     retry_delays: Sequence[float] = RETRY_DELAYS,
     sleep: Callable[[float], object] = time.sleep,
 ) -> WebhookApp:
@@ -252,6 +265,7 @@ def build_app(
         workers=workers,
         queue_size=queue_size,
         allowed_platforms=allowed_platforms,
+        binding=binding,
         retry_delays=retry_delays,
         sleep=sleep,
     )

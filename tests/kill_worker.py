@@ -66,7 +66,7 @@ def run(spec: dict[str, Any]) -> None:
     forge = ctx.forge
     thread = forge.get_thread("issue", spec["thread"])
     [comment] = [c for c in forge.list_comments(thread) if c.id == spec["comment"]]
-    handle_comment(ctx, CommentEvent.from_comment("local", thread, comment))
+    handle_comment(ctx, CommentEvent.from_comment("local", forge.project_ref(), thread, comment))
     sys.exit(NOT_KILLED)
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner, Result
+
 from bot.config import Settings, parse_params
 from bot.context import Context
 from bot.forges.local import LocalForge
@@ -15,6 +17,7 @@ from bot.lifecycle import gate, register
 from bot.markers import check_marker, request_marker, section
 from bot.models import Comment, CommentEvent, Thread
 from bot.outcome import Outcome
+from bot.request import request_tags
 from tests.helpers import log_training_run
 
 MakePlayground = Callable[..., "Playground"]
@@ -77,8 +80,13 @@ class Playground:
         requested_by: str = "dana",
         ticked: bool = True,
         model: str = "",
+        record: bool = True,
     ) -> Thread:
-        """A request thread with the markers the bot reads (the real template is tested apart)."""
+        """A request thread with the markers the bot reads (the real template is tested apart).
+
+        `record`: tag the version with the thread (and `requested_by` when it has no requester)
+        as `request` does; a request of another `model` is never recorded in this model.
+        """
         mark = "x" if ticked else " "
         checklist = "\n".join(f"- [{mark}] item {cid} {check_marker(cid)}" for cid in CHECK_IDS)
         body = "\n\n".join(
@@ -98,18 +106,51 @@ class Playground:
         title = f"Promote {self.model} v{version} to champion"
         labels = list(self.ctx.params.promotion.request.labels)
         if kind == "issue":
-            return self.forge.open_issue(title, body, labels)
-        branch = f"promotion/{self.model}/v{version}"
-        self.forge.commit_file(branch, "main", "record.json", "{}", "record")
-        return self.forge.open_merge_request(title, body, labels, branch, "main")
+            thread = self.forge.open_issue(title, body, labels)
+        else:
+            branch = f"promotion/{self.model}/v{version}"
+            self.forge.commit_file(branch, "main", "record.json", "{}", "record")
+            thread = self.forge.open_merge_request(title, body, labels, branch, "main")
+        if record and not model:
+            self.record_request(version, thread, requested_by)
+        return thread
 
-    def comment(self, thread: Thread, author: str, body: str) -> tuple[Outcome, CommentEvent]:
-        posted = self.forge.add_comment(thread.number, author, body)
+    def record_request(self, version: int, thread: Thread, requested_by: str = "") -> None:
+        """The registry's record of the request, as `promotion-bot request` writes it."""
+        registry = self.ctx.registry
+        info = registry.version(self.model, version)
+        for key, value in request_tags(info, thread.url, requested_by).items():
+            registry.set_version_tag(self.model, version, key, value)
+
+    def comment(
+        self, thread: Thread, author: str, body: str, *, internal: bool = False
+    ) -> tuple[Outcome, CommentEvent]:
+        posted = self.forge.add_comment(thread.number, author, body, internal=internal)
         event = self.event(thread, posted)
         return handle_comment(self.ctx, event), event
 
     def event(self, thread: Thread, comment: Comment, action: str = "created") -> CommentEvent:
-        return CommentEvent.from_comment("local", thread, comment, action)  # type: ignore[arg-type]
+        project = self.forge.project_ref()
+        return CommentEvent.from_comment("local", project, thread, comment, action)  # type: ignore[arg-type]
+
+    def cli(self, *args: str) -> Result:
+        """A `promotion-bot` command on this playground's registry and forge folder."""
+        from bot.cli import cli
+
+        params = self.root / "params.yaml"
+        params.write_text(f"register_model:\n  model_name: {self.model}\n")
+        settings = self.ctx.settings
+        connection = [
+            "--params",
+            str(params),
+            "--platform",
+            "local",
+            "--local-dir",
+            str(settings.local_dir),
+            "--tracking-uri",
+            settings.tracking_uri,
+        ]
+        return CliRunner().invoke(cli, [*args, *connection])
 
     def answers(self, thread: Thread) -> list[Comment]:
         bot = self.forge.bot_username()

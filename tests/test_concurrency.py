@@ -53,6 +53,7 @@ def run_commands(
             author=author,
             body=body,
             created_at=posted.created_at,
+            project=forge.project_ref(),
         )
         outcomes.append(handle_comment(ctx, event))
     return outcomes

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.events import PayloadError, github_comment_event, gitlab_comment_event, parse_event
-from bot.models import CommentEvent
+from bot.models import CommentEvent, ProjectRef
 from tests.webhook_fixtures import (
     WEBHOOK_EVENTS,
     load_webhook,
@@ -21,6 +21,8 @@ from tests.webhook_fixtures import (
 )
 
 REPO = "ml-team/soccer-model"
+GITLAB_PROJECT = ProjectRef(id="17", path=REPO)
+GITHUB_REPOSITORY = ProjectRef(id="186853002", path=REPO)
 
 GITLAB_MR_NOTE = CommentEvent(
     platform="gitlab",
@@ -32,7 +34,7 @@ GITLAB_MR_NOTE = CommentEvent(
     action="created",
     author_id="42",
     created_at="2025-03-04 10:15:00 UTC",
-    repository=REPO,
+    project=GITLAB_PROJECT,
     delivery_id="6a3f0c1e-idempotency-key",
 )
 GITLAB_ISSUE_NOTE = CommentEvent(
@@ -45,7 +47,7 @@ GITLAB_ISSUE_NOTE = CommentEvent(
     action="created",
     author_id="42",
     created_at="2025-03-05 16:40:00 UTC",
-    repository=REPO,
+    project=GITLAB_PROJECT,
 )
 GITHUB_PR_COMMENT = CommentEvent(
     platform="github",
@@ -57,7 +59,7 @@ GITHUB_PR_COMMENT = CommentEvent(
     action="created",
     author_id="5810042",
     created_at="2025-03-04T10:15:00Z",
-    repository=REPO,
+    project=GITHUB_REPOSITORY,
     delivery_id="72d3162e-cc78-11e3-81ab-4c9367dc0958",
 )
 GITHUB_ISSUE_COMMENT = CommentEvent(
@@ -70,11 +72,11 @@ GITHUB_ISSUE_COMMENT = CommentEvent(
     action="created",
     author_id="5810042",
     created_at="2025-03-05T16:40:00Z",
-    repository=REPO,
+    project=GITHUB_REPOSITORY,
 )
 
 
-def _replace(event: CommentEvent, **changes: str) -> CommentEvent:
+def _replace(event: CommentEvent, **changes: object) -> CommentEvent:
     return CommentEvent(**{**event.__dict__, **changes})
 
 
@@ -108,7 +110,42 @@ def test_gitlab_confidential_note_is_still_a_note() -> None:
         comment_id="3103",
         body="@promotion-bot help",
         created_at="2025-03-05 17:00:00 UTC",
+        internal=True,  # no flag in this (older) payload: a confidential hook counts as internal
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "flags", "internal"),
+    [
+        ("Note Hook", {}, False),
+        ("Note Hook", {"internal": True}, True),
+        ("Note Hook", {"confidential": True}, True),  # the flag's name before GitLab 15.0
+        ("Confidential Note Hook", {}, True),  # GitLab versions that send neither flag
+        ("Confidential Note Hook", {"internal": True}, True),
+        # a public note on a confidential issue: the same hook, the flag says public
+        ("Confidential Note Hook", {"internal": False}, False),
+        ("Confidential Note Hook", {"internal": False, "confidential": False}, False),
+        ("Note Hook", {"internal": None}, False),
+    ],
+)
+def test_gitlab_internal_note_flag(header: str, flags: dict[str, Any], internal: bool) -> None:
+    payload = load_webhook("gitlab_note_issue")
+    payload["object_attributes"].update(flags)
+    event = gitlab_comment_event(header, payload)
+    assert event is not None and event.internal is internal
+
+
+def test_gitlab_internal_flag_of_the_wrong_type_is_a_payload_error() -> None:
+    payload = load_webhook("gitlab_note_issue")
+    payload["object_attributes"]["internal"] = "yes"
+    with pytest.raises(PayloadError, match="internal"):
+        gitlab_comment_event("Note Hook", payload)
+
+
+def test_event_type_confidential_note_counts_without_the_header() -> None:
+    """An event file handed to `handle` with no name: the payload's event_type says it."""
+    event = gitlab_comment_event("", load_webhook("gitlab_note_issue_confidential"))
+    assert event is not None and event.internal is True
 
 
 def test_gitlab_note_recognised_by_object_kind_without_header() -> None:
@@ -139,10 +176,15 @@ def test_gitlab_ids_as_digit_strings_are_accepted() -> None:
     assert gitlab_comment_event("Note Hook", payload) == GITLAB_ISSUE_NOTE
 
 
-def test_gitlab_project_is_optional() -> None:
+def test_gitlab_project_object_is_optional() -> None:
+    """The older top-level `project_id` still names the project; with neither, none is named."""
     payload = load_webhook("gitlab_note_issue")
     del payload["project"]
-    assert gitlab_comment_event("Note Hook", payload) == _replace(GITLAB_ISSUE_NOTE, repository="")
+    event = gitlab_comment_event("Note Hook", payload)
+    assert event == _replace(GITLAB_ISSUE_NOTE, project=ProjectRef(id="17"))
+    del payload["project_id"]
+    event = gitlab_comment_event("Note Hook", payload)
+    assert event == _replace(GITLAB_ISSUE_NOTE, project=ProjectRef())
 
 
 def test_github_comment_on_pull_request() -> None:
@@ -193,6 +235,7 @@ _CONFIDENTIAL_NOTE = _replace(
     comment_id="3103",
     body="@promotion-bot help",
     created_at="2025-03-05 17:00:00 UTC",
+    internal=True,
 )
 
 

@@ -336,11 +336,11 @@ def flaky_post(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[str]:
     real = LocalForge.post_comment
     seen: list[str] = []
 
-    def post(self: LocalForge, thread: Thread, body: str) -> Any:
+    def post(self: LocalForge, thread: Thread, body: str, **options: Any) -> Any:
         seen.append(body)
         if len(seen) <= failures:
             raise ForgeError("local forge: 429 Too Many Requests (rate limited)")
-        return real(self, thread, body)
+        return real(self, thread, body, **options)
 
     monkeypatch.setattr(LocalForge, "post_comment", post)
     return seen

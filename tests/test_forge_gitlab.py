@@ -15,7 +15,7 @@ from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundErr
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import Forge
 from bot.forges.gitlab import GitLabForge
-from bot.models import Thread
+from bot.models import ProjectRef, Thread
 from tests.forge_fixtures import body_of, gitlab, query_of
 
 TOKEN = "glpat-TOPSECRET-4f9a1c77"
@@ -275,6 +275,45 @@ def test_post_comment_sends_the_body(forge: GitLabForge, rsps: responses.Request
     assert body_of(rsps.calls[0]) == {"body": "Promoted **v7**"}
     assert comment.id == "301"
     assert comment.author == "dana"
+
+
+def test_internal_post_comment_is_an_internal_note(
+    forge: GitLabForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.post(f"{P}/issues/14/notes", json=gitlab("note", internal=True), status=201)
+    comment = forge.post_comment(ISSUE, "Promoted, because of the incident", internal=True)
+    assert body_of(rsps.calls[0]) == {"body": "Promoted, because of the incident", "internal": True}
+    assert comment.internal is True
+
+
+@pytest.mark.parametrize(
+    ("flags", "internal"),
+    [({"internal": True}, True), ({"confidential": True}, True), ({"internal": False}, False)],
+)
+def test_list_comments_reads_the_internal_flag(
+    forge: GitLabForge, rsps: responses.RequestsMock, flags: dict[str, bool], internal: bool
+) -> None:
+    notes = gitlab("notes")
+    notes[1].pop("internal", None)
+    notes[1].update(flags)
+    rsps.get(f"{P}/issues/14/notes", json=notes)
+    assert [c.internal for c in forge.list_comments(ISSUE)] == [False, internal, False]
+
+
+@pytest.mark.parametrize(
+    ("project", "ref"),
+    [
+        ("ml-team/soccer", ProjectRef(path="ml-team/soccer")),
+        ("42", ProjectRef(id="42")),  # CI_PROJECT_ID
+        (" 042 ", ProjectRef(id="42")),
+        ("/ml-team/soccer/", ProjectRef(path="ml-team/soccer")),
+    ],
+)
+def test_project_ref_is_what_gitlab_project_names_without_a_call(
+    rsps: responses.RequestsMock, project: str, ref: ProjectRef
+) -> None:
+    assert GitLabForge.from_settings(settings(gitlab_project=project)).project_ref() == ref
+    assert len(rsps.calls) == 0
 
 
 def test_post_comment_of_only_quick_actions(rsps: responses.RequestsMock) -> None:

@@ -18,7 +18,7 @@ from bot.events import PayloadError
 from bot.forges.local import LocalForge
 from bot.markers import request_marker
 from bot.mlflow_webhook import AliasChange, parse_alias_change, report_external_change
-from bot.registry import Registry
+from bot.registry import HISTORY_TAG, PENDING_TAG, ModelState, Registry
 from tests.helpers import log_training_run
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 
@@ -89,14 +89,22 @@ def test_malformed_alias_payloads_raise(payload: object) -> None:
 
 @dataclass
 class FakeRegistry:
+    """The model as the bot keeps it: the champion alias, the history, the intent in flight."""
+
     entries: list[dict[str, Any]] = field(default_factory=list)
     intent: dict[str, Any] | None = None
+    champion: int | None = None
+    reads: int = 0
 
-    def history(self, name: str) -> list[dict[str, Any]]:
-        return list(self.entries) if name == MODEL else []
-
-    def pending(self, name: str) -> dict[str, Any] | None:
-        return self.intent
+    def state(self, name: str) -> ModelState:
+        self.reads += 1
+        if name != MODEL:
+            return ModelState({}, {})
+        tags = {HISTORY_TAG: json.dumps(self.entries)}
+        if self.intent is not None:
+            tags[PENDING_TAG] = json.dumps(self.intent)
+        aliases = {"champion": self.champion} if self.champion is not None else {}
+        return ModelState(aliases, tags)
 
 
 def _entry(to: int, at: str = "2025-03-01T09:00:00Z", actor: str = "dana") -> dict[str, Any]:
@@ -131,28 +139,61 @@ def test_an_external_change_is_reported_once_in_the_latest_request(
     tmp_path: Path, threads: tuple[LocalForge, list[str]]
 ) -> None:
     forge, (older, latest, other) = threads
-    ctx = _context(tmp_path, FakeRegistry([_entry(5), _entry(6, actor="erin")]))
+    registry = FakeRegistry([_entry(5), _entry(6, actor="erin")], champion=4)
+    ctx = _context(tmp_path, registry)
     change = AliasChange(MODEL, "champion", 4, "dlv-1", at="2025-03-05T16:40:00+00:00")
 
     outcome = report_external_change(ctx, change)
 
     assert outcome.status == "reported"
+    assert registry.reads == 1  # one read of the model decides
     [body] = _comments(forge, latest)
     assert "champion of soccer-match-outcome was moved to v4 outside promotion-bot" in body
     assert "v6 by @erin at 2025-03-01T09:00:00Z" in body
     assert "`/rollback 6`" in body
-    assert "<!-- promotion-bot:external delivery=dlv-1 -->" in body
+    assert "<!-- promotion-bot:external state=4_2025-03-01T09:00:00Z -->" in body
     assert _comments(forge, older) == [] and _comments(forge, other) == []
-    # The same delivery again (a retry after the server forgot it): still one comment.
+    # The same delivery again, or another delivery about the same move: still one comment.
     assert report_external_change(ctx, change).status == "duplicate"
+    again = AliasChange(MODEL, "champion", 4, "dlv-2")
+    assert report_external_change(ctx, again).status == "duplicate"
     assert len(_comments(forge, latest)) == 1
+
+
+def test_each_new_disagreement_is_reported_even_back_to_an_earlier_one(
+    tmp_path: Path, threads: tuple[LocalForge, list[str]]
+) -> None:
+    forge, (_, latest, _) = threads
+    registry = FakeRegistry([_entry(6)], champion=4)
+    ctx = _context(tmp_path, registry)
+    for version in (4, 3, 4):
+        registry.champion = version
+        change = AliasChange(MODEL, "champion", version, f"dlv-{version}")
+        assert report_external_change(ctx, change).status == "reported"
+    bodies = _comments(forge, latest)
+    assert [("moved to v4" in b, "moved to v3" in b) for b in bodies] == [
+        (True, False),
+        (False, True),
+        (True, False),
+    ]
+
+
+def test_the_event_says_something_moved_the_registry_says_what(
+    tmp_path: Path, threads: tuple[LocalForge, list[str]]
+) -> None:
+    """The report shows the champion as the registry has it when the worker reads it."""
+    forge, (_, latest, _) = threads
+    ctx = _context(tmp_path, FakeRegistry([_entry(6)], champion=3))
+    report_external_change(ctx, AliasChange(MODEL, "champion", 2, "dlv-late"))
+    [body] = _comments(forge, latest)
+    assert "moved to v3" in body and "v2" not in body.split("outside")[0]
 
 
 def test_a_deleted_champion_is_reported(
     tmp_path: Path, threads: tuple[LocalForge, list[str]]
 ) -> None:
     forge, (_, latest, _) = threads
-    ctx = _context(tmp_path, FakeRegistry([_entry(6)]))
+    ctx = _context(tmp_path, FakeRegistry([_entry(6)], champion=None))
     report_external_change(ctx, AliasChange(MODEL, "champion", None, "dlv-2", "deleted"))
     [body] = _comments(forge, latest)
     assert "champion of soccer-match-outcome was deleted outside promotion-bot" in body
@@ -162,20 +203,20 @@ def test_a_deleted_champion_is_reported(
 @pytest.mark.parametrize(
     ("registry", "change"),
     [
-        # the history's last entry is this version: the bot's own move (or a no-op re-set)
-        (FakeRegistry([_entry(5), _entry(6)]), AliasChange(MODEL, "champion", 6, "d")),
+        # the champion is the history's last `to`: the bot's own move (or a no-op re-set)
+        (FakeRegistry([_entry(5), _entry(6)], champion=6), AliasChange(MODEL, "champion", 6, "d")),
         # MLflow fired between the bot's intent record and its history entry
-        (FakeRegistry([_entry(5)], intent=_entry(6)), AliasChange(MODEL, "champion", 6, "d")),
-        # the bot moved 5 -> 6 -> 7 within minutes; the event for 6 is read late
         (
-            FakeRegistry(
-                [_entry(6, "2025-03-05T16:39:00Z"), _entry(7, "2025-03-05T16:40:30Z")],
-            ),
-            AliasChange(MODEL, "champion", 6, "d", at="2025-03-05T16:39:01.5+00:00"),
+            FakeRegistry([_entry(5)], intent=_entry(6), champion=6),
+            AliasChange(MODEL, "champion", 6, "d"),
         ),
+        # the bot moved 5 -> 6 -> 7; the event for 6 is read after the second move
+        (FakeRegistry([_entry(6), _entry(7)], champion=7), AliasChange(MODEL, "champion", 6, "d")),
+        # nothing recorded and nothing set (set by hand and deleted again: both were events)
+        (FakeRegistry([], champion=None), AliasChange(MODEL, "champion", None, "d", "deleted")),
         # not this bot's model, or not the champion alias
-        (FakeRegistry([_entry(6)]), AliasChange("other", "champion", 1, "d")),
-        (FakeRegistry([_entry(6)]), AliasChange(MODEL, "candidate", 9, "d")),
+        (FakeRegistry([_entry(6)], champion=2), AliasChange("other", "champion", 1, "d")),
+        (FakeRegistry([_entry(6)], champion=2), AliasChange(MODEL, "candidate", 9, "d")),
     ],
 )
 def test_changes_the_bot_accounts_for_are_not_reported(
@@ -194,14 +235,16 @@ def test_an_old_record_of_the_same_version_does_not_hide_a_new_external_move(
     tmp_path: Path, threads: tuple[LocalForge, list[str]]
 ) -> None:
     forge, (_, latest, _) = threads
-    registry = FakeRegistry([_entry(5, "2025-03-01T09:00:00Z"), _entry(6, "2025-03-02T09:00:00Z")])
+    registry = FakeRegistry(
+        [_entry(5, "2025-03-01T09:00:00Z"), _entry(6, "2025-03-02T09:00:00Z")], champion=5
+    )
     change = AliasChange(MODEL, "champion", 5, "d", at="2025-03-05T16:40:00+00:00")
     assert report_external_change(_context(tmp_path, registry), change).status == "reported"
     assert len(_comments(forge, latest)) == 1
 
 
 def test_no_request_thread_means_nothing_to_post(tmp_path: Path) -> None:
-    ctx = _context(tmp_path, FakeRegistry([_entry(6)]))
+    ctx = _context(tmp_path, FakeRegistry([_entry(6)], champion=3))
     outcome = report_external_change(ctx, AliasChange(MODEL, "champion", 3, "d"))
     assert (outcome.status, outcome.detail) == ("ignored", "no request thread")
 
@@ -221,7 +264,7 @@ def test_a_persons_issue_quoting_a_request_marker_gets_no_report(
     # The newest labelled issue carries the model's marker, but a person opened it.
     quoted = _request(forge, MODEL, 7)
     _set_author(forge, quoted, "mallory")
-    ctx = _context(tmp_path, FakeRegistry([_entry(6)]))
+    ctx = _context(tmp_path, FakeRegistry([_entry(6)], champion=4))
 
     outcome = report_external_change(ctx, AliasChange(MODEL, "champion", 4, "dlv-p"))
 
@@ -234,7 +277,7 @@ def test_only_a_persons_issue_means_nothing_to_post(tmp_path: Path) -> None:
     forge = LocalForge(tmp_path / "forge")
     quoted = _request(forge, MODEL, 7)
     _set_author(forge, quoted, "mallory")
-    ctx = _context(tmp_path, FakeRegistry([_entry(6)]))
+    ctx = _context(tmp_path, FakeRegistry([_entry(6)], champion=4))
     outcome = report_external_change(ctx, AliasChange(MODEL, "champion", 4, "dlv-q"))
     assert (outcome.status, outcome.detail) == ("ignored", "no request thread")
     assert _comments(forge, quoted) == []
@@ -252,14 +295,20 @@ def _two_versions(tracking_uri: str, model: str) -> Registry:
     return registry
 
 
-def test_real_registry_own_change_is_quiet_and_a_direct_set_is_reported(
+def _real_world(
     tmp_path: Path, tracking_uri: str, model_name: str
-) -> None:
+) -> tuple[Registry, Context, LocalForge]:
+    """Two versions in a real registry, and a bot on the local forge for the model."""
     registry = _two_versions(tracking_uri, model_name)
     settings = Settings(platform="local", local_dir=tmp_path / "forge", tracking_uri=tracking_uri)
     params = Params.model_validate({"register_model": {"model_name": model_name}})
-    ctx = Context(settings=settings, params=params)
-    forge = LocalForge(tmp_path / "forge")
+    return registry, Context(settings=settings, params=params), LocalForge(tmp_path / "forge")
+
+
+def test_real_registry_own_change_is_quiet_and_a_direct_set_is_reported(
+    tmp_path: Path, tracking_uri: str, model_name: str
+) -> None:
+    registry, ctx, forge = _real_world(tmp_path, tracking_uri, model_name)
     number = _request(forge, model_name, 2)
 
     change = Change(model_name, None, 2, "dana", "promote", "", "", "c1", now_iso())
@@ -274,6 +323,31 @@ def test_real_registry_own_change_is_quiet_and_a_direct_set_is_reported(
     [body] = _comments(forge, number)
     assert f"champion of {model_name} was moved to v1 outside promotion-bot" in body
     assert "`/rollback 2`" in body
+
+
+def test_a_hand_move_back_to_a_version_the_bot_set_minutes_ago_is_reported(
+    tmp_path: Path, tracking_uri: str, model_name: str
+) -> None:
+    """/promote v2, /rollback 1, then champion set to v2 by hand: the registry now disagrees
+    with the history, however recently the bot itself had set v2 (issue 10, item 4)."""
+    registry, ctx, forge = _real_world(tmp_path, tracking_uri, model_name)
+    number = _request(forge, model_name, 2)
+    for action, to in (("promote", 2), ("rollback", 1)):
+        move_champion(
+            registry,
+            "champion",
+            Change(model_name, None, to, "maria", action, "", "", f"c{to}", now_iso()),
+        )
+        own = AliasChange(model_name, "champion", to, f"dlv-own-{to}", at=now_iso())
+        assert report_external_change(ctx, own).status == "ignored"
+
+    registry.set_alias(model_name, "champion", 2)  # someone in the MLflow UI, a minute later
+    by_hand = AliasChange(model_name, "champion", 2, "dlv-hand", at=now_iso())
+
+    assert report_external_change(ctx, by_hand).status == "reported"
+    [body] = _comments(forge, number)
+    assert f"champion of {model_name} was moved to v2 outside promotion-bot" in body
+    assert "`/rollback 1`" in body
 
 
 # --- a real MLflow server delivering the webhook --------------------------------------------------

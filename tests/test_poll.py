@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from bot.forges.local import LocalForge
 from bot.poll import poll
@@ -67,8 +66,6 @@ def test_poll_skips_closed_requests_after_the_window(pg: Playground):
 def test_poll_cli_exits_1_when_a_command_failed(
     pg: Playground, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.cli import cli
-
     thread = pg.open_request(pg.train(0.6))
     pg.forge.add_comment(thread.number, "maria", "/promote")
 
@@ -76,22 +73,6 @@ def test_poll_cli_exits_1_when_a_command_failed(
         raise RuntimeError("registry fell over")
 
     monkeypatch.setattr("bot.poll.handle_comment", broken)
-    settings = pg.ctx.settings
-    params = pg.root / "params.yaml"
-    params.write_text(f"register_model:\n  model_name: {pg.model}\n")
-    result = CliRunner().invoke(
-        cli,
-        [
-            "poll",
-            "--params",
-            str(params),
-            "--platform",
-            "local",
-            "--local-dir",
-            str(settings.local_dir),
-            "--tracking-uri",
-            settings.tracking_uri,
-        ],
-    )
+    result = pg.cli("poll")
     assert result.exit_code == 1, result.output
     assert "failed" in result.output

@@ -261,7 +261,14 @@ def test_request_twice_is_one_thread_and_updates_its_body(
     new_version(ctx, {"final.logloss": 0.6, "final.accuracy": 0.5})
     first = open_or_update_request(ctx)
     assert first.created is True
-    assert first.planned == [f"open issue 'Promote {model_name} v1 to champion'"]
+    assert first.planned == [
+        f"open issue 'Promote {model_name} v1 to champion'",
+        f"tag {model_name} v1 promotion.requested_in={first.url}",
+        f"tag {model_name} v1 promotion.requested_by=dana",
+    ]
+    tags = ctx.registry.version(model_name, 1).tags
+    assert tags["promotion.requested_in"] == first.url
+    assert tags["promotion.requested_by"] == "dana"
     again = open_or_update_request(ctx)
     assert (again.created, again.number, again.url) == (False, first.number, first.url)
     assert again.planned == []  # nothing changed: no write at all
@@ -348,6 +355,8 @@ def test_newer_candidate_supersedes_the_older_request(
     assert new.superseded == ["1"]
     assert new.planned == [
         f"open issue 'Promote {model_name} v2 to champion'",
+        f"tag {model_name} v2 promotion.requested_in={new.url}",
+        f"tag {model_name} v2 promotion.requested_by=dana",
         "comment on #1 (superseded)",
         "close #1 (superseded)",
     ]
@@ -372,6 +381,8 @@ def test_merge_request_kind_commits_the_record_on_a_branch_and_opens_an_mr(
     assert result.planned == [
         f"create branch {branch} from main and commit {path}",
         f"open merge request 'Promote {model_name} v1 to champion' ({branch} -> main)",
+        f"tag {model_name} v1 promotion.requested_in={result.url}",
+        f"tag {model_name} v1 promotion.requested_by=dana",
     ]
     forge = forge_of(ctx)
     record = json.loads(forge.branch_file(branch, path).read_text())
@@ -411,10 +422,13 @@ def test_dry_run_writes_nothing_and_lists_the_calls(
     assert snapshot(tmp_path / "forge") == before
     assert result.planned == [
         f"open issue 'Promote {model_name} v2 to champion'",
+        f"tag {model_name} v2 promotion.requested_in=<the new request's URL>",
+        f"tag {model_name} v2 promotion.requested_by=dana",
         "comment on #1 (superseded)",
         "close #1 (superseded)",
     ]
     assert marker_of(result.body)["version"] == "2"
+    assert "promotion.requested_in" not in ctx.registry.version(model_name, 2).tags
     mr_ctx = make_ctx(tmp_path, tracking_uri, model_name, request={"kind": "merge_request"})
     planned = open_or_update_request(mr_ctx, dry_run=True).planned
     assert planned[0] == (

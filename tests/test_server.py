@@ -25,7 +25,7 @@ import requests
 
 from bot.config import Secret, Settings
 from bot.mlflow_webhook import AliasChange
-from bot.models import CommentEvent
+from bot.models import CommentEvent, ProjectRef
 from bot.serve import HttpServer, log_route_warnings
 from bot.server import MAX_BODY, WebhookApp, build_app
 from bot.webhook_auth import sign_github, sign_mlflow
@@ -180,7 +180,7 @@ def test_github_pr_comment_is_accepted_and_dispatched_once(serve: Callable[..., 
             action="created",
             author_id="5810042",
             created_at="2025-03-04T10:15:00Z",
-            repository="ml-team/soccer-model",
+            project=ProjectRef(id="186853002", path="ml-team/soccer-model"),
             delivery_id="gh-d-1",
         )
     ]

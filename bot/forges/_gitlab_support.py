@@ -92,6 +92,8 @@ def comment_from(data: dict[str, Any]) -> Comment:
         created_at=data.get("created_at") or "",
         author_id=str(author.get("id", "")),
         system=bool(data.get("system")),
+        # `confidential` is the name GitLab gave the flag before 15.0.
+        internal=data.get("internal") is True or data.get("confidential") is True,
         # No `edited` here: a note's updated_at also moves when its thread is resolved, so it
         # cannot tell an edit apart, and a resolved command must not be skipped by `poll`.
     )

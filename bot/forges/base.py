@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from bot.models import Comment, Thread, ThreadKind
+from bot.models import Comment, ProjectRef, Thread, ThreadKind
 
 # One access scale for both platforms' roles, so `approvers.min_role` compares across forges.
 # GitLab access levels are used as the scale; GitHub roles are placed on it.
@@ -51,6 +51,9 @@ class Forge(Protocol):
 
     def slash_promote_works(self) -> bool:
         """False where `/promote` is eaten by the forge (GitLab EE quick action)."""
+
+    def project_ref(self) -> ProjectRef:
+        """The configured project as the configuration names it (no API call): see bot.binding."""
 
     # --- requests --------------------------------------------------------------------------
     def find_threads(
@@ -95,7 +98,8 @@ class Forge(Protocol):
     def list_comments(self, thread: Thread, since: str = "") -> list[Comment]:
         """Comments oldest first; `since` (ISO 8601) lets an adapter ask for less."""
 
-    def post_comment(self, thread: Thread, body: str) -> Comment: ...
+    def post_comment(self, thread: Thread, body: str, *, internal: bool = False) -> Comment:
+        """Post `body`; `internal`: seen by project members only (GitLab internal notes)."""
 
     def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
         """Acknowledge a comment ("eyes", "+1", "-1", "rocket"). Best effort."""

@@ -30,7 +30,7 @@ from bot.forges._github_support import (
 )
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import ALL_KINDS, role_level
-from bot.models import Comment, Thread, ThreadKind
+from bot.models import Comment, ProjectRef, Thread, ThreadKind
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -120,6 +120,9 @@ class GitHubForge:
 
     def slash_promote_works(self) -> bool:
         return True
+
+    def project_ref(self) -> ProjectRef:
+        return ProjectRef(path=self._full_name)
 
     # --- requests --------------------------------------------------------------------------
     def find_threads(
@@ -250,7 +253,8 @@ class GitHubForge:
 
         return self._call(f"list comments of #{thread.number}", fetch)
 
-    def post_comment(self, thread: Thread, body: str) -> Comment:
+    def post_comment(self, thread: Thread, body: str, *, internal: bool = False) -> Comment:
+        """GitHub has no internal comments, and no GitHub event asks for one (`internal`)."""
         issue = self._repo().get_issue(int(thread.number))
         comment = self._call(
             f"comment on #{thread.number}", lambda: issue.create_comment(body), idempotent=False

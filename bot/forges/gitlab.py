@@ -33,7 +33,7 @@ from bot.forges._gitlab_support import (
 )
 from bot.forges._retry import RetryPolicy, http_error, network_error
 from bot.forges.base import ALL_KINDS
-from bot.models import Comment, Thread, ThreadKind
+from bot.models import Comment, ProjectRef, Thread, ThreadKind
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -118,6 +118,13 @@ class GitLabForge:
 
             self._bot_username = self._call("look up the bot's own user (GET /user)", fetch)
         return self._bot_username
+
+    def project_ref(self) -> ProjectRef:
+        """GITLAB_PROJECT is a numeric id (CI_PROJECT_ID) or a path (`group/project`)."""
+        configured = str(self._project_id).strip()
+        if configured.isascii() and configured.isdigit():
+            return ProjectRef(id=str(int(configured)))
+        return ProjectRef(path=configured.strip("/"))
 
     def slash_promote_works(self) -> bool:
         """`/promote` reaches the bot only where GitLab reports itself as not EE."""
@@ -278,16 +285,20 @@ class GitLabForge:
         notes = self._call(f"list notes of {thread_ref(thread.kind, thread.number)}", fetch)
         return [comment_from(data) for data in notes]
 
-    def post_comment(self, thread: Thread, body: str) -> Comment:
+    def post_comment(self, thread: Thread, body: str, *, internal: bool = False) -> Comment:
         parent = self._lazy(thread)
+        data: dict[str, Any] = {"body": body}
+        if internal:
+            data["internal"] = True
         note = self._call(
-            f"post a note on {thread_ref(thread.kind, thread.number)}",
-            lambda: parent.notes.create({"body": body}),
+            f"post {'an internal' if internal else 'a'} note on "
+            f"{thread_ref(thread.kind, thread.number)}",
+            lambda: parent.notes.create(data),
         )
         data = note.attributes
         if "id" not in data:  # 202: the note held only quick actions, GitLab saved nothing
             log.warning("GitLab ran the note as quick actions and did not save it")
-            return Comment(id="", author=self.bot_username(), body=body)
+            return Comment(id="", author=self.bot_username(), body=body, internal=internal)
         return comment_from(data)
 
     def react(self, thread: Thread, comment_id: str, reaction: str) -> None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.errors import ForgeError, ForgeNotFoundError
 from bot.forges.base import ALL_KINDS, ROLE_LEVELS, role_level
-from bot.models import Comment, Thread, ThreadKind
+from bot.models import Comment, ProjectRef, Thread, ThreadKind
 from bot.timestamps import parse_iso
 
 if TYPE_CHECKING:
@@ -84,6 +84,9 @@ class LocalForge:
 
     def slash_promote_works(self) -> bool:
         return True  # nothing here eats `/promote`
+
+    def project_ref(self) -> ProjectRef:
+        return ProjectRef(path=self.root.as_posix())
 
     # --- requests --------------------------------------------------------------------------
     def find_threads(
@@ -204,24 +207,29 @@ class LocalForge:
                 comments = [c for c in comments if (parse_iso(c.created_at) or cutoff) >= cutoff]
         return comments
 
-    def post_comment(self, thread: Thread, body: str) -> Comment:
-        comment = self.add_comment(thread.number, self._bot, body)
-        self._say(f"--- {self._bot} on #{thread.number} ---\n{readable(body)}")
+    def post_comment(self, thread: Thread, body: str, *, internal: bool = False) -> Comment:
+        comment = self.add_comment(thread.number, self._bot, body, internal=internal)
+        shown = " (internal)" if internal else ""
+        self._say(f"--- {self._bot} on #{thread.number}{shown} ---\n{readable(body)}")
         return comment
 
-    def add_comment(self, number: str, author: str, body: str) -> Comment:
+    def add_comment(
+        self, number: str, author: str, body: str, *, internal: bool = False
+    ) -> Comment:
         """A comment by anyone (the CLI `comment` command's human); not echoed."""
         with self._locked():
             data = self._read_thread(number)
             meta = self._read_meta()
             comment_id = int(meta.get("next_comment", 1))
             meta["next_comment"] = comment_id + 1
-            raw = {
+            raw: dict[str, Any] = {
                 "id": str(comment_id),
                 "author": author,
                 "body": body,
                 "created_at": self._clock(),
             }
+            if internal:
+                raw["internal"] = True
             data["comments"].append(raw)
             # The counter is written first: a crash in between wastes an id, never reuses one.
             self._write_meta(meta)
@@ -357,6 +365,7 @@ def _comment(raw: dict[str, Any]) -> Comment:
         author=raw["author"],
         body=raw["body"],
         created_at=raw.get("created_at", ""),
+        internal=raw.get("internal") is True,
     )
 
 

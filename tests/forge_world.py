@@ -1,0 +1,190 @@
+"""A promotion world on a real forge adapter: the real MLflow registry, python-gitlab or PyGithub
+talking to the stateful GitLab/GitHub fakes of bench/ over `responses`, a request opened by the
+real `promotion-bot request`. Deliveries go in as the forge would send them (webhook payloads
+shaped like tests/fixtures/webhooks), through `serve`'s WSGI app, `handle`'s event file or `poll`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import responses
+
+from bench.fake_forges import BOT, PEOPLE, FakeForge, make_fake
+from bench.fake_github import FakeGitHub
+from bench.fake_gitlab import FakeGitLab
+from bot.config import Secret, Settings, parse_params
+from bot.context import Context
+from bot.delivery import handle_event_file, serve_app
+from bot.lifecycle import gate, register
+from bot.outcome import Outcome
+from bot.request import open_or_update_request
+from bot.webhook_auth import sign_github
+from tests.helpers import log_training_run
+from tests.webhook_fixtures import load_webhook
+
+WEBHOOK_SECRET = "group-wide-webhook-secret"
+# Another project of the same group (GitLab) or organisation (GitHub), under the same secret.
+FOREIGN_GITLAB = {"id": 9917, "path_with_namespace": "ml-team/other-model"}
+FOREIGN_GITHUB = {"id": 55501234, "full_name": "ml-team/other-model"}
+GITHUB_IDS = {"maria": 18, "dana": 27}
+
+
+@dataclass
+class World:
+    ctx: Context
+    fake: FakeForge
+    rsps: responses.RequestsMock
+    number: int  # the request thread `promotion-bot request` opened for v1
+    tmp_path: Path
+    _comment_ids: Iterator[int] = field(default_factory=lambda: iter(range(90_001, 10**9)))
+
+    @property
+    def platform(self) -> str:
+        return self.fake.platform
+
+    @property
+    def model(self) -> str:
+        return self.ctx.model
+
+    def champion(self) -> int | None:
+        return self.ctx.registry.aliases(self.model).get("champion")
+
+    def answers(self, number: int | None = None) -> list[str]:
+        thread = self.fake.comments[number or self.number]
+        return [c["body"] for c in thread if _author(c) == BOT]
+
+    def writes(self) -> list[str]:
+        """Every write call made to the forge (the fake's reads do not change anything)."""
+        return [
+            f"{call.request.method} {call.request.url}"
+            for call in self.rsps.calls
+            if call.request.method in ("POST", "PUT", "PATCH")
+            and "127.0.0.1" not in str(call.request.url)
+        ]
+
+    def our_project(self) -> dict[str, Any]:
+        if isinstance(self.fake, FakeGitLab):
+            return {"id": 4242, "path_with_namespace": self.fake.project}
+        assert isinstance(self.fake, FakeGitHub)
+        return {"id": 77001, "full_name": self.fake.repo}
+
+    # --- deliveries ------------------------------------------------------------------------------
+    def payload(
+        self, body: str, project: dict[str, Any] | None = None, author: str = "maria"
+    ) -> dict[str, Any]:
+        """A new comment on thread `number` (of `project`, default ours), as the hook sends it."""
+        project = self.our_project() if project is None else project
+        comment_id = next(self._comment_ids)
+        if self.platform == "gitlab":
+            data = load_webhook("gitlab_note_issue")
+            data["issue"]["iid"] = self.number
+            data["object_attributes"].update(id=comment_id, note=body, action="create")
+            data["user"].update(id=PEOPLE.get(author, (500, 0))[0], username=author)
+            data["project"].update(project)
+            data["project_id"] = project.get("id")
+            return data
+        data = load_webhook("github_issue_comment_issue")
+        data["issue"]["number"] = self.number
+        data["comment"].update(id=comment_id, body=body)
+        data["comment"]["user"].update(login=author, id=GITHUB_IDS.get(author, 500))
+        data["repository"].update(project)
+        return data
+
+    @property
+    def event_name(self) -> str:
+        return "Note Hook" if self.platform == "gitlab" else "issue_comment"
+
+    def handle(self, payload: dict[str, Any], event_name: str = "") -> Outcome:
+        """`promotion-bot handle --event-name ... --event-file ...`."""
+        path = self.tmp_path / f"event-{uuid.uuid4().hex[:8]}.json"
+        path.write_text(json.dumps(payload), encoding="utf-8")
+        return handle_event_file(self.ctx, event_name or self.event_name, str(path))
+
+    def serve(self, payload: dict[str, Any], event_name: str = "") -> tuple[int, dict[str, Any]]:
+        """One delivery to `serve`'s app; its workers finish the job before this returns."""
+        app = serve_app(self.ctx)
+        app.start()
+        try:
+            status, answer = deliver(app, self.platform, payload, event_name or self.event_name)
+            assert app.drain(30)
+        finally:
+            app.stop(5)
+        return status, answer
+
+
+def deliver(app: Any, platform: str, payload: dict[str, Any], event: str) -> tuple[int, Any]:
+    """A signed POST to the WSGI app, as GitLab or GitHub sends it."""
+    body = json.dumps(payload).encode()
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": f"/webhooks/{platform}",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    if platform == "gitlab":
+        environ.update(HTTP_X_GITLAB_EVENT=event, HTTP_X_GITLAB_TOKEN=WEBHOOK_SECRET)
+        environ["HTTP_IDEMPOTENCY_KEY"] = uuid.uuid4().hex
+    else:
+        environ.update(HTTP_X_GITHUB_EVENT=event, HTTP_X_GITHUB_DELIVERY=uuid.uuid4().hex)
+        environ["HTTP_X_HUB_SIGNATURE_256"] = sign_github(WEBHOOK_SECRET, body)
+    seen: list[str] = []
+    chunks = app(environ, lambda status, _headers: seen.append(status))
+    return int(seen[0].split()[0]), json.loads(b"".join(chunks))
+
+
+def world_settings(fake: FakeForge, tracking_uri: str) -> Settings:
+    common: dict[str, Any] = {
+        "tracking_uri": tracking_uri,
+        "platform": fake.platform,
+        "bot_username": BOT,
+        "requested_by": "dana",
+    }
+    if isinstance(fake, FakeGitLab):
+        common.update(
+            gitlab_url=fake.base,
+            gitlab_project=fake.project,
+            gitlab_token=Secret("glpat-test-not-a-token"),
+            gitlab_webhook_secret=Secret(WEBHOOK_SECRET),
+        )
+    else:
+        assert isinstance(fake, FakeGitHub)
+        common.update(
+            github_api_url=fake.api,
+            github_repository=fake.repo,
+            github_token=Secret("ghp_test_not_a_token"),
+            github_webhook_secret=Secret(WEBHOOK_SECRET),
+        )
+    return Settings(**common)
+
+
+@contextmanager
+def make_world(platform: str, tracking_uri: str, model: str, tmp_path: Path) -> Iterator[World]:
+    """v1 trained, gated (the candidate), its request opened by `request` and ticked."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_passthru(tracking_uri)
+        fake = make_fake(platform)
+        fake.install(rsps)
+        params = parse_params({"register_model": {"model_name": model}}, "test")
+        ctx = Context(settings=world_settings(fake, tracking_uri), params=params)
+        run_id = log_training_run(tracking_uri, {"final.logloss": 0.6, "final.accuracy": 0.7})
+        version = register(ctx, run_id=run_id, alias="smoke").version.version
+        gate(ctx, version=version)
+        number = int(open_or_update_request(ctx).number)
+        fake.set_body(number, fake.body(number).replace("- [ ]", "- [x]"))
+        rsps.calls.reset()
+        yield World(ctx, fake, rsps, number, tmp_path)
+        assert fake.errors == []
+
+
+def _author(comment: dict[str, Any]) -> str:
+    user = comment.get("author") or comment.get("user") or {}
+    return str(user.get("username") or user.get("login") or "")

@@ -64,7 +64,9 @@ class Headers:
 
     def get(self, name: str) -> str:
         key = "HTTP_" + name.upper().replace("-", "_")
-        return str(self._environ.get(key, "")).strip()
+        # HTTP's optional whitespace only: str.strip() would also eat bytes such as 0xA0 (the
+        # last byte of "à" in UTF-8) off a secret's raw bytes, decoded as latin-1.
+        return str(self._environ.get(key, "")).strip(" \t")
 
 
 class WebhookApp:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from pathlib import Path
+
+import pytest
 
 
 def log_training_run(
@@ -27,3 +31,25 @@ def log_training_run(
         run_id_file.parent.mkdir(parents=True, exist_ok=True)
         run_id_file.write_text(json.dumps({"run_id": run.info.run_id}))
     return str(run.info.run_id)
+
+
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """`promotion-bot ARGS` in this process, as the installed script runs: (exit code, out, err).
+
+    The CLI points the root logger at this test's captured stderr; it is put back afterwards,
+    so a later test never logs into a closed capture.
+    """
+    from bot.cli import main
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    monkeypatch.setattr(sys, "argv", ["promotion-bot", *args])
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main()
+    finally:
+        root.handlers[:], root.level = handlers, level
+    captured = capsys.readouterr()
+    return int(exited.value.code or 0), captured.out, captured.err

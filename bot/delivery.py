@@ -41,7 +41,9 @@ def local_comment(ctx: Context, thread: str, body: str, author: str) -> Outcome:
     forge = ctx.forge
     if not isinstance(forge, LocalForge):
         raise BotError("`comment` works on the local platform only (PROMOTION_BOT_PLATFORM=local)")
-    number = thread.lstrip("#")
+    number = thread.removeprefix("#")
+    if not (number.isascii() and number.isdigit()):
+        raise BotError(f"THREAD must be an issue number such as 3 or #3, got {thread!r}")
     current = forge.get_thread("issue", number)
     comment = forge.add_comment(number, author, body)
     return handle_comment(ctx, CommentEvent.from_comment("local", current, comment))
@@ -73,12 +75,13 @@ def serve(ctx: Context, host: str, port: int) -> None:
         # nothing here (MLflow's route is always open).
         allowed_platforms=[ctx.settings.platform],
     )
-    if ctx.echo is not None:
-        open_routes = [
-            route
-            for route, name in WEBHOOK_ROUTES.items()
-            if app.allows(name) and app.configured(name)
-        ]
-        routes = ", ".join(open_routes) or "none (no secret set)"
-        ctx.echo(f"promotion-bot serving on http://{host}:{port} — accepting {routes}")
-    run_server(ctx.settings, host, port, app)
+    open_routes = [
+        route for route, name in WEBHOOK_ROUTES.items() if app.allows(name) and app.configured(name)
+    ]
+    routes = ", ".join(open_routes) or "none (no secret set)"
+
+    def announce(urls: list[str]) -> None:  # once bound: a busy port fails before this line
+        if ctx.echo is not None:
+            ctx.echo(f"promotion-bot serving on {', '.join(urls)} — accepting {routes}")
+
+    run_server(ctx.settings, host, port, app, announce=announce)

@@ -282,7 +282,7 @@ def _ignored(reason: str, extra: dict[str, str]) -> Response:
 def _read_body(environ: dict[str, Any]) -> bytes | None:
     """The raw body, or None when it is over MAX_BODY (decided without reading it if possible)."""
     raw_length = str(environ.get("CONTENT_LENGTH") or "").strip()
-    if raw_length.isdigit():
+    if raw_length.isascii() and raw_length.isdigit():
         length = int(raw_length)
         if length > MAX_BODY:
             return None

@@ -31,6 +31,8 @@ SECRET_PARAMS = frozenset(
     }
 )
 MASK = "***"
+# Parentheses end a URL or a value: messages say "(see https://...)" far more often than a URL
+# or a token contains one.
 _URL = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>()]+""")
 _PARAM = re.compile(r"(?i)(?<=[?&;])([A-Za-z_-]+)=([^&;#\s'\"<>()]*)")
 

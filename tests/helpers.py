@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,40 @@ def run_main(
         root.handlers[:], root.level = handlers, level
     captured = capsys.readouterr()
     return int(exited.value.code or 0), captured.out, captured.err
+
+
+def start_serve(folder: Path, port: int, *flags: str, secret: str) -> subprocess.Popen[str]:
+    """`promotion-bot [FLAGS] serve` in its own process: local platform, MLflow route open, a
+    tracking URI nothing listens on (only a reported alias change would call it)."""
+    from tests.mlflow_server import free_port
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PROMOTION_BOT_PLATFORM": "local",
+        "PROMOTION_BOT_LOCAL_DIR": str(folder / "forge"),
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MLFLOW_WEBHOOK_SECRET": secret,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *flags, "serve", "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            requests.get(f"{url}/healthz", timeout=1)
+            return
+        except requests.ConnectionError:
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.1)

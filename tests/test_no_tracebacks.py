@@ -5,10 +5,7 @@ registry, and `serve`'s worker retries on the MLflow webhook path. With -v the t
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +14,7 @@ import pytest
 import requests
 
 from bot.webhook_auth import sign_mlflow
-from tests.helpers import run_main
+from tests.helpers import run_main, start_serve, wait_until_serving
 from tests.mlflow_server import free_port
 from tests.promotion_env import Playground
 
@@ -54,26 +51,6 @@ def test_poll_with_an_unreachable_registry(
     assert "Traceback (most recent call last)" in verbose.replace("\\n", "\n")
 
 
-def _serve(tmp_path: Path, port: int, *flags: str) -> subprocess.Popen[str]:
-    (tmp_path / "params.yaml").write_text("register_model:\n  model_name: m\n", encoding="utf-8")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "PROMOTION_BOT_PLATFORM": "local",
-        "PROMOTION_BOT_LOCAL_DIR": str(tmp_path / "forge"),
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",  # nothing listens there
-        "MLFLOW_WEBHOOK_SECRET": SECRET,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", *flags, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _deliver_alias_change(port: int) -> None:
     body = json.dumps(
         {
@@ -89,16 +66,8 @@ def _deliver_alias_change(port: int) -> None:
         "X-MLflow-Timestamp": stamp,
         "X-MLflow-Signature": sign_mlflow(SECRET, delivery, stamp, body),
     }
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            response = requests.post(
-                f"http://127.0.0.1:{port}/webhooks/mlflow", data=body, headers=headers, timeout=5
-            )
-            break
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.1)
+    url = f"http://127.0.0.1:{port}/webhooks/mlflow"
+    response = requests.post(url, data=body, headers=headers, timeout=5)
     assert response.status_code == 202, response.text
 
 
@@ -109,10 +78,12 @@ def test_serve_worker_retries_on_the_mlflow_webhook_path(tmp_path: Path) -> None
     for flags in ((), ("-v",)):
         folder = tmp_path / ("verbose" if flags else "quiet")
         folder.mkdir()
+        (folder / "params.yaml").write_text("register_model:\n  model_name: m\n", encoding="utf-8")
         port = free_port()
-        runs[flags] = (_serve(folder, port, *flags), port)
+        runs[flags] = (start_serve(folder, port, *flags, secret=SECRET), port)
     try:
-        for _, port in runs.values():
+        for process, port in runs.values():
+            wait_until_serving(f"http://127.0.0.1:{port}", process)
             _deliver_alias_change(port)
         time.sleep(0.5)
         outputs = {}

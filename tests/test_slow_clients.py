@@ -8,10 +8,7 @@ channel_timeout only counts silence).
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +22,7 @@ from bot.config import Secret, Settings
 from bot.serve import HttpServer
 from bot.server import build_app
 from bot.webhook_auth import sign_github
+from tests.helpers import start_serve, wait_until_serving
 from tests.mlflow_server import free_port
 from tests.webhook_fixtures import raw_webhook
 
@@ -125,33 +123,11 @@ def signed_delivery(url: str) -> int:
 def test_healthz_answers_within_a_second_while_150_connections_dribble(tmp_path: Path) -> None:
     """Against `promotion-bot serve` itself, in its own process, on loopback."""
     port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "PROMOTION_BOT_PLATFORM": "local",
-        "PROMOTION_BOT_LOCAL_DIR": str(tmp_path / "forge"),
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",  # never called here
-        "MLFLOW_WEBHOOK_SECRET": SECRET,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = start_serve(tmp_path, port, secret=SECRET)
     url = f"http://127.0.0.1:{port}"
     dribblers = None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"{url}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None, process.communicate()[1]
-                assert time.monotonic() < deadline, "serve did not come up"
-                time.sleep(0.1)
+        wait_until_serving(url, process)
         dribblers = Dribblers(port, 150, interval=1.0)
         latencies = health_latencies(url, seconds=6)
         still_open = dribblers.closed_by_server().count(False)
@@ -159,7 +135,7 @@ def test_healthz_answers_within_a_second_while_150_connections_dribble(tmp_path:
         if dribblers is not None:
             dribblers.close()
         process.terminate()
-        process.wait(30)
+        process.communicate(timeout=30)
     print(
         f"\n/healthz under 150 dribbling connections: {len(latencies)} answers, "
         f"max {max(latencies) * 1000:.0f} ms; {still_open} dribblers still open after 6 s"

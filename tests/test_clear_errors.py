@@ -165,3 +165,11 @@ def test_serve_on_an_invalid_host(tmp_path: Path, host: str) -> None:
     done = serve(tmp_path, "--host", host, "--port", "0")
     one_error_line(done.returncode, done.stderr, f"--host {host!r}: not a host name or address")
     assert "serving" not in done.stdout
+
+
+def test_the_local_forge_reads_no_thread_number_int_cannot_parse(tmp_path: Path) -> None:
+    from bot.errors import ForgeNotFoundError
+    from bot.forges.local import LocalForge
+
+    with pytest.raises(ForgeNotFoundError, match="no thread #²"):
+        LocalForge(tmp_path / "forge").get_thread("issue", "²")

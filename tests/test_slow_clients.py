@@ -8,6 +8,7 @@ channel_timeout only counts silence).
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import threading
 import time
@@ -186,3 +187,19 @@ def test_past_max_connections_the_longest_waiting_are_closed_and_new_ones_get_in
             old.close()
             new.close()
         assert dispatched == ["2712345601"]
+
+
+def test_a_content_length_of_non_ascii_digits_is_not_trusted() -> None:
+    """ "²" is a digit to str.isdigit() but not to int(): it must not become a 500."""
+    app = build_app(Settings(github_webhook_secret=Secret(SECRET)), lambda _event: None)
+    body = io.BytesIO(b"{}")
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/webhooks/github",
+        "CONTENT_LENGTH": "²",
+        "wsgi.input": body,
+    }
+    statuses: list[str] = []
+    app(environ, lambda status, _headers: statuses.append(status))
+    assert statuses == ["401 Unauthorized"]  # read as "no length": nothing read, then unsigned
+    assert body.tell() == 0

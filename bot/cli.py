@@ -66,6 +66,7 @@ def _context(kwargs: dict[str, Any]) -> Context:
     """Build the Context from params.yaml, the environment and this command's options."""
     from bot.config import Settings, load_params
     from bot.context import Context
+    from bot.urls import url_secrets
 
     root = click.get_current_context().find_root().obj or {}
     params_path = kwargs.pop("params_path", None) or root.get("params_path")
@@ -74,7 +75,12 @@ def _context(kwargs: dict[str, Any]) -> Context:
     redactor = root.get("redactor")
     if redactor is not None:  # mask this run's secrets in every log line from now on
         redactor.set_secrets(settings.secret_values())
-    return Context(settings=settings, params=load_params(params_path), echo=click.echo)
+    settings.validated()
+    params = load_params(params_path)
+    if redactor is not None:
+        hook = url_secrets(params.promotion.post_promote_hook)
+        redactor.set_secrets([*settings.secret_values(), *hook])
+    return Context(settings=settings, params=params, echo=click.echo)
 
 
 def with_context(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 import yaml
 from pydantic import (
@@ -25,8 +23,9 @@ from pydantic import (
     model_validator,
 )
 
+from bot import config_checks as check
 from bot.errors import ConfigError
-from bot.forges.base import ROLE_LEVELS
+from bot.urls import redact_url, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -35,33 +34,21 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # allow_inf_nan=False: a tolerance or threshold of nan or inf would pass or fail everything.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 INITIAL_ALIASES = ("ci-smoke", "smoke")
-
-
-def _alias_name(value: str) -> str:
-    """MLflow's rule for alias names, checked here so a typo fails before any registry call."""
-    if not re.fullmatch(r"[\w-]{1,255}", value):
-        raise ValueError(f"{value!r} is not an MLflow alias (letters, digits, _ and - only)")
-    if value.lower() == "latest" or re.fullmatch(r"[vV]\d+", value):
-        raise ValueError(f"{value!r} is reserved by MLflow")
-    return value
+_alias_name = check.alias_name
 
 
 class RegisterModel(_Section):
     model_name: str = Field("soccer-match-outcome", min_length=1)
     model_stage: Literal["ci-smoke", "smoke"] = "smoke"
-    run_id_file: str = "data/models/final_run_id.json"
+    run_id_file: str = Field("data/models/final_run_id.json", min_length=1)
     artifact_path: str = Field("model", min_length=1)
 
-    @field_validator("model_name")
-    @classmethod
-    def _mlflow_name(cls, value: str) -> str:
-        if "/" in value or ":" in value:
-            raise ValueError(f"{value!r}: MLflow model names cannot contain '/' or ':'")
-        return value
+    _name = field_validator("model_name")(check.model_name)
 
 
 class PromoteModel(_Section):
@@ -69,7 +56,7 @@ class PromoteModel(_Section):
     greater_is_better: bool = False
     tolerance: float = Field(0.005, ge=0)
     candidate_alias: str = Field("candidate", min_length=1)
-    output: str = "data/models/promoted_model.json"
+    output: str = Field("data/models/promoted_model.json", min_length=1)
 
     _alias = field_validator("candidate_alias")(_alias_name)
 
@@ -83,7 +70,7 @@ class Inference(_Section):
 class RequestConfig(_Section):
     kind: Literal["issue", "merge_request", "pull_request"] = "issue"
     labels: tuple[str, ...] = ("model-promotion",)
-    target_branch: str = "main"
+    target_branch: str = Field("main", min_length=1)
     record_path: str = "promotions/{model_name}.json"
     merge_on_promote: bool = True
     close_on_promote: bool = True
@@ -107,6 +94,13 @@ class RequestConfig(_Section):
     def _labels_list(cls, value: Any) -> Any:
         return tuple(value) if isinstance(value, list) else value
 
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:  # the bot finds its requests by these labels
+            raise ValueError("at least one label")
+        return tuple(check.label(item) for item in value)
+
 
 class Approvers(_Section):
     users: tuple[str, ...] = ()
@@ -120,13 +114,18 @@ class Approvers(_Section):
     def _users_list(cls, value: Any) -> Any:
         return tuple(value) if isinstance(value, list) else value
 
-    @field_validator("min_role")
+    @field_validator("users")
     @classmethod
-    def _known_role(cls, value: str | None) -> str | None:
-        if value is not None and value.lower() not in ROLE_LEVELS:
-            known = ", ".join(sorted(ROLE_LEVELS))
-            raise ValueError(f"unknown role {value!r} (one of: {known})")
-        return value.lower() if value else None
+    def _usernames(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check.person(item) for item in value)
+
+    _role = field_validator("min_role")(check.min_role)
+
+    @model_validator(mode="after")
+    def _someone_may_approve(self) -> Approvers:
+        if self.min_role is None and not self.users:
+            raise ValueError("min_role is null and users is empty: nobody could approve")
+        return self
 
 
 class Threshold(_Section):
@@ -149,6 +148,14 @@ class Gates(_Section):
     @classmethod
     def _tags_list(cls, value: Any) -> Any:
         return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("required_tags")
+    @classmethod
+    def _tag_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for tag in value:
+            if not tag.strip():
+                raise ValueError("an empty tag name")
+        return value
 
 
 class ChecklistItem(_Section):
@@ -175,6 +182,14 @@ class Promotion(_Section):
     post_promote_hook: str | None = None
 
     _alias = field_validator("champion_alias")(_alias_name)
+
+    @field_validator("post_promote_hook")
+    @classmethod
+    def _hook_url(cls, value: str | None) -> str | None:
+        problem = check.http_url(value) if value is not None else ""
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("checklist", mode="before")
     @classmethod
@@ -214,6 +229,12 @@ class Params(_Section):
         ):
             if alias in INITIAL_ALIASES:
                 raise ValueError(f"{key}: {alias!r} is an initial alias (set by register)")
+        # The record file is committed to the repository, the local forge writes it to disk.
+        path = self.promotion.request.record_path.format(model_name=self.model_name)
+        try:
+            check.repository_path(path)
+        except ValueError as exc:
+            raise ValueError(f"promotion.request.record_path: {exc}") from None
         return self
 
     @property
@@ -269,6 +290,11 @@ def load_params(path: str | Path | None = None) -> Params:
         raise ConfigError(f"{file}: not valid YAML{where}{what}") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{file}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line})"
+        ) from None
     return parse_params(data, str(file))
 
 
@@ -317,24 +343,47 @@ class Settings:
     github_webhook_secret: Secret = Secret("")
     mlflow_webhook_secret: Secret = Secret("")
     hook_secret: Secret = Secret("")
+    # MLflow reads these itself; the bot holds them only to mask them in its output.
+    mlflow_password: Secret = Secret("")
+    mlflow_token: Secret = Secret("")
     requested_by: str = ""
     local_dir: Path = Path(".promotion-bot")
     bot_username: str = ""  # optional override of the account name the forge reports
     pipeline_url: str = ""
 
     def __repr__(self) -> str:
-        # Secrets show as Secret(); a password inside the tracking URI must not show either.
-        from bot.registry import redact_uri
-
-        shown = replace(self, tracking_uri=redact_uri(self.tracking_uri))
-        fields = ", ".join(f"{key}={value!r}" for key, value in vars(shown).items())
+        # Secrets show as Secret(); a credential inside a URL must not show either.
+        shown = {
+            key: redact_url(value) if key in _URL_FIELDS else value
+            for key, value in vars(self).items()
+        }
+        fields = ", ".join(f"{key}={value!r}" for key, value in shown.items())
         return f"Settings({fields})"
 
     def secret_values(self) -> list[str]:
         """Every secret this run knows, for masking in logs and errors."""
         values = [value.value for value in vars(self).values() if isinstance(value, Secret)]
-        password = urlsplit(self.tracking_uri).password  # as written, and as sent
-        return [*values, password, unquote(password)] if password else values
+        for key in _URL_FIELDS:  # a user:password@ or ?private_token= in a URL, as written and sent
+            values += url_secrets(getattr(self, key))
+        return values
+
+    def validated(self, env: Mapping[str, str] | None = None) -> Settings:
+        """This, once every value the active platform uses is one it can use (else ConfigError)."""
+        from bot.locking import lock_folder  # reads PROMOTION_BOT_LOCK_DIR, and checks it
+
+        env = os.environ if env is None else env
+        problems = [("tracking URI", check.tracking_uri(self.tracking_uri, env))]
+        if self.platform == "gitlab":
+            problems.append(("GITLAB_URL", check.http_url(self.gitlab_url)))
+        if self.platform == "github":
+            problems.append(("GITHUB_API_URL", check.http_url(self.github_api_url)))
+        if self.platform == "local":
+            problems.append(("PROMOTION_BOT_LOCAL_DIR", check.folder(self.local_dir)))
+        for name, problem in problems:
+            if problem:
+                raise ConfigError(f"{name}: {problem}")
+        lock_folder(env)
+        return self
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Apply command-line values (None means "not given")."""
@@ -372,6 +421,8 @@ class Settings:
             github_webhook_secret=Secret(get("GITHUB_WEBHOOK_SECRET")),
             mlflow_webhook_secret=Secret(get("MLFLOW_WEBHOOK_SECRET")),
             hook_secret=Secret(get("PROMOTION_BOT_HOOK_SECRET")),
+            mlflow_password=Secret(get("MLFLOW_TRACKING_PASSWORD")),
+            mlflow_token=Secret(get("MLFLOW_TRACKING_TOKEN")),
             requested_by=get("PROMOTION_BOT_REQUESTED_BY", "GITLAB_USER_LOGIN", "GITHUB_ACTOR"),
             local_dir=Path(get("PROMOTION_BOT_LOCAL_DIR", default=".promotion-bot")),
             bot_username=get("PROMOTION_BOT_USERNAME"),
@@ -380,6 +431,7 @@ class Settings:
 
 
 PLATFORMS = ("gitlab", "github", "local")
+_URL_FIELDS = ("tracking_uri", "gitlab_url", "github_api_url")
 
 
 def _detect_platform(env: Mapping[str, str]) -> str:

@@ -45,7 +45,9 @@ def local_comment(ctx: Context, thread: str, body: str, author: str) -> Outcome:
     forge = ctx.forge
     if not isinstance(forge, LocalForge):
         raise BotError("`comment` works on the local platform only (PROMOTION_BOT_PLATFORM=local)")
-    number = thread.lstrip("#")
+    number = thread.removeprefix("#")
+    if not (number.isascii() and number.isdigit()):
+        raise BotError(f"THREAD must be an issue number such as 3 or #3, got {thread!r}")
     current = forge.get_thread("issue", number)
     comment = forge.add_comment(number, author, body)
     event = CommentEvent.from_comment("local", forge.project_ref(), current, comment)
@@ -57,15 +59,16 @@ def serve(ctx: Context, host: str, port: int) -> None:
     from bot.server import WEBHOOK_ROUTES, run_server
 
     app = serve_app(ctx)
-    if ctx.echo is not None:
-        open_routes = [
-            route
-            for route, name in WEBHOOK_ROUTES.items()
-            if app.allows(name) and app.configured(name)
-        ]
-        routes = ", ".join(open_routes) or "none (no secret set)"
-        ctx.echo(f"promotion-bot serving on http://{host}:{port} — accepting {routes}")
-    run_server(ctx.settings, host, port, app)
+    open_routes = [
+        route for route, name in WEBHOOK_ROUTES.items() if app.allows(name) and app.configured(name)
+    ]
+    routes = ", ".join(open_routes) or "none (no secret set)"
+
+    def announce(urls: list[str]) -> None:  # once bound: a busy port fails before this line
+        if ctx.echo is not None:
+            ctx.echo(f"promotion-bot serving on {', '.join(urls)} — accepting {routes}")
+
+    run_server(ctx.settings, host, port, app, announce=announce)
 
 
 def serve_app(ctx: Context) -> WebhookApp:

@@ -12,6 +12,8 @@ from typing import Any
 
 import requests
 
+from bot.urls import redact_url
+
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Promotion-Bot-Signature"
@@ -46,7 +48,13 @@ def call_hook(
             problem = f"HTTP {response.status_code}"
             if 400 <= response.status_code < 500 and response.status_code != 429:
                 break  # the hook refused the call: repeating it will not help
-        log.warning("post_promote_hook attempt %d/%d failed: %s", attempt, attempts, problem)
+        log.warning(
+            "post_promote_hook %s attempt %d/%d failed: %s",
+            redact_url(url),
+            attempt,
+            attempts,
+            problem,
+        )
         if attempt < attempts:
             sleep(0.5 * 2 ** (attempt - 1))
     return problem

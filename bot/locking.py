@@ -13,26 +13,39 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot.errors import BotError
+from bot.errors import BotError, ConfigError
 
 log = logging.getLogger(__name__)
 
 
+def lock_folder(env: Mapping[str, str] | None = None) -> Path:
+    """PROMOTION_BOT_LOCK_DIR (default the system temp dir); a file there is a ConfigError."""
+    env = os.environ if env is None else env
+    folder = Path(env.get("PROMOTION_BOT_LOCK_DIR") or tempfile.gettempdir())
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"PROMOTION_BOT_LOCK_DIR: {folder} is a file, not a folder")
+    return folder
+
+
 def lock_path(tracking_uri: str, model: str) -> Path:
     digest = hashlib.sha256(f"{tracking_uri}\0{model}".encode()).hexdigest()[:24]
-    folder = Path(os.environ.get("PROMOTION_BOT_LOCK_DIR", tempfile.gettempdir()))
-    return folder / f"promotion-bot-{digest}.lock"
+    return lock_folder() / f"promotion-bot-{digest}.lock"
 
 
 @contextmanager
 def model_lock(tracking_uri: str, model: str, timeout: float = 120.0) -> Iterator[None]:
     path = lock_path(tracking_uri, model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"PROMOTION_BOT_LOCK_DIR: cannot create the lock file {path} ({exc.strerror})"
+        ) from None
     try:
         deadline = time.monotonic() + timeout
         delay = 0.005

@@ -1,4 +1,9 @@
-"""Logging for the CLI and the server: text or JSON lines, with secrets masked on the way out."""
+"""Logging for the CLI and the server: text or JSON lines, with secrets masked on the way out.
+
+A record with an exception is one line unless -v: the exception's type and first line are
+appended to the message, and the traceback is shown only when `tracebacks` is on (README: "one
+line unless -v"). Records keep their exc_info, so tests and other handlers still see it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,42 @@ import sys
 from collections.abc import Iterable
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_SUMMARY_CHARS = 300
+
+
+def exception_summary(record: logging.LogRecord) -> str:
+    """`Type: first line of the message` of the record's exception, or ""."""
+    masked = getattr(record, "_error_summary", None)  # set by RedactSecrets
+    if masked is not None:
+        return str(masked)
+    if not record.exc_info or record.exc_info[1] is None:
+        return ""
+    exc = record.exc_info[1]
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 1] + "…"
+
+
+class TextFormatter(logging.Formatter):
+    """`LEVEL logger: message`, an exception as `(Type: message)` unless tracebacks are on."""
+
+    def __init__(self, tracebacks: bool = True) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.tracebacks or not record.exc_info:
+            return super().format(record)
+        record.message = record.getMessage()
+        return f"{self.formatMessage(record)} ({exception_summary(record)})"
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object a line, with the `extra={...}` context (delivery id, model, version)."""
+
+    def __init__(self, tracebacks: bool = True) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -27,8 +64,10 @@ class JsonFormatter(logging.Formatter):
                 if k not in _STANDARD and not k.startswith("_")
             }
         )
-        if record.exc_info:  # exc_text: the traceback as RedactSecrets left it
-            entry["traceback"] = record.exc_text or self.formatException(record.exc_info)
+        if record.exc_info:
+            entry["error"] = exception_summary(record)
+            if self.tracebacks:  # exc_text: the traceback as RedactSecrets left it
+                entry["traceback"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
@@ -57,6 +96,8 @@ class RedactSecrets(logging.Filter):
                 record.exc_text = logging.Formatter().formatException(record.exc_info)
             if record.exc_text:
                 record.exc_text = self.redact(record.exc_text)
+            if record.exc_info:  # the one-line form formatters show without -v
+                record._error_summary = self.redact(exception_summary(record))
             if record.stack_info:
                 record.stack_info = self.redact(record.stack_info)
             for key, value in list(record.__dict__.items()):  # extra={...} context
@@ -68,11 +109,9 @@ class RedactSecrets(logging.Filter):
 def configure(verbose: int, fmt: str, secrets: Iterable[str] = ()) -> RedactSecrets:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     redactor = RedactSecrets(secrets)
+    formatter = JsonFormatter if fmt == "json" else TextFormatter
+    handler.setFormatter(formatter(tracebacks=verbose > 0))
     handler.addFilter(redactor)
     root = logging.getLogger()
     root.handlers[:] = [handler]

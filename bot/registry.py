@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import NotFoundError, RegistryError
 from bot.models import RunInfo, VersionInfo
+from bot.urls import redact_url, redact_urls_in
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +46,6 @@ HISTORY_REASON_CHARS = 500  # the full reason stays in the thread; the tag keeps
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
 # MLflow's "API request to <full URI, password included> failed with [timeout ]exception ...".
 _GAVE_UP = re.compile(r"failed with (timeout )?exception")
-_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
-
-
-def redact_uri(uri: str) -> str:
-    """A tracking URI fit for logs and errors: no user:password@ part."""
-    parts = urlsplit(uri)
-    if "@" in parts.netloc:
-        host = parts.netloc.rpartition("@")[2]  # keeps [::1] brackets and the port as written
-        return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, ""))
-    return uri
 
 
 class Registry:
@@ -70,6 +61,7 @@ class Registry:
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self._models = _registry_client(self._client)
+        log.info("registry at %s", redact_url(tracking_uri))
 
     # --- error translation -------------------------------------------------------------------
     @contextmanager
@@ -83,15 +75,15 @@ class Registry:
                 raise NotFoundError(f"{what}: not found in the registry") from None
             if _GAVE_UP.search(exc.message or ""):  # the REST client gave up (or timed out)
                 raise RegistryError(
-                    f"{what}: the registry at {redact_uri(self.tracking_uri)} is unreachable"
+                    f"{what}: the registry at {redact_url(self.tracking_uri)} is unreachable"
                 ) from None
             raise RegistryError(
-                f"{what}: the registry at {redact_uri(self.tracking_uri)} failed "
+                f"{what}: the registry at {redact_url(self.tracking_uri)} failed "
                 f"({exc.error_code}: {_first_line(exc.message)})"
             ) from None
         except OSError as exc:  # requests' ConnectionError is an OSError
             raise RegistryError(
-                f"{what}: the registry at {redact_uri(self.tracking_uri)} is unreachable "
+                f"{what}: the registry at {redact_url(self.tracking_uri)} is unreachable "
                 f"({type(exc).__name__})"
             ) from None
 
@@ -288,7 +280,7 @@ def _registry_client(client: Any) -> Any:
 
 def _first_line(text: str) -> str:
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    return _USERINFO.sub("***@", line)[:200]  # a server message may quote a URI with a password
+    return redact_urls_in(line)[:200]  # a server message may quote a URI with a password
 
 
 def _json_list(raw: str) -> list[dict[str, Any]]:

@@ -30,7 +30,8 @@ def actor_refusal(ctx: Context, author: str, author_id: str) -> Refusal | None:
         return Refusal("bot", "the bot never acts on its own comments", "")
     listed = author.lower() in {user.lower() for user in approvers.users}
     if not listed and approvers.min_role:
-        listed = ctx.forge.access_level(author, author_id) >= role_level(approvers.min_role)
+        required = role_level(approvers.min_role)  # > 0 for every role config accepts
+        listed = required > 0 and ctx.forge.access_level(author, author_id) >= required
     if not listed:
         return Refusal(
             "not_eligible",

@@ -66,7 +66,9 @@ class Headers:
 
     def get(self, name: str) -> str:
         key = "HTTP_" + name.upper().replace("-", "_")
-        return str(self._environ.get(key, "")).strip()
+        # HTTP's optional whitespace only: str.strip() would also eat bytes such as 0xA0 (the
+        # last byte of "à" in UTF-8) off a secret's raw bytes, decoded as latin-1.
+        return str(self._environ.get(key, "")).strip(" \t")
 
 
 class WebhookApp:
@@ -294,7 +296,7 @@ def _ignored(reason: str, extra: dict[str, str]) -> Response:
 def _read_body(environ: dict[str, Any]) -> bytes | None:
     """The raw body, or None when it is over MAX_BODY (decided without reading it if possible)."""
     raw_length = str(environ.get("CONTENT_LENGTH") or "").strip()
-    if raw_length.isdigit():
+    if raw_length.isascii() and raw_length.isdigit():
         length = int(raw_length)
         if length > MAX_BODY:
             return None

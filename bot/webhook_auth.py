@@ -7,7 +7,10 @@
   timestamp (seconds) in `X-MLflow-Delivery-Id` and `X-MLflow-Timestamp`. The timestamp must be
   within 5 minutes of our clock, so a captured delivery cannot be replayed later.
 
-Every comparison is constant-time on bytes (`hmac.compare_digest` refuses non-ASCII str). The
+Every comparison is constant-time on exact bytes: a header's raw bytes (WSGI hands headers over
+decoded as latin-1, so `.encode("latin-1")` gives them back unchanged) against the secret's UTF-8
+bytes. Nothing is replaced or normalised on either side, so no two different secrets compare
+equal; a header str latin-1 cannot encode did not come off the wire and matches nothing. The
 reasons raised are fit for a log line: they never contain a secret or a signature value.
 """
 
@@ -27,9 +30,16 @@ class WebhookAuthError(Exception):
     """The delivery is not authentic (→ 401). The message is safe to log."""
 
 
-def _bytes(value: str) -> bytes:
-    # WSGI hands headers over as latin-1 decoded str; any byte sequence round-trips.
-    return value.encode("latin-1", errors="replace")
+def header_bytes(value: str) -> bytes | None:
+    """The raw bytes of a WSGI header value; None when `value` cannot have come off the wire."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+
+
+def _equal(expected: bytes, given: bytes | None) -> bool:
+    return given is not None and hmac.compare_digest(expected, given)
 
 
 def sign_github(secret: str, body: bytes) -> str:
@@ -42,9 +52,10 @@ def check_github(secret: str, body: bytes, header: str | None) -> None:
         raise WebhookAuthError("no webhook secret configured")
     if not header:
         raise WebhookAuthError("missing X-Hub-Signature-256 header")
-    expected = sign_github(secret, body)
-    # GitHub sends lowercase hex; accept uppercase too, the digest is the same.
-    if not hmac.compare_digest(_bytes(expected), _bytes(header.strip().lower())):
+    expected = sign_github(secret, body).encode("ascii")
+    given = header_bytes(header)
+    # GitHub sends lowercase hex; accept uppercase too (bytes.lower() touches ASCII letters only).
+    if not _equal(expected, None if given is None else given.lower()):
         raise WebhookAuthError("X-Hub-Signature-256 does not match the body")
 
 
@@ -53,14 +64,19 @@ def check_gitlab(secret: str, header: str | None) -> None:
         raise WebhookAuthError("no webhook secret configured")
     if not header:
         raise WebhookAuthError("missing X-Gitlab-Token header")
-    if not hmac.compare_digest(_bytes(secret), _bytes(header)):
+    if not _equal(secret.encode("utf-8"), header_bytes(header)):
         raise WebhookAuthError("X-Gitlab-Token does not match the secret")
 
 
 def sign_mlflow(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
-    signed = f"{delivery_id}.{timestamp}.".encode() + body
+    """What MLflow sends (its ids and timestamps are ASCII, so UTF-8 is their wire form)."""
+    return _mlflow_signature(secret, delivery_id.encode(), timestamp.encode(), body).decode()
+
+
+def _mlflow_signature(secret: str, delivery_id: bytes, timestamp: bytes, body: bytes) -> bytes:
+    signed = delivery_id + b"." + timestamp + b"." + body
     digest = hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).digest()
-    return f"{MLFLOW_VERSION},{base64.b64encode(digest).decode('ascii')}"
+    return MLFLOW_VERSION.encode() + b"," + base64.b64encode(digest)
 
 
 def check_mlflow(
@@ -84,9 +100,13 @@ def check_mlflow(
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > tolerance:
         raise WebhookAuthError(f"X-MLflow-Timestamp is more than {tolerance} s from our clock")
-    expected = _bytes(sign_mlflow(secret, delivery_id, timestamp, body))
+    raw_id, raw_signature = header_bytes(delivery_id), header_bytes(signature)
+    if raw_id is None or raw_signature is None:
+        raise WebhookAuthError("X-MLflow-Signature does not match the delivery")
+    # Signed over the id's bytes as they arrived, not over a re-encoding of them.
+    expected = _mlflow_signature(secret, raw_id, timestamp.encode("ascii"), body)
     # Standard Webhooks allows several space-separated signatures (secret rotation).
-    candidates = [_bytes(part) for part in signature.split()]
+    candidates = [part for part in raw_signature.split(b" ") if part]
     # Compare with every candidate (no early exit), so timing says nothing about which matched.
     matched = [hmac.compare_digest(expected, candidate) for candidate in candidates]
     if not any(matched):

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 
 def log_training_run(
@@ -27,3 +34,62 @@ def log_training_run(
         run_id_file.parent.mkdir(parents=True, exist_ok=True)
         run_id_file.write_text(json.dumps({"run_id": run.info.run_id}))
     return str(run.info.run_id)
+
+
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """`promotion-bot ARGS` in this process, as the installed script runs: (exit code, out, err).
+
+    The CLI points the root logger at this test's captured stderr; it is put back afterwards,
+    so a later test never logs into a closed capture.
+    """
+    from bot.cli import main
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    monkeypatch.setattr(sys, "argv", ["promotion-bot", *args])
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main()
+    finally:
+        root.handlers[:], root.level = handlers, level
+    captured = capsys.readouterr()
+    return int(exited.value.code or 0), captured.out, captured.err
+
+
+def start_serve(folder: Path, port: int, *flags: str, secret: str) -> subprocess.Popen[str]:
+    """`promotion-bot [FLAGS] serve` in its own process: local platform, MLflow route open, a
+    tracking URI nothing listens on (only a reported alias change would call it)."""
+    from tests.mlflow_server import free_port
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PROMOTION_BOT_PLATFORM": "local",
+        "PROMOTION_BOT_LOCAL_DIR": str(folder / "forge"),
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MLFLOW_WEBHOOK_SECRET": secret,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *flags, "serve", "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            requests.get(f"{url}/healthz", timeout=1)
+            return
+        except requests.ConnectionError:
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.1)

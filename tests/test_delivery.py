@@ -118,8 +118,11 @@ def test_serve_opens_only_the_configured_forges_route(
     ctx.__dict__["forge"] = LocalForge(tmp_path / "forge")
     started: list[WebhookApp] = []
 
-    def run_server(_settings: Settings, _host: str, _port: int, app: WebhookApp) -> None:
+    def run_server(
+        _settings: Settings, host: str, port: int, app: WebhookApp, announce: Any
+    ) -> None:
         started.append(app)
+        announce([f"http://{host}:{port}"])  # the real one calls it once bound
 
     monkeypatch.setattr("bot.server.run_server", run_server)
     serve(ctx, "127.0.0.1", 8080)
@@ -142,7 +145,7 @@ def test_serve_local_takes_only_mlflow(tmp_path: Path, monkeypatch: pytest.Monke
     ctx = Context(settings, Params(), echo=lambda _line: None)
     ctx.__dict__["registry"] = object()
     started: list[Any] = []
-    monkeypatch.setattr("bot.server.run_server", lambda *args: started.append(args[3]))
+    monkeypatch.setattr("bot.server.run_server", lambda *args, **_: started.append(args[3]))
     serve(ctx, "127.0.0.1", 8080)
     [app] = started
     assert not app.allows("github") and not app.allows("gitlab") and app.allows("mlflow")

@@ -12,7 +12,8 @@ import pytest
 
 import bot.registry as registry_module
 from bot.errors import NotFoundError, RegistryError
-from bot.registry import HISTORY_TAG, PENDING_TAG, Registry, redact_uri
+from bot.registry import HISTORY_TAG, PENDING_TAG, Registry
+from bot.urls import redact_url
 from tests.helpers import log_training_run
 from tests.mlflow_server import free_port
 
@@ -233,8 +234,8 @@ def test_version_tags(registry: Registry, model_name: str):
         ("sqlite:///mlflow.db", "sqlite:///mlflow.db"),
     ],
 )
-def test_redact_uri_hides_user_and_password(uri: str, shown: str):
-    assert redact_uri(uri) == shown
+def test_redact_url_hides_user_and_password(uri: str, shown: str):
+    assert redact_url(uri) == shown
 
 
 def test_links_for_people(sqlite_uri: str):
@@ -266,5 +267,5 @@ def test_an_unreachable_registry_fails_fast_with_a_clear_error(userinfo: str):
     elapsed = time.monotonic() - started
     message = str(caught.value)
     assert elapsed < 30, f"took {elapsed:.0f}s: the bounded retries are not applied"
-    assert message.startswith(f"model 'm': the registry at {redact_uri(uri)} is unreachable")
+    assert message.startswith(f"model 'm': the registry at {redact_url(uri)} is unreachable")
     assert "SECRET" not in message and "alice" not in message

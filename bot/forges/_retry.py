@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from bot.errors import ForgeAuthError, ForgeError, ForgeNotFoundError
+from bot.urls import redact_url, redact_urls_in
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def suggested_wait(
     if after is not None:
         return after
     reset = header(headers, "x-ratelimit-reset") or header(headers, "ratelimit-reset")
-    if header(headers, "x-ratelimit-remaining") == "0" and reset.isdigit():
+    if header(headers, "x-ratelimit-remaining") == "0" and reset.isascii() and reset.isdigit():
         return max(int(reset) - time.time(), 0.0) + 1.0
     if status == 403:  # secondary limit without Retry-After: GitHub says wait at least a minute
         return 60.0
@@ -176,8 +177,8 @@ class RetryingSession(requests.Session):
 
 
 def _path(url: str) -> str:
-    """The URL without its query string (a query can carry private search terms)."""
-    return url.split("?", 1)[0]
+    """The URL without its query string (a query can carry private search terms) or userinfo."""
+    return redact_url(url.split("?", 1)[0])
 
 
 def one_line(text: str, secrets: Iterable[str] = ()) -> str:
@@ -185,6 +186,7 @@ def one_line(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
+    text = redact_urls_in(text)
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 

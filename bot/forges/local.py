@@ -315,7 +315,7 @@ class LocalForge:
         _atomic_write(self._thread_path(data["number"]), _dump(data))
 
     def _thread_path(self, number: str) -> Path:
-        if not str(number).isdigit():
+        if not (str(number).isascii() and str(number).isdigit()):  # "²" is a digit to isdigit
             raise ForgeNotFoundError(f"local forge: no thread #{number}")
         return self.root / "threads" / f"{int(number)}.json"
 

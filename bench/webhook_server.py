@@ -17,10 +17,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from bot.config import Secret, Settings
 from bot.logs import configure
-from bot.models import CommentEvent
 from bot.server import StartResponse, WebhookApp, build_app, run_server
+from bot.settings import Secret, Settings
+from bot.threads import CommentEvent
 
 
 class TimedApp:

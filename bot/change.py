@@ -14,13 +14,10 @@ from typing import Any
 
 from bot.errors import RegistryError
 from bot.registry import ModelState, Registry
+from bot.tags import CHAMPION_SINCE_TAG, PROMOTED_BY_TAG, REQUEST_URL_TAG
 from bot.timestamps import utc_now_iso
 
 log = logging.getLogger(__name__)
-
-CHAMPION_SINCE_TAG = "promotion.champion_since"
-PROMOTED_BY_TAG = "promotion.promoted_by"
-REQUEST_URL_TAG = "promotion.request_url"
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,9 @@ def connection_options(func: F) -> F:
 
 def _context(kwargs: dict[str, Any]) -> Context:
     """Build the Context from params.yaml, the environment and this command's options."""
-    from bot.config import Settings, load_params
+    from bot.config import load_params
     from bot.context import Context
+    from bot.settings import Settings
     from bot.urls import url_secrets
 
     root = click.get_current_context().find_root().obj or {}

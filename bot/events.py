@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.models import CommentAction, CommentEvent, ProjectRef, ThreadKind
+from bot.threads import CommentAction, CommentEvent, ProjectRef, ThreadKind
 
 # GitLab sends notes on confidential issues and internal notes as "Confidential Note Hook".
 CONFIDENTIAL_NOTE_HEADER = "Confidential Note Hook"

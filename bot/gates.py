@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Params
-from bot.models import RunInfo
+from bot.versions import RunInfo
 
 
 @dataclass(frozen=True)

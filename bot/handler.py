@@ -23,10 +23,12 @@ from bot.context import Context
 from bot.errors import BotError, NotFoundError
 from bot.locking import model_lock
 from bot.markers import RequestMarker, answered_comment_ids, read_request_marker
-from bot.models import REQUESTED_IN_TAG, CommentEvent, Thread, VersionInfo
 from bot.outcome import Outcome
 from bot.registry import ModelState
 from bot.replies import Replies
+from bot.tags import REQUESTED_IN_TAG
+from bot.threads import CommentEvent, Thread
+from bot.versions import VersionInfo
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from bot.context import Context
 from bot.errors import BotError, ConfigError
-from bot.models import REGISTERED_AS_TAG, REQUESTED_BY_TAG, TOY_ALIAS, VersionInfo
+from bot.tags import REGISTERED_AS_TAG, REQUESTED_BY_TAG
+from bot.versions import TOY_ALIAS, VersionInfo
 
 log = logging.getLogger(__name__)
 

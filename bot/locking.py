@@ -11,24 +11,15 @@ import fcntl
 import hashlib
 import logging
 import os
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bot.errors import BotError, ConfigError
+from bot.settings import lock_folder
 
 log = logging.getLogger(__name__)
-
-
-def lock_folder(env: Mapping[str, str] | None = None) -> Path:
-    """PROMOTION_BOT_LOCK_DIR (default the system temp dir); a file there is a ConfigError."""
-    env = os.environ if env is None else env
-    folder = Path(env.get("PROMOTION_BOT_LOCK_DIR") or tempfile.gettempdir())
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"PROMOTION_BOT_LOCK_DIR: {folder} is a file, not a folder")
-    return folder
 
 
 def lock_path(tracking_uri: str, model: str) -> Path:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bot.commands import format_command
 from bot.events import PayloadError
-from bot.models import Thread
 from bot.outcome import Outcome
+from bot.threads import Thread
 
 if TYPE_CHECKING:
     from bot.context import Context

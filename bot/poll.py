@@ -14,9 +14,9 @@ from bot.commands import parse_comment
 from bot.context import Context
 from bot.handler import handle_comment
 from bot.markers import answered_comment_ids
-from bot.models import Comment, CommentEvent, Thread
 from bot.outcome import Outcome
 from bot.request import find_requests
+from bot.threads import Comment, CommentEvent, Thread
 from bot.timestamps import parse_iso
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import NotFoundError, RegistryError
-from bot.models import RunInfo, VersionInfo
+from bot.tags import HISTORY_TAG, PENDING_TAG
 from bot.urls import redact_url, redact_urls_in
+from bot.versions import RunInfo, VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,6 @@ _BOUNDED_HTTP = {
     "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER": "false",
 }
 
-HISTORY_TAG = "promotion.history"
-PENDING_TAG = "promotion.pending"
 HISTORY_LIMIT = 200  # entries kept on the model; older ones drop off (tag values are bounded)
 # MLflow validates 100k characters, but its SQL stores keep registered-model tag values in
 # VARCHAR(5000): PostgreSQL and MySQL refuse anything longer. The history must fit in that.

@@ -11,9 +11,9 @@ from bot.commands import USAGE, Command, Usage, format_command
 from bot.context import Context
 from bot.errors import ForgeError
 from bot.markers import answer_marker, approval_marker, read_approvals
-from bot.models import CommentEvent, Thread
 from bot.request import refresh_status
 from bot.rules import Refusal
+from bot.threads import CommentEvent, Thread
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from bot.context import Context
 from bot.errors import NotFoundError
-from bot.models import REGISTERED_AS_TAG, TOY_ALIAS
+from bot.tags import REGISTERED_AS_TAG
+from bot.versions import TOY_ALIAS
 
 log = logging.getLogger(__name__)
 

@@ -25,15 +25,6 @@ from typing import Any
 from bot.context import Context
 from bot.errors import BotError
 from bot.markers import parse_request_marker, read_request_marker, read_ticks, replace_section
-from bot.models import (
-    REQUESTED_BY_TAG,
-    REQUESTED_IN_TAG,
-    TOY_ALIAS,
-    RunInfo,
-    Thread,
-    ThreadKind,
-    VersionInfo,
-)
 from bot.request_context import (
     WAITING,
     RequestData,
@@ -42,7 +33,10 @@ from bot.request_context import (
     request_title,
     template_context,
 )
+from bot.tags import REQUESTED_BY_TAG, REQUESTED_IN_TAG
+from bot.threads import Thread, ThreadKind
 from bot.timestamps import utc_now_iso
+from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
 
 log = logging.getLogger(__name__)
 

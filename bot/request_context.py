@@ -15,8 +15,10 @@ from bot.commands import format_command
 from bot.errors import NotFoundError
 from bot.gates import evaluate_gates
 from bot.markers import check_marker, request_marker, section
-from bot.models import REGISTERED_AS_TAG, RunInfo, ThreadKind, VersionInfo
+from bot.tags import REGISTERED_AS_TAG
 from bot.templating import escape_markdown, inline_code
+from bot.threads import ThreadKind
+from bot.versions import RunInfo, VersionInfo
 
 if TYPE_CHECKING:
     from bot.context import Context

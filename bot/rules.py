@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.change import CHAMPION_SINCE_TAG
 from bot.context import Context
 from bot.errors import NotFoundError
 from bot.forges.base import role_level
 from bot.gates import GateResult, evaluate_gates, failed
 from bot.markers import read_request_marker, read_ticks
-from bot.models import TOY_ALIAS, RunInfo, Thread, VersionInfo
+from bot.tags import CHAMPION_SINCE_TAG
+from bot.threads import Thread
+from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ from bot.errors import ConfigError
 from bot.server import MAX_BODY, WEBHOOK_ROUTES
 
 if TYPE_CHECKING:
-    from bot.config import Settings
     from bot.server import WebhookApp
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,11 @@ from bot.binding import Binding
 from bot.commands import may_be_command
 from bot.events import PayloadError, github_comment_event, gitlab_comment_event
 from bot.mlflow_webhook import AliasChange, parse_alias_change
-from bot.models import CommentEvent
+from bot.threads import CommentEvent
 from bot.workers import RETRY_DELAYS, Job, RecentKeys, WorkerPool
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ import mlflow  # noqa: F401 - imported once in the forkserver, not in every chil
 
 from bot.forges.local import LocalForge
 from bot.handler import handle_comment
-from bot.models import CommentEvent
 from bot.registry import Registry
+from bot.threads import CommentEvent
 from tests.promotion_env import make_context
 
 NOT_KILLED = 3

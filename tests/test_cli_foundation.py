@@ -267,11 +267,12 @@ def test_history_prints_every_recorded_change(
 
 def test_status_survives_a_purged_run(model_name: str):
     """A version whose run was garbage-collected still shows its alias, with no metric."""
-    from bot.config import Settings, parse_params
+    from bot.config import parse_params
     from bot.context import Context
     from bot.errors import NotFoundError
-    from bot.models import VersionInfo
     from bot.report import render_status, status_data
+    from bot.settings import Settings
+    from bot.versions import VersionInfo
 
     class PurgedRuns:
         def aliases(self, name: str) -> dict[str, int]:

@@ -38,7 +38,7 @@ def run_commands(
     ctx: Any, thread_number: str, commands: list[tuple[str, str]], start: Callable[[], Any]
 ) -> list[Outcome]:
     """Post and handle `commands` in order, after `start()` released every worker at once."""
-    from bot.models import CommentEvent
+    from bot.threads import CommentEvent
 
     forge = ctx.forge
     start()

@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 
-from bot.config import Params, Secret, Settings
+from bot.config import Params
 from bot.context import Context
 from bot.delivery import handle_event_file, serve
 from bot.errors import BotError
 from bot.forges.local import LocalForge
-from bot.models import CommentEvent
 from bot.outcome import Outcome
 from bot.server import WebhookApp
+from bot.settings import Secret, Settings
+from bot.threads import CommentEvent
 from tests.webhook_fixtures import load_webhook
 
 

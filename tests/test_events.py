@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.events import PayloadError, github_comment_event, gitlab_comment_event, parse_event
-from bot.models import CommentEvent, ProjectRef
+from bot.threads import CommentEvent, ProjectRef
 from tests.webhook_fixtures import (
     WEBHOOK_EVENTS,
     load_webhook,

@@ -21,16 +21,16 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-from bot.config import Secret
 from bot.context import Context
 from bot.errors import ForgeError, RegistryError
 from bot.forges.local import LocalForge
 from bot.handler import handle_comment
 from bot.hook import SIGNATURE_HEADER, sign
 from bot.markers import answered_comment_ids
-from bot.models import Thread
 from bot.outcome import Outcome
 from bot.poll import poll
+from bot.settings import Secret
+from bot.threads import Thread
 from tests.mlflow_server import free_port
 from tests.promotion_env import Playground, make_context
 

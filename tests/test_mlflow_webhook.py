@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 
 from bot.change import Change, move_champion, now_iso
-from bot.config import Params, Secret, Settings
+from bot.config import Params
 from bot.context import Context
 from bot.events import PayloadError
 from bot.forges.local import LocalForge
 from bot.markers import request_marker
 from bot.mlflow_webhook import AliasChange, parse_alias_change, report_external_change
-from bot.registry import HISTORY_TAG, PENDING_TAG, ModelState, Registry
+from bot.registry import ModelState, Registry
+from bot.settings import Secret, Settings
+from bot.tags import HISTORY_TAG, PENDING_TAG
 from tests.helpers import log_training_run
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 

@@ -12,7 +12,8 @@ import pytest
 
 import bot.registry as registry_module
 from bot.errors import NotFoundError, RegistryError
-from bot.registry import HISTORY_TAG, PENDING_TAG, Registry
+from bot.registry import Registry
+from bot.tags import HISTORY_TAG, PENDING_TAG
 from bot.urls import redact_url
 from tests.helpers import log_training_run
 from tests.mlflow_server import free_port

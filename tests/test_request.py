@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings, parse_params
+from bot.config import parse_params
 from bot.context import Context
 from bot.errors import BotError
 from bot.forges.local import LocalForge
 from bot.markers import parse_request_marker, read_ticks
-from bot.models import RunInfo, Thread, VersionInfo
 from bot.request import (
     WAITING,
     find_requests,
@@ -30,6 +29,9 @@ from bot.request import (
     write_ci_outputs,
 )
 from bot.request_context import RequestData, Side
+from bot.settings import Settings
+from bot.threads import Thread
+from bot.versions import RunInfo, VersionInfo
 from tests.helpers import log_training_run
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -23,11 +23,11 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from bot.config import Secret, Settings
 from bot.mlflow_webhook import AliasChange
-from bot.models import CommentEvent, ProjectRef
 from bot.serve import HttpServer, log_route_warnings
 from bot.server import MAX_BODY, WebhookApp, build_app
+from bot.settings import Secret, Settings
+from bot.threads import CommentEvent, ProjectRef
 from bot.webhook_auth import sign_github, sign_mlflow
 from tests.mlflow_server import free_port
 from tests.webhook_fixtures import load_webhook, raw_webhook

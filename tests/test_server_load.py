@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Secret, Settings
-from bot.models import CommentEvent
 from bot.serve import HttpServer
 from bot.server import build_app
+from bot.settings import Secret, Settings
+from bot.threads import CommentEvent
 
 SECRET = "load-test-secret-not-real"
 DELIVERIES = 2000

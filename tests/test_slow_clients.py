@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.config import Secret, Settings
 from bot.serve import HttpServer
 from bot.server import build_app
+from bot.settings import Secret, Settings
 from bot.webhook_auth import sign_github
 from tests.helpers import start_serve, wait_until_serving
 from tests.mlflow_server import free_port

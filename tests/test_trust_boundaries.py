@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bot.binding import Binding
-from bot.config import Params, Secret, Settings
+from bot.config import Params
 from bot.context import Context
 from bot.delivery import handle_event_file
 from bot.errors import BotError
@@ -28,9 +28,10 @@ from bot.events import parse_event
 from bot.forges.github import GitHubForge
 from bot.forges.gitlab import GitLabForge
 from bot.handler import handle_comment
-from bot.models import CommentEvent, ProjectRef
 from bot.poll import poll
 from bot.server import build_app
+from bot.settings import Secret, Settings
+from bot.threads import CommentEvent, ProjectRef
 from tests.forge_world import (
     FOREIGN_GITHUB,
     FOREIGN_GITLAB,

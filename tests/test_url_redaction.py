@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import responses
 
-from bot.config import Settings
 from bot.hook import call_hook
 from bot.logs import RedactSecrets
+from bot.settings import Settings
 from bot.urls import redact_url, redact_urls_in, url_secrets
 from tests import test_secrets
 from tests.mlflow_server import free_port

@@ -10,7 +10,7 @@ import requests
 from gitlab.exceptions import GitlabError
 
 from bot.forges._retry import DEFAULT_TIMEOUT, RetryingSession, RetryPolicy
-from bot.models import Comment, Thread, ThreadKind, ThreadState
+from bot.threads import Comment, Thread, ThreadKind, ThreadState
 from bot.timestamps import parse_iso
 
 STATES: dict[str, ThreadState] = {

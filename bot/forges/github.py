@@ -30,10 +30,10 @@ from bot.forges._github_support import (
 )
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import ALL_KINDS, role_level
-from bot.models import Comment, ProjectRef, Thread, ThreadKind
+from bot.threads import Comment, ProjectRef, Thread, ThreadKind
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

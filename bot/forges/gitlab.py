@@ -33,10 +33,10 @@ from bot.forges._gitlab_support import (
 )
 from bot.forges._retry import RetryPolicy, http_error, network_error
 from bot.forges.base import ALL_KINDS
-from bot.models import Comment, ProjectRef, Thread, ThreadKind
+from bot.threads import Comment, ProjectRef, Thread, ThreadKind
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

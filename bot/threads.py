@@ -1,21 +1,14 @@
-"""Shared, platform-neutral data: every forge adapter and payload parser produces these."""
+"""Forge threads, comments and comment events, platform-neutral: every forge adapter and payload
+parser produces these, and nothing above them asks which platform a thread came from."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 ThreadKind = Literal["issue", "merge_request"]
 ThreadState = Literal["open", "closed", "merged"]
 CommentAction = Literal["created", "edited"]
-
-# Version tags the bot writes at registration and reads when a command arrives.
-REGISTERED_AS_TAG = "promotion.registered_as"  # ci-smoke | smoke: a toy stays recognisable
-REQUESTED_BY_TAG = "promotion.requested_by"  # who triggered training (self-approval rule)
-# The thread `request` opened for the version: the registry's word on which thread is its request
-# (a description can be edited to name another version; this tag cannot be, from the forge).
-REQUESTED_IN_TAG = "promotion.requested_in"
-TOY_ALIAS = "ci-smoke"
 
 
 @dataclass(frozen=True)
@@ -102,38 +95,3 @@ class CommentEvent:
             project=project,
             internal=comment.internal,
         )
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """A registered model version, normalised (MLflow gives str over REST, int over sqlite)."""
-
-    model: str
-    version: int
-    run_id: str
-    source: str = ""
-    status: str = "READY"
-    aliases: tuple[str, ...] = ()
-    tags: dict[str, str] = field(default_factory=dict)
-    created_at_ms: int = 0
-
-    @property
-    def is_toy(self) -> bool:
-        return self.tags.get(REGISTERED_AS_TAG) == TOY_ALIAS
-
-    @property
-    def requested_by(self) -> str:
-        return self.tags.get(REQUESTED_BY_TAG, "")
-
-    @property
-    def requested_in(self) -> str:
-        return self.tags.get(REQUESTED_IN_TAG, "")
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    run_id: str
-    experiment_id: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)

@@ -712,7 +712,7 @@ _SERVER_SCRIPT = textwrap.dedent(
     """
     import logging, sys, time
     from pathlib import Path
-    from bot.config import Secret, Settings
+    from bot.settings import Secret, Settings
     from bot.server import build_app, run_server
 
     out = Path(sys.argv[2])

@@ -9,57 +9,15 @@ intent lets the next pass finish the record: never a change without a record.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import replace
 
 from bot.errors import RegistryError
+from bot.records import Change, HistoryEntry
 from bot.registry import ModelState, Registry
 from bot.tags import CHAMPION_SINCE_TAG, PROMOTED_BY_TAG, REQUEST_URL_TAG
-from bot.timestamps import utc_now_iso
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Change:
-    """One champion change; `entry()` is its audit record (SPEC §8)."""
-
-    model: str
-    from_version: int | None
-    to_version: int
-    actor: str
-    action: str  # promote | rollback
-    reason: str
-    request_url: str
-    comment_id: str
-    at: str
-
-    def entry(self) -> dict[str, Any]:
-        return {
-            "at": self.at,
-            "from": self.from_version,
-            "to": self.to_version,
-            "actor": self.actor,
-            "action": self.action,
-            "reason": self.reason,
-            "request_url": self.request_url,
-            "comment_id": self.comment_id,
-        }
-
-    @classmethod
-    def from_entry(cls, model: str, entry: dict[str, Any]) -> Change:
-        frm = entry.get("from")
-        return cls(
-            model=model,
-            from_version=int(frm) if frm not in (None, "") else None,
-            to_version=int(entry["to"]),
-            actor=str(entry.get("actor", "")),
-            action=str(entry.get("action", "promote")),
-            reason=str(entry.get("reason", "")),
-            request_url=str(entry.get("request_url", "")),
-            comment_id=str(entry.get("comment_id", "")),
-            at=str(entry.get("at", "")),
-        )
 
 
 class ChangeFailed(RegistryError):
@@ -68,9 +26,6 @@ class ChangeFailed(RegistryError):
     def __init__(self, message: str, alias_touched: bool) -> None:
         super().__init__(message)
         self.alias_touched = alias_touched
-
-
-now_iso = utc_now_iso  # the audit record's `at`
 
 
 def move_champion(
@@ -114,7 +69,7 @@ def _alias_may_have_moved(registry: Registry, model: str, alias: str, before: in
 
 
 def _record(
-    registry: Registry, change: Change, history: list[dict[str, Any]] | None = None
+    registry: Registry, change: Change, history: Sequence[HistoryEntry] | None = None
 ) -> None:
     version = change.to_version
     registry.set_version_tag(change.model, version, CHAMPION_SINCE_TAG, change.at)
@@ -140,17 +95,16 @@ def recover_pending(registry: Registry, model: str, alias: str, state: ModelStat
 
 
 def _settle(
-    registry: Registry, model: str, alias: str, state: ModelState, pending: dict[str, Any]
+    registry: Registry, model: str, alias: str, state: ModelState, pending: HistoryEntry
 ) -> None:
-    try:
-        change = Change.from_entry(model, pending)
-    except (KeyError, TypeError, ValueError):
+    change = pending.change(model)
+    if change is None:
         log.warning("dropping an unreadable pending change of %s", model)
         registry.clear_pending(model)
         return
     history = state.history
     already = any(
-        entry.get("comment_id") == change.comment_id and entry.get("to") == change.to_version
+        entry.comment_id == change.comment_id and entry.to_version == change.to_version
         for entry in history
     )
     if state.aliases.get(alias) == change.to_version and not already:
@@ -167,6 +121,6 @@ def find_recorded(
 ) -> Change | None:
     """The change a comment already caused, if the history has it (exactly-once across passes)."""
     for entry in reversed(state.history):
-        if entry.get("comment_id") == comment_id and entry.get("request_url") == request_url:
-            return Change.from_entry(model, entry)
+        if entry.caused_by(comment_id, request_url):
+            return entry.change(model)
     return None

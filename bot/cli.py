@@ -262,7 +262,8 @@ def history(ctx: Context, model: str | None, as_json: bool) -> None:
     from bot.report import render_history
 
     entries = ctx.registry.history(model or ctx.model)
-    click.echo(json.dumps(entries, indent=2) if as_json else render_history(entries))
+    stored = [entry.stored for entry in entries]  # as the registry holds them
+    click.echo(json.dumps(stored, indent=2) if as_json else render_history(entries))
 
 
 @cli.command()

@@ -11,7 +11,7 @@ from bot.context import Context
 from bot.errors import BotError
 from bot.events import PayloadError, parse_event
 from bot.handler import handle_comment
-from bot.outcome import Outcome
+from bot.records import Outcome
 from bot.threads import CommentEvent
 
 if TYPE_CHECKING:

@@ -17,17 +17,18 @@ import logging
 from dataclasses import dataclass, field
 
 from bot.binding import Binding
-from bot.change import Change, ChangeFailed, find_recorded, now_iso, recover_pending
+from bot.change import ChangeFailed, find_recorded, recover_pending
 from bot.commands import Command, Usage, may_be_command, parse_comment
 from bot.context import Context
 from bot.errors import BotError, NotFoundError
 from bot.locking import model_lock
 from bot.markers import RequestMarker, answered_comment_ids, read_request_marker
-from bot.outcome import Outcome
+from bot.records import Action, Change, Outcome
 from bot.registry import ModelState
 from bot.replies import Replies
 from bot.tags import REQUESTED_IN_TAG
 from bot.threads import CommentEvent, Thread
+from bot.timestamps import utc_now_iso
 from bot.versions import VersionInfo
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def _bind_to_registry(run: _Run, *, promote: bool, extra: dict[str, str]) -> Out
     the history (no extra read) proves that too.
     """
     ctx, thread = run.ctx, run.thread
-    if not promote and any(e.get("request_url") == thread.url for e in run.state.history):
+    if not promote and thread.url and any(e.request_url == thread.url for e in run.state.history):
         return None
     number = run.marker.version
     try:
@@ -264,7 +265,7 @@ def _aliased(run: _Run, alias: str, known: VersionInfo) -> VersionInfo | None:
     return known if number == known.version else run.ctx.registry.version(run.ctx.model, number)
 
 
-def _change(run: _Run, command: Command, action: str, to_version: int) -> Change:
+def _change(run: _Run, command: Command, action: Action, to_version: int) -> Change:
     return Change(
         model=run.ctx.model,
         from_version=None,
@@ -274,7 +275,7 @@ def _change(run: _Run, command: Command, action: str, to_version: int) -> Change
         reason=command.reason,
         request_url=run.thread.url,
         comment_id=run.event.comment_id,
-        at=now_iso(),
+        at=utc_now_iso(),
     )
 
 

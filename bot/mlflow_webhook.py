@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot.commands import format_command
 from bot.events import PayloadError
-from bot.outcome import Outcome
+from bot.records import HistoryEntry, Outcome
 from bot.threads import Thread
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def report_external_change(ctx: Context, change: AliasChange) -> Outcome:
         return Outcome("ignored", "no request thread")
     # One report per disagreement, whatever number of deliveries (retries, the late event of
     # an earlier move) arrive for it; a later move to another version is reported again.
-    key = "state=" + _SAFE.sub("_", f"{current or 'none'}/{last['at'] if last else 'none'}")
+    key = "state=" + _SAFE.sub("_", f"{current or 'none'}/{last.at if last else 'none'}")
     if _latest_report(ctx, thread) == key:
         return Outcome("duplicate", "already reported")
     body = ctx.render(
@@ -106,8 +107,8 @@ def report_external_change(ctx: Context, change: AliasChange) -> Outcome:
         model=change.model,
         alias=alias,
         version=current,
-        last=last,
-        rollback_command=format_command("rollback", version=last["to"]) if last else "",
+        last={"to": last.to_version, "actor": last.actor, "at": last.at} if last else None,
+        rollback_command=format_command("rollback", version=last.to_version) if last else "",
     )
     ctx.forge.post_comment(thread, f"{body.rstrip()}\n\n<!-- promotion-bot:external {key} -->\n")
     log.warning("reported an external %s change in %s", alias, thread.url, extra=extra)
@@ -115,14 +116,14 @@ def report_external_change(ctx: Context, change: AliasChange) -> Outcome:
 
 
 def _accounted_for(
-    current: int | None, last: dict[str, Any] | None, pending: dict[str, Any] | None
+    current: int | None, last: HistoryEntry | None, pending: HistoryEntry | None
 ) -> bool:
     """The champion is where the bot's record (or its change in flight) says it is."""
-    if pending is not None and _same_version(pending.get("to"), current):
+    if pending is not None and current is not None and pending.to_version == current:
         return True  # MLflow fires between the bot's intent record and its history entry
     if last is None:
         return current is None  # nothing recorded and nothing set: nothing to restore
-    return current == last["to"]
+    return current == last.to_version
 
 
 def _latest_report(ctx: Context, thread: Thread) -> str:
@@ -136,22 +137,9 @@ def _latest_report(ctx: Context, thread: Thread) -> str:
     return ""
 
 
-def _last_recorded(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The newest readable history entry, with the fields the template shows."""
-    for entry in reversed(history):
-        try:
-            version = int(entry["to"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        return {"to": version, "actor": str(entry.get("actor", "")), "at": str(entry.get("at", ""))}
-    return None
-
-
-def _same_version(recorded: Any, version: int | None) -> bool:
-    try:
-        return version is not None and int(recorded) == version
-    except (TypeError, ValueError):
-        return False
+def _last_recorded(history: Sequence[HistoryEntry]) -> HistoryEntry | None:
+    """The newest history entry that names a version."""
+    return next((entry for entry in reversed(history) if entry.to_version is not None), None)
 
 
 def _latest_request(ctx: Context, model: str) -> Thread | None:

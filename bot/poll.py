@@ -14,7 +14,7 @@ from bot.commands import parse_comment
 from bot.context import Context
 from bot.handler import handle_comment
 from bot.markers import answered_comment_ids
-from bot.outcome import Outcome
+from bot.records import Outcome
 from bot.request import find_requests
 from bot.threads import Comment, CommentEvent, Thread
 from bot.timestamps import parse_iso

@@ -6,11 +6,11 @@ import logging
 import re
 from typing import Any
 
-from bot.change import Change
 from bot.commands import USAGE, Command, Usage, format_command
 from bot.context import Context
 from bot.errors import ForgeError
 from bot.markers import answer_marker, approval_marker, read_approvals
+from bot.records import Change
 from bot.request import refresh_status
 from bot.rules import Refusal
 from bot.threads import CommentEvent, Thread

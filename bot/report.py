@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from collections.abc import Sequence
 from typing import Any
 
 from bot.context import Context
 from bot.errors import NotFoundError
+from bot.records import HistoryEntry
 from bot.tags import REGISTERED_AS_TAG
 from bot.versions import TOY_ALIAS
 
@@ -81,27 +82,16 @@ def render_status(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_history(entries: list[dict[str, Any]]) -> str:
+def render_history(entries: Sequence[HistoryEntry]) -> str:
     if not entries:
         return "no champion changes recorded"
     lines = []
     for entry in entries:
-        when = _when(entry.get("at"))
-        frm = f"v{entry['from']}" if entry.get("from") else "none"
-        reason = f" — {entry['reason']}" if entry.get("reason") else ""
-        where = f"  {entry['request_url']}" if entry.get("request_url") else ""
-        # str(): a hand-edited or foreign entry may hold null or a number where text is expected
-        action = str(entry.get("action") or "?")
+        frm = f"v{entry.from_version}" if entry.from_version else "none"
+        reason = f" — {entry.reason}" if entry.reason else ""
+        where = f"  {entry.request_url}" if entry.request_url else ""
         lines.append(
-            f"{when}  {action:<8} {frm} -> v{entry.get('to')}  "
-            f"by {entry.get('actor') or '?'}{reason}{where}"
+            f"{entry.at or '?'}  {entry.action or '?':<8} {frm} -> v{entry.to_version}  "
+            f"by {entry.actor or '?'}{reason}{where}"
         )
     return "\n".join(lines)
-
-
-def _when(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return "?"

@@ -5,6 +5,7 @@ Each check returns a `Refusal` (why + what to do) or None. Nothing here writes a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.context import Context
@@ -12,6 +13,7 @@ from bot.errors import NotFoundError
 from bot.forges.base import role_level
 from bot.gates import GateResult, evaluate_gates, failed
 from bot.markers import read_request_marker, read_ticks
+from bot.records import HistoryEntry
 from bot.tags import CHAMPION_SINCE_TAG
 from bot.threads import Thread
 from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
@@ -143,7 +145,7 @@ def rollback_refusal(
     target: VersionInfo | None,
     number: int,
     champion: int | None,
-    history: list[dict[str, object]],
+    history: Sequence[HistoryEntry],
 ) -> Refusal | None:
     if target is None or target.status == "FAILED_REGISTRATION":
         return Refusal(
@@ -160,7 +162,7 @@ def rollback_refusal(
     if champion == number:
         return Refusal("already_champion", f"v{number} already is champion", "")
     was_champion = CHAMPION_SINCE_TAG in target.tags or any(
-        number in (entry.get("from"), entry.get("to")) for entry in history
+        number in (entry.from_version, entry.to_version) for entry in history
     )
     if not was_champion:
         return Refusal(

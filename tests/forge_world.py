@@ -24,7 +24,7 @@ from bot.config import parse_params
 from bot.context import Context
 from bot.delivery import handle_event_file, serve_app
 from bot.lifecycle import gate, register
-from bot.outcome import Outcome
+from bot.records import Outcome
 from bot.request import open_or_update_request
 from bot.settings import Secret, Settings
 from bot.webhook_auth import sign_github

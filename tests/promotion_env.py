@@ -15,7 +15,7 @@ from bot.forges.local import LocalForge
 from bot.handler import handle_comment
 from bot.lifecycle import gate, register
 from bot.markers import check_marker, request_marker, section
-from bot.outcome import Outcome
+from bot.records import Outcome
 from bot.request import request_tags
 from bot.settings import Settings
 from bot.threads import Comment, CommentEvent, Thread
@@ -167,4 +167,5 @@ class Playground:
         return self.alias("champion")
 
     def history(self) -> list[dict[str, Any]]:
-        return self.ctx.registry.history(self.model)
+        """The champion history as the registry stores it."""
+        return [dict(entry.stored) for entry in self.ctx.registry.history(self.model)]

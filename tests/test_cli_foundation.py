@@ -240,6 +240,7 @@ def test_a_usage_error_is_one_line_with_a_hint(tmp_path: Path):
 def test_history_prints_every_recorded_change(
     tracking_uri: str, model_name: str, params_file: Path
 ):
+    from bot.records import HistoryEntry
     from bot.registry import Registry
 
     registry = Registry(tracking_uri)
@@ -251,7 +252,7 @@ def test_history_prints_every_recorded_change(
               "reason": "", "request_url": "", "comment_id": "12"}  # fmt: skip
     foreign = {"to": 3, "action": None, "actor": None}  # hand-edited: must not crash the listing
     for entry in (first, second, foreign):
-        registry.append_history(model_name, entry)
+        registry.append_history(model_name, HistoryEntry.parse(entry))
 
     result = invoke("history", "--tracking-uri", tracking_uri)
 

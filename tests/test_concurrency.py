@@ -16,7 +16,7 @@ import pytest
 
 from bot.handler import handle_comment
 from bot.markers import answered_comment_ids
-from bot.outcome import Outcome
+from bot.records import Outcome
 from tests.promotion_env import MakePlayground, Playground, make_context
 
 # The request stays open after /promote, so /promote can win again after a rollback.

@@ -14,7 +14,7 @@ from bot.context import Context
 from bot.delivery import handle_event_file, serve
 from bot.errors import BotError
 from bot.forges.local import LocalForge
-from bot.outcome import Outcome
+from bot.records import Outcome
 from bot.server import WebhookApp
 from bot.settings import Secret, Settings
 from bot.threads import CommentEvent

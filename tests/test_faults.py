@@ -27,8 +27,8 @@ from bot.forges.local import LocalForge
 from bot.handler import handle_comment
 from bot.hook import SIGNATURE_HEADER, sign
 from bot.markers import answered_comment_ids
-from bot.outcome import Outcome
 from bot.poll import poll
+from bot.records import Outcome
 from bot.settings import Secret
 from bot.threads import Thread
 from tests.mlflow_server import free_port
@@ -294,7 +294,7 @@ def test_registry_failing_after_the_alias_moved_is_finished_by_the_next_pass(
     assert pg.answers(thread) == []
     pending = pg.ctx.registry.pending(pg.model)
     recorded = [h["comment_id"] for h in pg.history()]
-    assert recorded == [event.comment_id] or (pending or {}).get("comment_id") == event.comment_id
+    assert recorded == [event.comment_id] or (pending and pending.comment_id) == event.comment_id
 
     proxy.rule = lambda call: None
     result = poll(via(pg, proxy.url))

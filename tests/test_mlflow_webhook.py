@@ -11,16 +11,18 @@ from typing import Any
 
 import pytest
 
-from bot.change import Change, move_champion, now_iso
+from bot.change import move_champion
 from bot.config import Params
 from bot.context import Context
 from bot.events import PayloadError
 from bot.forges.local import LocalForge
 from bot.markers import request_marker
 from bot.mlflow_webhook import AliasChange, parse_alias_change, report_external_change
+from bot.records import Change
 from bot.registry import ModelState, Registry
 from bot.settings import Secret, Settings
 from bot.tags import HISTORY_TAG, PENDING_TAG
+from bot.timestamps import utc_now_iso
 from tests.helpers import log_training_run
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 
@@ -313,7 +315,7 @@ def test_real_registry_own_change_is_quiet_and_a_direct_set_is_reported(
     registry, ctx, forge = _real_world(tmp_path, tracking_uri, model_name)
     number = _request(forge, model_name, 2)
 
-    change = Change(model_name, None, 2, "dana", "promote", "", "", "c1", now_iso())
+    change = Change(model_name, None, 2, "dana", "promote", "", "", "c1", utc_now_iso())
     move_champion(registry, "champion", change)
     own = AliasChange(model_name, "champion", 2, "dlv-own")
     assert report_external_change(ctx, own).status == "ignored"
@@ -338,13 +340,13 @@ def test_a_hand_move_back_to_a_version_the_bot_set_minutes_ago_is_reported(
         move_champion(
             registry,
             "champion",
-            Change(model_name, None, to, "maria", action, "", "", f"c{to}", now_iso()),
+            Change(model_name, None, to, "maria", action, "", "", f"c{to}", utc_now_iso()),
         )
-        own = AliasChange(model_name, "champion", to, f"dlv-own-{to}", at=now_iso())
+        own = AliasChange(model_name, "champion", to, f"dlv-own-{to}", at=utc_now_iso())
         assert report_external_change(ctx, own).status == "ignored"
 
     registry.set_alias(model_name, "champion", 2)  # someone in the MLflow UI, a minute later
-    by_hand = AliasChange(model_name, "champion", 2, "dlv-hand", at=now_iso())
+    by_hand = AliasChange(model_name, "champion", 2, "dlv-hand", at=utc_now_iso())
 
     assert report_external_change(ctx, by_hand).status == "reported"
     [body] = _comments(forge, number)

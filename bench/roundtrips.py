@@ -22,13 +22,15 @@ from bench.counting import Call, HttpLog, count, summary
 from bench.fake_forges import BOT, PEOPLE, FakeForge, make_fake
 from bench.fake_github import FakeGitHub
 from bench.fake_gitlab import FakeGitLab
+from bot.ci.gate import gate
+from bot.ci.register import register
+from bot.ci.request import open_or_update_request
+from bot.ci.request_body import render_request_body
 from bot.config import parse_params
 from bot.context import Context
 from bot.handler import handle_comment
-from bot.lifecycle import gate, register
 from bot.markers import answer_marker
 from bot.poll import poll
-from bot.request import open_or_update_request, render_request_body
 from bot.settings import Secret, Settings
 from bot.tags import REQUESTED_IN_TAG
 from bot.threads import CommentEvent, ProjectRef

@@ -146,7 +146,7 @@ def cli(ctx: click.Context, params_path: str | None, log_format: str, verbose: i
 @with_context
 def register(ctx: Context, run_id: str | None, alias: str | None) -> None:
     """Stage 1: register the trained run as a new version (idempotent)."""
-    from bot.lifecycle import register as do_register
+    from bot.ci.register import register as do_register
 
     result = do_register(ctx, run_id=run_id, alias=alias)
     again = " (already registered)" if result.reused else ""
@@ -158,7 +158,7 @@ def register(ctx: Context, run_id: str | None, alias: str | None) -> None:
 @with_context
 def gate(ctx: Context, version: int | None) -> None:
     """Stage 2: compare with the current candidate; move `candidate` on pass."""
-    from bot.lifecycle import gate as do_gate
+    from bot.ci.gate import gate as do_gate
 
     result = do_gate(ctx, version=version)
     current = "none" if result.candidate_value is None else f"{result.candidate_value:.6g}"
@@ -179,7 +179,7 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
     """Open or update the promotion request for the candidate (or --version)."""
     import os
 
-    from bot.request import open_or_update_request, write_ci_outputs
+    from bot.ci.request import open_or_update_request, write_ci_outputs
 
     result = open_or_update_request(ctx, version=version, dry_run=dry_run)
     if dry_run:
@@ -247,7 +247,7 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 @with_context
 def status(ctx: Context, model: str | None, as_json: bool) -> None:
     """Aliases, their versions and metrics, and open requests."""
-    from bot.report import render_status, status_data
+    from bot.views import render_status, status_data
 
     data = status_data(ctx, model or ctx.model)
     click.echo(json.dumps(data, indent=2) if as_json else render_status(data))
@@ -259,7 +259,7 @@ def status(ctx: Context, model: str | None, as_json: bool) -> None:
 @with_context
 def history(ctx: Context, model: str | None, as_json: bool) -> None:
     """Every champion change: when, from, to, who, why, where."""
-    from bot.report import render_history
+    from bot.views import render_history
 
     entries = ctx.registry.history(model or ctx.model)
     stored = [entry.stored for entry in entries]  # as the registry holds them

@@ -30,25 +30,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.command_forms import format_command
+
 CommandName = Literal["promote", "rollback", "help"]
 CommandForm = Literal["slash", "mention"]
 
 COMMANDS: tuple[CommandName, ...] = ("promote", "rollback", "help")
 MAX_REASON = 2000
 MAX_VERSION = 2**31 - 1
-
-# Argument placeholder and description of each command, for `/help` and usage answers.
-USAGE: dict[str, tuple[str, str]] = {
-    "promote": (
-        "",
-        "approve this request; its version becomes champion once enough eligible approvers agree",
-    ),
-    "rollback": (
-        "<version>",
-        "make an earlier version champion again (`7` or `v7`); works on any request of the model",
-    ),
-    "help": ("", "show these commands and the state of this request"),
-}
 
 
 @dataclass(frozen=True)
@@ -141,17 +130,6 @@ def _rollback(args: str, reason: str, form: CommandForm, bot_username: str) -> C
     if not digits or len(digits) > len(str(MAX_VERSION)) or int(digits) > MAX_VERSION:
         return Usage("rollback", f"the version must be between 1 and {MAX_VERSION}: `{example}`")
     return Command(name="rollback", version=int(digits), reason=reason, form=form)
-
-
-def format_command(
-    name: str, *, version: int | None = None, mention: bool = False, bot: str = ""
-) -> str:
-    """The command as a user types it: `/rollback 7`, or `@bot rollback 7` in mention form."""
-    text = name if version is None else f"{name} {version}"
-    username = (bot or "").strip().lstrip("@")
-    if mention and username:
-        return f"@{username} {text}"
-    return f"/{text}"
 
 
 _ANY_MENTION = re.compile(r" {0,3}@([A-Za-z0-9_.\-\[\]]+)[ \t]")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from bot.commands import format_command
+from bot.command_forms import format_command
 from bot.events import PayloadError
 from bot.records import HistoryEntry, Outcome
 from bot.threads import Thread
@@ -144,7 +144,7 @@ def _last_recorded(history: Sequence[HistoryEntry]) -> HistoryEntry | None:
 
 def _latest_request(ctx: Context, model: str) -> Thread | None:
     """The newest request the bot opened: a person's issue quoting a marker gets no report."""
-    from bot.request import find_requests  # pydantic, jinja: kept out of the server's import
+    from bot.request_threads import find_requests
 
     found = find_requests(ctx, model, state="all")  # newest first
     return found[0] if found else None

@@ -15,7 +15,7 @@ from bot.context import Context
 from bot.handler import handle_comment
 from bot.markers import answered_comment_ids
 from bot.records import Outcome
-from bot.request import find_requests
+from bot.request_threads import find_requests
 from bot.threads import Comment, CommentEvent, Thread
 from bot.timestamps import parse_iso
 

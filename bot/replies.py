@@ -6,12 +6,13 @@ import logging
 import re
 from typing import Any
 
-from bot.commands import USAGE, Command, Usage, format_command
+from bot.command_forms import command_lines, format_command
+from bot.commands import Command, Usage
 from bot.context import Context
 from bot.errors import ForgeError
 from bot.markers import answer_marker, approval_marker, read_approvals
 from bot.records import Change
-from bot.request import refresh_status
+from bot.request_threads import refresh_status
 from bot.rules import Refusal
 from bot.threads import CommentEvent, Thread
 
@@ -20,17 +21,6 @@ log = logging.getLogger(__name__)
 # The bot reads its own state (answered comments, approvals) back from markers in its comments.
 # Text it echoes from people (a malformed command line, a username) must never carry one.
 _ECHOED_MARKER = re.compile(r"<!--(?=\s*promotion-bot:)")
-
-
-def command_lines(bot: str, slash_ok: bool) -> list[dict[str, str]]:
-    """The commands in the form that works on this forge (GitLab EE eats `/promote`, `/help`
-    is safe but kept in one form; `/rollback` is no quick action anywhere)."""
-    rows = []
-    for name, (arg, text) in USAGE.items():
-        mention = not slash_ok and name != "rollback"
-        usage = format_command(name, mention=mention, bot=bot)
-        rows.append({"usage": f"{usage} {arg}".strip(), "text": text})
-    return rows
 
 
 def rollback_command(version: int) -> str:

@@ -179,7 +179,7 @@ def _newer_request(ctx: Context, candidate: VersionInfo | None) -> str:
         return ""
     if candidate.requested_in:  # the registry's record: no listing needed
         return candidate.requested_in
-    from bot.request import find_requests
+    from bot.request_threads import find_requests
 
     for thread in find_requests(ctx):
         marker = read_request_marker(thread.body)

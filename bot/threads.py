@@ -11,6 +11,13 @@ ThreadState = Literal["open", "closed", "merged"]
 CommentAction = Literal["created", "edited"]
 
 
+def thread_noun(kind: ThreadKind, platform: str) -> str:
+    """What people call a thread of `kind` on `platform`: an issue, a merge or pull request."""
+    if kind == "issue":
+        return "issue"
+    return "pull request" if platform == "github" else "merge request"
+
+
 @dataclass(frozen=True)
 class ProjectRef:
     """A GitLab project or GitHub repository, as a payload or the configuration names it."""

@@ -20,12 +20,13 @@ import responses
 from bench.fake_forges import BOT, PEOPLE, FakeForge, make_fake
 from bench.fake_github import FakeGitHub
 from bench.fake_gitlab import FakeGitLab
+from bot.ci.gate import gate
+from bot.ci.register import register
+from bot.ci.request import open_or_update_request
 from bot.config import parse_params
 from bot.context import Context
 from bot.delivery import handle_event_file, serve_app
-from bot.lifecycle import gate, register
 from bot.records import Outcome
-from bot.request import open_or_update_request
 from bot.settings import Secret, Settings
 from bot.webhook_auth import sign_github
 from tests.helpers import log_training_run

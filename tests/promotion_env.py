@@ -9,14 +9,15 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
+from bot.ci.gate import gate
+from bot.ci.register import register
+from bot.ci.request import request_tags
 from bot.config import parse_params
 from bot.context import Context
 from bot.forges.local import LocalForge
 from bot.handler import handle_comment
-from bot.lifecycle import gate, register
 from bot.markers import check_marker, request_marker, section
 from bot.records import Outcome
-from bot.request import request_tags
 from bot.settings import Settings
 from bot.threads import Comment, CommentEvent, Thread
 from tests.helpers import log_training_run

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from bot.ci.request import DOTENV_FILE
 from bot.config import Params, load_params, parse_params
 from bot.forges.local import LocalForge
 from bot.markers import parse_request_marker
 from bot.registry import Registry
-from bot.request import DOTENV_FILE
 from tests import ci_runner
 from tests.ci_runner import REPO_ROOT, job_commands, load_yaml, workflow_triggers
 

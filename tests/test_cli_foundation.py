@@ -271,9 +271,9 @@ def test_status_survives_a_purged_run(model_name: str):
     from bot.config import parse_params
     from bot.context import Context
     from bot.errors import NotFoundError
-    from bot.report import render_status, status_data
     from bot.settings import Settings
     from bot.versions import VersionInfo
+    from bot.views import render_status, status_data
 
     class PurgedRuns:
         def aliases(self, name: str) -> dict[str, int]:

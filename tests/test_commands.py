@@ -9,15 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import (
-    MAX_REASON,
-    MAX_VERSION,
-    Command,
-    Usage,
-    format_command,
-    may_be_command,
-    parse_comment,
-)
+from bot.command_forms import format_command
+from bot.commands import MAX_REASON, MAX_VERSION, Command, Usage, may_be_command, parse_comment
 
 BOT = "promotion-bot"
 
@@ -240,7 +233,7 @@ def test_formatted_commands_parse_back() -> None:
 @pytest.mark.parametrize("slash_ok", [True, False])
 def test_help_and_usage_answers_are_never_commands_themselves(slash_ok: bool) -> None:
     """The bot's own help must not trigger it (nor a GitLab quick action): commands in backticks."""
-    from bot.replies import command_lines
+    from bot.command_forms import command_lines
     from bot.templating import render
 
     lines = command_lines(BOT, slash_ok)

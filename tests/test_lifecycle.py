@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from bot.ci.gate import gate
+from bot.ci.register import read_run_id, register
 from bot.config import parse_params
 from bot.context import Context
 from bot.errors import BotError, ConfigError, NotFoundError
-from bot.lifecycle import gate, read_run_id, register
 from bot.settings import Settings
 from bot.tags import REGISTERED_AS_TAG
 from tests.helpers import log_training_run

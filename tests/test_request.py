@@ -13,22 +13,14 @@ from typing import Any
 
 import pytest
 
+from bot.ci.request import open_or_update_request, write_ci_outputs
+from bot.ci.request_body import WAITING, RequestData, Side, render_request_body
 from bot.config import parse_params
 from bot.context import Context
 from bot.errors import BotError
 from bot.forges.local import LocalForge
-from bot.markers import parse_request_marker, read_ticks
-from bot.request import (
-    WAITING,
-    find_requests,
-    open_or_update_request,
-    read_section,
-    refresh_status,
-    render_request_body,
-    request_fields,
-    write_ci_outputs,
-)
-from bot.request_context import RequestData, Side
+from bot.markers import parse_request_marker, read_section, read_ticks
+from bot.request_threads import find_requests, refresh_status
 from bot.settings import Settings
 from bot.threads import Thread
 from bot.versions import RunInfo, VersionInfo
@@ -332,7 +324,7 @@ def test_requested_by_of_the_training_is_kept_when_someone_else_re_runs(
         ),
     )
     assert open_or_update_request(other).planned == ["update the body of #1"]
-    fields = request_fields(forge_of(ctx).get_thread("issue", "1"))
+    fields = parse_request_marker(forge_of(ctx).get_thread("issue", "1").body)
     assert fields is not None and fields["requested_by"] == "dana"
 
 

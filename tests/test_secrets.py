@@ -22,9 +22,10 @@ import responses
 from click.testing import CliRunner
 
 import bot.logs
+from bot.ci.gate import gate
+from bot.ci.register import register
 from bot.cli import cli
 from bot.errors import RegistryError
-from bot.lifecycle import gate, register
 from bot.registry import Registry
 from bot.urls import redact_url
 from tests.helpers import log_training_run

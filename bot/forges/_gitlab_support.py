@@ -55,10 +55,6 @@ def error_message(exc: GitlabError) -> str:
     return str(message)
 
 
-def noun(kind: ThreadKind) -> str:
-    return "issue" if kind == "issue" else "merge request"
-
-
 def thread_ref(kind: ThreadKind, number: str) -> str:
     return f"#{number}" if kind == "issue" else f"!{number}"
 

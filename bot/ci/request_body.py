@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.commands import format_command
+from bot.command_forms import request_commands
 from bot.errors import NotFoundError
 from bot.gates import evaluate_gates
 from bot.markers import check_marker, request_marker, section
 from bot.tags import REGISTERED_AS_TAG
 from bot.templating import escape_markdown, inline_code
-from bot.threads import ThreadKind
+from bot.threads import ThreadKind, thread_noun
 from bot.versions import RunInfo, VersionInfo
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def template_context(
         "requested_by": data.requested_by,
         "pipeline_url": data.pipeline_url,
         "kind": kind,
-        "thread_noun": _thread_noun(kind, forge.platform),
+        "thread_noun": thread_noun(kind, forge.platform),
         "metric": params.promote_model.metric,
         "greater_is_better": params.promote_model.greater_is_better,
         "metrics": metrics,
@@ -147,7 +147,7 @@ def template_context(
         ],
         "require_checklist": params.promotion.require_checklist,
         "slash_promote": slash_ok,
-        "commands": commands(bot, slash_ok, champ.version.version if champ else None),
+        "commands": request_commands(bot, slash_ok, champ.version.version if champ else None),
         "who_may_approve": who_may_approve(ctx),
         "required_approvals": params.promotion.approvers.required_approvals,
         "self_approval": params.promotion.approvers.allow_self_approval,
@@ -159,6 +159,32 @@ def template_context(
     }
 
 
+def render_request_body(
+    ctx: Context,
+    version: VersionInfo,
+    *,
+    kind: ThreadKind | None = None,
+    ticks: Mapping[str, bool] | None = None,
+    status: str | None = None,
+    requested_by: str | None = None,
+    data: RequestData | None = None,
+) -> str:
+    """The request body for `version`, gates evaluated against the current champion.
+
+    `data` (else read from the registry) lets callers render from fixed values.
+    """
+    if data is None:
+        data = load_request_data(ctx, version, requested_by)
+    variables = template_context(
+        ctx,
+        data,
+        kind=kind or ctx.params.promotion.request.thread_kind,
+        ticks=ticks,
+        status=status or WAITING,
+    )
+    return ctx.render("request.md.j2", **variables)
+
+
 def _side_vars(side: Side | None) -> dict[str, Any] | None:
     if side is None:
         return None
@@ -168,12 +194,6 @@ def _side_vars(side: Side | None) -> dict[str, Any] | None:
         "run_url": side.run_url,
         "version_url": side.version_url,
     }
-
-
-def _thread_noun(kind: ThreadKind, platform: str) -> str:
-    if kind == "issue":
-        return "issue"
-    return "pull request" if platform == "github" else "merge request"
 
 
 def record_path(ctx: Context) -> str:
@@ -206,20 +226,6 @@ def metric_rows(candidate: RunInfo, champion: RunInfo | None, primary: str) -> l
             }
         )
     return rows
-
-
-def commands(bot: str, slash_ok: bool, champion_version: int | None) -> dict[str, str]:
-    """The command strings, in the form that reaches the bot on this platform (SPEC §5)."""
-    target = str(champion_version) if champion_version is not None else "<version>"
-    mention = format_command("promote", mention=True, bot=bot)
-    return {
-        "promote": format_command("promote", mention=not slash_ok, bot=bot),
-        "promote_alt": mention if slash_ok else "",
-        # `/rollback` is no quick action anywhere, so it works on every platform.
-        "rollback": f"/rollback {target}",
-        "rollback_alt": f"{format_command('rollback', mention=True, bot=bot)} {target}",
-        "help": format_command("help", mention=not slash_ok, bot=bot),
-    }
 
 
 def who_may_approve(ctx: Context) -> str:

@@ -1,4 +1,5 @@
-"""Stage 3 `request` (SPEC §4): open or update the promotion request for the candidate.
+"""Stage 3 `request`: open or update the promotion request for the candidate (docs/design.md,
+"The lifecycle").
 
 Idempotent: the open request of the same model+version has its body re-rendered, keeping the
 ticks a human made and the status section; otherwise a new issue or MR/PR is opened. That
@@ -16,46 +17,30 @@ import dataclasses
 import functools
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.context import Context
-from bot.errors import BotError
-from bot.markers import parse_request_marker, read_request_marker, read_ticks, replace_section
-from bot.request_context import (
-    WAITING,
+from bot.ci.request_body import (
     RequestData,
     load_request_data,
     record_path,
+    render_request_body,
     request_title,
-    template_context,
 )
+from bot.context import Context
+from bot.errors import BotError
+from bot.markers import parse_request_marker, read_request_marker, read_section, read_ticks
+from bot.request_threads import find_requests
 from bot.tags import REQUESTED_BY_TAG, REQUESTED_IN_TAG
-from bot.threads import Thread, ThreadKind
+from bot.threads import Thread
 from bot.timestamps import utc_now_iso
 from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
 
 log = logging.getLogger(__name__)
 
 DOTENV_FILE = "promotion.env"  # GitLab: `artifacts: reports: dotenv: promotion.env`
-
-__all__ = [
-    "WAITING",
-    "RequestResult",
-    "find_requests",
-    "open_or_update_request",
-    "read_section",
-    "refresh_status",
-    "render_request_body",
-    "request_fields",
-    "request_tags",
-    "request_title",
-    "resolve_version",
-    "write_ci_outputs",
-]
 
 
 @dataclass
@@ -71,39 +56,6 @@ class RequestResult:
     message: str = ""  # one line for people
 
 
-def request_fields(thread: Thread) -> dict[str, str] | None:
-    """The request marker's fields (model, version, run, requested_by, kind), or None."""
-    return parse_request_marker(thread.body)
-
-
-def find_requests(
-    ctx: Context, model: str | None = None, state: str = "open", *, also: str = ""
-) -> list[Thread]:
-    """The bot's request threads of `model` (default: the configured one), newest first.
-
-    Only threads the bot opened count: a person quoting a request body in their own issue
-    must not have it updated or closed. Only the configured `request.kind` is listed (one call
-    on GitLab instead of two); requests opened before a change of `kind` are not seen. `also`
-    keeps the thread of that URL whatever its marker says (the registry's record of a request
-    whose marker a person damaged).
-    """
-    model = model or ctx.model
-    bot = ctx.forge.bot_username().lower()
-    request = ctx.params.promotion.request
-    found = []
-    for thread in ctx.forge.find_threads(request.labels, state=state, kinds=(request.thread_kind,)):
-        fields = request_fields(thread)
-        if fields is None or (fields.get("model") != model and not (also and thread.url == also)):
-            continue
-        if thread.author and thread.author.lower() != bot:
-            log.warning(
-                "ignoring #%s: request marker in a thread not opened by the bot", thread.number
-            )
-            continue
-        found.append(thread)
-    return found
-
-
 def request_tags(version: VersionInfo, url: str, requested_by: str) -> dict[str, str]:
     """The version tags that make `url` the version's request in the registry, if missing.
 
@@ -117,52 +69,6 @@ def request_tags(version: VersionInfo, url: str, requested_by: str) -> dict[str,
     if not version.requested_by and requested_by:
         tags[REQUESTED_BY_TAG] = requested_by
     return tags
-
-
-def read_section(body: str, name: str) -> str | None:
-    """The content of a `markers.section`, or None when the body has none."""
-    tag = re.escape(name)
-    pattern = rf"<!-- promotion-bot:{tag} -->\n?(.*?)\n?<!-- /promotion-bot:{tag} -->"
-    match = re.search(pattern, body or "", re.DOTALL)
-    return match.group(1).strip() if match else None
-
-
-def render_request_body(
-    ctx: Context,
-    version: VersionInfo,
-    *,
-    kind: ThreadKind | None = None,
-    ticks: Mapping[str, bool] | None = None,
-    status: str | None = None,
-    requested_by: str | None = None,
-    data: RequestData | None = None,
-) -> str:
-    """The request body for `version`, gates evaluated against the current champion.
-
-    `data` (else read from the registry) lets callers render from fixed values.
-    """
-    if data is None:
-        data = load_request_data(ctx, version, requested_by)
-    variables = template_context(
-        ctx,
-        data,
-        kind=kind or ctx.params.promotion.request.thread_kind,
-        ticks=ticks,
-        status=status or WAITING,
-    )
-    return ctx.render("request.md.j2", **variables)
-
-
-def refresh_status(ctx: Context, thread: Thread, status_markdown: str) -> Thread:
-    """Replace the body's status section; re-reads the body first so fresh ticks survive.
-
-    Returns the thread as it now is (its state as just read, the new body).
-    """
-    current = ctx.forge.get_thread(thread.kind, thread.number)
-    body = replace_section(current.body, "status", status_markdown)
-    if body != current.body:
-        ctx.forge.update_body(current, body)
-    return dataclasses.replace(current, body=body)
 
 
 def resolve_version(
@@ -242,7 +148,7 @@ def open_or_update_request(
     plan = _Plan(dry_run, echo)
     data = load_request_data(ctx, info, aliases=aliases)
     found = find_requests(ctx, model, also=info.requested_in)
-    threads = [t for t in found if (request_fields(t) or {}).get("model") == model]
+    threads = [t for t in found if (parse_request_marker(t.body) or {}).get("model") == model]
     # The registry's record first: it finds the request even when its marker was damaged.
     same = [t for t in found if info.requested_in and t.url == info.requested_in]
     same = same or [t for t in threads if _version_of(t) == number]
@@ -291,7 +197,7 @@ def _record(ctx: Context, plan: _Plan, info: VersionInfo, thread: Thread | None)
 def _update(ctx: Context, plan: _Plan, thread: Thread, data: RequestData) -> tuple[Thread, str]:
     # The body shows who trained it as the registry holds it (or is about to: `request_tags`),
     # so someone else re-running `request` does not change it.
-    shown = data.requested_by or (request_fields(thread) or {}).get("requested_by", "")
+    shown = data.requested_by or (parse_request_marker(thread.body) or {}).get("requested_by", "")
     body = render_request_body(
         ctx,
         data.candidate.version,

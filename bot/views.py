@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.context import Context
 from bot.errors import NotFoundError
+from bot.markers import parse_request_marker
 from bot.records import HistoryEntry
 from bot.tags import REGISTERED_AS_TAG
 from bot.versions import TOY_ALIAS
@@ -47,7 +48,7 @@ def _metric_value(ctx: Context, run_id: str, metric: str) -> float | None:
 
 
 def _open_requests(ctx: Context, model: str) -> list[dict[str, Any]] | str:
-    from bot.request import find_requests, request_fields
+    from bot.request_threads import find_requests
 
     try:
         threads = find_requests(ctx, model, state="open")
@@ -55,7 +56,11 @@ def _open_requests(ctx: Context, model: str) -> list[dict[str, Any]] | str:
         log.warning("could not list open requests: %s", exc)
         return f"unavailable ({type(exc).__name__})"
     return [
-        {"number": t.number, "version": (request_fields(t) or {}).get("version"), "url": t.url}
+        {
+            "number": t.number,
+            "version": (parse_request_marker(t.body) or {}).get("version"),
+            "url": t.url,
+        }
         for t in threads
     ]
 

@@ -26,9 +26,9 @@ from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import open_or_update_request
 from bot.ci.request_body import render_request_body
+from bot.commands.handler import handle_comment
 from bot.config import parse_params
 from bot.context import Context
-from bot.handler import handle_comment
 from bot.markers import answer_marker
 from bot.poll import poll
 from bot.settings import Secret, Settings

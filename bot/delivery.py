@@ -7,10 +7,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.commands.handler import handle_comment
 from bot.context import Context
 from bot.errors import BotError
 from bot.events import PayloadError, parse_event
-from bot.handler import handle_comment
 from bot.records import Outcome
 from bot.threads import CommentEvent
 
@@ -74,7 +74,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
 def serve_app(ctx: Context) -> WebhookApp:
     """The WSGI app `serve` runs: comments go to the shared handler, alias changes to the report."""
     from bot.binding import Binding
-    from bot.mlflow_webhook import report_external_change
+    from bot.commands.external_change import report_external_change
     from bot.server import build_app
 
     def dispatch(event: CommentEvent) -> None:

@@ -10,9 +10,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from bot.commands import parse_comment
+from bot.commands.grammar import parse_comment
+from bot.commands.handler import handle_comment
 from bot.context import Context
-from bot.handler import handle_comment
 from bot.markers import answered_comment_ids
 from bot.records import Outcome
 from bot.request_threads import find_requests

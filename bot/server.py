@@ -24,9 +24,9 @@ from urllib.parse import parse_qs
 
 from bot import webhook_auth
 from bot.binding import Binding
-from bot.commands import may_be_command
+from bot.commands.external_change import AliasChange, parse_alias_change
+from bot.commands.grammar import may_be_command
 from bot.events import PayloadError, github_comment_event, gitlab_comment_event
-from bot.mlflow_webhook import AliasChange, parse_alias_change
 from bot.threads import CommentEvent
 from bot.workers import RETRY_DELAYS, Job, RecentKeys, WorkerPool
 

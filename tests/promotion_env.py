@@ -12,10 +12,10 @@ from click.testing import CliRunner, Result
 from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import request_tags
+from bot.commands.handler import handle_comment
 from bot.config import parse_params
 from bot.context import Context
 from bot.forges.local import LocalForge
-from bot.handler import handle_comment
 from bot.markers import check_marker, request_marker, section
 from bot.records import Outcome
 from bot.settings import Settings

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.command_forms import format_command
-from bot.commands import MAX_REASON, MAX_VERSION, Command, Usage, may_be_command, parse_comment
+from bot.commands.grammar import (
+    MAX_REASON,
+    MAX_VERSION,
+    Command,
+    Usage,
+    may_be_command,
+    parse_comment,
+)
 
 BOT = "promotion-bot"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.handler import handle_comment
+from bot.commands.handler import handle_comment
 from bot.markers import answered_comment_ids
 from bot.records import Outcome
 from tests.promotion_env import MakePlayground, Playground, make_context

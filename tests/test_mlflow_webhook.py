@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from bot.change import move_champion
+from bot.commands.change import move_champion
+from bot.commands.external_change import AliasChange, parse_alias_change, report_external_change
 from bot.config import Params
 from bot.context import Context
 from bot.events import PayloadError
 from bot.forges.local import LocalForge
 from bot.markers import request_marker
-from bot.mlflow_webhook import AliasChange, parse_alias_change, report_external_change
 from bot.records import Change
 from bot.registry import ModelState, Registry
 from bot.settings import Secret, Settings

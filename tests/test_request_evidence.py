@@ -170,7 +170,7 @@ def test_a_damaged_marker_is_answered_once_and_changes_nothing(pg: Playground, h
     assert "description is damaged" in answer and "promotion-bot request" in answer
     assert f"comment={event.comment_id}" in answer
     assert pg.champion() is None
-    from bot.handler import handle_comment
+    from bot.commands.handler import handle_comment
 
     assert handle_comment(pg.ctx, again).status == "duplicate"  # once
 

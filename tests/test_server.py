@@ -23,7 +23,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from bot.mlflow_webhook import AliasChange
+from bot.commands.external_change import AliasChange
 from bot.serve import HttpServer, log_route_warnings
 from bot.server import MAX_BODY, WebhookApp, build_app
 from bot.settings import Secret, Settings

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bot.binding import Binding
+from bot.commands.handler import handle_comment
 from bot.config import Params
 from bot.context import Context
 from bot.delivery import handle_event_file
@@ -27,7 +28,6 @@ from bot.errors import BotError
 from bot.events import parse_event
 from bot.forges.github import GitHubForge
 from bot.forges.gitlab import GitLabForge
-from bot.handler import handle_comment
 from bot.poll import poll
 from bot.server import build_app
 from bot.settings import Secret, Settings

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import responses
 
-from bot.hook import call_hook
+from bot.commands.post_promote_hook import call_hook
 from bot.logs import RedactSecrets
 from bot.settings import Settings
 from bot.urls import redact_url, redact_urls_in, url_secrets

@@ -7,13 +7,13 @@ import re
 from typing import Any
 
 from bot.command_forms import command_lines, format_command
-from bot.commands import Command, Usage
+from bot.commands.grammar import Command, Usage
+from bot.commands.policy import Refusal
 from bot.context import Context
 from bot.errors import ForgeError
 from bot.markers import answer_marker, approval_marker, read_approvals
 from bot.records import Change
 from bot.request_threads import refresh_status
-from bot.rules import Refusal
 from bot.threads import CommentEvent, Thread
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class Replies:
         url = self.ctx.params.promotion.post_promote_hook
         if not url:
             return
-        from bot.hook import call_hook
+        from bot.commands.post_promote_hook import call_hook
 
         payload = {
             "model": change.model,

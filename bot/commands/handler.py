@@ -17,15 +17,15 @@ import logging
 from dataclasses import dataclass, field
 
 from bot.binding import Binding
-from bot.change import ChangeFailed, find_recorded, recover_pending
-from bot.commands import Command, Usage, may_be_command, parse_comment
+from bot.commands.change import ChangeFailed, find_recorded, recover_pending
+from bot.commands.grammar import Command, Usage, may_be_command, parse_comment
+from bot.commands.locking import model_lock
+from bot.commands.replies import Replies
 from bot.context import Context
 from bot.errors import BotError, NotFoundError
-from bot.locking import model_lock
 from bot.markers import RequestMarker, answered_comment_ids, read_request_marker
 from bot.records import Action, Change, Outcome
 from bot.registry import ModelState
-from bot.replies import Replies
 from bot.tags import REQUESTED_IN_TAG
 from bot.threads import CommentEvent, Thread
 from bot.timestamps import utc_now_iso
@@ -125,12 +125,11 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
     if parsed.name == "help":
         run.replies.help(run.marker.version, run.bot_bodies, run.state.aliases)
         return Outcome("help")
-    from bot.rules import actor_refusal
+    from bot.commands.policy import actor_refusal
 
+    # The bot's own comments were ignored above, so the "bot" refusal cannot come back here.
     refusal = actor_refusal(ctx, event.author, event.author_id)
     if refusal is not None:
-        if refusal.code == "bot":
-            return Outcome("ignored", refusal.why)
         run.replies.refused(parsed, refusal)
         return Outcome("refused", refusal.code)
     try:
@@ -185,9 +184,9 @@ def _bind_to_registry(run: _Run, *, promote: bool, extra: dict[str, str]) -> Out
 
 
 def _promote(run: _Run, command: Command) -> Outcome:
-    from bot.change import move_champion
+    from bot.commands.change import move_champion
+    from bot.commands.policy import promote_refusal, self_approval_refusal
     from bot.markers import read_approvals
-    from bot.rules import promote_refusal, self_approval_refusal
 
     ctx, event = run.ctx, run.event
     version = run.version
@@ -221,8 +220,8 @@ def _promote(run: _Run, command: Command) -> Outcome:
 
 
 def _rollback(run: _Run, command: Command) -> Outcome:
-    from bot.change import move_champion
-    from bot.rules import rollback_refusal
+    from bot.commands.change import move_champion
+    from bot.commands.policy import rollback_refusal
 
     ctx = run.ctx
     number = int(command.version or 0)
@@ -248,7 +247,7 @@ def _rollback(run: _Run, command: Command) -> Outcome:
 
 def _still_eligible(ctx: Context, recorded: list[str], author: str) -> list[str]:
     """Earlier approvals count only while their authors are still eligible (roles change)."""
-    from bot.rules import actor_refusal
+    from bot.commands.policy import actor_refusal
 
     return [
         name

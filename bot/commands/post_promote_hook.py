@@ -1,9 +1,9 @@
-"""`post_promote_hook` (SPEC §9): tell serving about a champion change; failures are reported."""
+"""`post_promote_hook`: tell serving about a champion change; failures are reported in the thread
+(docs/design.md, "The change").
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -13,14 +13,11 @@ from typing import Any
 import requests
 
 from bot.urls import redact_url
+from bot.webhook_auth import sign_github
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Promotion-Bot-Signature"
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def call_hook(
@@ -35,7 +32,8 @@ def call_hook(
     body = json.dumps(payload, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "promotion-bot"}
     if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, body)
+        # Signed as GitHub signs its webhooks, so a receiver can reuse a GitHub verifier.
+        headers[SIGNATURE_HEADER] = sign_github(secret, body)
     problem = ""
     for attempt in range(1, attempts + 1):
         try:

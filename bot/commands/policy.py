@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bot.context import Context
 from bot.errors import NotFoundError
 from bot.forges.base import role_level
-from bot.gates import GateResult, evaluate_gates, failed
+from bot.gates import GateCheck, evaluate_gates, failed
 from bot.markers import read_request_marker, read_ticks
 from bot.records import HistoryEntry
 from bot.tags import CHAMPION_SINCE_TAG
@@ -73,7 +73,7 @@ def promote_refusal(
     version: VersionInfo,
     candidate: VersionInfo | None,
     champion: VersionInfo | None,
-) -> tuple[Refusal | None, list[GateResult]]:
+) -> tuple[Refusal | None, list[GateCheck]]:
     """Preconditions of /promote, in the order a person would fix them; also the gate results."""
     promotion = ctx.params.promotion
     candidate_alias = ctx.params.promote_model.candidate_alias

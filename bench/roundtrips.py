@@ -29,8 +29,8 @@ from bot.ci.request_body import render_request_body
 from bot.commands.handler import handle_comment
 from bot.config import parse_params
 from bot.context import Context
+from bot.intake.poll import poll
 from bot.markers import answer_marker
-from bot.poll import poll
 from bot.settings import Secret, Settings
 from bot.tags import REQUESTED_IN_TAG
 from bot.threads import CommentEvent, ProjectRef

@@ -201,7 +201,7 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
 @with_context
 def handle(ctx: Context, event_name: str, event_file: str) -> None:
     """Process one webhook delivery from a file (GitHub Actions)."""
-    from bot.delivery import handle_event_file
+    from bot.intake.entry import handle_event_file
 
     click.echo(handle_event_file(ctx, event_name, event_file))
 
@@ -210,7 +210,7 @@ def handle(ctx: Context, event_name: str, event_file: str) -> None:
 @with_context
 def poll(ctx: Context) -> None:
     """Handle unanswered commands on open (and recently closed) requests, oldest first."""
-    from bot.poll import poll as do_poll
+    from bot.intake.poll import poll as do_poll
 
     result = do_poll(ctx)
     click.echo(result.summary())
@@ -224,7 +224,7 @@ def poll(ctx: Context) -> None:
 @with_context
 def serve(ctx: Context, host: str, port: int) -> None:
     """Run the webhook server (GitLab, GitHub and MLflow webhooks)."""
-    from bot.delivery import serve as do_serve
+    from bot.intake.entry import serve as do_serve
 
     do_serve(ctx, host, port)
 
@@ -236,7 +236,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @with_context
 def comment(ctx: Context, thread: str, body: str, author: str) -> None:
     """local platform: add a comment to THREAD as USER and handle it."""
-    from bot.delivery import local_comment
+    from bot.intake.entry import local_comment
 
     click.echo(local_comment(ctx, thread, body, author))
 

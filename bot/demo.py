@@ -19,7 +19,7 @@ from bot.ci.register import register
 from bot.ci.request import RequestResult, open_or_update_request
 from bot.config import Params, parse_params
 from bot.context import Context
-from bot.delivery import local_comment
+from bot.intake.entry import local_comment
 from bot.settings import Settings
 from bot.views import render_history, render_status, status_data
 

@@ -25,7 +25,7 @@ from bot.ci.register import register
 from bot.ci.request import open_or_update_request
 from bot.config import parse_params
 from bot.context import Context
-from bot.delivery import handle_event_file, serve_app
+from bot.intake.entry import handle_event_file, serve_app
 from bot.records import Outcome
 from bot.settings import Secret, Settings
 from bot.webhook_auth import sign_github

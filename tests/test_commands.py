@@ -1,4 +1,5 @@
-"""bot.commands: the comment grammar of SPEC §5, as a table and as properties against an oracle."""
+"""bot.commands.grammar: the comment grammar (docs/design.md, "Commands"), as a table and as
+properties against an oracle."""
 
 from __future__ import annotations
 

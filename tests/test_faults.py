@@ -26,8 +26,8 @@ from bot.commands.post_promote_hook import SIGNATURE_HEADER
 from bot.context import Context
 from bot.errors import ForgeError, RegistryError
 from bot.forges.local import LocalForge
+from bot.intake.poll import poll
 from bot.markers import answered_comment_ids
-from bot.poll import poll
 from bot.records import Outcome
 from bot.settings import Secret
 from bot.threads import Thread

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from bot.intake.poll import poll
 from bot.markers import answered_comment_ids
-from bot.poll import poll
 from tests.kill_worker import NOT_KILLED
 from tests.promotion_env import MakePlayground, Playground
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from bot.commands.change import move_champion
-from bot.commands.external_change import AliasChange, parse_alias_change, report_external_change
+from bot.commands.external_change import AliasChange, report_external_change
 from bot.config import Params
 from bot.context import Context
-from bot.events import PayloadError
 from bot.forges.local import LocalForge
+from bot.intake.payloads import PayloadError, parse_alias_change
 from bot.markers import request_marker
 from bot.records import Change
 from bot.registry import ModelState, Registry
@@ -374,8 +374,8 @@ def webhook_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowS
 def test_mlflow_delivers_a_signed_alias_event_we_accept(webhook_mlflow: MlflowServer) -> None:
     from mlflow import MlflowClient
 
-    from bot.serve import HttpServer
-    from bot.server import build_app
+    from bot.intake.http_server import HttpServer
+    from bot.intake.wsgi import WebhookApp
 
     received: list[AliasChange] = []
     arrived = threading.Event()
@@ -385,7 +385,7 @@ def test_mlflow_delivers_a_signed_alias_event_we_accept(webhook_mlflow: MlflowSe
         arrived.set()
 
     secret = "real-mlflow-secret"
-    app = build_app(
+    app = WebhookApp(
         Settings(mlflow_webhook_secret=Secret(secret)), lambda _e: None, on_alias_change
     )
     server = HttpServer(app, "127.0.0.1", 0)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from bot.ci.request import open_or_update_request
-from bot.delivery import local_comment
 from bot.forges.local import LocalForge
-from bot.poll import poll
+from bot.intake.entry import local_comment
+from bot.intake.poll import poll
 from bot.threads import Thread
 from tests.forge_fixtures import body_of
 from tests.forge_world import World, make_world

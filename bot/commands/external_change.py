@@ -1,15 +1,12 @@
-"""MLflow registry webhooks: champion alias changes made outside the bot (SPEC §7).
+"""A champion moved outside the bot (someone used the MLflow UI): reported in the request thread.
 
-MLflow 3 (`mlflow/webhooks/delivery.py`) POSTs an envelope
-`{"entity": "model_version_alias", "action": "created" | "deleted", "timestamp": <ISO 8601>,
-"data": {"name": ..., "alias": ..., "version": "7"}}` (no `version` on `deleted`; the version is a
-string) whenever an alias is set or removed through the tracking server. The bot's own
-`/promote` and `/rollback` trigger it too. The event only says that something moved: whether
-something is amiss is read from the registry once the event arrives. The champion agrees with
-the bot's record when it is the last recorded history `to` (or the `to` of the intent of a
-change in flight); anything else was moved by hand, and is reported once, with the `/rollback`
-that restores the recorded champion. No time window: a hand move back to a version the bot set
-a minute ago is still a hand move.
+MLflow's alias webhook (parsed by `bot.intake.payloads`) only says that something moved; the
+bot's own `/promote` and `/rollback` trigger it too. Whether something is amiss is read from the
+registry once the event arrives: the champion agrees with the bot's record when it is the last
+recorded history `to` (or the `to` of the intent of a change in flight); anything else was moved
+by hand, and is reported once, with the `/rollback` that restores the recorded champion. No time
+window: a hand move back to a version the bot set a minute ago is still a hand move. See
+docs/design.md, "Webhooks".
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from bot.command_forms import format_command
-from bot.events import PayloadError
 from bot.records import HistoryEntry, Outcome
 from bot.threads import Thread
 
@@ -30,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALIAS_ENTITY = "model_version_alias"
 TEMPLATE = "answer_external_change.md.j2"
 _SAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 _REPORT_RE = re.compile(r"<!-- promotion-bot:external (state=\S+) -->")
@@ -38,47 +33,14 @@ _REPORT_RE = re.compile(r"<!-- promotion-bot:external (state=\S+) -->")
 
 @dataclass(frozen=True)
 class AliasChange:
+    """A model alias set or deleted in the registry, as MLflow's webhook reports it."""
+
     model: str
     alias: str
     version: int | None  # None: the alias was deleted
     delivery_id: str = ""
     action: Literal["created", "deleted"] = "created"
     at: str = ""  # the envelope's timestamp (ISO 8601), "" if absent
-
-
-def parse_alias_change(payload: object, delivery_id: str = "") -> AliasChange | None:
-    """A model alias set or deleted, else None (other entities, prompts are `prompt_alias`)."""
-    if not isinstance(payload, dict):
-        raise PayloadError("missing or malformed payload (expected an object)")
-    entity, action = payload.get("entity"), payload.get("action")
-    if not isinstance(entity, str) or not isinstance(action, str):
-        raise PayloadError("missing or malformed entity/action (expected strings)")
-    if entity != ALIAS_ENTITY or action not in ("created", "deleted"):
-        return None
-    data = payload.get("data")
-    if not isinstance(data, dict):
-        raise PayloadError("missing or malformed data (expected an object)")
-    name, alias = data.get("name"), data.get("alias")
-    if not isinstance(name, str) or not name or not isinstance(alias, str) or not alias:
-        raise PayloadError("missing or malformed data.name/data.alias (expected strings)")
-    version = _version(data.get("version")) if action == "created" else None
-    at = payload.get("timestamp")
-    return AliasChange(
-        model=name,
-        alias=alias,
-        version=version,
-        delivery_id=delivery_id,
-        action="created" if action == "created" else "deleted",
-        at=at if isinstance(at, str) else "",
-    )
-
-
-def _version(value: object) -> int:
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    raise PayloadError("missing or malformed data.version (expected a positive integer)")
 
 
 def report_external_change(ctx: Context, change: AliasChange) -> Outcome:

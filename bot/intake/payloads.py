@@ -1,17 +1,24 @@
-"""Forge webhook payloads → the shared CommentEvent, once, at the edge (no I/O).
+"""Webhook payloads -> the shared events, once, at the edge (no I/O): a forge's comment becomes a
+`CommentEvent`, MLflow's alias event an `AliasChange`.
 
-`parse_event` picks the parser by the event's name (the `handle` command's event files); the
-server picks it by route. Each parser answers None for deliveries the bot has no work for
-(pings, other events, deleted comments, notes on commits or snippets, system notes) and raises
-PayloadError, a ValueError the server turns into 400, when an event it does handle lacks a
-field or has one of the wrong type.
-Nothing else escapes, whatever JSON arrives.
+`parse_event` picks the comment parser by the event's name (the `handle` command's event files);
+`serve` picks it by route (`bot.intake.sources`). Each parser answers None for deliveries the bot
+has no work for (pings, other events, deleted comments, notes on commits or snippets, system
+notes, other registry entities) and raises PayloadError, a ValueError `serve` turns into 400, when
+an event it does handle lacks a field or has one of the wrong type. Nothing else escapes,
+whatever JSON arrives.
+
+MLflow 3 (`mlflow/webhooks/delivery.py`) POSTs an envelope
+`{"entity": "model_version_alias", "action": "created" | "deleted", "timestamp": <ISO 8601>,
+"data": {"name": ..., "alias": ..., "version": "7"}}` (no `version` on `deleted`; the version is a
+string) whenever an alias is set or removed through the tracking server.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bot.commands.external_change import AliasChange
 from bot.threads import CommentAction, CommentEvent, ProjectRef, ThreadKind
 
 # GitLab sends notes on confidential issues and internal notes as "Confidential Note Hook".
@@ -30,6 +37,7 @@ _GITLAB_ACTIONS: dict[str | None, CommentAction] = {
 }
 _GITHUB_ACTIONS: dict[str, CommentAction] = {"created": "created", "edited": "edited"}
 _MAX_ID = 2**63 - 1
+ALIAS_ENTITY = "model_version_alias"
 
 
 class PayloadError(ValueError):
@@ -196,3 +204,38 @@ def _identifier(obj: dict[Any, Any], key: str, where: str) -> str:
 
 def _delivery(delivery_id: object) -> str:
     return delivery_id if isinstance(delivery_id, str) else ""
+
+
+def parse_alias_change(payload: object, delivery_id: str = "") -> AliasChange | None:
+    """A model alias set or deleted, else None (other entities, prompts are `prompt_alias`)."""
+    if not isinstance(payload, dict):
+        raise PayloadError("missing or malformed payload (expected an object)")
+    entity, action = payload.get("entity"), payload.get("action")
+    if not isinstance(entity, str) or not isinstance(action, str):
+        raise PayloadError("missing or malformed entity/action (expected strings)")
+    if entity != ALIAS_ENTITY or action not in ("created", "deleted"):
+        return None
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise PayloadError("missing or malformed data (expected an object)")
+    name, alias = data.get("name"), data.get("alias")
+    if not isinstance(name, str) or not name or not isinstance(alias, str) or not alias:
+        raise PayloadError("missing or malformed data.name/data.alias (expected strings)")
+    version = _version(data.get("version")) if action == "created" else None
+    at = payload.get("timestamp")
+    return AliasChange(
+        model=name,
+        alias=alias,
+        version=version,
+        delivery_id=delivery_id,
+        action="created" if action == "created" else "deleted",
+        at=at if isinstance(at, str) else "",
+    )
+
+
+def _version(value: object) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise PayloadError("missing or malformed data.version (expected a positive integer)")

@@ -1,4 +1,4 @@
-"""`serve`: the webhook app under waitress, stopped gracefully on SIGTERM/SIGINT.
+"""`serve`'s HTTP server: the webhook app under waitress, stopped gracefully on SIGTERM/SIGINT.
 
 waitress's own `serve()` only stops on KeyboardInterrupt and then cancels requests in flight.
 Here the event loop runs one tick at a time, so a signal (or another thread) can ask for a stop:
@@ -30,10 +30,11 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
 from bot.errors import ConfigError
-from bot.server import MAX_BODY, WEBHOOK_ROUTES
+from bot.intake.sources import SOURCES
+from bot.intake.wsgi import MAX_BODY
 
 if TYPE_CHECKING:
-    from bot.server import WebhookApp
+    from bot.intake.wsgi import WebhookApp
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -216,22 +217,22 @@ def run_server(
 
 def log_route_warnings(settings: Settings, app: WebhookApp) -> None:
     """Say at start-up which routes will refuse everything, and which secrets are set in vain."""
-    for route, platform in WEBHOOK_ROUTES.items():
-        extra = {**_SERVER, "platform": platform}
-        if not app.allows(platform):
-            if app.configured(platform):
+    for source in SOURCES:
+        extra = {**_SERVER, "platform": source.name}
+        if not app.allows(source.name):
+            if app.configured(source.name):
                 log.warning(
-                    "%s_WEBHOOK_SECRET is set, but this bot serves %s: %s answers 404",
-                    platform.upper(),
+                    "%s is set, but this bot serves %s: %s answers 404",
+                    source.variable,
                     settings.platform,
-                    route,
+                    source.route,
                     extra=extra,
                 )
-        elif not app.configured(platform):
+        elif not app.configured(source.name):
             log.warning(
-                "%s_WEBHOOK_SECRET is not set: %s refuses every delivery",
-                platform.upper(),
-                route,
+                "%s is not set: %s refuses every delivery",
+                source.variable,
+                source.route,
                 extra=extra,
             )
 

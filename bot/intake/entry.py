@@ -1,4 +1,6 @@
-"""How comments reach the handler: an Actions event file, the webhook server, the local CLI."""
+"""The ways in: `handle` (an Actions event file), `serve` (the webhook server) and the local
+platform's `comment`, each ending in the command handler. `poll` is `bot.intake.poll`.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ from typing import TYPE_CHECKING
 from bot.commands.handler import handle_comment
 from bot.context import Context
 from bot.errors import BotError
-from bot.events import PayloadError, parse_event
+from bot.intake.payloads import PayloadError, parse_event
 from bot.records import Outcome
 from bot.threads import CommentEvent
 
 if TYPE_CHECKING:
-    from bot.server import WebhookApp
+    from bot.intake.wsgi import WebhookApp
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +58,11 @@ def local_comment(ctx: Context, thread: str, body: str, author: str) -> Outcome:
 
 def serve(ctx: Context, host: str, port: int) -> None:
     """`serve`: the webhook server, with comments handled by the shared handler."""
-    from bot.server import WEBHOOK_ROUTES, run_server
+    from bot.intake.http_server import run_server
+    from bot.intake.sources import SOURCES
 
     app = serve_app(ctx)
-    open_routes = [
-        route for route, name in WEBHOOK_ROUTES.items() if app.allows(name) and app.configured(name)
-    ]
+    open_routes = [s.route for s in SOURCES if app.allows(s.name) and app.configured(s.name)]
     routes = ", ".join(open_routes) or "none (no secret set)"
 
     def announce(urls: list[str]) -> None:  # once bound: a busy port fails before this line
@@ -75,7 +76,7 @@ def serve_app(ctx: Context) -> WebhookApp:
     """The WSGI app `serve` runs: comments go to the shared handler, alias changes to the report."""
     from bot.binding import Binding
     from bot.commands.external_change import report_external_change
-    from bot.server import build_app
+    from bot.intake.wsgi import WebhookApp
 
     def dispatch(event: CommentEvent) -> None:
         outcome = handle_comment(ctx, event)
@@ -89,7 +90,7 @@ def serve_app(ctx: Context) -> WebhookApp:
     # Build the registry and forge clients once, before two workers race to, and fail fast on
     # bad settings instead of on the first delivery.
     _ = ctx.registry, ctx.forge
-    return build_app(
+    return WebhookApp(
         ctx.settings,
         dispatch,
         on_alias_change=lambda change: report_external_change(ctx, change),

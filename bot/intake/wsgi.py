@@ -1,4 +1,4 @@
-"""The webhook server's WSGI application (SPEC §7): verify, parse, de-duplicate, queue, answer.
+"""`serve`'s WSGI application: verify, parse, bind, de-duplicate, queue, answer.
 
 A request thread only checks and queues, then answers (forges retry slow hooks and GitLab
 disables hooks that keep failing); worker threads do the work after the answer has gone out.
@@ -7,8 +7,9 @@ configured forge, and MLflow's), a secret is configured for the route (403), the
 1 MiB (413), the signature or token is valid (401), the JSON parses and has the fields the event
 needs (400), the event comes from the configured project and needs work (200), it was not
 taken already (200 duplicate), the queue has room (503). A job that still fails after its
-retries is forgotten, so a manual redelivery is taken again. Plain WSGI: Flask would cost a
-second of import for three routes.
+retries is forgotten, so a manual redelivery is taken again. What differs per source is one
+entry of `bot.intake.sources`. Plain WSGI: Flask would cost a second of import for three routes.
+See docs/design.md, "Webhooks".
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
-from bot import webhook_auth
 from bot.binding import Binding
-from bot.commands.external_change import AliasChange, parse_alias_change
+from bot.commands.external_change import AliasChange
 from bot.commands.grammar import may_be_command
-from bot.events import PayloadError, github_comment_event, gitlab_comment_event
+from bot.intake.payloads import PayloadError
+from bot.intake.sources import BY_ROUTE, SOURCES, Headers, Source, decode
+from bot.intake.workers import RETRY_DELAYS, Job, RecentKeys, WorkerPool
 from bot.threads import CommentEvent
-from bot.workers import RETRY_DELAYS, Job, RecentKeys, WorkerPool
+from bot.webhook_auth import WebhookAuthError
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -37,16 +38,6 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
 RETRY_AFTER_SECONDS = 30
-WEBHOOK_ROUTES = {
-    "/webhooks/gitlab": "gitlab",
-    "/webhooks/github": "github",
-    "/webhooks/mlflow": "mlflow",
-}
-_DELIVERY_HEADERS = {
-    "gitlab": "Idempotency-Key",  # the same on GitLab's retries and manual resends
-    "github": "X-GitHub-Delivery",  # the same on redeliveries
-    "mlflow": "X-MLflow-Delivery-Id",  # the same on MLflow's HTTP retries
-}
 
 StartResponse = Callable[..., Any]
 
@@ -56,19 +47,6 @@ class Response:
     status: int
     body: dict[str, Any]
     headers: tuple[tuple[str, str], ...] = ()
-
-
-class Headers:
-    """Request headers by their HTTP name, from a WSGI environ."""
-
-    def __init__(self, environ: dict[str, Any]) -> None:
-        self._environ = environ
-
-    def get(self, name: str) -> str:
-        key = "HTTP_" + name.upper().replace("-", "_")
-        # HTTP's optional whitespace only: str.strip() would also eat bytes such as 0xA0 (the
-        # last byte of "à" in UTF-8) off a secret's raw bytes, decoded as latin-1.
-        return str(self._environ.get(key, "")).strip(" \t")
 
 
 class WebhookApp:
@@ -97,13 +75,11 @@ class WebhookApp:
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self._binding = binding
-        self._secrets = {
-            "gitlab": settings.gitlab_webhook_secret.value,
-            "github": settings.github_webhook_secret.value,
-            "mlflow": settings.mlflow_webhook_secret.value,
-        }
-        forges = WEBHOOK_ROUTES.values() if allowed_platforms is None else allowed_platforms
-        self._allowed = frozenset(forges) & set(WEBHOOK_ROUTES.values()) | {"mlflow"}
+        self._secrets = {source.name: source.secret(settings) for source in SOURCES}
+        names = {source.name for source in SOURCES}
+        always = {source.name for source in SOURCES if not source.forge}
+        allowed = names if allowed_platforms is None else names & set(allowed_platforms)
+        self._allowed = frozenset(allowed | always)
         self._dispatch = dispatch
         self._on_alias_change = on_alias_change
         self._champion_alias = champion_alias
@@ -132,8 +108,8 @@ class WebhookApp:
         try:
             response = self._route(environ)
         except Exception:
-            platform = WEBHOOK_ROUTES.get(environ.get("PATH_INFO", ""), "")
-            log.exception("unexpected error answering a request", extra=_extra(platform, environ))
+            source = BY_ROUTE.get(environ.get("PATH_INFO", ""))
+            log.exception("unexpected error answering a request", extra=_extra(source, environ))
             response = Response(500, {"error": "internal error"})
         payload = json.dumps(response.body).encode()
         headers = [
@@ -152,19 +128,21 @@ class WebhookApp:
             if method != "GET":
                 return Response(405, {"error": "method not allowed"}, (("Allow", "GET"),))
             return self._health()
-        platform = WEBHOOK_ROUTES.get(path.rstrip("/"))
-        if platform is None:
+        source = BY_ROUTE.get(path.rstrip("/"))
+        if source is None:
             return Response(404, {"error": "not found"})
-        if platform not in self._allowed:
+        if source.name not in self._allowed:
             log.warning(
                 "refused: this bot takes no %s deliveries",
-                platform,
-                extra=_extra(platform, environ),
+                source.name,
+                extra=_extra(source, environ),
             )
-            return Response(404, {"error": f"not found: this bot takes no {platform} deliveries"})
+            return Response(
+                404, {"error": f"not found: this bot takes no {source.name} deliveries"}
+            )
         if method != "POST":
             return Response(405, {"error": "method not allowed"}, (("Allow", "POST"),))
-        return self._webhook(platform, environ)
+        return self._webhook(source, environ)
 
     def _health(self) -> Response:
         queued = self.pool.queued
@@ -173,11 +151,11 @@ class WebhookApp:
         return Response(503, {"status": "unavailable", "queued": queued})
 
     # --- one delivery -----------------------------------------------------------------------------
-    def _webhook(self, platform: str, environ: dict[str, Any]) -> Response:
-        extra = _extra(platform, environ)
-        secret = self._secrets[platform]
+    def _webhook(self, source: Source, environ: dict[str, Any]) -> Response:
+        extra = _extra(source, environ)
+        secret = self._secrets[source.name]
         if not secret:
-            log.warning("refused: no %s webhook secret configured", platform, extra=extra)
+            log.warning("refused: no %s webhook secret configured", source.name, extra=extra)
             return Response(403, {"error": "webhook secret not configured"})
         body = _read_body(environ)
         if body is None:
@@ -185,12 +163,13 @@ class WebhookApp:
             return Response(413, {"error": f"body over {MAX_BODY} bytes"})
         headers = Headers(environ)
         try:
-            _verify(platform, secret, body, headers)
-        except webhook_auth.WebhookAuthError as exc:
+            source.verify(secret, body, headers)
+        except WebhookAuthError as exc:
             log.warning("rejected: %s", exc, extra=extra)
             return Response(401, {"error": str(exc)})
         try:
-            item = _parse(platform, body, headers, environ.get("CONTENT_TYPE", ""))
+            payload = decode(body, environ.get("CONTENT_TYPE", ""))
+            item = source.parse(payload, headers, headers.get(source.delivery_header))
         except (PayloadError, ValueError, RecursionError) as exc:
             reason = str(exc) if isinstance(exc, PayloadError) else "malformed JSON body"
             log.warning("bad payload: %s", reason, extra=extra)
@@ -245,47 +224,11 @@ class WebhookApp:
         return Response(202, {"status": "accepted"})
 
 
-def build_app(
-    settings: Settings,
-    dispatch: Callable[[CommentEvent], object],
-    on_alias_change: Callable[[AliasChange], object] | None = None,
-    *,
-    champion_alias: str = "champion",
-    workers: int = 2,
-    queue_size: int = 1000,
-    allowed_platforms: Iterable[str] | None = None,
-    binding: Binding | None = None,
-    retry_delays: Sequence[float] = RETRY_DELAYS,
-    sleep: Callable[[float], object] = time.sleep,
-) -> WebhookApp:
-    """The WSGI app; `run_server` starts and stops its workers (tests: start, drain, stop)."""
-    return WebhookApp(
-        settings,
-        dispatch,
-        on_alias_change,
-        champion_alias=champion_alias,
-        workers=workers,
-        queue_size=queue_size,
-        allowed_platforms=allowed_platforms,
-        binding=binding,
-        retry_delays=retry_delays,
-        sleep=sleep,
-    )
-
-
-def run_server(settings: Settings, host: str, port: int, app: WebhookApp, **options: Any) -> None:
-    """Serve `app` under waitress until SIGTERM/SIGINT, then stop gracefully (bot.serve)."""
-    from bot.serve import run_server as run
-
-    run(settings, host, port, app, **options)
-
-
-def _extra(platform: str, environ: dict[str, Any]) -> dict[str, str]:
-    headers = Headers(environ)
-    delivery = headers.get(_DELIVERY_HEADERS[platform]) if platform else ""
-    if platform == "gitlab" and not delivery:
-        delivery = headers.get("X-Gitlab-Webhook-UUID")  # for the logs only
-    return {"delivery_id": delivery[:100], "platform": platform}
+def _extra(source: Source | None, environ: dict[str, Any]) -> dict[str, str]:
+    if source is None:
+        return {"delivery_id": "", "platform": ""}
+    delivery = source.delivery_id(Headers(environ))
+    return {"delivery_id": delivery[:100], "platform": source.name}
 
 
 def _ignored(reason: str, extra: dict[str, str]) -> Response:
@@ -307,46 +250,3 @@ def _read_body(environ: dict[str, Any]) -> bytes | None:
     # Read one byte past the limit, whatever the header said, so a lying length is caught too.
     body = environ["wsgi.input"].read(min(length, MAX_BODY + 1)) if length else b""
     return None if len(body) > MAX_BODY else body
-
-
-def _verify(platform: str, secret: str, body: bytes, headers: Headers) -> None:
-    if platform == "github":
-        webhook_auth.check_github(secret, body, headers.get("X-Hub-Signature-256"))
-    elif platform == "gitlab":
-        webhook_auth.check_gitlab(secret, headers.get("X-Gitlab-Token"))
-    else:
-        webhook_auth.check_mlflow(
-            secret,
-            body,
-            delivery_id=headers.get("X-MLflow-Delivery-Id"),
-            timestamp=headers.get("X-MLflow-Timestamp"),
-            signature=headers.get("X-MLflow-Signature"),
-        )
-
-
-def _parse(
-    platform: str, body: bytes, headers: Headers, content_type: str
-) -> CommentEvent | AliasChange | None:
-    payload = _decode(body, content_type)
-    delivery = headers.get(_DELIVERY_HEADERS[platform])
-    if platform == "github":
-        event = headers.get("X-GitHub-Event")
-        if not event:
-            raise PayloadError("missing X-GitHub-Event header")
-        return github_comment_event(event, payload, delivery)
-    if platform == "gitlab":
-        event = headers.get("X-Gitlab-Event")
-        if not event:
-            raise PayloadError("missing X-Gitlab-Event header")
-        return gitlab_comment_event(event, payload, delivery)
-    return parse_alias_change(payload, delivery)
-
-
-def _decode(body: bytes, content_type: str) -> object:
-    """JSON, or GitHub's other content type: a form with the JSON in its `payload` field."""
-    if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
-        fields = parse_qs(body.decode("utf-8"), max_num_fields=10)
-        if "payload" not in fields:
-            raise PayloadError("form body without a payload field")
-        return json.loads(fields["payload"][0])
-    return json.loads(body.decode("utf-8"))

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -33,6 +34,14 @@ class _Section(BaseModel):
     # allow_inf_nan=False: a tolerance or threshold of nan or inf would pass or fail everything.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
+
+def _tuple_from_list(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+T = TypeVar("T")
+# A YAML list, kept as a tuple (the sections are frozen); strict mode would refuse the list.
+Listed = Annotated[tuple[T, ...], BeforeValidator(_tuple_from_list)]
 
 INITIAL_ALIASES = ("ci-smoke", "smoke")
 _alias_name = check.alias_name
@@ -65,7 +74,7 @@ class Inference(_Section):
 
 class RequestConfig(_Section):
     kind: Literal["issue", "merge_request", "pull_request"] = "issue"
-    labels: tuple[str, ...] = ("model-promotion",)
+    labels: Listed[str] = ("model-promotion",)
     target_branch: str = Field("main", min_length=1)
     record_path: str = "promotions/{model_name}.json"
     merge_on_promote: bool = True
@@ -85,11 +94,6 @@ class RequestConfig(_Section):
         """GitHub's pull_request is the same kind as GitLab's merge_request."""
         return "issue" if self.kind == "issue" else "merge_request"
 
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _labels_list(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
-
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -99,16 +103,11 @@ class RequestConfig(_Section):
 
 
 class Approvers(_Section):
-    users: tuple[str, ...] = ()
+    users: Listed[str] = ()
     min_role: str | None = "maintainer"
     required_approvals: int = Field(1, ge=1)
     allow_self_approval: bool = False
     require_platform_approval: bool = False
-
-    @field_validator("users", mode="before")
-    @classmethod
-    def _users_list(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
 
     @field_validator("users")
     @classmethod
@@ -138,12 +137,7 @@ class Threshold(_Section):
 class Gates(_Section):
     max_regression_vs_champion: float = Field(0.0, ge=0)
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
-    required_tags: tuple[str, ...] = ()
-
-    @field_validator("required_tags", mode="before")
-    @classmethod
-    def _tags_list(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
+    required_tags: Listed[str] = ()
 
     @field_validator("required_tags")
     @classmethod
@@ -172,7 +166,7 @@ class Promotion(_Section):
     request: RequestConfig = Field(default_factory=RequestConfig)
     approvers: Approvers = Field(default_factory=Approvers)
     gates: Gates = Field(default_factory=Gates)
-    checklist: tuple[ChecklistItem, ...] = DEFAULT_CHECKLIST
+    checklist: Listed[ChecklistItem] = DEFAULT_CHECKLIST
     require_checklist: bool = True
     templates_dir: str = "templates"
     post_promote_hook: str | None = None
@@ -186,11 +180,6 @@ class Promotion(_Section):
         if problem:
             raise ValueError(problem)
         return value
-
-    @field_validator("checklist", mode="before")
-    @classmethod
-    def _checklist_list(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
 
     @field_validator("checklist")
     @classmethod

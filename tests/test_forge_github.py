@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -49,12 +48,6 @@ def waits() -> list[float]:
 @pytest.fixture
 def forge(waits: list[float]) -> GitHubForge:
     return GitHubForge.from_settings(settings(), retry=RetryPolicy(sleeper=waits.append))
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 # --- construction --------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -45,12 +44,6 @@ def waits() -> list[float]:
 @pytest.fixture
 def forge(waits: list[float]) -> GitLabForge:
     return GitLabForge.from_settings(settings(), retry=RetryPolicy(sleeper=waits.append))
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 # --- construction --------------------------------------------------------------------------

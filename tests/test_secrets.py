@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,14 +109,6 @@ def run_bot(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        # The real MLflow server stays reachable (its URL carries the user:password@ part).
-        mock.add_passthru(re.compile(r"http://([^/@]*@)?127\.0\.0\.1[:/]"))
-        yield mock
 
 
 # --- the registry cannot be reached ----------------------------------------------------------

@@ -19,9 +19,6 @@ from typing import Any
 import responses
 
 from bench.counting import Call, HttpLog, count, summary
-from bench.fake_forges import BOT, PEOPLE, FakeForge, make_fake
-from bench.fake_github import FakeGitHub
-from bench.fake_gitlab import FakeGitLab
 from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import open_or_update_request
@@ -34,6 +31,9 @@ from bot.markers import answer_marker
 from bot.settings import Secret, Settings
 from bot.tags import REQUESTED_IN_TAG
 from bot.threads import CommentEvent, ProjectRef
+from tests.fake_forges import BOT, PEOPLE, FakeForge, make_fake
+from tests.fake_github import FakeGitHub
+from tests.fake_gitlab import FakeGitLab
 
 PLATFORMS = ("gitlab", "github")
 OPEN_REQUESTS = 50

@@ -11,18 +11,19 @@ from typing import Any
 
 import pytest
 
+from bot.ci.request_body import RequestData, Side, render_request_body, request_title
 from bot.commands.change import move_champion
 from bot.commands.external_change import AliasChange, report_external_change
 from bot.config import Params
 from bot.context import Context
 from bot.forges.local import LocalForge
 from bot.intake.payloads import PayloadError, parse_alias_change
-from bot.markers import request_marker
 from bot.records import Change
 from bot.registry import ModelState, Registry
 from bot.settings import Secret, Settings
 from bot.tags import HISTORY_TAG, PENDING_TAG
 from bot.timestamps import utc_now_iso
+from bot.versions import RunInfo, VersionInfo
 from tests.helpers import log_training_run
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 
@@ -123,8 +124,12 @@ def _context(tmp_path: Path, registry: Any) -> Context:
 
 
 def _request(forge: LocalForge, model: str, version: int) -> str:
-    body = f"Promote it.\n\n{request_marker(model=model, version=version, run='r1')}"
-    return forge.open_issue(f"Promote {model} v{version} to champion", body, LABELS).number
+    """A request as the product renders it, from fixed values (no registry is read)."""
+    ctx = Context(settings=Settings(platform="local", local_dir=forge.root), params=Params())
+    info = VersionInfo(model=model, version=version, run_id="r1")
+    data = RequestData(candidate=Side(info, RunInfo(run_id="r1", experiment_id="0")), champion=None)
+    body = render_request_body(ctx, info, data=data)
+    return forge.open_issue(request_title(model, version), body, LABELS).number
 
 
 def _comments(forge: LocalForge, number: str) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import responses
 
-from bench.fake_forges import BOT, FakeForge, Reply, bind, json_body, json_reply, params_of, user_id
+from tests.fake_forges import BOT, FakeForge, Reply, bind, json_body, json_reply, params_of, user_id
 from tests.forge_fixtures import github
 
 GITHUB_ROLES = {"maria": "maintain", "dana": "write"}

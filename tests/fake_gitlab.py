@@ -7,7 +7,7 @@ from typing import Any
 
 import responses
 
-from bench.fake_forges import (
+from tests.fake_forges import (
     BOT,
     PEOPLE,
     FakeForge,

@@ -39,13 +39,14 @@ PLATFORMS = ("gitlab", "github")
 OPEN_REQUESTS = 50
 OPERATIONS = ("request", "promote", "rollback", "poll_idle", "poll_one_new")
 
-# The fewest round trips each operation needs, and why (SPEC §4-§6 with the default params:
-# issue kind, approvers by role, required_approvals 1, checklist required, close_on_promote).
+# The fewest round trips each operation needs, and why (docs/design.md, "The change"), with the
+# default params: issue kind, approvers by role, required_approvals 1, checklist required,
+# close_on_promote.
 _PROMOTE_MLFLOW = (
     "1 registered model (aliases + tags: pending intent and history for exactly-once), "
     "1 the request's version (run id, toy tag), 1 the champion's version (its run id), "
-    "2 runs (metrics for the gates), 1 re-read of the champion right before the move (SPEC §6: "
-    "the 'from' version must be what it is at that moment, not when the command arrived), "
+    "2 runs (metrics for the gates), 1 re-read of the champion right before the move (the "
+    "'from' version must be what it is at that moment, not when the command arrived), "
     "1 write intent, 1 set alias, 1 read back, "
     "3 version tags (MLflow has no batch call for them), 1 history tag, 1 clear intent"
 )

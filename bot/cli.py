@@ -24,7 +24,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-# Options that every command accepts; each one overrides its environment variable (SPEC §2).
+# Options that every command accepts; each one overrides its environment variable
+# (docs/design.md, "Configuration").
 _CONNECTION_OPTIONS = [
     click.option(
         "--params", "params_path", metavar="PATH", help="params.yaml [default: params.yaml]"
@@ -276,7 +277,10 @@ def demo(workdir: str | None) -> None:
 
 
 def main() -> None:
-    """Run the CLI; every failure is one `error: ...` line on stderr (SPEC §3)."""
+    """Run the CLI; every failure is one `error: ...` line on stderr.
+
+    See docs/design.md, "Command line".
+    """
     try:
         cli.main(prog_name="promotion-bot", standalone_mode=False)
     except click.exceptions.Exit as exc:

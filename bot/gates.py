@@ -1,4 +1,7 @@
-"""Hard gates (SPEC §2 `promotion.gates`): evaluated when a request is rendered and at /promote."""
+"""Hard gates (`promotion.gates`): evaluated when a request is rendered and again at /promote.
+
+See docs/design.md, "Rules for a champion change".
+"""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ class Comment:
     created_at: str = ""  # ISO 8601
     author_id: str = ""  # GitLab numeric user id, GitHub user id; "" if unknown
     system: bool = False  # GitLab system notes ("changed the description") are never commands
-    edited: bool = False  # changed after it was posted: edits are never commands (SPEC §5)
+    edited: bool = False  # changed after it was posted: edits are never commands
     internal: bool = False  # a GitLab internal note: seen by project members only
 
 

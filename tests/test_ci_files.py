@@ -1,6 +1,6 @@
-"""The CI integration files (SPEC §11), checked with the real tools: GitLab's and GitHub's JSON
-schemas (check-jsonschema, vendored, offline), gitlab-ci-local's rule evaluation, and one real
-run of the `train:test` job against a real MLflow server."""
+"""The CI integration files (docs/design.md, "CI integration"), checked with the real tools:
+GitLab's and GitHub's JSON schemas (check-jsonschema, vendored, offline), gitlab-ci-local's rule
+evaluation, and one real run of the `train:test` job against a real MLflow server."""
 
 from __future__ import annotations
 

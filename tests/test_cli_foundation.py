@@ -1,4 +1,5 @@
-"""The command line for register, gate, status and history (SPEC §3), on a real MLflow server.
+"""The command line for register, gate, status and history (docs/design.md, "Command line"), on
+a real MLflow server.
 
 CliRunner drives `cli` in-process; the `error: ...` one-liner is made by `main()`, so the error
 format is checked on `python -m bot` in a subprocess.

@@ -288,7 +288,8 @@ ORACLE_ROLLBACK = re.compile(
 
 
 def oracle(body: str, bot: str) -> tuple[str, ...] | None:
-    """(name, version, reason, form) for a command, ("usage",) or None: SPEC §5 by regex."""
+    """(name, version, reason, form) for a command, ("usage",) or None: the grammar of
+    docs/design.md, "Commands", by regex."""
     parts = re.split(r"(\r\n|\r|\n)", body)
     lines = parts[::2]
     index = next((i for i, line in enumerate(lines) if line.strip(" \t")), None)

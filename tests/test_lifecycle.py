@@ -1,4 +1,5 @@
-"""Stage 1 `register` and Stage 2 `gate` (SPEC §1) against a real MLflow server."""
+"""Stage 1 `register` and Stage 2 `gate` (docs/design.md, "The lifecycle") against a real MLflow
+server."""
 
 from __future__ import annotations
 

@@ -138,7 +138,7 @@ def test_version_by_run_refuses_a_malformed_run_id(registry: Registry, model_nam
         registry.version_by_run(model_name, bad)
 
 
-# --- tags: history and pending (SPEC §8) ---------------------------------------------------
+# --- tags: history and pending (docs/design.md, "Registry tags") ----------------------------
 
 
 def entry(to: int, reason: str = "ok", **more: object) -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""`request` (SPEC §4) against a real MLflow server and the local forge in a temp folder.
+"""`request` (docs/design.md, "The promotion request") against a real MLflow server and the local
+forge in a temp folder.
 
 Golden files live in tests/golden/; `UPDATE_GOLDEN=1 pytest tests/test_request.py` rewrites them.
 """

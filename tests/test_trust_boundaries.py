@@ -180,7 +180,7 @@ def _github_repositories(draw: st.DrawFn) -> Any:
 
 
 def _oracle_gitlab(configured: str, project: Any, project_id: Any) -> bool:
-    """SPEC of the binding, written independently: is this Note Hook about the configured one?"""
+    """The binding rule, written independently: is this Note Hook about the configured one?"""
     if configured.isdigit():
         named = project.get("id") if isinstance(project, dict) else None
         if named is None:

@@ -164,7 +164,7 @@ def open_or_update_request(
         verb = "would open" if dry_run else "opened"
     else:
         verb = ("would update" if dry_run else "updated") if plan.calls else "up to date:"
-    # Every other version's request is stale: only the candidate can be promoted (SPEC §6).
+    # Every other version's request is stale: only the candidate can be promoted.
     others = [t for t in threads if _version_of(t) not in (None, number) and t not in same]
     superseded = [_supersede(ctx, plan, old, thread, info) for old in others]
     url = thread.url if thread else ""

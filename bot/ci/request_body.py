@@ -1,4 +1,5 @@
-"""What the promotion request shows (SPEC §4): the data behind `templates/request.md.j2`.
+"""What the promotion request shows: the data behind `templates/request.md.j2` (docs/design.md,
+"The promotion request").
 
 Reading the registry (`load_request_data`) is kept apart from shaping the template variables
 (`template_context`), so the body can be rendered from fixed values (golden tests, previews).

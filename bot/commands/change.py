@@ -1,4 +1,4 @@
-"""The champion change itself (SPEC §6 order), made crash-safe with an intent record.
+"""The champion change itself (docs/design.md, "The change"), made crash-safe with an intent.
 
 Sequence: re-read champion ("from") -> write `promotion.pending` (intent) -> set alias -> read
 back -> audit record (version tags + model history) -> clear intent. A process killed anywhere
@@ -34,7 +34,7 @@ def move_champion(
     """Move `alias` to change.to_version and record it; the caller holds the model lock.
 
     `state` is the model as the caller read it under that lock; its history saves a re-read.
-    The champion itself is re-read here (SPEC §6): someone may have moved it in the MLflow UI
+    The champion itself is re-read here: someone may have moved it in the MLflow UI
     while the command was being checked, and "from" must be what it really was.
     """
     try:

@@ -1,4 +1,5 @@
-"""Comment commands (SPEC §5): a pure parser, comment text in, Command | Usage | None out.
+"""Comment commands (docs/design.md, "Commands"): a pure parser, comment text in,
+Command | Usage | None out.
 
 Grammar, checked against the FIRST NON-EMPTY line of a comment only (lines end at \\n, \\r\\n or
 \\r; a line holding only spaces and tabs is empty):

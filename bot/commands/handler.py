@@ -1,4 +1,5 @@
-"""One comment in, at most one answer and one champion change out (SPEC §5, §6).
+"""One comment in, at most one answer and one champion change out (docs/design.md, "Which
+comments the bot acts on" and "Exactly once").
 
 Binding first: the event must come from this bot's forge and project (`bot.binding`), and the
 thread must be a request the bot opened for this model. What a thread is about comes from the

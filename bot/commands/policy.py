@@ -1,4 +1,5 @@
-"""Who may move `champion`, and when a command must be refused (SPEC §6).
+"""Who may move `champion`, and when a command must be refused (docs/design.md, "Rules for a
+champion change").
 
 Each check returns a `Refusal` (why + what to do) or None. Nothing here writes anything.
 """

@@ -116,7 +116,10 @@ class Replies:
         )
 
     def changed(self, change: Change, approvers: list[str]) -> None:
-        """Answer, then the request's status, merge/close, and the hook (SPEC §6 order)."""
+        """Answer, then the request's status, merge/close, and the hook, in this order.
+
+        See docs/design.md, "The change".
+        """
         template = (
             "answer_promoted.md.j2" if change.action == "promote" else "answer_rolled_back.md.j2"
         )

@@ -1,4 +1,5 @@
-"""The `local` forge: requests and comments as JSON files in a folder (SPEC §10).
+"""The `local` forge: requests and comments as JSON files in a folder (docs/design.md, "The local
+platform and the demo").
 
 How people try the bot without GitLab or GitHub, and what the demo and most tests run on.
 Layout under the folder (settings.local_dir, default `.promotion-bot/`):

@@ -1,4 +1,5 @@
-"""`poll`: find commands nobody answered yet and handle them, oldest first (SPEC §3).
+"""`poll`: find commands nobody answered yet and handle them, oldest first (docs/design.md,
+"Polling").
 
 For forges without inbound network (GitLab scheduled pipelines): one listing call for the
 model's requests, then one comments call per open (or recently active closed) request.
@@ -49,7 +50,7 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
         answered = answered_comment_ids([c.body for c in comments if c.author.lower() == bot])
         for comment in comments:
             if comment.system or comment.edited or comment.author.lower() == bot:
-                continue  # edits are never commands (SPEC §5): only what was posted counts
+                continue  # edits are never commands: only what was posted counts
             if comment.id in answered:
                 continue
             if parse_comment(comment.body, forge.bot_username()) is not None:

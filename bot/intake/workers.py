@@ -1,5 +1,6 @@
 """The webhook server's back office: a bounded job queue with worker threads, and a bounded
-memory of the deliveries already taken (SPEC §7: answer first, work after; de-duplicate).
+memory of the deliveries already taken (docs/design.md, "Webhooks": answer first, work after,
+de-duplicate).
 
 A failing job is tried again in the same worker after a short wait (a lock timeout or a registry
 blip passes); the handler is idempotent (answer markers, registry history), so a retry never

@@ -85,6 +85,34 @@ class FakeForge:
     def install(self, rsps: responses.RequestsMock) -> None:
         raise NotImplementedError
 
+    # --- shared by both APIs -------------------------------------------------------------------
+    def _install(self, rsps: responses.RequestsMock, routes: list[tuple[str, str, Any]]) -> None:
+        for method, pattern, handler in routes:
+            regex = re.compile(pattern)
+            rsps.add_callback(method, regex, callback=bind(regex, handler, self.errors))
+
+    def _listing(self, request: Any, default_state: str, default_per_page: str) -> Reply:
+        """Threads in `state` carrying every label asked for, newest first, one page."""
+        query = params_of(request)
+        state = query.get("state", default_state)
+        wanted = set(filter(None, query.get("labels", "").split(",")))
+        items = [
+            t
+            for t in self.threads.values()
+            if (state == "all" or t["state"] == state) and wanted <= set(self._labels(t))
+        ]
+        items.sort(key=lambda t: t["created_at"], reverse=True)
+        return json_reply(200, items[: int(query.get("per_page", default_per_page))])
+
+    def _get(self, _r: Any, m: re.Match[str]) -> Reply:
+        return json_reply(200, self.threads[int(m.group(1))])
+
+    def _bot_comment(self, request: Any, m: re.Match[str]) -> Reply:
+        return json_reply(201, self.add_comment(int(m.group(1)), BOT, json_body(request)["body"]))
+
+    def _labels(self, thread: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
     # --- per platform --------------------------------------------------------------------------
     def _thread(
         self, number: int, title: str, body: str, labels: list[str], author: str

@@ -7,7 +7,7 @@ from typing import Any
 
 import responses
 
-from tests.fake_forges import BOT, FakeForge, Reply, bind, json_body, json_reply, params_of, user_id
+from tests.fake_forges import BOT, FakeForge, Reply, json_body, json_reply, user_id
 from tests.forge_fixtures import github
 
 GITHUB_ROLES = {"maria": "maintain", "dana": "write"}
@@ -82,34 +82,22 @@ class FakeGitHub(FakeForge):
             ("GET", rf"{r}/issues/(\d+){q}", self._get),
             ("PATCH", rf"{r}/issues/(\d+){q}", self._update),
             ("GET", rf"{r}/issues/(\d+)/comments{q}", self._list_comments),
-            ("POST", rf"{r}/issues/(\d+)/comments{q}", self._post_comment),
+            ("POST", rf"{r}/issues/(\d+)/comments{q}", self._bot_comment),
             ("POST", rf"{r}/issues/comments/(\d+)/reactions{q}", self._reaction),
             ("GET", rf"{r}/collaborators/([^/?]+)/permission{q}", self._permission),
         ]
-        for method, pattern, handler in routes:
-            regex = re.compile(pattern)
-            rsps.add_callback(method, regex, callback=bind(regex, handler, self.errors))
+        self._install(rsps, routes)
 
     def _list(self, request: Any, _m: re.Match[str]) -> Reply:
-        query = params_of(request)
-        state = query.get("state", "open")
-        wanted = set(filter(None, query.get("labels", "").split(",")))
-        items = [
-            t
-            for t in self.threads.values()
-            if (state == "all" or t["state"] == state)
-            and wanted <= {label["name"] for label in t["labels"]}
-        ]
-        items.sort(key=lambda t: t["created_at"], reverse=True)
-        return json_reply(200, items[: int(query.get("per_page", "30"))])
+        return self._listing(request, "open", "30")
+
+    def _labels(self, thread: dict[str, Any]) -> list[str]:
+        return [label["name"] for label in thread["labels"]]
 
     def _create(self, request: Any, _m: re.Match[str]) -> Reply:
         data = json_body(request)
         number = self.add_thread(data["title"], data.get("body", ""), list(data.get("labels", [])))
         return json_reply(201, self.threads[number])
-
-    def _get(self, _r: Any, m: re.Match[str]) -> Reply:
-        return json_reply(200, self.threads[int(m.group(1))])
 
     def _update(self, request: Any, m: re.Match[str]) -> Reply:
         number, data = int(m.group(1)), json_body(request)
@@ -123,9 +111,6 @@ class FakeGitHub(FakeForge):
 
     def _list_comments(self, _r: Any, m: re.Match[str]) -> Reply:
         return json_reply(200, self.comments[int(m.group(1))])
-
-    def _post_comment(self, request: Any, m: re.Match[str]) -> Reply:
-        return json_reply(201, self.add_comment(int(m.group(1)), BOT, json_body(request)["body"]))
 
     def _reaction(self, request: Any, _m: re.Match[str]) -> Reply:
         content = json_body(request).get("content", "")

@@ -12,7 +12,6 @@ from tests.fake_forges import (
     PEOPLE,
     FakeForge,
     Reply,
-    bind,
     json_body,
     json_reply,
     params_of,
@@ -88,13 +87,11 @@ class FakeGitLab(FakeForge):
             ("GET", rf"{p}/issues/(\d+){q}", self._get),
             ("PUT", rf"{p}/issues/(\d+){q}", self._update),
             ("GET", rf"{p}/issues/(\d+)/notes{q}", self._notes),
-            ("POST", rf"{p}/issues/(\d+)/notes{q}", self._note),
+            ("POST", rf"{p}/issues/(\d+)/notes{q}", self._bot_comment),
             ("POST", rf"{p}/issues/(\d+)/notes/(\d+)/award_emoji{q}", self._award),
             ("GET", rf"{p}/members/all/(\d+){q}", self._member),
         ]
-        for method, pattern, handler in routes:
-            regex = re.compile(pattern)
-            rsps.add_callback(method, regex, callback=bind(regex, handler, self.errors))
+        self._install(rsps, routes)
 
     def _users(self, request: Any, _m: re.Match[str]) -> Reply:
         name = params_of(request).get("username", "")
@@ -102,25 +99,16 @@ class FakeGitLab(FakeForge):
         return json_reply(200, found if name in PEOPLE else [])
 
     def _list(self, request: Any, _m: re.Match[str]) -> Reply:
-        query = params_of(request)
-        state, labels = query.get("state", "opened"), query.get("labels", "")
-        wanted = set(filter(None, labels.split(",")))
-        items = [
-            t
-            for t in self.threads.values()
-            if (state == "all" or t["state"] == state) and wanted <= set(t["labels"])
-        ]
-        items.sort(key=lambda t: t["created_at"], reverse=True)
-        return json_reply(200, items[: int(query.get("per_page", "20"))])
+        return self._listing(request, "opened", "20")
+
+    def _labels(self, thread: dict[str, Any]) -> list[str]:
+        return list(thread["labels"])
 
     def _create(self, request: Any, _m: re.Match[str]) -> Reply:
         data = json_body(request)
         labels = [x for x in str(data.get("labels", "")).split(",") if x]
         number = self.add_thread(data["title"], data["description"], labels)
         return json_reply(201, self.threads[number])
-
-    def _get(self, _r: Any, m: re.Match[str]) -> Reply:
-        return json_reply(200, self.threads[int(m.group(1))])
 
     def _update(self, request: Any, m: re.Match[str]) -> Reply:
         number, data = int(m.group(1)), json_body(request)
@@ -135,9 +123,6 @@ class FakeGitLab(FakeForge):
     def _notes(self, request: Any, m: re.Match[str]) -> Reply:
         notes = sorted(self.comments[int(m.group(1))], key=lambda n: (n["created_at"], n["id"]))
         return json_reply(200, notes[::-1] if params_of(request).get("sort") == "desc" else notes)
-
-    def _note(self, request: Any, m: re.Match[str]) -> Reply:
-        return json_reply(201, self.add_comment(int(m.group(1)), BOT, json_body(request)["body"]))
 
     def _award(self, request: Any, _m: re.Match[str]) -> Reply:
         award = gitlab("award_emoji")

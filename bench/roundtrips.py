@@ -19,29 +19,34 @@ from typing import Any
 import responses
 
 from bench.counting import Call, HttpLog, count, summary
-from bench.fake_forges import BOT, PEOPLE, FakeForge, make_fake
-from bench.fake_github import FakeGitHub
-from bench.fake_gitlab import FakeGitLab
-from bot.config import Secret, Settings, parse_params
+from bot.ci.gate import gate
+from bot.ci.register import register
+from bot.ci.request import open_or_update_request
+from bot.ci.request_body import render_request_body
+from bot.commands.handler import handle_comment
+from bot.config import parse_params
 from bot.context import Context
-from bot.handler import handle_comment
-from bot.lifecycle import gate, register
+from bot.intake.poll import poll
 from bot.markers import answer_marker
-from bot.models import REQUESTED_IN_TAG, CommentEvent, ProjectRef
-from bot.poll import poll
-from bot.request import open_or_update_request, render_request_body
+from bot.settings import Secret, Settings
+from bot.tags import REQUESTED_IN_TAG
+from bot.threads import CommentEvent, ProjectRef
+from tests.fake_forges import BOT, PEOPLE, FakeForge, make_fake
+from tests.fake_github import FakeGitHub
+from tests.fake_gitlab import FakeGitLab
 
 PLATFORMS = ("gitlab", "github")
 OPEN_REQUESTS = 50
 OPERATIONS = ("request", "promote", "rollback", "poll_idle", "poll_one_new")
 
-# The fewest round trips each operation needs, and why (SPEC §4-§6 with the default params:
-# issue kind, approvers by role, required_approvals 1, checklist required, close_on_promote).
+# The fewest round trips each operation needs, and why (docs/design.md, "The change"), with the
+# default params: issue kind, approvers by role, required_approvals 1, checklist required,
+# close_on_promote.
 _PROMOTE_MLFLOW = (
     "1 registered model (aliases + tags: pending intent and history for exactly-once), "
     "1 the request's version (run id, toy tag), 1 the champion's version (its run id), "
-    "2 runs (metrics for the gates), 1 re-read of the champion right before the move (SPEC §6: "
-    "the 'from' version must be what it is at that moment, not when the command arrived), "
+    "2 runs (metrics for the gates), 1 re-read of the champion right before the move (the "
+    "'from' version must be what it is at that moment, not when the command arrived), "
     "1 write intent, 1 set alias, 1 read back, "
     "3 version tags (MLflow has no batch call for them), 1 history tag, 1 clear intent"
 )

@@ -44,9 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from bench import machine, startup, webhook_load
     from bench.counting import HttpLog
-    from bench.fake_github import FakeGitHub
-    from bench.fake_gitlab import FakeGitLab
     from bench.roundtrips import Bench, run_all
+    from tests.fake_github import FakeGitHub
+    from tests.fake_gitlab import FakeGitLab
     from tests.mlflow_server import start_mlflow_server
 
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full"}

@@ -207,8 +207,8 @@ def _per(cpu: float | None, count: int) -> float | None:
 def run(workdir: Path, count: int, levels: tuple[int, ...] = (1, 10, 50)) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     return {
-        "server": "bot.serve.run_server (waitress, 4 threads) + bot.server.WebhookApp, "
-        "2 workers, no-op dispatch; own process",
+        "server": "bot.intake.http_server.run_server (waitress, 4 threads) "
+        "+ bot.intake.wsgi.WebhookApp, 2 workers, no-op dispatch; own process",
         "client": "Python threads, one new HTTP/1.1 connection per delivery; same machine",
         "payload_bytes": len(deliveries(1, 1)[0][0]),
         "command_share": f"1 in {COMMAND_EVERY}",

@@ -1,6 +1,6 @@
-"""The real `serve` stack (bot.serve.run_server: waitress, the WSGI app, its worker pool) on
-127.0.0.1, with a no-op dispatch, for the webhook load test. Runs in its own process so the load
-generator does not share its interpreter lock.
+"""The real `serve` stack (bot.intake.http_server.run_server: waitress, the WSGI app, its worker
+pool) on 127.0.0.1, with a no-op dispatch, for the webhook load test. Runs in its own process so
+the load generator does not share its interpreter lock.
 
 Usage: python bench/webhook_server.py PORT STATS.json   (GITHUB_WEBHOOK_SECRET from the env)
 
@@ -17,10 +17,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from bot.config import Secret, Settings
+from bot.intake.http_server import run_server
+from bot.intake.wsgi import StartResponse, WebhookApp
 from bot.logs import configure
-from bot.models import CommentEvent
-from bot.server import StartResponse, WebhookApp, build_app, run_server
+from bot.settings import Secret, Settings
+from bot.threads import CommentEvent
 
 
 class TimedApp:
@@ -52,7 +53,7 @@ def main() -> None:
     def dispatch(_event: CommentEvent) -> None:
         timed.dispatched += 1
 
-    timed = TimedApp(build_app(settings, dispatch))
+    timed = TimedApp(WebhookApp(settings, dispatch))
     run_server(settings, "127.0.0.1", port, timed)  # type: ignore[arg-type]
     with open(stats_path, "w", encoding="utf-8") as out:
         json.dump({"app_seconds": timed.seconds, "dispatched": timed.dispatched}, out)

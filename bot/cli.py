@@ -24,7 +24,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-# Options that every command accepts; each one overrides its environment variable (SPEC §2).
+# Options that every command accepts; each one overrides its environment variable
+# (docs/design.md, "Configuration").
 _CONNECTION_OPTIONS = [
     click.option(
         "--params", "params_path", metavar="PATH", help="params.yaml [default: params.yaml]"
@@ -64,8 +65,9 @@ def connection_options(func: F) -> F:
 
 def _context(kwargs: dict[str, Any]) -> Context:
     """Build the Context from params.yaml, the environment and this command's options."""
-    from bot.config import Settings, load_params
+    from bot.config import load_params
     from bot.context import Context
+    from bot.settings import Settings
     from bot.urls import url_secrets
 
     root = click.get_current_context().find_root().obj or {}
@@ -145,7 +147,7 @@ def cli(ctx: click.Context, params_path: str | None, log_format: str, verbose: i
 @with_context
 def register(ctx: Context, run_id: str | None, alias: str | None) -> None:
     """Stage 1: register the trained run as a new version (idempotent)."""
-    from bot.lifecycle import register as do_register
+    from bot.ci.register import register as do_register
 
     result = do_register(ctx, run_id=run_id, alias=alias)
     again = " (already registered)" if result.reused else ""
@@ -157,7 +159,7 @@ def register(ctx: Context, run_id: str | None, alias: str | None) -> None:
 @with_context
 def gate(ctx: Context, version: int | None) -> None:
     """Stage 2: compare with the current candidate; move `candidate` on pass."""
-    from bot.lifecycle import gate as do_gate
+    from bot.ci.gate import gate as do_gate
 
     result = do_gate(ctx, version=version)
     current = "none" if result.candidate_value is None else f"{result.candidate_value:.6g}"
@@ -178,7 +180,7 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
     """Open or update the promotion request for the candidate (or --version)."""
     import os
 
-    from bot.request import open_or_update_request, write_ci_outputs
+    from bot.ci.request import open_or_update_request, write_ci_outputs
 
     result = open_or_update_request(ctx, version=version, dry_run=dry_run)
     if dry_run:
@@ -200,7 +202,7 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
 @with_context
 def handle(ctx: Context, event_name: str, event_file: str) -> None:
     """Process one webhook delivery from a file (GitHub Actions)."""
-    from bot.delivery import handle_event_file
+    from bot.intake.entry import handle_event_file
 
     click.echo(handle_event_file(ctx, event_name, event_file))
 
@@ -209,7 +211,7 @@ def handle(ctx: Context, event_name: str, event_file: str) -> None:
 @with_context
 def poll(ctx: Context) -> None:
     """Handle unanswered commands on open (and recently closed) requests, oldest first."""
-    from bot.poll import poll as do_poll
+    from bot.intake.poll import poll as do_poll
 
     result = do_poll(ctx)
     click.echo(result.summary())
@@ -223,7 +225,7 @@ def poll(ctx: Context) -> None:
 @with_context
 def serve(ctx: Context, host: str, port: int) -> None:
     """Run the webhook server (GitLab, GitHub and MLflow webhooks)."""
-    from bot.delivery import serve as do_serve
+    from bot.intake.entry import serve as do_serve
 
     do_serve(ctx, host, port)
 
@@ -235,7 +237,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @with_context
 def comment(ctx: Context, thread: str, body: str, author: str) -> None:
     """local platform: add a comment to THREAD as USER and handle it."""
-    from bot.delivery import local_comment
+    from bot.intake.entry import local_comment
 
     click.echo(local_comment(ctx, thread, body, author))
 
@@ -246,7 +248,7 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 @with_context
 def status(ctx: Context, model: str | None, as_json: bool) -> None:
     """Aliases, their versions and metrics, and open requests."""
-    from bot.report import render_status, status_data
+    from bot.views import render_status, status_data
 
     data = status_data(ctx, model or ctx.model)
     click.echo(json.dumps(data, indent=2) if as_json else render_status(data))
@@ -258,10 +260,11 @@ def status(ctx: Context, model: str | None, as_json: bool) -> None:
 @with_context
 def history(ctx: Context, model: str | None, as_json: bool) -> None:
     """Every champion change: when, from, to, who, why, where."""
-    from bot.report import render_history
+    from bot.views import render_history
 
     entries = ctx.registry.history(model or ctx.model)
-    click.echo(json.dumps(entries, indent=2) if as_json else render_history(entries))
+    stored = [entry.stored for entry in entries]  # as the registry holds them
+    click.echo(json.dumps(stored, indent=2) if as_json else render_history(entries))
 
 
 @cli.command()
@@ -274,7 +277,10 @@ def demo(workdir: str | None) -> None:
 
 
 def main() -> None:
-    """Run the CLI; every failure is one `error: ...` line on stderr (SPEC §3)."""
+    """Run the CLI; every failure is one `error: ...` line on stderr.
+
+    See docs/design.md, "Command line".
+    """
     try:
         cli.main(prog_name="promotion-bot", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -1,21 +1,20 @@
-"""params.yaml (SPEC §2) and the runtime settings taken from the environment and the CLI.
+"""params.yaml: every key with its default and its checks (docs/design.md, "Configuration").
 
-Precedence: command line > environment > params.yaml > defaults. A broken file is one
-`ConfigError` line naming the file and the key, never a traceback.
+A broken file is one `ConfigError` line naming the file and the key, never a traceback. What is
+not in params.yaml (where the registry and the forge are, secrets) is `bot.settings`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -25,18 +24,24 @@ from pydantic import (
 
 from bot import config_checks as check
 from bot.errors import ConfigError
-from bot.urls import redact_url, url_secrets
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PARAMS = "params.yaml"
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
 class _Section(BaseModel):
     # allow_inf_nan=False: a tolerance or threshold of nan or inf would pass or fail everything.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
+
+def _tuple_from_list(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+T = TypeVar("T")
+# A YAML list, kept as a tuple (the sections are frozen); strict mode would refuse the list.
+Listed = Annotated[tuple[T, ...], BeforeValidator(_tuple_from_list)]
 
 INITIAL_ALIASES = ("ci-smoke", "smoke")
 _alias_name = check.alias_name
@@ -69,7 +74,7 @@ class Inference(_Section):
 
 class RequestConfig(_Section):
     kind: Literal["issue", "merge_request", "pull_request"] = "issue"
-    labels: tuple[str, ...] = ("model-promotion",)
+    labels: Listed[str] = ("model-promotion",)
     target_branch: str = Field("main", min_length=1)
     record_path: str = "promotions/{model_name}.json"
     merge_on_promote: bool = True
@@ -89,11 +94,6 @@ class RequestConfig(_Section):
         """GitHub's pull_request is the same kind as GitLab's merge_request."""
         return "issue" if self.kind == "issue" else "merge_request"
 
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _labels_list(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
-
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -103,16 +103,11 @@ class RequestConfig(_Section):
 
 
 class Approvers(_Section):
-    users: tuple[str, ...] = ()
+    users: Listed[str] = ()
     min_role: str | None = "maintainer"
     required_approvals: int = Field(1, ge=1)
     allow_self_approval: bool = False
     require_platform_approval: bool = False
-
-    @field_validator("users", mode="before")
-    @classmethod
-    def _users_list(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
 
     @field_validator("users")
     @classmethod
@@ -142,12 +137,7 @@ class Threshold(_Section):
 class Gates(_Section):
     max_regression_vs_champion: float = Field(0.0, ge=0)
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
-    required_tags: tuple[str, ...] = ()
-
-    @field_validator("required_tags", mode="before")
-    @classmethod
-    def _tags_list(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
+    required_tags: Listed[str] = ()
 
     @field_validator("required_tags")
     @classmethod
@@ -176,7 +166,7 @@ class Promotion(_Section):
     request: RequestConfig = Field(default_factory=RequestConfig)
     approvers: Approvers = Field(default_factory=Approvers)
     gates: Gates = Field(default_factory=Gates)
-    checklist: tuple[ChecklistItem, ...] = DEFAULT_CHECKLIST
+    checklist: Listed[ChecklistItem] = DEFAULT_CHECKLIST
     require_checklist: bool = True
     templates_dir: str = "templates"
     post_promote_hook: str | None = None
@@ -190,11 +180,6 @@ class Promotion(_Section):
         if problem:
             raise ValueError(problem)
         return value
-
-    @field_validator("checklist", mode="before")
-    @classmethod
-    def _checklist_list(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
 
     @field_validator("checklist")
     @classmethod
@@ -312,147 +297,3 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A secret string that never shows itself in a repr, a log line or an f-string."""
-
-    value: str = field(repr=False)
-
-    def __str__(self) -> str:
-        return "***" if self.value else ""
-
-    def __bool__(self) -> bool:
-        return bool(self.value)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything that is not params.yaml: where the registry and the forge are, and secrets."""
-
-    tracking_uri: str = DEFAULT_TRACKING_URI
-    platform: str = "local"
-    gitlab_url: str = "https://gitlab.com"
-    gitlab_project: str = ""
-    gitlab_token: Secret = Secret("")
-    github_api_url: str = "https://api.github.com"
-    github_repository: str = ""
-    github_token: Secret = Secret("")
-    gitlab_webhook_secret: Secret = Secret("")
-    github_webhook_secret: Secret = Secret("")
-    mlflow_webhook_secret: Secret = Secret("")
-    hook_secret: Secret = Secret("")
-    # MLflow reads these itself; the bot holds them only to mask them in its output.
-    mlflow_password: Secret = Secret("")
-    mlflow_token: Secret = Secret("")
-    requested_by: str = ""
-    local_dir: Path = Path(".promotion-bot")
-    bot_username: str = ""  # optional override of the account name the forge reports
-    pipeline_url: str = ""
-
-    def __repr__(self) -> str:
-        # Secrets show as Secret(); a credential inside a URL must not show either.
-        shown = {
-            key: redact_url(value) if key in _URL_FIELDS else value
-            for key, value in vars(self).items()
-        }
-        fields = ", ".join(f"{key}={value!r}" for key, value in shown.items())
-        return f"Settings({fields})"
-
-    def secret_values(self) -> list[str]:
-        """Every secret this run knows, for masking in logs and errors."""
-        values = [value.value for value in vars(self).values() if isinstance(value, Secret)]
-        for key in _URL_FIELDS:  # a user:password@ or ?private_token= in a URL, as written and sent
-            values += url_secrets(getattr(self, key))
-        return values
-
-    def validated(self, env: Mapping[str, str] | None = None) -> Settings:
-        """This, once every value the active platform uses is one it can use (else ConfigError)."""
-        from bot.locking import lock_folder  # reads PROMOTION_BOT_LOCK_DIR, and checks it
-
-        env = os.environ if env is None else env
-        problems = [("tracking URI", check.tracking_uri(self.tracking_uri, env))]
-        if self.platform == "gitlab":
-            problems.append(("GITLAB_URL", check.http_url(self.gitlab_url)))
-        if self.platform == "github":
-            problems.append(("GITHUB_API_URL", check.http_url(self.github_api_url)))
-        if self.platform == "local":
-            problems.append(("PROMOTION_BOT_LOCAL_DIR", check.folder(self.local_dir)))
-        for name, problem in problems:
-            if problem:
-                raise ConfigError(f"{name}: {problem}")
-        lock_folder(env)
-        return self
-
-    def with_overrides(self, **overrides: Any) -> Settings:
-        """Apply command-line values (None means "not given")."""
-        given = {key: value for key, value in overrides.items() if value is not None}
-        for key in ("gitlab_token", "github_token"):
-            if isinstance(given.get(key), str):
-                given[key] = Secret(given[key])
-        for key in ("gitlab_url", "github_api_url"):  # as from_env does
-            if isinstance(given.get(key), str):
-                given[key] = given[key].rstrip("/")
-        if "local_dir" in given:
-            given["local_dir"] = Path(given["local_dir"])
-        return replace(self, **given)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-
-        def get(*names: str, default: str = "") -> str:
-            for name in names:
-                if env.get(name):
-                    return env[name]
-            return default
-
-        return cls(
-            tracking_uri=get("MLFLOW_TRACKING_URI", default=DEFAULT_TRACKING_URI),
-            platform=_detect_platform(env),
-            gitlab_url=get("GITLAB_URL", "CI_SERVER_URL", default="https://gitlab.com").rstrip("/"),
-            gitlab_project=get("GITLAB_PROJECT", "CI_PROJECT_ID"),
-            gitlab_token=Secret(get("GITLAB_TOKEN")),
-            github_api_url=get("GITHUB_API_URL", default="https://api.github.com").rstrip("/"),
-            github_repository=get("GITHUB_REPOSITORY"),
-            github_token=Secret(get("GITHUB_TOKEN")),
-            gitlab_webhook_secret=Secret(get("GITLAB_WEBHOOK_SECRET")),
-            github_webhook_secret=Secret(get("GITHUB_WEBHOOK_SECRET")),
-            mlflow_webhook_secret=Secret(get("MLFLOW_WEBHOOK_SECRET")),
-            hook_secret=Secret(get("PROMOTION_BOT_HOOK_SECRET")),
-            mlflow_password=Secret(get("MLFLOW_TRACKING_PASSWORD")),
-            mlflow_token=Secret(get("MLFLOW_TRACKING_TOKEN")),
-            requested_by=get("PROMOTION_BOT_REQUESTED_BY", "GITLAB_USER_LOGIN", "GITHUB_ACTOR"),
-            local_dir=Path(get("PROMOTION_BOT_LOCAL_DIR", default=".promotion-bot")),
-            bot_username=get("PROMOTION_BOT_USERNAME"),
-            pipeline_url=_pipeline_url(env),
-        )
-
-
-PLATFORMS = ("gitlab", "github", "local")
-_URL_FIELDS = ("tracking_uri", "gitlab_url", "github_api_url")
-
-
-def _detect_platform(env: Mapping[str, str]) -> str:
-    explicit = env.get("PROMOTION_BOT_PLATFORM", "").strip().lower()
-    if explicit:
-        if explicit not in PLATFORMS:
-            raise ConfigError(
-                f"PROMOTION_BOT_PLATFORM: unknown platform {explicit!r} (gitlab, github or local)"
-            )
-        return explicit
-    if env.get("GITLAB_CI"):
-        return "gitlab"
-    if env.get("GITHUB_ACTIONS"):
-        return "github"
-    return "local"
-
-
-def _pipeline_url(env: Mapping[str, str]) -> str:
-    if env.get("CI_JOB_URL") or env.get("CI_PIPELINE_URL"):
-        return env.get("CI_JOB_URL") or env.get("CI_PIPELINE_URL", "")
-    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
-        server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
-        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
-    return ""

@@ -1,6 +1,6 @@
 """What configuration values may be beyond their types: configuration refuses the ambiguous.
 
-Names MLflow accepts, roles the SPEC lists, paths that stay inside the repository, URLs the bot
+Names MLflow accepts, roles that may approve, paths that stay inside the repository, URLs the bot
 can call and registries MLflow can open. params.yaml checks raise ValueError (pydantic names the
 key); environment checks return a problem ("" when fine) for `Settings.validated` to name.
 Messages show URLs redacted: a value may carry a credential.
@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 from bot.urls import redact_url
 
-# SPEC §2: "GitLab developer|maintainer|owner, GitHub write|maintain|admin". Lower roles (guest,
-# reporter, read, triage) and "none" would hand `/promote` to people who cannot even push.
+# The roles that may approve: GitLab developer|maintainer|owner, GitHub write|maintain|admin.
+# Lower roles (guest, reporter, read, triage) and "none" would hand `/promote` to people who
+# cannot even push.
 MIN_ROLES = ("developer", "maintainer", "owner", "write", "maintain", "admin")
 # Registries MLflow 3 opens (`mlflow.tracking._model_registry.utils`), file stores aside; a
 # database scheme may name its driver (postgresql+psycopg2).

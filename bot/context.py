@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from bot.config import Params, Settings
+from bot.config import Params
+from bot.settings import Settings
 from bot.templating import render
 
 if TYPE_CHECKING:

@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.config import Params, Settings, parse_params
+from bot.ci.gate import gate
+from bot.ci.register import register
+from bot.ci.request import RequestResult, open_or_update_request
+from bot.config import Params, parse_params
 from bot.context import Context
-from bot.delivery import local_comment
-from bot.lifecycle import gate, register
-from bot.report import render_history, render_status, status_data
-from bot.request import RequestResult, open_or_update_request
+from bot.intake.entry import local_comment
+from bot.settings import Settings
+from bot.views import render_history, render_status, status_data
 
 Echo = Callable[[str], None]
 

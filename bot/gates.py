@@ -1,39 +1,40 @@
-"""Hard gates (SPEC §2 `promotion.gates`): evaluated when a request is rendered and at /promote."""
+"""Hard gates (`promotion.gates`): evaluated when a request is rendered and again at /promote.
+
+See docs/design.md, "Rules for a champion change".
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from bot.config import Params
-from bot.models import RunInfo
+from bot.versions import RunInfo
 
 
 @dataclass(frozen=True)
-class GateResult:
+class GateCheck:
     name: str  # short, stable id: "regression", "threshold:final.logloss:max", "tag:git_sha"
     passed: bool
     detail: str  # the values that decided it, for people
 
 
-def evaluate_gates(
-    params: Params, candidate: RunInfo, champion: RunInfo | None
-) -> list[GateResult]:
+def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None) -> list[GateCheck]:
     """Every configured hard gate, in a stable order. Never raises for missing data: it fails."""
     gates = params.promotion.gates
     metric = params.promote_model.metric
     higher_better = params.promote_model.greater_is_better
-    results: list[GateResult] = []
+    results: list[GateCheck] = []
 
     value = candidate.metrics.get(metric)
     if champion is None:
         results.append(
-            GateResult("regression", True, "no current champion: nothing to regress against")
+            GateCheck("regression", True, "no current champion: nothing to regress against")
         )
     elif value is None:
-        results.append(GateResult("regression", False, f"candidate run has no `{metric}`"))
+        results.append(GateCheck("regression", False, f"candidate run has no `{metric}`"))
     elif metric not in champion.metrics:
         results.append(
-            GateResult("regression", True, f"champion run has no `{metric}`: not comparable")
+            GateCheck("regression", True, f"champion run has no `{metric}`: not comparable")
         )
     else:
         base = champion.metrics[metric]
@@ -42,7 +43,7 @@ def evaluate_gates(
         passed = worse_by <= allowed + 1e-12
         direction = "higher" if higher_better else "lower"
         results.append(
-            GateResult(
+            GateCheck(
                 "regression",
                 passed,
                 f"`{metric}` {value:.6g} vs champion {base:.6g} ({direction} is better; "
@@ -57,19 +58,19 @@ def evaluate_gates(
                 continue
             gate = f"threshold:{name}:{side}"
             if observed is None:
-                results.append(GateResult(gate, False, f"`{name}` missing on the candidate run"))
+                results.append(GateCheck(gate, False, f"`{name}` missing on the candidate run"))
                 continue
             ok = observed >= limit if side == "min" else observed <= limit
             sign = ">=" if side == "min" else "<="
-            results.append(GateResult(gate, ok, f"`{name}` {observed:.6g} {sign} {limit:g}"))
+            results.append(GateCheck(gate, ok, f"`{name}` {observed:.6g} {sign} {limit:g}"))
 
     for tag in gates.required_tags:
         present = bool(candidate.tags.get(tag, "").strip())
         shown = candidate.tags.get(tag, "")
         detail = f"run tag `{tag}` = `{shown}`" if present else f"run tag `{tag}` is missing"
-        results.append(GateResult(f"tag:{tag}", present, detail))
+        results.append(GateCheck(f"tag:{tag}", present, detail))
     return results
 
 
-def failed(results: list[GateResult]) -> list[GateResult]:
+def failed(results: list[GateCheck]) -> list[GateCheck]:
     return [result for result in results if not result.passed]

@@ -118,6 +118,14 @@ def replace_section(body: str, name: str, content: str) -> str:
     return f"{body.rstrip()}\n\n{new}\n"
 
 
+def read_section(body: str, name: str) -> str | None:
+    """The content of a `section`, or None when the body has none."""
+    tag = re.escape(name)
+    pattern = rf"<!-- promotion-bot:{tag} -->\n?(.*?)\n?<!-- /promotion-bot:{tag} -->"
+    match = re.search(pattern, body or "", re.DOTALL)
+    return match.group(1).strip() if match else None
+
+
 _APPROVAL_RE = re.compile(r"<!--\s*promotion-bot:approval\s+version=(\d+)\s+by=(\S+)\s*-->")
 
 

@@ -14,15 +14,18 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import NotFoundError, RegistryError
-from bot.models import RunInfo, VersionInfo
+from bot.records import HistoryEntry
+from bot.tags import HISTORY_TAG, PENDING_TAG
 from bot.urls import redact_url, redact_urls_in
+from bot.versions import RunInfo, VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +39,6 @@ _BOUNDED_HTTP = {
     "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER": "false",
 }
 
-HISTORY_TAG = "promotion.history"
-PENDING_TAG = "promotion.pending"
 HISTORY_LIMIT = 200  # entries kept on the model; older ones drop off (tag values are bounded)
 # MLflow validates 100k characters, but its SQL stores keep registered-model tag values in
 # VARCHAR(5000): PostgreSQL and MySQL refuse anything longer. The history must fit in that.
@@ -111,9 +112,6 @@ class Registry:
     def aliases(self, name: str) -> dict[str, int]:
         """alias -> version of a registered model ({} if the model does not exist)."""
         return self.state(name).aliases
-
-    def model_tags(self, name: str) -> dict[str, str]:
-        return dict(self._model(name).tags or {})
 
     def version(self, name: str, version: int | str) -> VersionInfo:
         with self._call(f"{name} version {version}"):
@@ -193,30 +191,34 @@ class Registry:
             self._client.set_terminated(run.info.run_id)
         return str(run.info.run_id)
 
-    # --- audit record (SPEC §8) ----------------------------------------------------------------
-    def history(self, name: str) -> list[dict[str, Any]]:
+    # --- audit record (docs/design.md, "Registry tags") ----------------------------------------
+    def history(self, name: str) -> tuple[HistoryEntry, ...]:
         return self.state(name).history
 
     def append_history(
-        self, name: str, entry: dict[str, Any], known: list[dict[str, Any]] | None = None
+        self, name: str, entry: HistoryEntry, known: Sequence[HistoryEntry] | None = None
     ) -> None:
-        """Append `entry`; `known` is the history as just read under the model lock, if any."""
-        reason = entry.get("reason")
+        """Append `entry`; `known` is the history as just read under the model lock, if any.
+
+        Entries already there are written back exactly as they were stored.
+        """
+        stored = dict(entry.stored)
+        reason = stored.get("reason")
         if isinstance(reason, str) and len(reason) > HISTORY_REASON_CHARS:
-            entry = {**entry, "reason": reason[: HISTORY_REASON_CHARS - 1] + "…"}
+            stored["reason"] = reason[: HISTORY_REASON_CHARS - 1] + "…"
         current = self.history(name) if known is None else known
-        entries = [*current, entry][-HISTORY_LIMIT:]
+        entries = [*(old.stored for old in current), stored][-HISTORY_LIMIT:]
         raw = _compact_json(entries)
         while len(raw) > HISTORY_MAX_CHARS and len(entries) > 1:  # oldest entries drop off
             entries = entries[1:]
             raw = _compact_json(entries)
         self.set_model_tag(name, HISTORY_TAG, raw)
 
-    def pending(self, name: str) -> dict[str, Any] | None:
+    def pending(self, name: str) -> HistoryEntry | None:
         return self.state(name).pending
 
-    def set_pending(self, name: str, entry: dict[str, Any]) -> None:
-        self.set_model_tag(name, PENDING_TAG, _compact_json(entry))
+    def set_pending(self, name: str, entry: HistoryEntry) -> None:
+        self.set_model_tag(name, PENDING_TAG, _compact_json(entry.stored))
 
     def clear_pending(self, name: str) -> None:
         self.delete_model_tag(name, PENDING_TAG)
@@ -248,23 +250,19 @@ def _compact_json(value: Any) -> str:
 
 @dataclass(frozen=True)
 class ModelState:
-    """One read of a registered model: its aliases and the tags the bot keeps on it."""
+    """One read of a registered model: aliases and tags; the history and intent parsed once."""
 
     aliases: dict[str, int]
     tags: dict[str, str]
 
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        return _json_list(self.tags.get(HISTORY_TAG, "[]"))
+    @cached_property
+    def history(self) -> tuple[HistoryEntry, ...]:
+        return tuple(HistoryEntry.parse(item) for item in _json_list(self.tags.get(HISTORY_TAG)))
 
-    @property
-    def pending(self) -> dict[str, Any] | None:
-        raw = self.tags.get(PENDING_TAG)
-        try:
-            value = json.loads(raw) if raw else None
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+    @cached_property
+    def pending(self) -> HistoryEntry | None:
+        """The intent of a change in flight, if any."""
+        return _pending(self.tags.get(PENDING_TAG))
 
 
 def _registry_client(client: Any) -> Any:
@@ -283,13 +281,21 @@ def _first_line(text: str) -> str:
     return redact_urls_in(line)[:200]  # a server message may quote a URI with a password
 
 
-def _json_list(raw: str) -> list[dict[str, Any]]:
+def _json_list(raw: str | None) -> list[dict[str, Any]]:
     try:
-        value = json.loads(raw)
+        value = json.loads(raw or "[]")
     except ValueError:
         log.warning("ignoring a %s tag that is not JSON", HISTORY_TAG)
         return []
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _pending(raw: str | None) -> HistoryEntry | None:
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return HistoryEntry.parse(value) if isinstance(value, dict) else None
 
 
 def _version_info(mv: Any) -> VersionInfo:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+_AUDIT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
 
 def parse_iso(value: Any) -> datetime | None:
     """An aware datetime (a naive one is taken as UTC), or None when `value` is no timestamp."""
@@ -17,4 +19,12 @@ def parse_iso(value: Any) -> datetime | None:
 
 def utc_now_iso() -> str:
     """Now, to the second, with `Z`: the shape of the audit record's `at`."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(timezone.utc).strftime(_AUDIT_FORMAT)
+
+
+def iso_from_epoch(seconds: float) -> str:
+    """A Unix time in the audit record's shape; "" when it is no time a calendar has."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime(_AUDIT_FORMAT)
+    except (OverflowError, OSError, ValueError):
+        return ""

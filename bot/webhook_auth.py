@@ -1,4 +1,5 @@
-"""Webhook authenticity checks (SPEC §7), done on the raw body before anything parses it.
+"""Webhook authenticity checks, done on the raw body before anything parses it (docs/design.md,
+"Webhooks"); and the same HMAC for the signed `post_promote_hook` call.
 
 - GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>`.
 - GitLab: no HMAC; `X-Gitlab-Token` carries the configured secret verbatim.

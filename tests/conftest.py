@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import responses
 
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 from tests.promotion_env import MakePlayground, Playground, make_context
@@ -39,6 +41,15 @@ def tracking_uri(mlflow_server: MlflowServer) -> str:
 def model_name(request: pytest.FixtureRequest) -> str:
     """A model name no other test uses, so tests can share one server."""
     return f"m{next(_model_counter)}-{request.node.name[:40]}".replace("[", "-").replace("]", "")
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    """GitLab and GitHub mocked at HTTP level: every mock a test adds must be called. The real
+    MLflow server on loopback stays reachable (its URL may carry a user:password@ part)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        mock.add_passthru(re.compile(r"http://([^/@]*@)?127\.0\.0\.1[:/]"))
+        yield mock
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """A promotion world on a real forge adapter: the real MLflow registry, python-gitlab or PyGithub
-talking to the stateful GitLab/GitHub fakes of bench/ over `responses`, a request opened by the
-real `promotion-bot request`. Deliveries go in as the forge would send them (webhook payloads
+talking to the stateful GitLab/GitHub fakes (tests/fake_*.py) over `responses`, a request opened
+by the real `promotion-bot request`. Deliveries go in as the forge would send them (webhook payloads
 shaped like tests/fixtures/webhooks), through `serve`'s WSGI app, `handle`'s event file or `poll`.
 """
 
@@ -17,16 +17,18 @@ from typing import Any
 
 import responses
 
-from bench.fake_forges import BOT, PEOPLE, FakeForge, make_fake
-from bench.fake_github import FakeGitHub
-from bench.fake_gitlab import FakeGitLab
-from bot.config import Secret, Settings, parse_params
+from bot.ci.gate import gate
+from bot.ci.register import register
+from bot.ci.request import open_or_update_request
+from bot.config import parse_params
 from bot.context import Context
-from bot.delivery import handle_event_file, serve_app
-from bot.lifecycle import gate, register
-from bot.outcome import Outcome
-from bot.request import open_or_update_request
+from bot.intake.entry import handle_event_file, serve_app
+from bot.records import Outcome
+from bot.settings import Secret, Settings
 from bot.webhook_auth import sign_github
+from tests.fake_forges import BOT, PEOPLE, FakeForge, make_fake
+from tests.fake_github import FakeGitHub
+from tests.fake_gitlab import FakeGitLab
 from tests.helpers import log_training_run
 from tests.webhook_fixtures import load_webhook
 
@@ -61,6 +63,9 @@ class World:
         thread = self.fake.comments[number or self.number]
         return [c["body"] for c in thread if _author(c) == BOT]
 
+    def comment_ids(self, number: int, author: str) -> set[str]:
+        return {str(c["id"]) for c in self.fake.comments[number] if _author(c) == author}
+
     def writes(self) -> list[str]:
         """Every write call made to the forge (the fake's reads do not change anything)."""
         return [
@@ -78,25 +83,39 @@ class World:
 
     # --- deliveries ------------------------------------------------------------------------------
     def payload(
-        self, body: str, project: dict[str, Any] | None = None, author: str = "maria"
+        self,
+        body: str,
+        project: dict[str, Any] | None = None,
+        author: str = "maria",
+        *,
+        number: int | None = None,
+        comment_id: int | None = None,
     ) -> dict[str, Any]:
-        """A new comment on thread `number` (of `project`, default ours), as the hook sends it."""
+        """A new comment on thread `number` (default: the request) of `project` (default: ours),
+        as the hook sends it."""
         project = self.our_project() if project is None else project
-        comment_id = next(self._comment_ids)
+        number = self.number if number is None else number
+        comment_id = next(self._comment_ids) if comment_id is None else comment_id
         if self.platform == "gitlab":
             data = load_webhook("gitlab_note_issue")
-            data["issue"]["iid"] = self.number
+            data["issue"]["iid"] = number
             data["object_attributes"].update(id=comment_id, note=body, action="create")
             data["user"].update(id=PEOPLE.get(author, (500, 0))[0], username=author)
             data["project"].update(project)
             data["project_id"] = project.get("id")
             return data
         data = load_webhook("github_issue_comment_issue")
-        data["issue"]["number"] = self.number
+        data["issue"]["number"] = number
         data["comment"].update(id=comment_id, body=body)
         data["comment"]["user"].update(login=author, id=GITHUB_IDS.get(author, 500))
         data["repository"].update(project)
         return data
+
+    def post(self, number: int, body: str, author: str = "maria") -> dict[str, Any]:
+        """`author` comments on thread `number`: the forge keeps the comment (the handler and
+        `poll` read it there) and this is the webhook payload it sends for it."""
+        comment = self.fake.add_comment(number, author, body)
+        return self.payload(body, author=author, number=number, comment_id=int(comment["id"]))
 
     @property
     def event_name(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,20 +10,21 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from bot.config import Settings, parse_params
+from bot.ci.gate import gate
+from bot.ci.register import register
+from bot.ci.request import request_tags
+from bot.ci.request_body import render_request_body
+from bot.commands.handler import handle_comment
+from bot.config import parse_params
 from bot.context import Context
 from bot.forges.local import LocalForge
-from bot.handler import handle_comment
-from bot.lifecycle import gate, register
-from bot.markers import check_marker, request_marker, section
-from bot.models import Comment, CommentEvent, Thread
-from bot.outcome import Outcome
-from bot.request import request_tags
+from bot.records import Outcome
+from bot.settings import Settings
+from bot.threads import Comment, CommentEvent, Thread, ThreadKind
 from tests.helpers import log_training_run
 
 MakePlayground = Callable[..., "Playground"]
 PEOPLE = {"maria": "maintainer", "olga": "owner", "sam": "reporter", "dana": "developer"}
-CHECK_IDS = ("metrics", "data", "contract", "rollback")
 
 
 def make_context(
@@ -76,33 +78,24 @@ class Playground:
     def open_request(
         self,
         version: int,
-        kind: str = "issue",
+        kind: ThreadKind = "issue",
         requested_by: str = "dana",
         ticked: bool = True,
         model: str = "",
         record: bool = True,
     ) -> Thread:
-        """A request thread with the markers the bot reads (the real template is tested apart).
+        """A request thread whose body the product renders (`render_request_body`), ticked or not.
 
-        `record`: tag the version with the thread (and `requested_by` when it has no requester)
-        as `request` does; a request of another `model` is never recorded in this model.
+        `model` renders it as a request of another model. `record`: tag the version with the
+        thread (and `requested_by` when it has no requester) as `request` does; a request of
+        another `model` is never recorded in this model.
         """
-        mark = "x" if ticked else " "
-        checklist = "\n".join(f"- [{mark}] item {cid} {check_marker(cid)}" for cid in CHECK_IDS)
-        body = "\n\n".join(
-            [
-                f"Promote v{version}",
-                checklist,
-                section("status", "Waiting for approval"),
-                request_marker(
-                    model=model or self.model,
-                    version=version,
-                    run="r",
-                    requested_by=requested_by,
-                    kind=kind,
-                ),
-            ]
-        )
+        info = self.ctx.registry.version(self.model, version)
+        if model:
+            info = dataclasses.replace(info, model=model)
+        body = render_request_body(self.ctx, info, kind=kind, requested_by=requested_by)
+        if ticked:
+            body = body.replace("- [ ]", "- [x]")
         title = f"Promote {self.model} v{version} to champion"
         labels = list(self.ctx.params.promotion.request.labels)
         if kind == "issue":
@@ -166,4 +159,5 @@ class Playground:
         return self.alias("champion")
 
     def history(self) -> list[dict[str, Any]]:
-        return self.ctx.registry.history(self.model)
+        """The champion history as the registry stores it."""
+        return [dict(entry.stored) for entry in self.ctx.registry.history(self.model)]

@@ -1,6 +1,6 @@
-"""The CI integration files (SPEC §11), checked with the real tools: GitLab's and GitHub's JSON
-schemas (check-jsonschema, vendored, offline), gitlab-ci-local's rule evaluation, and one real
-run of the `train:test` job against a real MLflow server."""
+"""The CI integration files (docs/design.md, "CI integration"), checked with the real tools:
+GitLab's and GitHub's JSON schemas (check-jsonschema, vendored, offline), gitlab-ci-local's rule
+evaluation, and one real run of the `train:test` job against a real MLflow server."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from bot.ci.request import DOTENV_FILE
 from bot.config import Params, load_params, parse_params
 from bot.forges.local import LocalForge
 from bot.markers import parse_request_marker
 from bot.registry import Registry
-from bot.request import DOTENV_FILE
 from tests import ci_runner
 from tests.ci_runner import REPO_ROOT, job_commands, load_yaml, workflow_triggers
 

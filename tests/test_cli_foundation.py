@@ -1,4 +1,5 @@
-"""The command line for register, gate, status and history (SPEC §3), on a real MLflow server.
+"""The command line for register, gate, status and history (docs/design.md, "Command line"), on
+a real MLflow server.
 
 CliRunner drives `cli` in-process; the `error: ...` one-liner is made by `main()`, so the error
 format is checked on `python -m bot` in a subprocess.
@@ -240,6 +241,7 @@ def test_a_usage_error_is_one_line_with_a_hint(tmp_path: Path):
 def test_history_prints_every_recorded_change(
     tracking_uri: str, model_name: str, params_file: Path
 ):
+    from bot.records import HistoryEntry
     from bot.registry import Registry
 
     registry = Registry(tracking_uri)
@@ -251,7 +253,7 @@ def test_history_prints_every_recorded_change(
               "reason": "", "request_url": "", "comment_id": "12"}  # fmt: skip
     foreign = {"to": 3, "action": None, "actor": None}  # hand-edited: must not crash the listing
     for entry in (first, second, foreign):
-        registry.append_history(model_name, entry)
+        registry.append_history(model_name, HistoryEntry.parse(entry))
 
     result = invoke("history", "--tracking-uri", tracking_uri)
 
@@ -267,11 +269,12 @@ def test_history_prints_every_recorded_change(
 
 def test_status_survives_a_purged_run(model_name: str):
     """A version whose run was garbage-collected still shows its alias, with no metric."""
-    from bot.config import Settings, parse_params
+    from bot.config import parse_params
     from bot.context import Context
     from bot.errors import NotFoundError
-    from bot.models import VersionInfo
-    from bot.report import render_status, status_data
+    from bot.settings import Settings
+    from bot.versions import VersionInfo
+    from bot.views import render_status, status_data
 
     class PurgedRuns:
         def aliases(self, name: str) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""bot.commands: the comment grammar of SPEC §5, as a table and as properties against an oracle."""
+"""bot.commands.grammar: the comment grammar (docs/design.md, "Commands"), as a table and as
+properties against an oracle."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import (
+from bot.command_forms import format_command
+from bot.commands.grammar import (
     MAX_REASON,
     MAX_VERSION,
     Command,
     Usage,
-    format_command,
     may_be_command,
     parse_comment,
 )
@@ -240,7 +241,7 @@ def test_formatted_commands_parse_back() -> None:
 @pytest.mark.parametrize("slash_ok", [True, False])
 def test_help_and_usage_answers_are_never_commands_themselves(slash_ok: bool) -> None:
     """The bot's own help must not trigger it (nor a GitLab quick action): commands in backticks."""
-    from bot.replies import command_lines
+    from bot.command_forms import command_lines
     from bot.templating import render
 
     lines = command_lines(BOT, slash_ok)
@@ -287,7 +288,8 @@ ORACLE_ROLLBACK = re.compile(
 
 
 def oracle(body: str, bot: str) -> tuple[str, ...] | None:
-    """(name, version, reason, form) for a command, ("usage",) or None: SPEC §5 by regex."""
+    """(name, version, reason, form) for a command, ("usage",) or None: the grammar of
+    docs/design.md, "Commands", by regex."""
     parts = re.split(r"(\r\n|\r|\n)", body)
     lines = parts[::2]
     index = next((i for i, line in enumerate(lines) if line.strip(" \t")), None)

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Approvers, Params, Settings, load_params, parse_params
+from bot.commands.policy import actor_refusal
+from bot.config import Approvers, Params, load_params, parse_params
 from bot.config_checks import MIN_ROLES
 from bot.context import Context
 from bot.errors import ConfigError
 from bot.forges.base import role_level
-from bot.rules import actor_refusal
+from bot.settings import Settings
 
 
 def refused(promotion: dict[str, object] | None = None, **sections: object) -> str:

@@ -1,4 +1,4 @@
-"""bot.delivery: `handle` routes an event file to the right parser; `serve` opens only the
+"""bot.intake.entry: `handle` routes an event file to the right parser; `serve` opens only the
 configured forge's comment route."""
 
 from __future__ import annotations
@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 
-from bot.config import Params, Secret, Settings
+from bot.config import Params
 from bot.context import Context
-from bot.delivery import handle_event_file, serve
 from bot.errors import BotError
 from bot.forges.local import LocalForge
-from bot.models import CommentEvent
-from bot.outcome import Outcome
-from bot.server import WebhookApp
+from bot.intake.entry import handle_event_file, serve
+from bot.intake.wsgi import WebhookApp
+from bot.records import Outcome
+from bot.settings import Secret, Settings
+from bot.threads import CommentEvent
 from tests.webhook_fixtures import load_webhook
 
 
@@ -34,7 +35,7 @@ def handled(monkeypatch: pytest.MonkeyPatch) -> list[CommentEvent]:
         seen.append(event)
         return Outcome("handled", f"comment {event.comment_id}")
 
-    monkeypatch.setattr("bot.delivery.handle_comment", record)
+    monkeypatch.setattr("bot.intake.entry.handle_comment", record)
     return seen
 
 
@@ -124,7 +125,7 @@ def test_serve_opens_only_the_configured_forges_route(
         started.append(app)
         announce([f"http://{host}:{port}"])  # the real one calls it once bound
 
-    monkeypatch.setattr("bot.server.run_server", run_server)
+    monkeypatch.setattr("bot.intake.http_server.run_server", run_server)
     serve(ctx, "127.0.0.1", 8080)
 
     [app] = started
@@ -145,7 +146,9 @@ def test_serve_local_takes_only_mlflow(tmp_path: Path, monkeypatch: pytest.Monke
     ctx = Context(settings, Params(), echo=lambda _line: None)
     ctx.__dict__["registry"] = object()
     started: list[Any] = []
-    monkeypatch.setattr("bot.server.run_server", lambda *args, **_: started.append(args[3]))
+    monkeypatch.setattr(
+        "bot.intake.http_server.run_server", lambda *args, **_: started.append(args[3])
+    )
     serve(ctx, "127.0.0.1", 8080)
     [app] = started
     assert not app.allows("github") and not app.allows("gitlab") and app.allows("mlflow")

@@ -1,4 +1,4 @@
-"""bot.events: webhook payloads → CommentEvent, None, or PayloadError (and nothing else)."""
+"""bot.intake.payloads: webhook payloads → CommentEvent, None, or PayloadError (nothing else)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.events import PayloadError, github_comment_event, gitlab_comment_event, parse_event
-from bot.models import CommentEvent, ProjectRef
+from bot.intake.payloads import (
+    PayloadError,
+    github_comment_event,
+    gitlab_comment_event,
+    parse_event,
+)
+from bot.threads import CommentEvent, ProjectRef
 from tests.webhook_fixtures import (
     WEBHOOK_EVENTS,
     load_webhook,

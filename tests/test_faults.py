@@ -21,16 +21,17 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-from bot.config import Secret
+from bot.commands.handler import handle_comment
+from bot.commands.post_promote_hook import SIGNATURE_HEADER
 from bot.context import Context
 from bot.errors import ForgeError, RegistryError
 from bot.forges.local import LocalForge
-from bot.handler import handle_comment
-from bot.hook import SIGNATURE_HEADER, sign
+from bot.intake.poll import poll
 from bot.markers import answered_comment_ids
-from bot.models import Thread
-from bot.outcome import Outcome
-from bot.poll import poll
+from bot.records import Outcome
+from bot.settings import Secret
+from bot.threads import Thread
+from bot.webhook_auth import sign_github
 from tests.mlflow_server import free_port
 from tests.promotion_env import Playground, make_context
 
@@ -294,7 +295,7 @@ def test_registry_failing_after_the_alias_moved_is_finished_by_the_next_pass(
     assert pg.answers(thread) == []
     pending = pg.ctx.registry.pending(pg.model)
     recorded = [h["comment_id"] for h in pg.history()]
-    assert recorded == [event.comment_id] or (pending or {}).get("comment_id") == event.comment_id
+    assert recorded == [event.comment_id] or (pending and pending.comment_id) == event.comment_id
 
     proxy.rule = lambda call: None
     result = poll(via(pg, proxy.url))
@@ -449,11 +450,13 @@ class HookServer:
 @pytest.fixture
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The hook's pauses between attempts, recorded instead of slept."""
-    import bot.hook
+    from bot.commands import post_promote_hook
 
     recorded: list[float] = []
     monkeypatch.setattr(
-        bot.hook, "call_hook", functools.partial(bot.hook.call_hook, sleep=recorded.append)
+        post_promote_hook,
+        "call_hook",
+        functools.partial(post_promote_hook.call_hook, sleep=recorded.append),
     )
     return recorded
 
@@ -491,7 +494,7 @@ def test_hook_receives_one_signed_post_per_change(
     }
     assert headers["Content-Type"] == "application/json"
     if secret:
-        assert headers[SIGNATURE_HEADER] == sign(HOOK_SECRET, raw)
+        assert headers[SIGNATURE_HEADER] == sign_github(HOOK_SECRET, raw)
     else:
         assert SIGNATURE_HEADER not in headers
     assert waits == []

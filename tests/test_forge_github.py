@@ -5,20 +5,19 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 import responses
 
-from bot.config import Secret, Settings
 from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundError
 from bot.forges._github_support import review_verdict
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import Forge
 from bot.forges.github import GitHubForge
-from bot.models import Thread
+from bot.settings import Secret, Settings
+from bot.threads import Thread
 from tests.forge_fixtures import body_of, github, github_url, query_of
 
 TOKEN = "ghp_TOPSECRET0123456789abcdefABCDEF0000"
@@ -49,12 +48,6 @@ def waits() -> list[float]:
 @pytest.fixture
 def forge(waits: list[float]) -> GitHubForge:
     return GitHubForge.from_settings(settings(), retry=RetryPolicy(sleeper=waits.append))
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 # --- construction --------------------------------------------------------------------------

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterator
 
 import pytest
 import requests
 import responses
 
-from bot.config import Secret, Settings
 from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundError
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import Forge
 from bot.forges.gitlab import GitLabForge
-from bot.models import ProjectRef, Thread
+from bot.settings import Secret, Settings
+from bot.threads import ProjectRef, Thread
 from tests.forge_fixtures import body_of, gitlab, query_of
 
 TOKEN = "glpat-TOPSECRET-4f9a1c77"
@@ -45,12 +44,6 @@ def waits() -> list[float]:
 @pytest.fixture
 def forge(waits: list[float]) -> GitLabForge:
     return GitLabForge.from_settings(settings(), retry=RetryPolicy(sleeper=waits.append))
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 # --- construction --------------------------------------------------------------------------

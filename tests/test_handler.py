@@ -261,7 +261,7 @@ def test_bot_never_acts_on_its_own_comments(pg: Playground):
 
 
 def test_edited_comments_are_ignored(pg: Playground):
-    from bot.handler import handle_comment
+    from bot.commands.handler import handle_comment
 
     thread = pg.open_request(pg.train(0.6))
     posted = pg.forge.add_comment(thread.number, "maria", "/promote")
@@ -288,7 +288,7 @@ def test_comment_on_a_thread_that_is_no_request_is_ignored(pg: Playground):
 
 
 def test_the_same_comment_handled_twice_acts_and_answers_once(pg: Playground):
-    from bot.handler import handle_comment
+    from bot.commands.handler import handle_comment
 
     version = pg.train(0.6)
     thread = pg.open_request(version)
@@ -302,8 +302,8 @@ def test_the_same_comment_handled_twice_acts_and_answers_once(pg: Playground):
 def test_lost_answer_is_posted_on_the_next_pass_without_a_second_change(
     pg: Playground, monkeypatch: pytest.MonkeyPatch
 ):
+    from bot.commands.handler import handle_comment
     from bot.forges.local import LocalForge
-    from bot.handler import handle_comment
 
     first = pg.train(0.6)
     pg.comment(pg.open_request(first), "maria", "/promote")
@@ -333,8 +333,8 @@ def test_lost_answer_is_posted_on_the_next_pass_without_a_second_change(
 def test_change_interrupted_before_its_record_is_finished_on_the_next_pass(
     pg: Playground, monkeypatch: pytest.MonkeyPatch
 ):
-    from bot.change import ChangeFailed
-    from bot.handler import handle_comment
+    from bot.commands.change import ChangeFailed
+    from bot.commands.handler import handle_comment
     from bot.registry import Registry
 
     version = pg.train(0.6)
@@ -421,7 +421,7 @@ def test_an_approval_stops_counting_when_its_author_loses_the_role(make_pg: Make
 def test_a_comment_from_another_platform_is_ignored(pg: Playground):
     from dataclasses import replace
 
-    from bot.handler import handle_comment
+    from bot.commands.handler import handle_comment
 
     thread = pg.open_request(pg.train(0.6))
     posted = pg.forge.add_comment(thread.number, "maria", "/promote")

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from bot.intake.poll import poll
 from bot.markers import answered_comment_ids
-from bot.poll import poll
 from tests.kill_worker import NOT_KILLED
 from tests.promotion_env import MakePlayground, Playground
 
@@ -86,7 +86,7 @@ def accounted_for(pg: Playground, before: int | None, earlier: int = 0) -> None:
     recorded = [h["to"] for h in pg.history()[earlier:]]
     assert len(recorded) <= 1
     if champion != before:
-        assert recorded == [champion] or (pending is not None and pending["to"] == champion), (
+        assert recorded == [champion] or (pending is not None and pending.to_version == champion), (
             f"champion moved to v{champion} with no record and no intent"
         )
 

@@ -1,4 +1,5 @@
-"""Stage 1 `register` and Stage 2 `gate` (SPEC §1) against a real MLflow server."""
+"""Stage 1 `register` and Stage 2 `gate` (docs/design.md, "The lifecycle") against a real MLflow
+server."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings, parse_params
+from bot.ci.gate import gate
+from bot.ci.register import read_run_id, register
+from bot.config import parse_params
 from bot.context import Context
 from bot.errors import BotError, ConfigError, NotFoundError
-from bot.lifecycle import REGISTERED_AS_TAG, gate, read_run_id, register
+from bot.settings import Settings
+from bot.tags import REGISTERED_AS_TAG
 from tests.helpers import log_training_run
 
 GATE_FIELDS = [

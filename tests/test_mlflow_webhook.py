@@ -11,14 +11,19 @@ from typing import Any
 
 import pytest
 
-from bot.change import Change, move_champion, now_iso
-from bot.config import Params, Secret, Settings
+from bot.ci.request_body import RequestData, Side, render_request_body, request_title
+from bot.commands.change import move_champion
+from bot.commands.external_change import AliasChange, report_external_change
+from bot.config import Params
 from bot.context import Context
-from bot.events import PayloadError
 from bot.forges.local import LocalForge
-from bot.markers import request_marker
-from bot.mlflow_webhook import AliasChange, parse_alias_change, report_external_change
-from bot.registry import HISTORY_TAG, PENDING_TAG, ModelState, Registry
+from bot.intake.payloads import PayloadError, parse_alias_change
+from bot.records import Change
+from bot.registry import ModelState, Registry
+from bot.settings import Secret, Settings
+from bot.tags import HISTORY_TAG, PENDING_TAG
+from bot.timestamps import utc_now_iso
+from bot.versions import RunInfo, VersionInfo
 from tests.helpers import log_training_run
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 
@@ -119,8 +124,12 @@ def _context(tmp_path: Path, registry: Any) -> Context:
 
 
 def _request(forge: LocalForge, model: str, version: int) -> str:
-    body = f"Promote it.\n\n{request_marker(model=model, version=version, run='r1')}"
-    return forge.open_issue(f"Promote {model} v{version} to champion", body, LABELS).number
+    """A request as the product renders it, from fixed values (no registry is read)."""
+    ctx = Context(settings=Settings(platform="local", local_dir=forge.root), params=Params())
+    info = VersionInfo(model=model, version=version, run_id="r1")
+    data = RequestData(candidate=Side(info, RunInfo(run_id="r1", experiment_id="0")), champion=None)
+    body = render_request_body(ctx, info, data=data)
+    return forge.open_issue(request_title(model, version), body, LABELS).number
 
 
 def _comments(forge: LocalForge, number: str) -> list[str]:
@@ -311,7 +320,7 @@ def test_real_registry_own_change_is_quiet_and_a_direct_set_is_reported(
     registry, ctx, forge = _real_world(tmp_path, tracking_uri, model_name)
     number = _request(forge, model_name, 2)
 
-    change = Change(model_name, None, 2, "dana", "promote", "", "", "c1", now_iso())
+    change = Change(model_name, None, 2, "dana", "promote", "", "", "c1", utc_now_iso())
     move_champion(registry, "champion", change)
     own = AliasChange(model_name, "champion", 2, "dlv-own")
     assert report_external_change(ctx, own).status == "ignored"
@@ -336,13 +345,13 @@ def test_a_hand_move_back_to_a_version_the_bot_set_minutes_ago_is_reported(
         move_champion(
             registry,
             "champion",
-            Change(model_name, None, to, "maria", action, "", "", f"c{to}", now_iso()),
+            Change(model_name, None, to, "maria", action, "", "", f"c{to}", utc_now_iso()),
         )
-        own = AliasChange(model_name, "champion", to, f"dlv-own-{to}", at=now_iso())
+        own = AliasChange(model_name, "champion", to, f"dlv-own-{to}", at=utc_now_iso())
         assert report_external_change(ctx, own).status == "ignored"
 
     registry.set_alias(model_name, "champion", 2)  # someone in the MLflow UI, a minute later
-    by_hand = AliasChange(model_name, "champion", 2, "dlv-hand", at=now_iso())
+    by_hand = AliasChange(model_name, "champion", 2, "dlv-hand", at=utc_now_iso())
 
     assert report_external_change(ctx, by_hand).status == "reported"
     [body] = _comments(forge, number)
@@ -370,8 +379,8 @@ def webhook_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowS
 def test_mlflow_delivers_a_signed_alias_event_we_accept(webhook_mlflow: MlflowServer) -> None:
     from mlflow import MlflowClient
 
-    from bot.serve import HttpServer
-    from bot.server import build_app
+    from bot.intake.http_server import HttpServer
+    from bot.intake.wsgi import WebhookApp
 
     received: list[AliasChange] = []
     arrived = threading.Event()
@@ -381,7 +390,7 @@ def test_mlflow_delivers_a_signed_alias_event_we_accept(webhook_mlflow: MlflowSe
         arrived.set()
 
     secret = "real-mlflow-secret"
-    app = build_app(
+    app = WebhookApp(
         Settings(mlflow_webhook_secret=Secret(secret)), lambda _e: None, on_alias_change
     )
     server = HttpServer(app, "127.0.0.1", 0)

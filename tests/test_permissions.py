@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from bot.intake.poll import poll
 from bot.markers import answered_comment_ids, approval_marker, parse_request_marker
-from bot.models import Thread
-from bot.poll import poll
+from bot.threads import Thread
 from tests.promotion_env import MakePlayground, Playground
 
 BOT = "promotion-bot"

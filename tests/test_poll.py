@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.forges.local import LocalForge
-from bot.poll import poll
+from bot.intake.poll import poll
 from tests.promotion_env import Playground
 
 
@@ -72,7 +72,7 @@ def test_poll_cli_exits_1_when_a_command_failed(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("registry fell over")
 
-    monkeypatch.setattr("bot.poll.handle_comment", broken)
+    monkeypatch.setattr("bot.intake.poll.handle_comment", broken)
     result = pg.cli("poll")
     assert result.exit_code == 1, result.output
     assert "failed" in result.output

@@ -12,7 +12,9 @@ import pytest
 
 import bot.registry as registry_module
 from bot.errors import NotFoundError, RegistryError
-from bot.registry import HISTORY_TAG, PENDING_TAG, Registry
+from bot.records import HistoryEntry
+from bot.registry import Registry
+from bot.tags import HISTORY_TAG, PENDING_TAG
 from bot.urls import redact_url
 from tests.helpers import log_training_run
 from tests.mlflow_server import free_port
@@ -73,7 +75,7 @@ def test_state_reads_aliases_and_tags_in_one_call(registry: Registry, model_name
     state = registry.state(model_name)
     assert state.aliases == {"candidate": 2, "champion": 1}
     assert state.tags["team"] == "ml"
-    assert state.history == [] and state.pending is None
+    assert state.history == () and state.pending is None
 
 
 def test_a_missing_alias_is_none(registry: Registry, model_name: str):
@@ -86,9 +88,7 @@ def test_a_missing_model_has_no_aliases_history_or_versions(registry: Registry, 
     assert not registry.model_exists(model_name)
     assert registry.aliases(model_name) == {}
     assert registry.version_by_alias(model_name, "smoke") is None
-    assert registry.history(model_name) == []
-    with pytest.raises(NotFoundError, match=rf"model '{model_name}': not found"):
-        registry.model_tags(model_name)
+    assert stored_history(registry, model_name) == []
 
 
 def test_a_missing_version_or_run_is_not_found(registry: Registry, model_name: str):
@@ -138,7 +138,7 @@ def test_version_by_run_refuses_a_malformed_run_id(registry: Registry, model_nam
         registry.version_by_run(model_name, bad)
 
 
-# --- tags: history and pending (SPEC §8) ---------------------------------------------------
+# --- tags: history and pending (docs/design.md, "Registry tags") ----------------------------
 
 
 def entry(to: int, reason: str = "ok", **more: object) -> dict[str, object]:
@@ -147,14 +147,27 @@ def entry(to: int, reason: str = "ok", **more: object) -> dict[str, object]:
             "comment_id": str(to), **more}  # fmt: skip
 
 
+def append(registry: Registry, name: str, stored: dict[str, object]) -> None:
+    registry.append_history(name, HistoryEntry.parse(stored))
+
+
+def stored_history(registry: Registry, name: str) -> list[dict[str, object]]:
+    """The history as the registry stores it."""
+    return [dict(item.stored) for item in registry.history(name)]
+
+
+def tags(registry: Registry, name: str) -> dict[str, str]:
+    return registry.state(name).tags
+
+
 def test_history_appends_in_order(registry: Registry, model_name: str):
     registry.ensure_model(model_name)
-    assert registry.history(model_name) == []
-    registry.append_history(model_name, entry(1))
-    registry.append_history(model_name, entry(2, reason="multi\nline ✓"))
-    assert registry.history(model_name) == [entry(1), entry(2, reason="multi\nline ✓")]
-    raw = registry.model_tags(model_name)[HISTORY_TAG]
-    assert json.loads(raw) == registry.history(model_name)
+    assert stored_history(registry, model_name) == []
+    append(registry, model_name, entry(1))
+    append(registry, model_name, entry(2, reason="multi\nline ✓"))
+    assert stored_history(registry, model_name) == [entry(1), entry(2, reason="multi\nline ✓")]
+    raw = tags(registry, model_name)[HISTORY_TAG]
+    assert json.loads(raw) == stored_history(registry, model_name)
 
 
 def test_history_keeps_the_newest_history_limit_entries(
@@ -163,18 +176,18 @@ def test_history_keeps_the_newest_history_limit_entries(
     monkeypatch.setattr(registry_module, "HISTORY_LIMIT", 3)
     registry.ensure_model(model_name)
     for to in range(1, 6):
-        registry.append_history(model_name, entry(to))
-    assert [e["to"] for e in registry.history(model_name)] == [3, 4, 5]
+        append(registry, model_name, entry(to))
+    assert [e["to"] for e in stored_history(registry, model_name)] == [3, 4, 5]
 
 
 def test_history_fits_the_sql_column_of_a_model_tag(registry: Registry, model_name: str):
     """MLflow's SQL stores keep a model tag value in VARCHAR(5000): PostgreSQL refuses more."""
     registry.ensure_model(model_name)
     for to in range(1, 16):
-        registry.append_history(model_name, entry(to, reason=f"{to}: " + "é" * 600))
-    raw = registry.model_tags(model_name)[HISTORY_TAG]
+        append(registry, model_name, entry(to, reason=f"{to}: " + "é" * 600))
+    raw = tags(registry, model_name)[HISTORY_TAG]
     assert len(raw) <= registry_module.HISTORY_MAX_CHARS
-    history = registry.history(model_name)
+    history = stored_history(registry, model_name)
     assert history[-1]["to"] == 15  # the newest is always kept; the oldest dropped off
     assert [e["to"] for e in history] == list(range(16 - len(history), 16))
     assert len(history) >= 5
@@ -186,11 +199,11 @@ def test_history_fits_the_sql_column_of_a_model_tag(registry: Registry, model_na
 def test_a_corrupt_history_tag_reads_as_empty(registry: Registry, model_name: str):
     registry.ensure_model(model_name)
     registry.set_model_tag(model_name, HISTORY_TAG, "not json")
-    assert registry.history(model_name) == []
+    assert stored_history(registry, model_name) == []
     registry.set_model_tag(model_name, HISTORY_TAG, '[{"to": 1}, 5, "x"]')
-    assert registry.history(model_name) == [{"to": 1}]
-    registry.append_history(model_name, entry(2))
-    assert registry.history(model_name) == [{"to": 1}, entry(2)]
+    assert stored_history(registry, model_name) == [{"to": 1}]
+    append(registry, model_name, entry(2))
+    assert stored_history(registry, model_name) == [{"to": 1}, entry(2)]
 
 
 def test_pending_set_read_clear(registry: Registry, model_name: str):
@@ -198,12 +211,12 @@ def test_pending_set_read_clear(registry: Registry, model_name: str):
     assert registry.pending(model_name) is None
     registry.clear_pending(model_name)  # nothing pending: no error
     intent = entry(3, reason="ünïcode " * 250)
-    registry.set_pending(model_name, intent)
-    assert registry.pending(model_name) == intent
-    assert len(registry.model_tags(model_name)[PENDING_TAG]) < 5000
+    registry.set_pending(model_name, HistoryEntry.parse(intent))
+    assert (registry.pending(model_name) or HistoryEntry(None)).stored == intent
+    assert len(tags(registry, model_name)[PENDING_TAG]) < 5000
     registry.clear_pending(model_name)
     assert registry.pending(model_name) is None
-    assert PENDING_TAG not in registry.model_tags(model_name)
+    assert PENDING_TAG not in tags(registry, model_name)
 
 
 @pytest.mark.parametrize("raw", ["{broken", "[1, 2]", '"text"'])

@@ -1,4 +1,5 @@
-"""`request` (SPEC §4) against a real MLflow server and the local forge in a temp folder.
+"""`request` (docs/design.md, "The promotion request") against a real MLflow server and the local
+forge in a temp folder.
 
 Golden files live in tests/golden/; `UPDATE_GOLDEN=1 pytest tests/test_request.py` rewrites them.
 """
@@ -13,23 +14,17 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings, parse_params
+from bot.ci.request import open_or_update_request, write_ci_outputs
+from bot.ci.request_body import WAITING, RequestData, Side, render_request_body
+from bot.config import parse_params
 from bot.context import Context
 from bot.errors import BotError
 from bot.forges.local import LocalForge
-from bot.markers import parse_request_marker, read_ticks
-from bot.models import RunInfo, Thread, VersionInfo
-from bot.request import (
-    WAITING,
-    find_requests,
-    open_or_update_request,
-    read_section,
-    refresh_status,
-    render_request_body,
-    request_fields,
-    write_ci_outputs,
-)
-from bot.request_context import RequestData, Side
+from bot.markers import parse_request_marker, read_section, read_ticks
+from bot.request_threads import find_requests, refresh_status
+from bot.settings import Settings
+from bot.threads import Thread
+from bot.versions import RunInfo, VersionInfo
 from tests.helpers import log_training_run
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -330,7 +325,7 @@ def test_requested_by_of_the_training_is_kept_when_someone_else_re_runs(
         ),
     )
     assert open_or_update_request(other).planned == ["update the body of #1"]
-    fields = request_fields(forge_of(ctx).get_thread("issue", "1"))
+    fields = parse_request_marker(forge_of(ctx).get_thread("issue", "1").body)
     assert fields is not None and fields["requested_by"] == "dana"
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.delivery import local_comment
+from bot.ci.request import open_or_update_request
 from bot.forges.local import LocalForge
-from bot.models import Thread
-from bot.poll import poll
-from bot.request import open_or_update_request
+from bot.intake.entry import local_comment
+from bot.intake.poll import poll
+from bot.threads import Thread
 from tests.forge_fixtures import body_of
 from tests.forge_world import World, make_world
 from tests.promotion_env import Playground
@@ -170,7 +170,7 @@ def test_a_damaged_marker_is_answered_once_and_changes_nothing(pg: Playground, h
     assert "description is damaged" in answer and "promotion-bot request" in answer
     assert f"comment={event.comment_id}" in answer
     assert pg.champion() is None
-    from bot.handler import handle_comment
+    from bot.commands.handler import handle_comment
 
     assert handle_comment(pg.ctx, again).status == "duplicate"  # once
 

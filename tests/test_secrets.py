@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,10 @@ import responses
 from click.testing import CliRunner
 
 import bot.logs
+from bot.ci.gate import gate
+from bot.ci.register import register
 from bot.cli import cli
 from bot.errors import RegistryError
-from bot.lifecycle import gate, register
 from bot.registry import Registry
 from bot.urls import redact_url
 from tests.helpers import log_training_run
@@ -109,14 +109,6 @@ def run_bot(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        # The real MLflow server stays reachable (its URL carries the user:password@ part).
-        mock.add_passthru(re.compile(r"http://([^/@]*@)?127\.0\.0\.1[:/]"))
-        yield mock
 
 
 # --- the registry cannot be reached ----------------------------------------------------------

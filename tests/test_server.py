@@ -23,11 +23,11 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from bot.config import Secret, Settings
-from bot.mlflow_webhook import AliasChange
-from bot.models import CommentEvent, ProjectRef
-from bot.serve import HttpServer, log_route_warnings
-from bot.server import MAX_BODY, WebhookApp, build_app
+from bot.commands.external_change import AliasChange
+from bot.intake.http_server import HttpServer, log_route_warnings
+from bot.intake.wsgi import MAX_BODY, WebhookApp
+from bot.settings import Secret, Settings
+from bot.threads import CommentEvent, ProjectRef
 from bot.webhook_auth import sign_github, sign_mlflow
 from tests.mlflow_server import free_port
 from tests.webhook_fixtures import load_webhook, raw_webhook
@@ -144,7 +144,7 @@ def serve() -> Iterator[Callable[..., Served]]:
     ) -> Served:
         dispatch = dispatch or Recorder()
         alias = alias or Recorder()
-        app = build_app(settings, dispatch, alias, **options)
+        app = WebhookApp(settings, dispatch, alias, **options)
         server = HttpServer(app, "127.0.0.1", 0)
         app.start()
         thread = threading.Thread(target=server.serve_forever, kwargs={"grace": 2}, daemon=True)
@@ -537,8 +537,8 @@ def test_start_up_warns_about_a_secret_for_another_forge(caplog: pytest.LogCaptu
         github_webhook_secret=Secret(GITHUB_SECRET),
         mlflow_webhook_secret=Secret(MLFLOW_SECRET),
     )
-    app = build_app(settings, Recorder(), allowed_platforms=[settings.platform])
-    with caplog.at_level(logging.WARNING, logger="bot.serve"):
+    app = WebhookApp(settings, Recorder(), allowed_platforms=[settings.platform])
+    with caplog.at_level(logging.WARNING, logger="bot.intake.http_server"):
         log_route_warnings(settings, app)
     messages = sorted(r.getMessage() for r in caplog.records)
     assert messages == [
@@ -569,7 +569,7 @@ def test_an_unexpected_error_is_500_with_a_traceback_in_the_log(
     def broken(*_args: object) -> None:
         raise RuntimeError("parser bug")
 
-    monkeypatch.setattr("bot.server.github_comment_event", broken)
+    monkeypatch.setattr("bot.intake.sources.github_comment_event", broken)
     served = serve()
     response = served.github(raw_webhook("github_issue_comment_pr"), delivery="d-500")
     assert (response.status_code, response.json()) == (500, {"error": "internal error"})
@@ -686,7 +686,7 @@ def _environ(body: _Input, **extra: Any) -> dict[str, Any]:
 
 
 def test_a_large_content_length_is_refused_without_reading() -> None:
-    app = build_app(SETTINGS, Recorder())
+    app = WebhookApp(SETTINGS, Recorder())
     body = _Input(b"{}")
     status, answer = _call(app, _environ(body, CONTENT_LENGTH=str(MAX_BODY + 1)))
     assert status == "413 Request Entity Too Large"
@@ -695,7 +695,7 @@ def test_a_large_content_length_is_refused_without_reading() -> None:
 
 
 def test_a_missing_content_length_reads_at_most_the_limit_plus_one() -> None:
-    app = build_app(SETTINGS, Recorder())
+    app = WebhookApp(SETTINGS, Recorder())
     body = _Input(b"x" * (2 * MAX_BODY))
     status, _ = _call(app, _environ(body, **{"wsgi.input_terminated": True}))
     assert status.startswith("413")
@@ -712,8 +712,9 @@ _SERVER_SCRIPT = textwrap.dedent(
     """
     import logging, sys, time
     from pathlib import Path
-    from bot.config import Secret, Settings
-    from bot.server import build_app, run_server
+    from bot.settings import Secret, Settings
+    from bot.intake.http_server import run_server
+    from bot.intake.wsgi import WebhookApp
 
     out = Path(sys.argv[2])
 
@@ -724,7 +725,7 @@ _SERVER_SCRIPT = textwrap.dedent(
 
     logging.basicConfig(level=logging.INFO)
     settings = Settings(github_webhook_secret=Secret(sys.argv[3]))
-    run_server(settings, "127.0.0.1", int(sys.argv[1]), build_app(settings, dispatch, workers=1))
+    run_server(settings, "127.0.0.1", int(sys.argv[1]), WebhookApp(settings, dispatch, workers=1))
     with out.open("a") as f:
         f.write("returned\\n")
     """

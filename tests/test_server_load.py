@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Secret, Settings
-from bot.models import CommentEvent
-from bot.serve import HttpServer
-from bot.server import build_app
+from bot.intake.http_server import HttpServer
+from bot.intake.wsgi import WebhookApp
+from bot.settings import Secret, Settings
+from bot.threads import CommentEvent
 
 SECRET = "load-test-secret-not-real"
 DELIVERIES = 2000
@@ -35,7 +35,7 @@ def test_two_thousand_deliveries_fifty_at_once_nothing_lost_nothing_twice() -> N
         with lock:
             dispatched[event.comment_id] += 1
 
-    app = build_app(Settings(github_webhook_secret=Secret(SECRET)), dispatch, queue_size=5000)
+    app = WebhookApp(Settings(github_webhook_secret=Secret(SECRET)), dispatch, queue_size=5000)
     app.start()
     server = HttpServer(app, "127.0.0.1", 0, threads=8)
     port = server.addresses[0][1]

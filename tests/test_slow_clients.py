@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.config import Secret, Settings
-from bot.serve import HttpServer
-from bot.server import build_app
+from bot.intake.http_server import HttpServer
+from bot.intake.wsgi import WebhookApp
+from bot.settings import Secret, Settings
 from bot.webhook_auth import sign_github
 from tests.helpers import start_serve, wait_until_serving
 from tests.mlflow_server import free_port
@@ -91,7 +91,7 @@ def health_latencies(url: str, seconds: float, every: float = 0.25) -> list[floa
 def server(**limits: float) -> Iterator[tuple[str, list[str]]]:
     """An in-process HttpServer around the real app; yields its URL and the dispatched ids."""
     dispatched: list[str] = []
-    app = build_app(
+    app = WebhookApp(
         Settings(github_webhook_secret=Secret(SECRET)),
         lambda event: dispatched.append(event.comment_id),
     )
@@ -191,7 +191,7 @@ def test_past_max_connections_the_longest_waiting_are_closed_and_new_ones_get_in
 
 def test_a_content_length_of_non_ascii_digits_is_not_trusted() -> None:
     """ "²" is a digit to str.isdigit() but not to int(): it must not become a 500."""
-    app = build_app(Settings(github_webhook_secret=Secret(SECRET)), lambda _event: None)
+    app = WebhookApp(Settings(github_webhook_secret=Secret(SECRET)), lambda _event: None)
     body = io.BytesIO(b"{}")
     environ = {
         "REQUEST_METHOD": "POST",

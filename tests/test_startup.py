@@ -1,4 +1,5 @@
-"""`--help` and `--version` start fast: no MLflow, no forge clients, no pydantic (SPEC §3)."""
+"""`--help` and `--version` start fast: no MLflow, no forge clients, no pydantic (docs/design.md,
+"Command line")."""
 
 from __future__ import annotations
 

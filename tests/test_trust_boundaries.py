@@ -20,17 +20,18 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bot.binding import Binding
-from bot.config import Params, Secret, Settings
+from bot.commands.handler import handle_comment
+from bot.config import Params
 from bot.context import Context
-from bot.delivery import handle_event_file
 from bot.errors import BotError
-from bot.events import parse_event
 from bot.forges.github import GitHubForge
 from bot.forges.gitlab import GitLabForge
-from bot.handler import handle_comment
-from bot.models import CommentEvent, ProjectRef
-from bot.poll import poll
-from bot.server import build_app
+from bot.intake.entry import handle_event_file
+from bot.intake.payloads import parse_event
+from bot.intake.poll import poll
+from bot.intake.wsgi import WebhookApp
+from bot.settings import Secret, Settings
+from bot.threads import CommentEvent, ProjectRef
 from tests.forge_world import (
     FOREIGN_GITHUB,
     FOREIGN_GITLAB,
@@ -179,7 +180,7 @@ def _github_repositories(draw: st.DrawFn) -> Any:
 
 
 def _oracle_gitlab(configured: str, project: Any, project_id: Any) -> bool:
-    """SPEC of the binding, written independently: is this Note Hook about the configured one?"""
+    """The binding rule, written independently: is this Note Hook about the configured one?"""
     if configured.isdigit():
         named = project.get("id") if isinstance(project, dict) else None
         if named is None:
@@ -251,7 +252,7 @@ def test_gitlab_note_hooks_reach_the_handler_only_for_the_configured_project(
     reached = _handle_reaches_the_handler(ctx, tmp_path, "Note Hook", payload)
     event(f"reached the handler: {reached}")
     assert reached == _oracle_gitlab(configured, fields, project_id)
-    app = build_app(ctx.settings, lambda _e: None, binding=Binding.of(ctx.forge))
+    app = WebhookApp(ctx.settings, lambda _e: None, binding=Binding.of(ctx.forge))
     status, _answer = deliver(app, "gitlab", payload, "Note Hook")
     # Not started, the app cannot queue: 503 means it tried, i.e. the event got past the binding.
     assert (status == 503) == reached
@@ -275,7 +276,7 @@ def test_github_comments_reach_the_handler_only_for_the_configured_repository(
     ours = isinstance(name, str) and name.lower() == _OUR_PATH.lower()
     event(f"reached the handler: {ours}")
     assert _handle_reaches_the_handler(ctx, tmp_path, "issue_comment", payload) == ours
-    app = build_app(ctx.settings, lambda _e: None, binding=Binding.of(ctx.forge))
+    app = WebhookApp(ctx.settings, lambda _e: None, binding=Binding.of(ctx.forge))
     status, _answer = deliver(app, "github", payload, "issue_comment")
     assert (status == 503) == ours
 

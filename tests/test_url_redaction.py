@@ -14,22 +14,17 @@ from pathlib import Path
 import pytest
 import responses
 
-from bot.config import Settings
-from bot.hook import call_hook
+from bot.commands.post_promote_hook import call_hook
 from bot.logs import RedactSecrets
+from bot.settings import Settings
 from bot.urls import redact_url, redact_urls_in, url_secrets
 from tests import test_secrets
 from tests.mlflow_server import free_port
 from tests.promotion_env import MakePlayground
 from tests.test_secrets import invoke
 
-# The fixtures of test_secrets: its environment of secrets, raw log records, HTTP mocks.
-env, raw_logs, rsps, reachable = (
-    test_secrets.env,
-    test_secrets.raw_logs,
-    test_secrets.rsps,
-    test_secrets.reachable,
-)
+# The fixtures of test_secrets: its environment of secrets, raw log records, the registry.
+env, raw_logs, reachable = (test_secrets.env, test_secrets.raw_logs, test_secrets.reachable)
 
 CREDENTIALS = {
     "gitlab-user": "glpat-InUrl-1f2e3d4c",

@@ -1,4 +1,5 @@
-"""Webhook signature and token checks (SPEC §7), against documented vectors and MLflow's signer."""
+"""Webhook signature and token checks (docs/design.md, "Webhooks"), against documented vectors
+and MLflow's signer."""
 
 from __future__ import annotations
 

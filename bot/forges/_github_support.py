@@ -11,7 +11,8 @@ import requests
 from github import Auth, Github, GithubException
 
 from bot.forges._retry import DEFAULT_TIMEOUT, RetryPolicy, http_error, network_error
-from bot.models import Comment, Thread, ThreadState
+from bot.threads import Comment, Thread, ThreadState
+from bot.timestamps import parse_iso
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -154,13 +155,10 @@ def since_datetime(since: str) -> datetime | None:
 
     PyGithub formats it with a literal "Z", so it must already be in UTC.
     """
-    try:
-        parsed = datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
-    except ValueError:
+    parsed = parse_iso(since)
+    if parsed is None:
         log.warning("ignoring unreadable 'since' timestamp %r", since)
         return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
 
 

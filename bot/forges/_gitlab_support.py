@@ -10,7 +10,7 @@ import requests
 from gitlab.exceptions import GitlabError
 
 from bot.forges._retry import DEFAULT_TIMEOUT, RetryingSession, RetryPolicy
-from bot.models import Comment, Thread, ThreadKind, ThreadState
+from bot.threads import Comment, Thread, ThreadKind, ThreadState
 from bot.timestamps import parse_iso
 
 STATES: dict[str, ThreadState] = {
@@ -53,10 +53,6 @@ def error_message(exc: GitlabError) -> str:
     if isinstance(message, dict):
         return "; ".join(f"{key}: {value}" for key, value in message.items())
     return str(message)
-
-
-def noun(kind: ThreadKind) -> str:
-    return "issue" if kind == "issue" else "merge request"
 
 
 def thread_ref(kind: ThreadKind, number: str) -> str:

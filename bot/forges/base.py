@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from bot.models import Comment, ProjectRef, Thread, ThreadKind
+from bot.threads import Comment, ProjectRef, Thread, ThreadKind
 
 # One access scale for both platforms' roles, so `approvers.min_role` compares across forges.
 # GitLab access levels are used as the scale; GitHub roles are placed on it.

@@ -30,10 +30,10 @@ from bot.forges._github_support import (
 )
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import ALL_KINDS, role_level
-from bot.models import Comment, ProjectRef, Thread, ThreadKind
+from bot.threads import Comment, ProjectRef, Thread, ThreadKind, thread_noun
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -144,7 +144,9 @@ class GitHubForge:
             obj = self._repo().get_pull(int(number))
         else:
             obj = self._repo().get_issue(int(number))
-        return thread_from(self._call(f"get {_noun(kind)} #{number}", lambda: obj.raw_data))
+        return thread_from(
+            self._call(f"get {thread_noun(kind, self.platform)} #{number}", lambda: obj.raw_data)
+        )
 
     def open_issue(self, title: str, body: str, labels: Sequence[str]) -> Thread:
         issue = self._call(
@@ -178,13 +180,15 @@ class GitHubForge:
         # The issues endpoint edits a PR's body too: one PATCH, no GET.
         issue = self._repo().get_issue(int(thread.number))
         self._call(
-            f"update body of {_noun(thread.kind)} #{thread.number}", lambda: issue.edit(body=body)
+            f"update body of {thread_noun(thread.kind, self.platform)} #{thread.number}",
+            lambda: issue.edit(body=body),
         )
 
     def close(self, thread: Thread) -> None:
         issue = self._repo().get_issue(int(thread.number))
         self._call(
-            f"close {_noun(thread.kind)} #{thread.number}", lambda: issue.edit(state="closed")
+            f"close {thread_noun(thread.kind, self.platform)} #{thread.number}",
+            lambda: issue.edit(state="closed"),
         )
 
     def merge(self, thread: Thread) -> None:
@@ -288,10 +292,6 @@ class GitHubForge:
         if role and role_level(role):
             return role_level(role)
         return role_level(str(data.get("permission") or "none"))
-
-
-def _noun(kind: ThreadKind) -> str:
-    return "issue" if kind == "issue" else "pull request"
 
 
 def _decoded(data: dict[str, Any]) -> str | None:

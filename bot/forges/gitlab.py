@@ -26,17 +26,16 @@ from bot.forges._gitlab_support import (
     build_client,
     comment_from,
     error_message,
-    noun,
     thread_from,
     thread_ref,
     when,
 )
 from bot.forges._retry import RetryPolicy, http_error, network_error
 from bot.forges.base import ALL_KINDS
-from bot.models import Comment, ProjectRef, Thread, ThreadKind
+from bot.threads import Comment, ProjectRef, Thread, ThreadKind, thread_noun
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -157,7 +156,7 @@ class GitLabForge:
                 items = self._manager(kind).list(**query)
                 return [item.attributes for item in islice(items, MAX_THREADS)]
 
-            for data in self._call(f"list {noun(kind)}s", fetch):
+            for data in self._call(f"list {thread_noun(kind, self.platform)}s", fetch):
                 thread = thread_from(kind, data)
                 if state == "closed" and thread.state == "open":
                     continue
@@ -167,7 +166,7 @@ class GitLabForge:
 
     def get_thread(self, kind: ThreadKind, number: str) -> Thread:
         obj = self._call(
-            f"get {noun(kind)} {thread_ref(kind, number)}",
+            f"get {thread_noun(kind, self.platform)} {thread_ref(kind, number)}",
             lambda: self._manager(kind).get(int(number)),
         )
         return thread_from(kind, obj.attributes)
@@ -199,8 +198,9 @@ class GitLabForge:
 
     def _update(self, thread: Thread, data: dict[str, Any], verb: str) -> None:
         manager = self._manager(thread.kind)
+        what = f"{thread_noun(thread.kind, self.platform)} {thread_ref(thread.kind, thread.number)}"
         self._call(
-            f"{verb} {noun(thread.kind)} {thread_ref(thread.kind, thread.number)}",
+            f"{verb} {what}",
             lambda: manager.update(int(thread.number), data),
         )
 

@@ -1,4 +1,5 @@
-"""The `local` forge: requests and comments as JSON files in a folder (SPEC §10).
+"""The `local` forge: requests and comments as JSON files in a folder (docs/design.md, "The local
+platform and the demo").
 
 How people try the bot without GitLab or GitHub, and what the demo and most tests run on.
 Layout under the folder (settings.local_dir, default `.promotion-bot/`):
@@ -30,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.errors import ForgeError, ForgeNotFoundError
 from bot.forges.base import ALL_KINDS, ROLE_LEVELS, role_level
-from bot.models import Comment, ProjectRef, Thread, ThreadKind
+from bot.threads import Comment, ProjectRef, Thread, ThreadKind
 from bot.timestamps import parse_iso
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,294 @@
+"""Stage 3 `request`: open or update the promotion request for the candidate (docs/design.md,
+"The lifecycle").
+
+Idempotent: the open request of the same model+version has its body re-rendered, keeping the
+ticks a human made and the status section; otherwise a new issue or MR/PR is opened. That
+request is the thread the version's `promotion.requested_in` tag names (so a request whose
+marker a person damaged is found and repaired), else the one whose marker names the version.
+The version is then tagged with the thread (and with who asked, when the registry does not know
+yet): the handler acts only in the thread the registry names. Older open requests of the model
+are commented on and closed as superseded. With `dry_run`, every write is listed instead of
+made (reads still happen).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.ci.request_body import (
+    RequestData,
+    load_request_data,
+    record_path,
+    render_request_body,
+    request_title,
+)
+from bot.context import Context
+from bot.errors import BotError
+from bot.markers import parse_request_marker, read_request_marker, read_section, read_ticks
+from bot.request_threads import find_requests
+from bot.tags import REQUESTED_BY_TAG, REQUESTED_IN_TAG
+from bot.threads import Thread
+from bot.timestamps import utc_now_iso
+from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
+
+log = logging.getLogger(__name__)
+
+DOTENV_FILE = "promotion.env"  # GitLab: `artifacts: reports: dotenv: promotion.env`
+
+
+@dataclass
+class RequestResult:
+    url: str  # "" when nothing was opened (dry run of a new request, version already champion)
+    number: str
+    created: bool
+    body: str
+    version: int
+    dry_run: bool = False
+    planned: list[str] = field(default_factory=list)  # every write call, made or (dry run) not
+    superseded: list[str] = field(default_factory=list)  # numbers of the requests closed
+    message: str = ""  # one line for people
+
+
+def request_tags(version: VersionInfo, url: str, requested_by: str) -> dict[str, str]:
+    """The version tags that make `url` the version's request in the registry, if missing.
+
+    The requester (who runs `request`, PROMOTION_BOT_REQUESTED_BY) is recorded only when the
+    registry does not know one yet: `register` may have run without it or reused an old
+    version, and the description is no evidence.
+    """
+    tags = {}
+    if version.requested_in != url:
+        tags[REQUESTED_IN_TAG] = url
+    if not version.requested_by and requested_by:
+        tags[REQUESTED_BY_TAG] = requested_by
+    return tags
+
+
+def resolve_version(
+    ctx: Context, version: int | None, aliases: dict[str, int] | None = None
+) -> VersionInfo:
+    """The version to request: the candidate, or `version` if it is the candidate."""
+    model = ctx.model
+    alias = ctx.params.promote_model.candidate_alias
+    registry = ctx.registry
+    number = (registry.aliases(model) if aliases is None else aliases).get(alias)
+    candidate = registry.version(model, number) if number is not None else None
+    if version is None or (candidate is not None and candidate.version == version):
+        info = candidate
+    else:
+        info = registry.version(model, version)
+    if info is None:
+        raise BotError(
+            f"{model} has no @{alias} version: nothing to request "
+            "(`promotion-bot gate` sets it when a version passes)"
+        )
+    if info.is_toy:
+        raise BotError(
+            f"{model} v{info.version} was registered as {TOY_ALIAS}: a toy model is never promoted"
+        )
+    if info.status == "FAILED_REGISTRATION":
+        raise BotError(f"{model} v{info.version} failed registration in MLflow")
+    if candidate is None or candidate.version != info.version:
+        current = f"v{candidate.version} is" if candidate else "no version is"
+        raise BotError(
+            f"{model} v{info.version} is not the @{alias} ({current}): only the candidate can "
+            "be promoted; `promotion-bot gate --version N` makes a version the candidate"
+        )
+    return info
+
+
+class _Plan:
+    """Writes go through here: made and recorded, or (dry run) only recorded."""
+
+    def __init__(self, dry_run: bool, echo: Callable[[str], None] | None) -> None:
+        self.dry_run = dry_run
+        self.calls: list[str] = []
+        self._echo = echo
+
+    def do(self, description: str, call: Callable[[], Any]) -> Any:
+        self.calls.append(description)
+        if self.dry_run:
+            return None
+        log.info("request: %s", description)
+        result = call()
+        if self._echo is not None:
+            self._echo(description)
+        return result
+
+
+def open_or_update_request(
+    ctx: Context,
+    version: int | None = None,
+    dry_run: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> RequestResult:
+    """Open (or update) the candidate's request and supersede older ones. See the module doc."""
+    aliases = ctx.registry.aliases(ctx.model)
+    info = resolve_version(ctx, version, aliases)
+    model, number = ctx.model, info.version
+    champion = aliases.get(ctx.params.promotion.champion_alias)
+    if champion == number:
+        return RequestResult(
+            url="",
+            number="",
+            created=False,
+            body="",
+            version=number,
+            dry_run=dry_run,
+            message=f"{model} v{number} already is @{ctx.params.promotion.champion_alias}: "
+            "nothing to request",
+        )
+    plan = _Plan(dry_run, echo)
+    data = load_request_data(ctx, info, aliases=aliases)
+    found = find_requests(ctx, model, also=info.requested_in)
+    threads = [t for t in found if (parse_request_marker(t.body) or {}).get("model") == model]
+    # The registry's record first: it finds the request even when its marker was damaged.
+    same = [t for t in found if info.requested_in and t.url == info.requested_in]
+    same = same or [t for t in threads if _version_of(t) == number]
+    thread: Thread | None
+    if same:
+        thread, body = _update(ctx, plan, same[0], data)
+        created = False
+    else:
+        thread, body = _open(ctx, plan, data)
+        created = True
+    _record(ctx, plan, info, thread)
+    if created:
+        verb = "would open" if dry_run else "opened"
+    else:
+        verb = ("would update" if dry_run else "updated") if plan.calls else "up to date:"
+    # Every other version's request is stale: only the candidate can be promoted.
+    others = [t for t in threads if _version_of(t) not in (None, number) and t not in same]
+    superseded = [_supersede(ctx, plan, old, thread, info) for old in others]
+    url = thread.url if thread else ""
+    return RequestResult(
+        url=url,
+        number=thread.number if thread else "",
+        created=created,
+        body=body,
+        version=number,
+        dry_run=dry_run,
+        planned=plan.calls,
+        superseded=superseded,
+        message=f"{verb} the request for {model} v{number}" + (f": {url}" if url else ""),
+    )
+
+
+def _version_of(thread: Thread) -> int | None:
+    marker = read_request_marker(thread.body)
+    return marker.version if marker is not None and not marker.problem else None
+
+
+def _record(ctx: Context, plan: _Plan, info: VersionInfo, thread: Thread | None) -> None:
+    """Tag the version with its request (see `request_tags`); a dry run lists the tags."""
+    url = thread.url if thread is not None else "<the new request's URL>"
+    for key, value in request_tags(info, url, ctx.settings.requested_by).items():
+        tag = functools.partial(ctx.registry.set_version_tag, ctx.model, info.version, key, value)
+        plan.do(f"tag {ctx.model} v{info.version} {key}={value}", tag)
+
+
+def _update(ctx: Context, plan: _Plan, thread: Thread, data: RequestData) -> tuple[Thread, str]:
+    # The body shows who trained it as the registry holds it (or is about to: `request_tags`),
+    # so someone else re-running `request` does not change it.
+    shown = data.requested_by or (parse_request_marker(thread.body) or {}).get("requested_by", "")
+    body = render_request_body(
+        ctx,
+        data.candidate.version,
+        kind=thread.kind,
+        ticks=read_ticks(thread.body),
+        status=read_section(thread.body, "status"),
+        data=dataclasses.replace(data, requested_by=shown),
+    )
+    if body != thread.body:
+        plan.do(f"update the body of #{thread.number}", lambda: ctx.forge.update_body(thread, body))
+    return thread, body
+
+
+def _open(ctx: Context, plan: _Plan, data: RequestData) -> tuple[Thread | None, str]:
+    cfg = ctx.params.promotion.request
+    kind = cfg.thread_kind
+    info = data.candidate.version
+    title = request_title(ctx.model, info.version)
+    body = render_request_body(ctx, info, kind=kind, data=data)
+    forge = ctx.forge
+    if kind == "issue":
+        thread = plan.do(f"open issue {title!r}", lambda: forge.open_issue(title, body, cfg.labels))
+        return thread, body
+    branch = f"promotion/{ctx.model}/v{info.version}"
+    path = record_path(ctx)
+    record = promotion_record(ctx, info, data.candidate.run)
+    plan.do(
+        f"create branch {branch} from {cfg.target_branch} and commit {path}",
+        lambda: forge.commit_file(
+            branch,
+            cfg.target_branch,
+            path,
+            record,
+            f"Request promotion of {ctx.model} v{info.version}",
+        ),
+    )
+    thread = plan.do(
+        f"open merge request {title!r} ({branch} -> {cfg.target_branch})",
+        lambda: forge.open_merge_request(title, body, cfg.labels, branch, cfg.target_branch),
+    )
+    return thread, body
+
+
+def promotion_record(ctx: Context, info: VersionInfo, run: RunInfo | None = None) -> str:
+    """The JSON committed at `record_path` on the merge_request kind's branch."""
+    run = run if run is not None else ctx.registry.run(info.run_id)
+    record = {
+        "model": info.model,
+        "version": info.version,
+        "run_id": info.run_id,
+        "metrics": dict(sorted(run.metrics.items())),
+        "requested_by": info.requested_by or ctx.settings.requested_by,
+        "requested_at": utc_now_iso(),
+    }
+    return json.dumps(record, indent=2) + "\n"
+
+
+def _supersede(
+    ctx: Context, plan: _Plan, old: Thread, new: Thread | None, info: VersionInfo
+) -> str:
+    new_link = f"[#{new.number}]({new.url})" if new else ""
+    comment = ctx.render(
+        "superseded.md.j2",
+        model=ctx.model,
+        new_version=info.version,
+        old_version=_version_of(old),
+        candidate_alias=ctx.params.promote_model.candidate_alias,
+        new_link=new_link,
+    )
+    plan.do(f"comment on #{old.number} (superseded)", lambda: ctx.forge.post_comment(old, comment))
+    plan.do(f"close #{old.number} (superseded)", lambda: ctx.forge.close(old))
+    return old.number
+
+
+def write_ci_outputs(url: str, number: str, env: Mapping[str, str]) -> list[Path]:
+    """Hand the request to later CI steps: `$GITHUB_OUTPUT` lines, a GitLab dotenv report."""
+    url, number = _one_line(url), _one_line(number)
+    written = []
+    if env.get("GITHUB_OUTPUT"):
+        path = Path(env["GITHUB_OUTPUT"])
+        with path.open("a", encoding="utf-8") as out:
+            out.write(f"request_url={url}\nrequest_number={number}\n")
+        written.append(path)
+    if env.get("GITLAB_CI"):
+        path = Path(DOTENV_FILE)
+        path.write_text(
+            f"PROMOTION_REQUEST_URL={url}\nPROMOTION_REQUEST_NUMBER={number}\n", encoding="utf-8"
+        )
+        written.append(path)
+    return written
+
+
+def _one_line(value: str) -> str:
+    return " ".join(str(value).split())

@@ -1,0 +1,126 @@
+"""The champion change itself (docs/design.md, "The change"), made crash-safe with an intent.
+
+Sequence: re-read champion ("from") -> write `promotion.pending` (intent) -> set alias -> read
+back -> audit record (version tags + model history) -> clear intent. A process killed anywhere
+leaves either no alias change (the intent is dropped on the next pass) or an alias change whose
+intent lets the next pass finish the record: never a change without a record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+
+from bot.errors import RegistryError
+from bot.records import Change, HistoryEntry
+from bot.registry import ModelState, Registry
+from bot.tags import CHAMPION_SINCE_TAG, PROMOTED_BY_TAG, REQUEST_URL_TAG
+
+log = logging.getLogger(__name__)
+
+
+class ChangeFailed(RegistryError):
+    """The registry failed mid-change; `alias_touched`: the alias may have moved."""
+
+    def __init__(self, message: str, alias_touched: bool) -> None:
+        super().__init__(message)
+        self.alias_touched = alias_touched
+
+
+def move_champion(
+    registry: Registry, alias: str, change: Change, state: ModelState | None = None
+) -> Change:
+    """Move `alias` to change.to_version and record it; the caller holds the model lock.
+
+    `state` is the model as the caller read it under that lock; its history saves a re-read.
+    The champion itself is re-read here: someone may have moved it in the MLflow UI
+    while the command was being checked, and "from" must be what it really was.
+    """
+    try:
+        state = registry.state(change.model) if state is None else state
+        current = registry.aliases(change.model).get(alias)
+        change = replace(change, from_version=current)
+        registry.set_pending(change.model, change.entry())
+    except RegistryError as exc:
+        raise ChangeFailed(str(exc), alias_touched=False) from None
+    try:
+        registry.set_alias(change.model, alias, change.to_version)
+    except RegistryError as exc:
+        # A refused or lost write usually left the alias where it was: if a read-back proves
+        # that, the command can be answered as failed (and repeated). The intent stays, so a
+        # write that still lands late is recorded by the next pass instead of going unrecorded.
+        touched = _alias_may_have_moved(registry, change.model, alias, current)
+        raise ChangeFailed(str(exc), alias_touched=touched) from None
+    try:
+        if registry.aliases(change.model).get(alias) != change.to_version:
+            raise RegistryError(f"{change.model}@{alias} did not read back as v{change.to_version}")
+        _record(registry, change, state.history)
+    except RegistryError as exc:
+        raise ChangeFailed(str(exc), alias_touched=True) from None
+    return change
+
+
+def _alias_may_have_moved(registry: Registry, model: str, alias: str, before: int | None) -> bool:
+    try:
+        return registry.aliases(model).get(alias) != before
+    except RegistryError:
+        return True  # cannot tell: leave it to the next pass, which reads the intent
+
+
+def _record(
+    registry: Registry, change: Change, history: Sequence[HistoryEntry] | None = None
+) -> None:
+    version = change.to_version
+    registry.set_version_tag(change.model, version, CHAMPION_SINCE_TAG, change.at)
+    registry.set_version_tag(change.model, version, PROMOTED_BY_TAG, change.actor)
+    if change.request_url:
+        registry.set_version_tag(change.model, version, REQUEST_URL_TAG, change.request_url)
+    registry.append_history(change.model, change.entry(), known=history)
+    registry.clear_pending(change.model)
+
+
+def recover_pending(registry: Registry, model: str, alias: str, state: ModelState) -> ModelState:
+    """Finish or drop an intent left by a process that died mid-change.
+
+    `state` is the model as read under the lock. A change that happened is recorded now; an
+    intent whose alias never moved is dropped. Returns the model state after that (the same
+    object when nothing was pending).
+    """
+    pending = state.pending
+    if pending is None:
+        return state
+    _settle(registry, model, alias, state, pending)
+    return registry.state(model)
+
+
+def _settle(
+    registry: Registry, model: str, alias: str, state: ModelState, pending: HistoryEntry
+) -> None:
+    change = pending.change(model)
+    if change is None:
+        log.warning("dropping an unreadable pending change of %s", model)
+        registry.clear_pending(model)
+        return
+    history = state.history
+    already = any(
+        entry.comment_id == change.comment_id and entry.to_version == change.to_version
+        for entry in history
+    )
+    if state.aliases.get(alias) == change.to_version and not already:
+        log.warning(
+            "finishing the record of an interrupted change: %s v%s", model, change.to_version
+        )
+        _record(registry, change, history)
+        return
+    registry.clear_pending(model)
+
+
+def find_recorded(
+    state: ModelState, model: str, comment_id: str, request_url: str
+) -> Change | None:
+    """The change a comment already caused, if the history has it (exactly-once across passes)."""
+    for entry in reversed(state.history):
+        if entry.caused_by(comment_id, request_url):
+            return entry.change(model)
+    return None

@@ -1,0 +1,189 @@
+"""Who may move `champion`, and when a command must be refused (docs/design.md, "Rules for a
+champion change").
+
+Each check returns a `Refusal` (why + what to do) or None. Nothing here writes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.context import Context
+from bot.errors import NotFoundError
+from bot.forges.base import role_level
+from bot.gates import GateCheck, evaluate_gates, failed
+from bot.markers import read_request_marker, read_ticks
+from bot.records import HistoryEntry
+from bot.tags import CHAMPION_SINCE_TAG
+from bot.threads import Thread
+from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: str  # stable id for logs and tests: not_eligible, self_approval, stale, ...
+    why: str
+    todo: str
+
+
+def actor_refusal(ctx: Context, author: str, author_id: str) -> Refusal | None:
+    """The actor must be an eligible approver, and never the bot."""
+    approvers = ctx.params.promotion.approvers
+    if author.lower() == ctx.forge.bot_username().lower():
+        return Refusal("bot", "the bot never acts on its own comments", "")
+    listed = author.lower() in {user.lower() for user in approvers.users}
+    if not listed and approvers.min_role:
+        required = role_level(approvers.min_role)  # > 0 for every role config accepts
+        listed = required > 0 and ctx.forge.access_level(author, author_id) >= required
+    if not listed:
+        return Refusal(
+            "not_eligible",
+            f"@{author} is not an eligible approver",
+            _eligibility_hint(ctx),
+        )
+    return None
+
+
+def self_approval_refusal(ctx: Context, author: str, requested_by: str) -> Refusal | None:
+    if ctx.params.promotion.approvers.allow_self_approval or not requested_by:
+        return None
+    if author.lower() == requested_by.lower():
+        return Refusal(
+            "self_approval",
+            f"@{author} triggered this training run and may not approve it",
+            "Ask another approver to comment, or set "
+            "`promotion.approvers.allow_self_approval: true`.",
+        )
+    return None
+
+
+def _eligibility_hint(ctx: Context) -> str:
+    approvers = ctx.params.promotion.approvers
+    rules = []
+    if approvers.users:
+        rules.append("listed in `promotion.approvers.users`")
+    if approvers.min_role:
+        rules.append(f"at least {approvers.min_role} on this project")
+    return "Approvers are people " + " or ".join(rules) + "." if rules else "No approvers are set."
+
+
+def promote_refusal(
+    ctx: Context,
+    thread: Thread,
+    version: VersionInfo,
+    candidate: VersionInfo | None,
+    champion: VersionInfo | None,
+) -> tuple[Refusal | None, list[GateCheck]]:
+    """Preconditions of /promote, in the order a person would fix them; also the gate results."""
+    promotion = ctx.params.promotion
+    candidate_alias = ctx.params.promote_model.candidate_alias
+    if thread.state != "open":
+        return Refusal(
+            "closed",
+            f"this request is {thread.state}",
+            "Open a new request with `promotion-bot request`, or use `/rollback <version>`.",
+        ), []
+    if version.is_toy:
+        return Refusal(
+            "toy",
+            f"v{version.version} was registered as {TOY_ALIAS}: a toy model is never served",
+            "",
+        ), []
+    if champion is not None and champion.version == version.version:
+        return Refusal("already_champion", f"v{version.version} already is champion", ""), []
+    if candidate is None or candidate.version != version.version:
+        newer = _newer_request(ctx, candidate)
+        current = f"v{candidate.version}" if candidate else "no version"
+        where = f" See {newer}." if newer else ""
+        return Refusal(
+            "stale",
+            f"v{version.version} is no longer `{candidate_alias}` ({current} is)",
+            f"Review the current candidate's request instead.{where}",
+        ), []
+    champion_run = _run_or_none(ctx, champion)
+    gates = evaluate_gates(ctx.params, ctx.registry.run(version.run_id), champion_run)
+    bad = failed(gates)
+    if bad:
+        detail = "; ".join(f"{gate.name}: {gate.detail}" for gate in bad)
+        return Refusal(
+            "gate",
+            f"a hard gate fails against the current champion: {detail}",
+            "Train a better model, or change `promotion.gates` if the gate is wrong.",
+        ), gates
+    if promotion.require_checklist:
+        ticks = read_ticks(thread.body)
+        open_items = [item for item in promotion.checklist if not ticks.get(item.id)]
+        if open_items:
+            names = ", ".join(f"“{item.text}”" for item in open_items)
+            return Refusal(
+                "checklist",
+                f"{len(open_items)} checklist item(s) are not ticked: {names}",
+                "Tick them in the request description, then comment again.",
+            ), gates
+    needs_approval = promotion.approvers.require_platform_approval
+    if needs_approval and thread.kind == "merge_request" and not ctx.forge.is_approved(thread):
+        return Refusal(
+            "platform_approval",
+            "this merge request has no approval on the platform yet",
+            "Approve it on the platform, then comment again.",
+        ), gates
+    return None, gates
+
+
+def _run_or_none(ctx: Context, version: VersionInfo | None) -> RunInfo | None:
+    """The version's run; a deleted run has no metrics (its gates read: not comparable)."""
+    if version is None:
+        return None
+    try:
+        return ctx.registry.run(version.run_id)
+    except NotFoundError:
+        return RunInfo(run_id=version.run_id, experiment_id="")
+
+
+def rollback_refusal(
+    ctx: Context,
+    target: VersionInfo | None,
+    number: int,
+    champion: int | None,
+    history: Sequence[HistoryEntry],
+) -> Refusal | None:
+    if target is None or target.status == "FAILED_REGISTRATION":
+        return Refusal(
+            "unknown_version",
+            f"{ctx.model} has no version {number}",
+            "Use `promotion-bot status` or the registry UI to pick an existing version.",
+        )
+    if target.is_toy:
+        return Refusal(
+            "toy",
+            f"v{number} was registered as {TOY_ALIAS}: a toy model is never served",
+            "Pick a version registered as smoke.",
+        )
+    if champion == number:
+        return Refusal("already_champion", f"v{number} already is champion", "")
+    was_champion = CHAMPION_SINCE_TAG in target.tags or any(
+        number in (entry.from_version, entry.to_version) for entry in history
+    )
+    if not was_champion:
+        return Refusal(
+            "never_champion",
+            f"v{number} has never been champion: `/rollback` only returns to an earlier champion",
+            "A new version becomes champion through its own promotion request (`/promote`), "
+            "where the gates and the checklist are checked.",
+        )
+    return None
+
+
+def _newer_request(ctx: Context, candidate: VersionInfo | None) -> str:
+    if candidate is None:
+        return ""
+    if candidate.requested_in:  # the registry's record: no listing needed
+        return candidate.requested_in
+    from bot.request_threads import find_requests
+
+    for thread in find_requests(ctx):
+        marker = read_request_marker(thread.body)
+        if marker is not None and not marker.problem and marker.version == candidate.version:
+            return thread.url
+    return ""

@@ -1,0 +1,200 @@
+"""Answers in the thread, one template per message, each carrying the hidden answer marker."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from bot.command_forms import command_lines, format_command
+from bot.commands.grammar import Command, Usage
+from bot.commands.policy import Refusal
+from bot.context import Context
+from bot.errors import ForgeError
+from bot.markers import answer_marker, approval_marker, read_approvals
+from bot.records import Change
+from bot.request_threads import refresh_status
+from bot.threads import CommentEvent, Thread
+
+log = logging.getLogger(__name__)
+
+# The bot reads its own state (answered comments, approvals) back from markers in its comments.
+# Text it echoes from people (a malformed command line, a username) must never carry one.
+_ECHOED_MARKER = re.compile(r"<!--(?=\s*promotion-bot:)")
+
+
+def rollback_command(version: int) -> str:
+    return format_command("rollback", version=version)
+
+
+def promote_command(ctx: Context) -> str:
+    forge = ctx.forge
+    return format_command(
+        "promote", mention=not forge.slash_promote_works(), bot=forge.bot_username()
+    )
+
+
+class Replies:
+    def __init__(self, ctx: Context, thread: Thread, event: CommentEvent) -> None:
+        self.ctx = ctx
+        self.thread = thread
+        self.event = event
+        self.attempted = False  # a comment was sent: it may be in the thread even if it failed
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "model": self.ctx.model,
+            "champion_alias": self.ctx.params.promotion.champion_alias,
+            "candidate_alias": self.ctx.params.promote_model.candidate_alias,
+        }
+
+    def _post(self, template: str, extra_marker: str = "", **context: Any) -> None:
+        body = defang(self.ctx.render(template, **self._common(), **context).rstrip())
+        markers = "\n".join(m for m in (extra_marker, answer_marker(self.event.comment_id)) if m)
+        self.attempted = True
+        # An answer to an internal note is internal too: it may repeat the reason.
+        self.ctx.forge.post_comment(
+            self.thread, f"{body}\n\n{markers}\n", internal=self.event.internal
+        )
+
+    def _react(self, reaction: str) -> None:
+        try:
+            self.ctx.forge.react(self.thread, self.event.comment_id, reaction)
+        except Exception:  # reactions are decoration: never fail a command over one
+            log.debug("reaction failed", exc_info=True)
+
+    def usage(self, usage: Usage) -> None:
+        forge = self.ctx.forge
+        self._post(
+            "answer_usage.md.j2",
+            command=self._command_line(),
+            problem=usage.problem,
+            commands=command_lines(forge.bot_username(), forge.slash_promote_works()),
+        )
+
+    def help(self, version: int, bot_bodies: list[str], aliases: dict[str, int]) -> None:
+        ctx, forge = self.ctx, self.ctx.forge
+        self._post(
+            "answer_help.md.j2",
+            commands=command_lines(forge.bot_username(), forge.slash_promote_works()),
+            champion=aliases.get(ctx.params.promotion.champion_alias),
+            candidate=aliases.get(ctx.params.promote_model.candidate_alias),
+            version=version,
+            approvals=len(read_approvals(bot_bodies, version)),
+            required=ctx.params.promotion.approvers.required_approvals,
+        )
+
+    def damaged_request(self, problem: str) -> None:
+        self._post("answer_damaged_request.md.j2", command=self._command_line(), problem=problem)
+
+    def unrecorded_request(self, version: int) -> None:
+        self._post("answer_unrecorded_request.md.j2", command=self._command_line(), version=version)
+
+    def _command_line(self) -> str:
+        lines = [line for line in self.event.body.strip().splitlines() if line.strip()]
+        return lines[0].strip()[:100] if lines else ""
+
+    def refused(self, command: Command, refusal: Refusal) -> None:
+        self._react("-1")
+        self._post(
+            "answer_refused.md.j2", command=_shown(command), why=refusal.why, todo=refusal.todo
+        )
+
+    def error(self, command: Command, problem: str) -> None:
+        self._post("answer_error.md.j2", command=_shown(command), problem=problem)
+
+    def approval_recorded(self, version: int, approvers: list[str], required: int) -> None:
+        self._react("+1")
+        self._post(
+            "answer_approval_recorded.md.j2",
+            extra_marker=approval_marker(version, self.event.author),
+            version=version,
+            approvers=approvers,
+            count=len(approvers),
+            required=required,
+            promote_command=promote_command(self.ctx),
+        )
+
+    def changed(self, change: Change, approvers: list[str]) -> None:
+        """Answer, then the request's status, merge/close, and the hook, in this order.
+
+        See docs/design.md, "The change".
+        """
+        template = (
+            "answer_promoted.md.j2" if change.action == "promote" else "answer_rolled_back.md.j2"
+        )
+        self._post(
+            template,
+            from_version=change.from_version,
+            to_version=change.to_version,
+            actor=change.actor,
+            approvers=approvers,
+            reason=change.reason,
+            at=change.at,
+            rollback_command=rollback_command(change.from_version or 0),
+        )
+        self._react("rocket")
+        self._after_change(change)
+
+    def _after_change(self, change: Change) -> None:
+        ctx = self.ctx
+        try:
+            status = ctx.render(
+                "status_changed.md.j2",
+                **self._common(),
+                action=change.action,
+                to_version=change.to_version,
+                at=change.at,
+                actor=change.actor,
+            )
+            fresh = refresh_status(ctx, self.thread, status)
+            if change.action == "promote" and fresh.state == "open":
+                self._merge_or_close(fresh)
+        except ForgeError as exc:
+            log.warning("champion changed, but updating the request failed: %s", exc)
+        self._call_hook(change)
+
+    def _merge_or_close(self, thread: Thread) -> None:
+        cfg = self.ctx.params.promotion.request
+        if thread.kind == "merge_request" and cfg.merge_on_promote:
+            self.ctx.forge.merge(thread)
+        elif thread.kind == "issue" and cfg.close_on_promote:
+            self.ctx.forge.close(thread)
+
+    def _call_hook(self, change: Change) -> None:
+        url = self.ctx.params.promotion.post_promote_hook
+        if not url:
+            return
+        from bot.commands.post_promote_hook import call_hook
+
+        payload = {
+            "model": change.model,
+            "from": change.from_version,
+            "to": change.to_version,
+            "actor": change.actor,
+            "action": change.action,
+            "request_url": change.request_url,
+        }
+        problem = call_hook(url, payload, self.ctx.settings.hook_secret.value)
+        if problem:
+            body = self.ctx.render(
+                "answer_hook_failed.md.j2",
+                **self._common(),
+                to_version=change.to_version,
+                problem=problem,
+            )
+            try:
+                self.ctx.forge.post_comment(self.thread, defang(body), internal=self.event.internal)
+            except ForgeError as exc:  # the change and its answer stand; the log keeps the rest
+                log.warning("post_promote_hook failed (%s); reporting it failed: %s", problem, exc)
+
+
+def defang(body: str) -> str:
+    """Neutralise bot markers inside a rendered answer (they can only come from echoed text)."""
+    return _ECHOED_MARKER.sub("&lt;!--", body)
+
+
+def _shown(command: Command) -> str:
+    if command.name == "rollback":
+        return f"/rollback {command.version}"
+    return f"/{command.name}"

@@ -1,0 +1,103 @@
+"""The ways in: `handle` (an Actions event file), `serve` (the webhook server) and the local
+platform's `comment`, each ending in the command handler. `poll` is `bot.intake.poll`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.commands.handler import handle_comment
+from bot.context import Context
+from bot.errors import BotError
+from bot.intake.payloads import PayloadError, parse_event
+from bot.records import Outcome
+from bot.threads import CommentEvent
+
+if TYPE_CHECKING:
+    from bot.intake.wsgi import WebhookApp
+
+log = logging.getLogger(__name__)
+
+
+def handle_event_file(ctx: Context, event_name: str, event_file: str) -> Outcome:
+    """`handle`: one delivery from a file, as GitHub Actions hands it over."""
+    path = Path(event_file)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BotError(f"{path}: cannot read the event file ({exc.strerror})") from None
+    except ValueError:
+        raise BotError(f"{path}: not a JSON event payload") from None
+    try:
+        event = parse_event(event_name, payload)
+    except PayloadError as exc:
+        raise BotError(f"{path}: malformed {event_name} payload: {exc}") from None
+    if event is None:
+        return Outcome("ignored", f"{event_name} events need no work")
+    return handle_comment(ctx, event)
+
+
+def local_comment(ctx: Context, thread: str, body: str, author: str) -> Outcome:
+    """`comment`: the local platform's stand-in for a person commenting on a forge."""
+    from bot.forges.local import LocalForge
+
+    forge = ctx.forge
+    if not isinstance(forge, LocalForge):
+        raise BotError("`comment` works on the local platform only (PROMOTION_BOT_PLATFORM=local)")
+    number = thread.removeprefix("#")
+    if not (number.isascii() and number.isdigit()):
+        raise BotError(f"THREAD must be an issue number such as 3 or #3, got {thread!r}")
+    current = forge.get_thread("issue", number)
+    comment = forge.add_comment(number, author, body)
+    event = CommentEvent.from_comment("local", forge.project_ref(), current, comment)
+    return handle_comment(ctx, event)
+
+
+def serve(ctx: Context, host: str, port: int) -> None:
+    """`serve`: the webhook server, with comments handled by the shared handler."""
+    from bot.intake.http_server import run_server
+    from bot.intake.sources import SOURCES
+
+    app = serve_app(ctx)
+    open_routes = [s.route for s in SOURCES if app.allows(s.name) and app.configured(s.name)]
+    routes = ", ".join(open_routes) or "none (no secret set)"
+
+    def announce(urls: list[str]) -> None:  # once bound: a busy port fails before this line
+        if ctx.echo is not None:
+            ctx.echo(f"promotion-bot serving on {', '.join(urls)} — accepting {routes}")
+
+    run_server(ctx.settings, host, port, app, announce=announce)
+
+
+def serve_app(ctx: Context) -> WebhookApp:
+    """The WSGI app `serve` runs: comments go to the shared handler, alias changes to the report."""
+    from bot.binding import Binding
+    from bot.commands.external_change import report_external_change
+    from bot.intake.wsgi import WebhookApp
+
+    def dispatch(event: CommentEvent) -> None:
+        outcome = handle_comment(ctx, event)
+        log.info(
+            "handled comment %s: %s",
+            event.comment_id,
+            outcome,
+            extra={"delivery_id": event.delivery_id, "platform": event.platform},
+        )
+
+    # Build the registry and forge clients once, before two workers race to, and fail fast on
+    # bad settings instead of on the first delivery.
+    _ = ctx.registry, ctx.forge
+    return WebhookApp(
+        ctx.settings,
+        dispatch,
+        on_alias_change=lambda change: report_external_change(ctx, change),
+        champion_alias=ctx.params.promotion.champion_alias,
+        # Only the configured forge's comments: another forge's issue numbers and user ids mean
+        # nothing here (MLflow's route is always open).
+        allowed_platforms=[ctx.settings.platform],
+        # Only the configured project's: one secret often signs a whole group's deliveries.
+        binding=Binding.of(ctx.forge),
+    )

@@ -1,0 +1,84 @@
+"""`poll`: find commands nobody answered yet and handle them, oldest first (docs/design.md,
+"Polling").
+
+For forges without inbound network (GitLab scheduled pipelines): one listing call for the
+model's requests, then one comments call per open (or recently active closed) request.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from bot.commands.grammar import parse_comment
+from bot.commands.handler import handle_comment
+from bot.context import Context
+from bot.markers import answered_comment_ids
+from bot.records import Outcome
+from bot.request_threads import find_requests
+from bot.threads import Comment, CommentEvent, Thread
+from bot.timestamps import parse_iso
+
+log = logging.getLogger(__name__)
+
+CLOSED_WINDOW = timedelta(days=14)  # rollbacks are typed on recently closed requests
+
+
+@dataclass
+class PollResult:
+    threads: int = 0
+    outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"checked {self.threads} request(s); {len(self.outcomes)} command(s) handled"]
+        lines += [f"  comment {cid}: {outcome}" for cid, outcome in self.outcomes]
+        lines += [f"  failed: {problem}" for problem in self.failures]
+        return "\n".join(lines)
+
+
+def poll(ctx: Context, now: datetime | None = None) -> PollResult:
+    now = now or datetime.now(timezone.utc)
+    forge = ctx.forge
+    bot = forge.bot_username().lower()
+    result = PollResult()
+    pending: list[tuple[str, Thread, Comment]] = []
+    for thread in _model_threads(ctx, now):
+        result.threads += 1
+        comments = forge.list_comments(thread)
+        answered = answered_comment_ids([c.body for c in comments if c.author.lower() == bot])
+        for comment in comments:
+            if comment.system or comment.edited or comment.author.lower() == bot:
+                continue  # edits are never commands: only what was posted counts
+            if comment.id in answered:
+                continue
+            if parse_comment(comment.body, forge.bot_username()) is not None:
+                pending.append((comment.created_at, thread, comment))
+    pending.sort(key=lambda item: (item[0], _numeric(item[2].id)))
+    project = forge.project_ref()  # read from this forge's project: bound by construction
+    for _created, thread, comment in pending:
+        event = CommentEvent.from_comment(forge.platform, project, thread, comment)
+        try:
+            result.outcomes.append((comment.id, handle_comment(ctx, event, thread=thread)))
+        except Exception as exc:  # one failing command must not stop the others
+            log.exception("comment %s on #%s failed", comment.id, thread.number)
+            result.failures.append(f"comment {comment.id} on #{thread.number}: {exc}")
+    return result
+
+
+def _model_threads(ctx: Context, now: datetime) -> list[Thread]:
+    return [
+        thread
+        for thread in find_requests(ctx, state="all")
+        if thread.state == "open" or _recent(thread.updated_at, now)
+    ]
+
+
+def _recent(stamp: str, now: datetime) -> bool:
+    when = parse_iso(stamp)
+    return when is not None and now - when <= CLOSED_WINDOW
+
+
+def _numeric(value: str) -> int:
+    return int(value) if value.isdigit() else 0

@@ -1,0 +1,252 @@
+"""`serve`'s WSGI application: verify, parse, bind, de-duplicate, queue, answer.
+
+A request thread only checks and queues, then answers (forges retry slow hooks and GitLab
+disables hooks that keep failing); worker threads do the work after the answer has gone out.
+Checks for a POST, in order: the route is one this bot serves (404: the comment route of the
+configured forge, and MLflow's), a secret is configured for the route (403), the body is at most
+1 MiB (413), the signature or token is valid (401), the JSON parses and has the fields the event
+needs (400), the event comes from the configured project and needs work (200), it was not
+taken already (200 duplicate), the queue has room (503). A job that still fails after its
+retries is forgotten, so a manual redelivery is taken again. What differs per source is one
+entry of `bot.intake.sources`. Plain WSGI: Flask would cost a second of import for three routes.
+See docs/design.md, "Webhooks".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from bot.binding import Binding
+from bot.commands.external_change import AliasChange
+from bot.commands.grammar import may_be_command
+from bot.intake.payloads import PayloadError
+from bot.intake.sources import BY_ROUTE, SOURCES, Headers, Source, decode
+from bot.intake.workers import RETRY_DELAYS, Job, RecentKeys, WorkerPool
+from bot.threads import CommentEvent
+from bot.webhook_auth import WebhookAuthError
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+RETRY_AFTER_SECONDS = 30
+
+StartResponse = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class WebhookApp:
+    """The WSGI callable; owns the worker pool and the de-duplication memory.
+
+    `allowed_platforms` names the forges whose comment route is open (None: every route); the
+    MLflow route is always open. A comment from another forge would be read against this forge's
+    issue numbers and user ids, so its route answers 404 whatever secret is set. `binding` (the
+    forge and project `serve` works for) answers a comment from any other project 200 ignored
+    before it is queued; the handler checks the same again for every delivery path.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        dispatch: Callable[[CommentEvent], object],
+        on_alias_change: Callable[[AliasChange], object] | None = None,
+        *,
+        champion_alias: str = "champion",
+        workers: int = 2,
+        queue_size: int = 1000,
+        dedup_size: int = 10_000,
+        allowed_platforms: Iterable[str] | None = None,
+        binding: Binding | None = None,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self._binding = binding
+        self._secrets = {source.name: source.secret(settings) for source in SOURCES}
+        names = {source.name for source in SOURCES}
+        always = {source.name for source in SOURCES if not source.forge}
+        allowed = names if allowed_platforms is None else names & set(allowed_platforms)
+        self._allowed = frozenset(allowed | always)
+        self._dispatch = dispatch
+        self._on_alias_change = on_alias_change
+        self._champion_alias = champion_alias
+        self.pool = WorkerPool(workers, queue_size, retry_delays=retry_delays, sleep=sleep)
+        self.seen = RecentKeys(dedup_size)
+
+    # --- lifecycle (the worker pool) --------------------------------------------------------------
+    def start(self) -> None:
+        self.pool.start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Graceful: new deliveries get 503, queued work is finished. True if all of it was."""
+        return self.pool.stop(timeout)
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        return self.pool.drain(timeout)
+
+    def configured(self, platform: str) -> bool:
+        return bool(self._secrets.get(platform))
+
+    def allows(self, platform: str) -> bool:
+        return platform in self._allowed
+
+    # --- WSGI -------------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            response = self._route(environ)
+        except Exception:
+            source = BY_ROUTE.get(environ.get("PATH_INFO", ""))
+            log.exception("unexpected error answering a request", extra=_extra(source, environ))
+            response = Response(500, {"error": "internal error"})
+        payload = json.dumps(response.body).encode()
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(payload))),
+            *response.headers,
+        ]
+        status = HTTPStatus(response.status)
+        start_response(f"{status.value} {status.phrase}", headers)
+        return [payload]
+
+    def _route(self, environ: dict[str, Any]) -> Response:
+        path = environ.get("PATH_INFO", "") or "/"
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        if path == "/healthz":
+            if method != "GET":
+                return Response(405, {"error": "method not allowed"}, (("Allow", "GET"),))
+            return self._health()
+        source = BY_ROUTE.get(path.rstrip("/"))
+        if source is None:
+            return Response(404, {"error": "not found"})
+        if source.name not in self._allowed:
+            log.warning(
+                "refused: this bot takes no %s deliveries",
+                source.name,
+                extra=_extra(source, environ),
+            )
+            return Response(
+                404, {"error": f"not found: this bot takes no {source.name} deliveries"}
+            )
+        if method != "POST":
+            return Response(405, {"error": "method not allowed"}, (("Allow", "POST"),))
+        return self._webhook(source, environ)
+
+    def _health(self) -> Response:
+        queued = self.pool.queued
+        if self.pool.healthy:
+            return Response(200, {"status": "ok", "queued": queued})
+        return Response(503, {"status": "unavailable", "queued": queued})
+
+    # --- one delivery -----------------------------------------------------------------------------
+    def _webhook(self, source: Source, environ: dict[str, Any]) -> Response:
+        extra = _extra(source, environ)
+        secret = self._secrets[source.name]
+        if not secret:
+            log.warning("refused: no %s webhook secret configured", source.name, extra=extra)
+            return Response(403, {"error": "webhook secret not configured"})
+        body = _read_body(environ)
+        if body is None:
+            log.warning("refused: body over %d bytes", MAX_BODY, extra=extra)
+            return Response(413, {"error": f"body over {MAX_BODY} bytes"})
+        headers = Headers(environ)
+        try:
+            source.verify(secret, body, headers)
+        except WebhookAuthError as exc:
+            log.warning("rejected: %s", exc, extra=extra)
+            return Response(401, {"error": str(exc)})
+        try:
+            payload = decode(body, environ.get("CONTENT_TYPE", ""))
+            item = source.parse(payload, headers, headers.get(source.delivery_header))
+        except (PayloadError, ValueError, RecursionError) as exc:
+            reason = str(exc) if isinstance(exc, PayloadError) else "malformed JSON body"
+            log.warning("bad payload: %s", reason, extra=extra)
+            return Response(400, {"error": reason})
+        if isinstance(item, CommentEvent):
+            return self._comment(item, extra)
+        if isinstance(item, AliasChange):
+            return self._alias_change(item, extra)
+        return _ignored("event needs no work", extra)
+
+    def _comment(self, event: CommentEvent, extra: dict[str, str]) -> Response:
+        if event.action != "created":
+            return _ignored("edited comments are not commands", extra)
+        if not may_be_command(event.body):
+            return _ignored("not a command", extra)
+        # After the two checks above: a group webhook's chatter from other projects is routine,
+        # a command-shaped comment from one is worth a warning.
+        unbound = self._binding.refusal(event) if self._binding is not None else None
+        if unbound is not None:
+            log.warning("ignored: %s", unbound, extra=extra)
+            return Response(200, {"status": "ignored", "reason": unbound})
+        keys = [f"{event.platform}:comment:{event.comment_id}"]
+        if event.delivery_id:
+            keys.append(f"{event.platform}:delivery:{event.delivery_id}")
+        what = f"comment {event.comment_id} on {event.thread_kind} #{event.thread_number}"
+        dispatch = self._dispatch
+        return self._enqueue(Job(what, lambda: dispatch(event), extra), keys)
+
+    def _alias_change(self, change: AliasChange, extra: dict[str, str]) -> Response:
+        if change.alias != self._champion_alias:
+            return _ignored(f"alias {change.alias!r} is not the champion alias", extra)
+        if self._on_alias_change is None:
+            return _ignored("alias changes are not reported", extra)
+        report = self._on_alias_change
+        what = f"{change.alias} change of {change.model}"
+        keys = [f"mlflow:delivery:{change.delivery_id}"] if change.delivery_id else []
+        return self._enqueue(Job(what, lambda: report(change), extra), keys)
+
+    def _enqueue(self, job: Job, keys: list[str]) -> Response:
+        # Failed for good (after the pool's retries): forget it, so a redelivery is taken.
+        job = replace(job, on_give_up=lambda: self.seen.release(keys))
+        if not self.seen.claim(keys):
+            log.info("duplicate: %s", job.what, extra=job.extra)
+            return Response(200, {"status": "duplicate"})
+        if not self.pool.submit(job):
+            self.seen.release(keys)  # the forge's retry must not look like a duplicate
+            log.error("busy: cannot queue %s", job.what, extra=job.extra)
+            return Response(
+                503, {"error": "busy, retry later"}, (("Retry-After", str(RETRY_AFTER_SECONDS)),)
+            )
+        log.info("queued %s", job.what, extra=job.extra)
+        return Response(202, {"status": "accepted"})
+
+
+def _extra(source: Source | None, environ: dict[str, Any]) -> dict[str, str]:
+    if source is None:
+        return {"delivery_id": "", "platform": ""}
+    delivery = source.delivery_id(Headers(environ))
+    return {"delivery_id": delivery[:100], "platform": source.name}
+
+
+def _ignored(reason: str, extra: dict[str, str]) -> Response:
+    log.info("ignored: %s", reason, extra=extra)
+    return Response(200, {"status": "ignored", "reason": reason})
+
+
+def _read_body(environ: dict[str, Any]) -> bytes | None:
+    """The raw body, or None when it is over MAX_BODY (decided without reading it if possible)."""
+    raw_length = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if raw_length.isascii() and raw_length.isdigit():
+        length = int(raw_length)
+        if length > MAX_BODY:
+            return None
+    elif environ.get("wsgi.input_terminated"):
+        length = MAX_BODY + 1  # no usable length, but the server marks the end of the body
+    else:
+        length = 0  # PEP 3333: without a length, reading could block forever
+    # Read one byte past the limit, whatever the header said, so a lying length is caught too.
+    body = environ["wsgi.input"].read(min(length, MAX_BODY + 1)) if length else b""
+    return None if len(body) > MAX_BODY else body

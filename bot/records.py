@@ -1,0 +1,149 @@
+"""The bot's records: a champion change, the history entry it leaves, what a delivery came to.
+
+The history and the intent of a change in flight are read from the registry once, into
+`HistoryEntry` (`bot.registry.ModelState`), so every rule reads typed fields. An entry keeps the
+JSON it was read from (`stored`): `history --json` prints it and appending keeps it, so the bot
+never rewrites an entry, even one edited by hand. See docs/design.md, "Registry tags" and
+"Exactly once".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.timestamps import iso_from_epoch
+
+Action = Literal["promote", "rollback"]
+ACTIONS: tuple[Action, ...] = ("promote", "rollback")
+
+Status = Literal[
+    "ignored",  # not for the bot, or nothing to do: no answer
+    "duplicate",  # answered (or reported) before
+    "usage",  # a malformed command: usage answered
+    "help",  # /help answered
+    "refused",  # a rule refused the command: answered why and what to do
+    "approval",  # an approval recorded; more are required
+    "changed",  # the champion moved, recorded and answered
+    "recovered",  # a change made by an earlier pass, its lost answer posted now
+    "error",  # the registry or forge failed before anything changed: answered
+    "damaged",  # the request marker is unreadable: answered
+    "unrecorded",  # the registry has no record of the request: answered
+    "reported",  # an external champion change reported in the request thread
+]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One entry of the model's champion history, or the intent of a change in flight."""
+
+    to_version: int | None  # None: no version can be read from it (an entry edited by hand)
+    from_version: int | None = None
+    action: Action | None = None  # None: not an action the bot writes
+    actor: str = ""
+    reason: str = ""
+    request_url: str = ""
+    comment_id: str = ""
+    at: str = ""  # ISO 8601 ("" when unreadable)
+    stored: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, stored: Mapping[str, Any]) -> HistoryEntry:
+        """Read one stored entry; a field of the wrong type reads as absent, never raises."""
+        action = stored.get("action")
+        return cls(
+            to_version=_version(stored.get("to")),
+            from_version=_version(stored.get("from")),
+            action=action if action in ACTIONS else None,
+            actor=_text(stored.get("actor")),
+            reason=_text(stored.get("reason")),
+            request_url=_text(stored.get("request_url")),
+            comment_id=_text(stored.get("comment_id")),
+            at=_timestamp(stored.get("at")),
+            stored=dict(stored),
+        )
+
+    def caused_by(self, comment_id: str, request_url: str) -> bool:
+        """This entry is the change `comment_id` in the thread at `request_url` made."""
+        return bool(comment_id) and (self.comment_id, self.request_url) == (comment_id, request_url)
+
+    def change(self, model: str) -> Change | None:
+        """The change this entry records; None when it names no version to move to."""
+        if self.to_version is None:
+            return None
+        return Change(
+            model=model,
+            from_version=self.from_version,
+            to_version=self.to_version,
+            actor=self.actor,
+            action=self.action or "promote",
+            reason=self.reason,
+            request_url=self.request_url,
+            comment_id=self.comment_id,
+            at=self.at,
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    """One champion change; `entry()` is its audit record (docs/design.md, "The change")."""
+
+    model: str
+    from_version: int | None
+    to_version: int
+    actor: str
+    action: Action
+    reason: str
+    request_url: str
+    comment_id: str
+    at: str
+
+    def entry(self) -> HistoryEntry:
+        """The history entry this change appends (and, before it is made, its intent)."""
+        return HistoryEntry.parse(
+            {
+                "at": self.at,
+                "from": self.from_version,
+                "to": self.to_version,
+                "actor": self.actor,
+                "action": self.action,
+                "reason": self.reason,
+                "request_url": self.request_url,
+                "comment_id": self.comment_id,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling one delivery came to; the CLI prints it, tests and logs read `status`."""
+
+    status: Status
+    detail: str = ""
+    change: Change | None = None
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.detail}" if self.detail else self.status
+
+
+def _version(value: object) -> int | None:
+    """A version number as JSON holds it: an integer, or a string of digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        return int(value)
+    return None
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _timestamp(value: object) -> str:
+    """ISO 8601 as written; a Unix time (an entry written by another tool) converted to it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return iso_from_epoch(value)
+    return ""

@@ -1,0 +1,57 @@
+"""The bot's request threads on the forge: which threads are requests of a model, and the one
+write every stage makes to a request after opening it (its status section).
+
+Policy (the stale answer's link), answers, `poll`, `status` and the MLflow report ask here;
+only `bot.ci.request` opens, updates and supersedes requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from bot.context import Context
+from bot.markers import parse_request_marker, replace_section
+from bot.threads import Thread
+
+log = logging.getLogger(__name__)
+
+
+def find_requests(
+    ctx: Context, model: str | None = None, state: str = "open", *, also: str = ""
+) -> list[Thread]:
+    """The bot's request threads of `model` (default: the configured one), newest first.
+
+    Only threads the bot opened count: a person quoting a request body in their own issue
+    must not have it updated or closed. Only the configured `request.kind` is listed (one call
+    on GitLab instead of two); requests opened before a change of `kind` are not seen. `also`
+    keeps the thread of that URL whatever its marker says (the registry's record of a request
+    whose marker a person damaged).
+    """
+    model = model or ctx.model
+    bot = ctx.forge.bot_username().lower()
+    request = ctx.params.promotion.request
+    found = []
+    for thread in ctx.forge.find_threads(request.labels, state=state, kinds=(request.thread_kind,)):
+        fields = parse_request_marker(thread.body)
+        if fields is None or (fields.get("model") != model and not (also and thread.url == also)):
+            continue
+        if thread.author and thread.author.lower() != bot:
+            log.warning(
+                "ignoring #%s: request marker in a thread not opened by the bot", thread.number
+            )
+            continue
+        found.append(thread)
+    return found
+
+
+def refresh_status(ctx: Context, thread: Thread, status_markdown: str) -> Thread:
+    """Replace the body's status section; re-reads the body first so fresh ticks survive.
+
+    Returns the thread as it now is (its state as just read, the new body).
+    """
+    current = ctx.forge.get_thread(thread.kind, thread.number)
+    body = replace_section(current.body, "status", status_markdown)
+    if body != current.body:
+        ctx.forge.update_body(current, body)
+    return dataclasses.replace(current, body=body)

@@ -1,0 +1,27 @@
+"""Every registry tag the bot reads or writes: the registry is the evidence its rules rest on.
+
+Nobody can edit these from the forge, so the rules read them, never a description or a comment
+(see docs/design.md, "Registry tags"). Each one is written in exactly one place.
+"""
+
+from __future__ import annotations
+
+# --- on a model version -------------------------------------------------------------------------
+# Written by `register`: the initial alias (ci-smoke | smoke), so a toy stays recognisable.
+REGISTERED_AS_TAG = "promotion.registered_as"
+# Written by `register` (or `request`, when still missing): who triggered training, for the
+# self-approval rule. Never overwritten.
+REQUESTED_BY_TAG = "promotion.requested_by"
+# Written by `request`: the thread it opened for the version, the registry's word on which thread
+# is its request (a description can be edited to name another version; this tag cannot be).
+REQUESTED_IN_TAG = "promotion.requested_in"
+# Written by a champion change on the version it made champion.
+CHAMPION_SINCE_TAG = "promotion.champion_since"
+PROMOTED_BY_TAG = "promotion.promoted_by"
+REQUEST_URL_TAG = "promotion.request_url"
+
+# --- on the registered model --------------------------------------------------------------------
+# The bounded, append-only champion history: a JSON list of history entries (bot.records).
+HISTORY_TAG = "promotion.history"
+# The intent of a champion change in flight: the history entry it is about to append.
+PENDING_TAG = "promotion.pending"

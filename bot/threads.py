@@ -1,0 +1,104 @@
+"""Forge threads, comments and comment events, platform-neutral: every forge adapter and payload
+parser produces these, and nothing above them asks which platform a thread came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ThreadKind = Literal["issue", "merge_request"]
+ThreadState = Literal["open", "closed", "merged"]
+CommentAction = Literal["created", "edited"]
+
+
+def thread_noun(kind: ThreadKind, platform: str) -> str:
+    """What people call a thread of `kind` on `platform`: an issue, a merge or pull request."""
+    if kind == "issue":
+        return "issue"
+    return "pull request" if platform == "github" else "merge request"
+
+
+@dataclass(frozen=True)
+class ProjectRef:
+    """A GitLab project or GitHub repository, as a payload or the configuration names it."""
+
+    id: str = ""  # the forge's numeric id (GitLab project id, GitHub repository id); "" unknown
+    path: str = ""  # GitLab path_with_namespace, GitHub owner/name; "" unknown
+
+    def __str__(self) -> str:
+        return self.path or (f"id {self.id}" if self.id else "no project")
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A promotion request: a GitLab issue/MR, a GitHub issue/PR, or a local thread."""
+
+    kind: ThreadKind
+    number: str  # GitLab iid, GitHub number, local id; always a string
+    title: str
+    body: str
+    url: str
+    state: ThreadState
+    author: str = ""
+    labels: tuple[str, ...] = ()
+    updated_at: str = ""  # ISO 8601, as the forge reports it
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One comment (GitLab note, GitHub issue comment) in a thread."""
+
+    id: str
+    author: str
+    body: str
+    created_at: str = ""  # ISO 8601
+    author_id: str = ""  # GitLab numeric user id, GitHub user id; "" if unknown
+    system: bool = False  # GitLab system notes ("changed the description") are never commands
+    edited: bool = False  # changed after it was posted: edits are never commands
+    internal: bool = False  # a GitLab internal note: seen by project members only
+
+
+@dataclass(frozen=True)
+class CommentEvent:
+    """A comment as delivered by a webhook, an Actions event file, a poll or `comment`."""
+
+    platform: str  # gitlab | github | local
+    thread_kind: ThreadKind
+    thread_number: str
+    comment_id: str
+    author: str
+    body: str
+    action: CommentAction = "created"
+    author_id: str = ""
+    created_at: str = ""
+    project: ProjectRef = ProjectRef()  # the project the payload says it comes from
+    delivery_id: str = ""
+    internal: bool = False  # a GitLab internal note: its answer must be internal too
+
+    @classmethod
+    def from_comment(
+        cls,
+        platform: str,
+        project: ProjectRef,
+        thread: Thread,
+        comment: Comment,
+        action: CommentAction = "created",
+    ) -> CommentEvent:
+        """A comment read through the configured forge (`poll`, `comment` on the local platform).
+
+        `project` is that forge's own project: the comment was read from it, so it is bound to
+        this bot by construction.
+        """
+        return cls(
+            platform=platform,
+            thread_kind=thread.kind,
+            thread_number=thread.number,
+            comment_id=comment.id,
+            author=comment.author,
+            author_id=comment.author_id,
+            body=comment.body,
+            action=action,
+            created_at=comment.created_at,
+            project=project,
+            internal=comment.internal,
+        )

@@ -1,0 +1,44 @@
+"""Model versions and runs as the registry adapter returns them, normalised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.tags import REGISTERED_AS_TAG, REQUESTED_BY_TAG, REQUESTED_IN_TAG
+
+TOY_ALIAS = "ci-smoke"  # the initial alias of a toy model: never served, never promotable
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered model version, normalised (MLflow gives str over REST, int over sqlite)."""
+
+    model: str
+    version: int
+    run_id: str
+    source: str = ""
+    status: str = "READY"
+    aliases: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at_ms: int = 0
+
+    @property
+    def is_toy(self) -> bool:
+        return self.tags.get(REGISTERED_AS_TAG) == TOY_ALIAS
+
+    @property
+    def requested_by(self) -> str:
+        return self.tags.get(REQUESTED_BY_TAG, "")
+
+    @property
+    def requested_in(self) -> str:
+        return self.tags.get(REQUESTED_IN_TAG, "")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)

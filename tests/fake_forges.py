@@ -1,0 +1,153 @@
+"""Stateful GitLab and GitHub REST fakes on `responses`, shaped like tests/fixtures/{gitlab,github}.
+
+Just enough of each API for promotion requests: issues (list, get, create, update), notes or
+comments (list, create), reactions, the project role of a user, the bot's own user and GitLab's
+/metadata. State is kept, so a body the bot updates is what it reads back next. This module has
+the shared state and helpers; tests/fake_gitlab.py and tests/fake_github.py the two APIs. The
+tests (tests/forge_world.py) and the benchmark (bench/roundtrips.py) use these same fakes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import responses
+
+BOT = "promotion-bot"
+BOT_ID = 99
+PEOPLE = {"maria": (18, 40), "dana": (27, 30)}  # username -> (user id, GitLab access level)
+Reply = tuple[int, dict[str, str], str]
+
+
+class Clock:
+    """Timestamps one second apart, starting an hour ago (all within poll's recent window)."""
+
+    def __init__(self) -> None:
+        self._now = datetime.now(timezone.utc) - timedelta(hours=1)
+
+    def tick(self) -> str:
+        self._now += timedelta(seconds=1)
+        return self._now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def json_reply(status: int, data: Any) -> Reply:
+    return status, {"Content-Type": "application/json"}, json.dumps(data)
+
+
+def params_of(request: Any) -> dict[str, str]:
+    return {k: v[-1] for k, v in parse_qs(urlsplit(str(request.url)).query).items()}
+
+
+def json_body(request: Any) -> dict[str, Any]:
+    raw = request.body or b"{}"
+    return dict(json.loads(raw.decode() if isinstance(raw, bytes) else raw))
+
+
+class FakeForge:
+    """Shared state: threads by number, comments by thread number."""
+
+    platform = ""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.threads: dict[int, dict[str, Any]] = {}
+        self.comments: dict[int, list[dict[str, Any]]] = {}
+        self.errors: list[str] = []  # exceptions raised inside the fake's callbacks
+        self._next_comment = 1000
+
+    # --- what scenarios call -------------------------------------------------------------------
+    def add_thread(self, title: str, body: str, labels: list[str], author: str = BOT) -> int:
+        number = len(self.threads) + 1
+        self.threads[number] = self._thread(number, title, body, labels, author)
+        self.comments[number] = []
+        return number
+
+    def add_comment(self, number: int, author: str, body: str) -> dict[str, Any]:
+        self._next_comment += 1
+        comment = self._comment(self._next_comment, number, author, body)
+        self.comments[number].append(comment)
+        self._touch(number)
+        return comment
+
+    def body(self, number: int) -> str:
+        raise NotImplementedError
+
+    def set_body(self, number: int, body: str) -> None:
+        raise NotImplementedError
+
+    def state(self, number: int) -> str:
+        raise NotImplementedError
+
+    def install(self, rsps: responses.RequestsMock) -> None:
+        raise NotImplementedError
+
+    # --- shared by both APIs -------------------------------------------------------------------
+    def _install(self, rsps: responses.RequestsMock, routes: list[tuple[str, str, Any]]) -> None:
+        for method, pattern, handler in routes:
+            regex = re.compile(pattern)
+            rsps.add_callback(method, regex, callback=bind(regex, handler, self.errors))
+
+    def _listing(self, request: Any, default_state: str, default_per_page: str) -> Reply:
+        """Threads in `state` carrying every label asked for, newest first, one page."""
+        query = params_of(request)
+        state = query.get("state", default_state)
+        wanted = set(filter(None, query.get("labels", "").split(",")))
+        items = [
+            t
+            for t in self.threads.values()
+            if (state == "all" or t["state"] == state) and wanted <= set(self._labels(t))
+        ]
+        items.sort(key=lambda t: t["created_at"], reverse=True)
+        return json_reply(200, items[: int(query.get("per_page", default_per_page))])
+
+    def _get(self, _r: Any, m: re.Match[str]) -> Reply:
+        return json_reply(200, self.threads[int(m.group(1))])
+
+    def _bot_comment(self, request: Any, m: re.Match[str]) -> Reply:
+        return json_reply(201, self.add_comment(int(m.group(1)), BOT, json_body(request)["body"]))
+
+    def _labels(self, thread: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+    # --- per platform --------------------------------------------------------------------------
+    def _thread(
+        self, number: int, title: str, body: str, labels: list[str], author: str
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _comment(self, cid: int, number: int, author: str, body: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _touch(self, number: int) -> None:
+        self.threads[number]["updated_at"] = self.clock.tick()
+
+
+def user_id(username: str) -> int:
+    return BOT_ID if username == BOT else PEOPLE.get(username, (500, 0))[0]
+
+
+def bind(regex: re.Pattern[str], handler: Any, errors: list[str]) -> Any:
+    """A `responses` callback; a fake that breaks is recorded (the bot may swallow the error,
+    e.g. for reactions) so the run can fail loudly instead of counting a broken call."""
+
+    def callback(request: Any) -> Reply:
+        match = regex.match(str(request.url))
+        try:
+            assert match is not None
+            return handler(request, match)  # type: ignore[no-any-return]
+        except Exception as exc:
+            errors.append(f"{request.method} {request.url}: {type(exc).__name__}: {exc}")
+            raise
+
+    return callback
+
+
+def make_fake(platform: str) -> FakeForge:
+    from tests.fake_github import FakeGitHub
+    from tests.fake_gitlab import FakeGitLab
+
+    return FakeGitLab() if platform == "gitlab" else FakeGitHub()

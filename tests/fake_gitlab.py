@@ -1,0 +1,140 @@
+"""The GitLab REST API (v4) fake: issues, notes, award emoji, members, /user, /metadata."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import responses
+
+from tests.fake_forges import (
+    BOT,
+    PEOPLE,
+    FakeForge,
+    Reply,
+    json_body,
+    json_reply,
+    params_of,
+    user_id,
+)
+from tests.forge_fixtures import gitlab
+
+
+class FakeGitLab(FakeForge):
+    platform = "gitlab"
+    base = "https://gitlab.example.com"
+    project = "ml-team/soccer"
+
+    @property
+    def api(self) -> str:
+        return f"{self.base}/api/v4"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.api}/projects/ml-team%2Fsoccer"
+
+    def body(self, number: int) -> str:
+        return str(self.threads[number]["description"])
+
+    def set_body(self, number: int, body: str) -> None:
+        self.threads[number]["description"] = body
+
+    def state(self, number: int) -> str:
+        return str(self.threads[number]["state"])
+
+    def _thread(
+        self, number: int, title: str, body: str, labels: list[str], author: str
+    ) -> dict[str, Any]:
+        stamp = self.clock.tick()
+        return gitlab(
+            "issue",
+            id=5000 + number,
+            iid=number,
+            title=title,
+            description=body,
+            labels=labels,
+            state="opened",
+            author={"id": user_id(author), "username": author, "name": author, "state": "active"},
+            created_at=stamp,
+            updated_at=stamp,
+            web_url=f"{self.base}/{self.project}/-/issues/{number}",
+            user_notes_count=0,
+        )
+
+    def _comment(self, cid: int, number: int, author: str, body: str) -> dict[str, Any]:
+        self.threads[number]["user_notes_count"] += 1
+        return gitlab(
+            "note",
+            id=cid,
+            body=body,
+            author={"id": user_id(author), "username": author, "name": author, "state": "active"},
+            created_at=self.clock.tick(),
+            noteable_type="Issue",
+            noteable_iid=number,
+            system=False,
+        )
+
+    def install(self, rsps: responses.RequestsMock) -> None:
+        p, api = re.escape(self.prefix), re.escape(self.api)
+        q = r"(\?.*)?$"
+        routes = [
+            ("GET", rf"{api}/user{q}", lambda r, m: json_reply(200, gitlab("user", username=BOT))),
+            ("GET", rf"{api}/metadata{q}", lambda r, m: json_reply(200, gitlab("metadata"))),
+            ("GET", rf"{api}/users{q}", self._users),
+            ("GET", rf"{p}/issues{q}", self._list),
+            ("GET", rf"{p}/merge_requests{q}", lambda r, m: json_reply(200, [])),
+            ("POST", rf"{p}/issues{q}", self._create),
+            ("GET", rf"{p}/issues/(\d+){q}", self._get),
+            ("PUT", rf"{p}/issues/(\d+){q}", self._update),
+            ("GET", rf"{p}/issues/(\d+)/notes{q}", self._notes),
+            ("POST", rf"{p}/issues/(\d+)/notes{q}", self._bot_comment),
+            ("POST", rf"{p}/issues/(\d+)/notes/(\d+)/award_emoji{q}", self._award),
+            ("GET", rf"{p}/members/all/(\d+){q}", self._member),
+        ]
+        self._install(rsps, routes)
+
+    def _users(self, request: Any, _m: re.Match[str]) -> Reply:
+        name = params_of(request).get("username", "")
+        found = [gitlab("users")[0] | {"id": user_id(name), "username": name}]
+        return json_reply(200, found if name in PEOPLE else [])
+
+    def _list(self, request: Any, _m: re.Match[str]) -> Reply:
+        return self._listing(request, "opened", "20")
+
+    def _labels(self, thread: dict[str, Any]) -> list[str]:
+        return list(thread["labels"])
+
+    def _create(self, request: Any, _m: re.Match[str]) -> Reply:
+        data = json_body(request)
+        labels = [x for x in str(data.get("labels", "")).split(",") if x]
+        number = self.add_thread(data["title"], data["description"], labels)
+        return json_reply(201, self.threads[number])
+
+    def _update(self, request: Any, m: re.Match[str]) -> Reply:
+        number, data = int(m.group(1)), json_body(request)
+        thread = self.threads[number]
+        if "description" in data:
+            thread["description"] = data["description"]
+        if data.get("state_event") == "close":
+            thread["state"], thread["closed_at"] = "closed", self.clock.tick()
+        self._touch(number)
+        return json_reply(200, thread)
+
+    def _notes(self, request: Any, m: re.Match[str]) -> Reply:
+        notes = sorted(self.comments[int(m.group(1))], key=lambda n: (n["created_at"], n["id"]))
+        return json_reply(200, notes[::-1] if params_of(request).get("sort") == "desc" else notes)
+
+    def _award(self, request: Any, _m: re.Match[str]) -> Reply:
+        award = gitlab("award_emoji")
+        award["name"] = json_body(request).get("name", "")  # `name` is also fixture()'s parameter
+        return json_reply(201, award)
+
+    def _member(self, _r: Any, m: re.Match[str]) -> Reply:
+        by_id = {uid: (name, level) for name, (uid, level) in PEOPLE.items()}
+        found = by_id.get(int(m.group(1)))
+        if found is None:
+            return json_reply(404, {"message": "404 Not found"})
+        name, level = found
+        return json_reply(
+            200, gitlab("member", id=int(m.group(1)), username=name, access_level=level)
+        )

@@ -1,0 +1,93 @@
+"""bot.gates, fast and pure: the hard gates of `promotion.gates`, from run data alone
+(docs/design.md, "Rules for a champion change")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.config import parse_params
+from bot.gates import GateCheck, evaluate_gates, failed
+from bot.versions import RunInfo
+
+
+def params(gates: dict[str, Any] | None = None, **promote_model: Any) -> Any:
+    return parse_params({"promote_model": promote_model, "promotion": {"gates": gates or {}}})
+
+
+def run(metrics: dict[str, float] | None = None, tags: dict[str, str] | None = None) -> RunInfo:
+    return RunInfo("r", "1", metrics or {}, tags or {})
+
+
+def verdicts(checks: list[GateCheck]) -> list[tuple[str, bool]]:
+    return [(check.name, check.passed) for check in checks]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "champion", "allowed", "passed", "detail"),
+    [
+        ({"final.logloss": 0.6}, None, 0.0, True, "no current champion"),
+        ({}, {"final.logloss": 0.6}, 0.0, False, "candidate run has no `final.logloss`"),
+        ({"final.logloss": 0.6}, {}, 0.0, True, "champion run has no `final.logloss`"),
+        ({"final.logloss": 0.59}, {"final.logloss": 0.6}, 0.0, True, "worse by 0, allowed 0"),
+        ({"final.logloss": 0.6}, {"final.logloss": 0.6}, 0.0, True, "worse by 0,"),
+        ({"final.logloss": 0.61}, {"final.logloss": 0.6}, 0.0, False, "worse by 0.01,"),
+        ({"final.logloss": 0.61}, {"final.logloss": 0.6}, 0.02, True, "allowed 0.02"),
+    ],
+)
+def test_regression_against_the_champion_lower_is_better(
+    candidate: dict[str, float],
+    champion: dict[str, float] | None,
+    allowed: float,
+    passed: bool,
+    detail: str,
+):
+    checks = evaluate_gates(
+        params({"max_regression_vs_champion": allowed}),
+        run(candidate),
+        None if champion is None else run(champion),
+    )
+    [check] = checks
+    assert (check.name, check.passed) == ("regression", passed)
+    assert detail in check.detail
+
+
+def test_regression_when_higher_is_better():
+    higher = params(metric="auc", greater_is_better=True)
+    [worse] = evaluate_gates(higher, run({"auc": 0.80}), run({"auc": 0.81}))
+    [better] = evaluate_gates(higher, run({"auc": 0.82}), run({"auc": 0.81}))
+    assert (worse.passed, better.passed) == (False, True)
+    assert "higher is better" in worse.detail
+
+
+def test_thresholds_and_required_tags_in_a_stable_order():
+    gates = {
+        "thresholds": {"final.logloss": {"max": 0.7}, "final.accuracy": {"min": 0.5, "max": 0.9}},
+        "required_tags": ["git_sha", "data_version", "owner"],
+    }
+    candidate = run(
+        {"final.logloss": 0.65, "final.accuracy": 0.95},
+        {"git_sha": "abc", "data_version": "  ", "unrelated": "x"},
+    )
+    checks = evaluate_gates(params(gates), candidate, None)
+    assert verdicts(checks) == [
+        ("regression", True),
+        ("threshold:final.accuracy:min", True),
+        ("threshold:final.accuracy:max", False),
+        ("threshold:final.logloss:max", True),
+        ("tag:git_sha", True),
+        ("tag:data_version", False),  # blank counts as missing
+        ("tag:owner", False),
+    ]
+    assert [check.name for check in failed(checks)] == [
+        "threshold:final.accuracy:max",
+        "tag:data_version",
+        "tag:owner",
+    ]
+
+
+def test_a_threshold_on_a_metric_the_run_lacks_fails_and_says_so():
+    checks = evaluate_gates(params({"thresholds": {"f1": {"min": 0.5}}}), run(), None)
+    assert verdicts(checks) == [("regression", True), ("threshold:f1:min", False)]
+    assert checks[1].detail == "`f1` missing on the candidate run"

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -138,7 +140,7 @@ class Registry:
         return RunInfo(
             run_id=run.info.run_id,
             experiment_id=str(run.info.experiment_id),
-            metrics={key: float(value) for key, value in run.data.metrics.items()},
+            metrics={key: _metric(value) for key, value in run.data.metrics.items()},
             tags={k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
             params=dict(run.data.params),
         )
@@ -274,6 +276,12 @@ def _registry_client(client: Any) -> Any:
         return client._get_registry_client()
     except Exception:  # pragma: no cover - an MLflow without the accessor
         return client
+
+
+def _metric(value: Any) -> float:
+    """A metric as logged: MLflow's SQL stores keep +-inf as +-sys.float_info.max."""
+    number = float(value)
+    return math.copysign(math.inf, number) if abs(number) == sys.float_info.max else number
 
 
 def _first_line(text: str) -> str:

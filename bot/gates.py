@@ -44,9 +44,9 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
     elif not math.isfinite(champion.metrics[metric]):
         # Only a champion set by hand can carry one (the gates refuse it): it must not block
         # its own replacement.
-        shown = champion.metrics[metric]
+        base_value = champion.metrics[metric]
         results.append(
-            GateCheck("regression", True, f"champion's `{metric}` is {shown}: not comparable")
+            GateCheck("regression", True, f"champion's `{metric}` is {base_value}: not comparable")
         )
     else:
         base = champion.metrics[metric]

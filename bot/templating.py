@@ -37,7 +37,7 @@ def _environment(override_dir: str) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # noqa: S701 - Markdown, not HTML; people's text goes through `md`
+        autoescape=False,  # Markdown, not HTML; people's text goes through `md`
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,

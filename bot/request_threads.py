@@ -22,17 +22,22 @@ def find_requests(
 ) -> list[Thread]:
     """The bot's request threads of `model` (default: the configured one), newest first.
 
-    Only threads the bot opened count: a person quoting a request body in their own issue
-    must not have it updated or closed. Only the configured `request.kind` is listed (one call
-    on GitLab instead of two); requests opened before a change of `kind` are not seen. `also`
-    keeps the thread of that URL whatever its marker says (the registry's record of a request
-    whose marker a person damaged).
+    Only threads the bot opened count, and the forge is asked for those only: a person quoting
+    a request body in their own issue must not have it updated or closed, and people's labelled
+    issues must not push the bot's out of the listing. Only the configured `request.kind` is
+    listed (one call on GitLab instead of two); requests opened before a change of `kind` are
+    not seen. `also` keeps the thread of that URL whatever its marker says (the registry's
+    record of a request whose marker a person damaged).
     """
     model = model or ctx.model
-    bot = ctx.forge.bot_username().lower()
+    bot_name = ctx.forge.bot_username()
+    bot = bot_name.lower()
     request = ctx.params.promotion.request
     found = []
-    for thread in ctx.forge.find_threads(request.labels, state=state, kinds=(request.thread_kind,)):
+    listed = ctx.forge.find_threads(
+        request.labels, state=state, kinds=(request.thread_kind,), author=bot_name
+    )
+    for thread in listed:
         fields = parse_request_marker(thread.body)
         if fields is None or (fields.get("model") != model and not (also and thread.url == also)):
             continue

@@ -99,7 +99,7 @@ class FakeGitLab(FakeForge):
         return json_reply(200, found if name in PEOPLE else [])
 
     def _list(self, request: Any, _m: re.Match[str]) -> Reply:
-        return self._listing(request, "opened", "20")
+        return self._listing(request, "opened", "20", "author_username")
 
     def _labels(self, thread: dict[str, Any]) -> list[str]:
         return list(thread["labels"])

@@ -220,6 +220,14 @@ def test_find_threads_of_one_kind_filters_the_one_listing(
     assert len(rsps.calls) == 1
 
 
+def test_find_threads_by_an_author_asks_github_to_filter(
+    forge: GitHubForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(url("/issues"), json=[github("issue")])
+    forge.find_threads(["model-promotion"], author="promotion-bot[bot]")
+    assert query_of(rsps.calls[0])["creator"] == "promotion-bot[bot]"
+
+
 def test_find_threads_stops_after_the_newest_pages(
     forge: GitHubForge, rsps: responses.RequestsMock
 ) -> None:

@@ -222,6 +222,14 @@ def test_find_threads_of_one_kind_is_one_call(
     assert len(rsps.calls) == 1  # the issues endpoint is not asked
 
 
+def test_find_threads_by_an_author_asks_gitlab_to_filter(
+    forge: GitLabForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(f"{P}/issues", json=[gitlab("issue")])
+    forge.find_threads(["model-promotion"], kinds=("issue",), author="promotion-bot")
+    assert query_of(rsps.calls[0])["author_username"] == "promotion-bot"
+
+
 def test_find_threads_closed_includes_merged_and_drops_open(
     forge: GitLabForge, rsps: responses.RequestsMock
 ) -> None:

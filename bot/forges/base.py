@@ -57,12 +57,18 @@ class Forge(Protocol):
 
     # --- requests --------------------------------------------------------------------------
     def find_threads(
-        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+        self,
+        labels: Sequence[str],
+        state: str = "open",
+        kinds: Sequence[ThreadKind] = ALL_KINDS,
+        author: str = "",
     ) -> list[Thread]:
         """Threads of `kinds` carrying all `labels`; state "open", "closed" or "all".
 
         Ordered newest first. Core code filters them by the hidden request marker. Asking for
         one kind lets an adapter whose kinds live behind separate endpoints make one call.
+        `author` ("" for anyone) is filtered by the forge, in the same call: a listing returns
+        the newest threads only, and other people's labelled threads must not push ours out.
         """
 
     def get_thread(self, kind: ThreadKind, number: str) -> Thread: ...

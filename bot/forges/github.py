@@ -126,7 +126,11 @@ class GitHubForge:
 
     # --- requests --------------------------------------------------------------------------
     def find_threads(
-        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+        self,
+        labels: Sequence[str],
+        state: str = "open",
+        kinds: Sequence[ThreadKind] = ALL_KINDS,
+        author: str = "",
     ) -> list[Thread]:
         """One listing whatever `kinds`: GitHub's issues endpoint returns pull requests too."""
 
@@ -134,6 +138,8 @@ class GitHubForge:
             query: dict[str, Any] = {"state": state, "sort": "created", "direction": "desc"}
             if labels:  # an empty `labels=` is not "any labels" everywhere
                 query["labels"] = list(labels)
+            if author:
+                query["creator"] = author
             items = self._repo().get_issues(**query)
             return [thread_from(payload(item)) for item in islice(items, MAX_THREADS)]
 

@@ -138,7 +138,11 @@ class GitLabForge:
 
     # --- requests --------------------------------------------------------------------------
     def find_threads(
-        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+        self,
+        labels: Sequence[str],
+        state: str = "open",
+        kinds: Sequence[ThreadKind] = ALL_KINDS,
+        author: str = "",
     ) -> list[Thread]:
         query: dict[str, Any] = {
             "state": _QUERY_STATES.get(state, "opened"),
@@ -149,6 +153,8 @@ class GitLabForge:
         }
         if labels:
             query["labels"] = ",".join(labels)
+        if author:
+            query["author_username"] = author
         found: list[tuple[datetime, Thread]] = []
         for kind in kinds:  # issues and merge requests are separate endpoints on GitLab
 

@@ -91,7 +91,11 @@ class LocalForge:
 
     # --- requests --------------------------------------------------------------------------
     def find_threads(
-        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+        self,
+        labels: Sequence[str],
+        state: str = "open",
+        kinds: Sequence[ThreadKind] = ALL_KINDS,
+        author: str = "",
     ) -> list[Thread]:
         if state not in _STATE_FILTERS:
             raise ForgeError(f"local forge: unknown thread state filter {state!r}")
@@ -101,6 +105,8 @@ class LocalForge:
             if wanted is not None and data["state"] not in wanted:
                 continue
             if data["kind"] not in kinds:
+                continue
+            if author and data.get("author", "").lower() != author.lower():
                 continue
             if all(label in data.get("labels", []) for label in labels):
                 found.append(self._thread(data))

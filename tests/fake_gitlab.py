@@ -68,7 +68,8 @@ class FakeGitLab(FakeForge):
             id=cid,
             body=body,
             author={"id": user_id(author), "username": author, "name": author, "state": "active"},
-            created_at=self.clock.tick(),
+            created_at=(stamp := self.clock.tick()),
+            updated_at=stamp,  # a new note: GitLab sets both (ms apart)
             noteable_type="Issue",
             noteable_iid=number,
             system=False,

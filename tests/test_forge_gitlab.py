@@ -10,6 +10,7 @@ import requests
 import responses
 
 from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundError
+from bot.forges._gitlab_support import comment_from
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import Forge
 from bot.forges.gitlab import GitLabForge
@@ -514,3 +515,31 @@ def test_connection_errors_are_retried_then_reported(
         forge.get_thread("issue", "14")
     assert len(rsps.calls) == 3
     assert TOKEN not in str(info.value)
+
+
+# --- the attacker review, finding 1: edited notes ------------------------------------------------
+
+CREATED = "2025-03-08T09:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("changes", "edited"),
+    [
+        ({"updated_at": CREATED}, False),
+        ({"updated_at": "2025-03-08T09:00:00.870Z"}, False),  # saved a few ms later
+        ({"updated_at": "2025-03-08T09:00:05.000Z"}, True),  # edited
+        (
+            {"updated_at": "2025-03-08T10:00:00.100Z", "resolved_at": "2025-03-08T10:00:00.000Z"},
+            False,  # its discussion was resolved
+        ),
+        (
+            {"updated_at": "2025-03-08T11:00:00.000Z", "resolved_at": "2025-03-08T10:00:00.000Z"},
+            True,  # edited after it was resolved
+        ),
+        ({"updated_at": "yesterday"}, True),  # cannot be told apart: skipped, never taken
+        ({"updated_at": None}, False),
+    ],
+)
+def test_a_note_changed_after_it_was_posted_is_edited(changes: dict[str, object], edited: bool):
+    note = gitlab("notes")[0] | {"created_at": CREATED, **changes}
+    assert comment_from(note).edited is edited

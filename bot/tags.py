@@ -25,3 +25,6 @@ REQUEST_URL_TAG = "promotion.request_url"
 HISTORY_TAG = "promotion.history"
 # The intent of a champion change in flight: the history entry it is about to append.
 PENDING_TAG = "promotion.pending"
+# The ids of the comments the bot handled (answered), newest last, as many as one SQL tag holds:
+# people can delete the bot's answers, not this.
+HANDLED_TAG = "promotion.handled"

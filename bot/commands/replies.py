@@ -115,10 +115,19 @@ class Replies:
             promote_command=promote_command(self.ctx),
         )
 
-    def changed(self, change: Change, approvers: list[str]) -> None:
+    def changed(
+        self,
+        change: Change,
+        approvers: list[str],
+        *,
+        reason: str | None = None,
+        call_hook: bool = True,
+    ) -> None:
         """Answer, then the request's status, merge/close, and the hook, in this order.
 
-        See docs/design.md, "The change".
+        `reason`: the comment's own, when the record keeps another (an internal note's answer is
+        internal and may say it). `call_hook`: False for a change made by an earlier pass, which
+        may have called it already. See docs/design.md, "The change".
         """
         template = (
             "answer_promoted.md.j2" if change.action == "promote" else "answer_rolled_back.md.j2"
@@ -129,14 +138,14 @@ class Replies:
             to_version=change.to_version,
             actor=change.actor,
             approvers=approvers,
-            reason=change.reason,
+            reason=change.reason if reason is None else reason,
             at=change.at,
             rollback_command=rollback_command(change.from_version or 0),
         )
         self._react("rocket")
-        self._after_change(change)
+        self._after_change(change, call_hook)
 
-    def _after_change(self, change: Change) -> None:
+    def _after_change(self, change: Change, call_hook: bool = True) -> None:
         ctx = self.ctx
         try:
             status = ctx.render(
@@ -152,7 +161,8 @@ class Replies:
                 self._merge_or_close(fresh)
         except ForgeError as exc:
             log.warning("champion changed, but updating the request failed: %s", exc)
-        self._call_hook(change)
+        if call_hook:
+            self._call_hook(change)
 
     def _merge_or_close(self, thread: Thread) -> None:
         cfg = self.ctx.params.promotion.request

@@ -110,6 +110,9 @@ class Forge(Protocol):
     def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
         """Acknowledge a comment ("eyes", "+1", "-1", "rocket"). Best effort."""
 
+    def comment_url(self, thread: Thread, comment_id: str) -> str:
+        """A link to one comment of `thread` (no API call)."""
+
     # --- people ----------------------------------------------------------------------------
     def access_level(self, username: str, user_id: str = "") -> int:
         """The user's role on the project on the `ROLE_LEVELS` scale; 0 for non-members."""

@@ -271,6 +271,9 @@ class GitHubForge:
         )
         return comment_from(payload(comment))
 
+    def comment_url(self, thread: Thread, comment_id: str) -> str:
+        return f"{thread.url}#issuecomment-{comment_id}"
+
     def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
         content = REACTIONS.get(reaction, reaction)
         try:

@@ -307,6 +307,9 @@ class GitLabForge:
             return Comment(id="", author=self.bot_username(), body=body, internal=internal)
         return comment_from(data)
 
+    def comment_url(self, thread: Thread, comment_id: str) -> str:
+        return f"{thread.url}#note_{comment_id}"
+
     def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
         name = EMOJI.get(reaction, reaction)
         try:

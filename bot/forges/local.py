@@ -243,6 +243,9 @@ class LocalForge:
             self._touch_and_write(data)
         return _comment(raw)
 
+    def comment_url(self, thread: Thread, comment_id: str) -> str:
+        return f"{thread.url}#comment-{comment_id}"
+
     def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
         with self._locked():
             data = self._read_thread(thread.number)

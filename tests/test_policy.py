@@ -33,6 +33,7 @@ from bot.versions import VersionInfo
 from tests.memory_registry import MemoryRegistry
 
 MODEL = "churn"
+_REQUESTER_27 = {"promotion.requested_by": "dana", "promotion.requested_by_id": "27"}
 TICKED = "- [x] a <!-- check:metrics -->\n- [x] b <!-- check:data -->\n"
 TICKED += "- [x] c <!-- check:contract -->\n- [x] d <!-- check:rollback -->\n"
 
@@ -80,6 +81,9 @@ def test_the_double_has_the_real_registrys_interface():
         ({}, "stranger", "not_eligible"),  # no role at all
         ({"users": ["Sam"], "min_role": None}, "sam", None),  # listed, any letter case
         ({"users": ["Sam"], "min_role": None}, "maria", "not_eligible"),  # role alone no longer
+        # a listed name must still be a member: whoever holds the name now may be a stranger
+        ({"users": ["zoe"], "min_role": None}, "zoe", "not_eligible"),
+        ({"users": ["zoe"]}, "zoe", "not_eligible"),
         ({}, "promotion-bot", "bot"),  # never the bot
         ({}, "PROMOTION-BOT", "bot"),
     ],
@@ -102,20 +106,33 @@ def test_the_not_eligible_answer_says_who_is(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("allowed", "author", "requested_by", "expected"),
+    ("allowed", "author", "author_id", "recorded", "expected"),
     [
-        (False, "dana", "dana", "self_approval"),
-        (False, "DANA", "Dana", "self_approval"),
-        (False, "maria", "dana", None),
-        (False, "dana", "", None),  # nobody recorded: nothing to compare
-        (True, "dana", "dana", None),
+        (False, "dana", "", {"promotion.requested_by": "dana"}, "self_approval"),
+        (False, "DANA", "", {"promotion.requested_by": "Dana"}, "self_approval"),
+        (False, "maria", "", {"promotion.requested_by": "dana"}, None),
+        # ids decide when both sides have one: a rename keeps the id, a new holder of the name
+        # has another
+        (False, "dana-r", "27", _REQUESTER_27, "self_approval"),
+        (False, "dana", "41", _REQUESTER_27, None),
+        (False, "dana", "", _REQUESTER_27, "self_approval"),  # no id on the comment: names
+        (False, "dana", "27", {"promotion.requested_by_id": "27"}, "self_approval"),
+        (False, "dana", "", {}, "no_requester"),  # nobody recorded: cannot be checked
+        (True, "dana", "", {}, None),
+        (True, "dana", "", {"promotion.requested_by": "dana"}, None),
     ],
 )
 def test_self_approval(
-    tmp_path: Path, allowed: bool, author: str, requested_by: str, expected: str | None
+    tmp_path: Path,
+    allowed: bool,
+    author: str,
+    author_id: str,
+    recorded: dict[str, str],
+    expected: str | None,
 ):
     ctx, _, _ = context(tmp_path, approvers={"allow_self_approval": allowed})
-    assert code(self_approval_refusal(ctx, author, requested_by)) == expected
+    version = VersionInfo(MODEL, 3, "run", tags=recorded)
+    assert code(self_approval_refusal(ctx, author, author_id, version)) == expected
 
 
 # --- /promote: promote_refusal, in the order a person would fix things ------------------------

@@ -114,7 +114,7 @@ def test_a_request_the_registry_does_not_record_is_answered_never_acted_on(
     [answer] = [c.body for c in pg.answers(thread)]
     assert "promotion-bot request" in answer and f"comment={event.comment_id}" in answer
     assert pg.champion() is None
-    pg.record_request(version, thread)  # what re-running `request` writes
+    pg.record_request(version, thread, "dana")  # what re-running `request` writes
     assert pg.comment(thread, "maria", "/promote")[0].status == "changed"
 
 

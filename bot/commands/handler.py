@@ -20,6 +20,7 @@ change is the latest.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field, replace
 
@@ -31,9 +32,9 @@ from bot.commands.replies import Replies
 from bot.context import Context
 from bot.errors import BotError, NotFoundError, RegistryError
 from bot.markers import RequestMarker, answered_comment_ids, read_request_marker
-from bot.records import Action, Change, Outcome, Status
+from bot.records import Action, Approval, Change, Outcome, Status
 from bot.registry import ModelState, handled_value
-from bot.tags import HANDLED_TAG, REQUESTED_IN_TAG
+from bot.tags import APPROVALS_TAG, HANDLED_TAG, REQUESTED_IN_TAG
 from bot.threads import Comment, CommentEvent, Thread
 from bot.timestamps import utc_now_iso
 from bot.versions import VersionInfo
@@ -228,7 +229,7 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         run.replies.usage(parsed)
         return Outcome("usage", parsed.problem)
     if parsed.name == "help":
-        run.replies.help(run.marker.version, run.bot_bodies, run.state.aliases)
+        run.replies.help(run.marker.version, _approvals_so_far(run), run.state.aliases)
         return Outcome("help")
     from bot.commands.policy import actor_refusal
 
@@ -253,6 +254,16 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
             raise
         run.replies.error(parsed, str(exc))
         return Outcome("error", str(exc))
+
+
+def _approvals_so_far(run: _Run) -> int:
+    """How many approvals the registry records for the request's version (0 when one is
+    enough: nobody needs the number then)."""
+    ctx = run.ctx
+    if ctx.params.promotion.approvers.required_approvals < 2:
+        return 0
+    version = run.version or ctx.registry.version(ctx.model, run.marker.version)
+    return len(Approval.parse_all(version.tags.get(APPROVALS_TAG)))
 
 
 def _is_promote(parsed: Command | Usage) -> bool:
@@ -291,14 +302,13 @@ def _bind_to_registry(run: _Run, *, promote: bool, extra: dict[str, str]) -> Out
 def _promote(run: _Run, command: Command) -> Outcome:
     from bot.commands.change import move_champion
     from bot.commands.policy import promote_refusal, self_approval_refusal
-    from bot.markers import read_approvals
 
     ctx, event = run.ctx, run.event
     version = run.version
     assert version is not None  # _bind_to_registry read it for every /promote
     # Only the registry knows who trained it: the marker's requested_by is display, and anyone
     # who may edit the request description could change it.
-    refusal = self_approval_refusal(ctx, event.author, version.requested_by)
+    refusal = self_approval_refusal(ctx, event.author, event.author_id, version)
     if refusal is None:
         candidate = _aliased(run, ctx.params.promote_model.candidate_alias, version)
         champion = _aliased(run, ctx.params.promotion.champion_alias, version)
@@ -307,12 +317,21 @@ def _promote(run: _Run, command: Command) -> Outcome:
         run.replies.refused(command, refusal)
         return Outcome("refused", refusal.code)
     required = ctx.params.promotion.approvers.required_approvals
-    approvers = _still_eligible(ctx, read_approvals(run.bot_bodies, version.version), event.author)
-    if event.author.lower() not in {name.lower() for name in approvers}:
-        approvers.append(event.author)
-    if len(approvers) < required:
-        run.replies.approval_recorded(version.version, approvers, required)
-        return Outcome("approval", f"{len(approvers)} of {required}")
+    approvers = [event.author]
+    if required > 1:
+        # Approvals are evidence: the registry's record, never markers in comments (any
+        # workflow posts as github-actions[bot], and people delete the bot's answers).
+        recorded = Approval.parse_all(version.tags.get(APPROVALS_TAG))
+        mine = next((a for a in recorded if a.is_by(event.author, event.author_id)), None)
+        earlier = _still_eligible(ctx, [a for a in recorded if a is not mine])
+        approvers = [a.user for a in earlier] + [mine.user if mine else event.author]
+        if len(approvers) < required:
+            if mine is None:  # one person, one approval: a second /promote records nothing
+                mine = Approval(event.author, event.author_id, event.comment_id, utc_now_iso())
+                value = json.dumps([a.stored() for a in [*recorded, mine]], separators=(",", ":"))
+                ctx.registry.set_version_tag(ctx.model, version.version, APPROVALS_TAG, value)
+            run.replies.approval_recorded(version.version, approvers, required)
+            return Outcome("approval", f"{len(approvers)} of {required}")
     change = move_champion(
         ctx.registry,
         ctx.params.promotion.champion_alias,
@@ -350,15 +369,11 @@ def _rollback(run: _Run, command: Command) -> Outcome:
     return Outcome("changed", _arrow(change), change)
 
 
-def _still_eligible(ctx: Context, recorded: list[str], author: str) -> list[str]:
+def _still_eligible(ctx: Context, recorded: list[Approval]) -> list[Approval]:
     """Earlier approvals count only while their authors are still eligible (roles change)."""
     from bot.commands.policy import actor_refusal
 
-    return [
-        name
-        for name in recorded
-        if name.lower() == author.lower() or actor_refusal(ctx, name, "") is None
-    ]
+    return [a for a in recorded if actor_refusal(ctx, a.user, a.user_id) is None]
 
 
 def _aliased(run: _Run, alias: str, known: VersionInfo) -> VersionInfo | None:

@@ -28,15 +28,21 @@ class Refusal:
 
 
 def actor_refusal(ctx: Context, author: str, author_id: str) -> Refusal | None:
-    """The actor must be an eligible approver, and never the bot."""
+    """The actor must be an eligible approver, and never the bot.
+
+    A listed name must still be a member of the project: a name is whoever holds it now (a
+    renamed or deleted account frees it). One role lookup decides both rules.
+    """
     approvers = ctx.params.promotion.approvers
     if author.lower() == ctx.forge.bot_username().lower():
         return Refusal("bot", "the bot never acts on its own comments", "")
     listed = author.lower() in {user.lower() for user in approvers.users}
-    if not listed and approvers.min_role:
-        required = role_level(approvers.min_role)  # > 0 for every role config accepts
-        listed = required > 0 and ctx.forge.access_level(author, author_id) >= required
-    if not listed:
+    required = role_level(approvers.min_role) if approvers.min_role else 0  # > 0 when set
+    eligible = False
+    if listed or required:
+        level = ctx.forge.access_level(author, author_id)
+        eligible = (listed and level > 0) or (required > 0 and level >= required)
+    if not eligible:
         return Refusal(
             "not_eligible",
             f"@{author} is not an eligible approver",
@@ -45,10 +51,31 @@ def actor_refusal(ctx: Context, author: str, author_id: str) -> Refusal | None:
     return None
 
 
-def self_approval_refusal(ctx: Context, author: str, requested_by: str) -> Refusal | None:
-    if ctx.params.promotion.approvers.allow_self_approval or not requested_by:
+def self_approval_refusal(
+    ctx: Context, author: str, author_id: str, version: VersionInfo
+) -> Refusal | None:
+    """Not the person who triggered training, as the version's tags record them.
+
+    User ids decide when both sides have one (a renamed account keeps its id); names, in any
+    letter case, otherwise. A version that records nobody cannot be checked: refused.
+    """
+    if ctx.params.promotion.approvers.allow_self_approval:
         return None
-    if author.lower() == requested_by.lower():
+    name, user_id = version.requested_by, version.requested_by_id
+    if not name and not user_id:
+        return Refusal(
+            "no_requester",
+            f"the registry does not record who triggered the training of v{version.version}, "
+            "so the self-approval rule cannot be checked",
+            "Set PROMOTION_BOT_REQUESTED_BY (and PROMOTION_BOT_REQUESTED_BY_ID) where "
+            "`promotion-bot register` or `request` runs and re-run `promotion-bot request`, or "
+            "set `promotion.approvers.allow_self_approval: true`.",
+        )
+    if user_id and author_id:
+        same = user_id == author_id
+    else:
+        same = bool(name) and author.lower() == name.lower()
+    if same:
         return Refusal(
             "self_approval",
             f"@{author} triggered this training run and may not approve it",

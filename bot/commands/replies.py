@@ -11,7 +11,7 @@ from bot.commands.grammar import Command, Usage
 from bot.commands.policy import Refusal
 from bot.context import Context
 from bot.errors import ForgeError
-from bot.markers import answer_marker, approval_marker, read_approvals
+from bot.markers import answer_marker, approval_marker
 from bot.records import Change
 from bot.request_threads import refresh_status
 from bot.threads import CommentEvent, Thread
@@ -72,7 +72,7 @@ class Replies:
             commands=command_lines(forge.bot_username(), forge.slash_promote_works()),
         )
 
-    def help(self, version: int, bot_bodies: list[str], aliases: dict[str, int]) -> None:
+    def help(self, version: int, approvals: int, aliases: dict[str, int]) -> None:
         ctx, forge = self.ctx, self.ctx.forge
         self._post(
             "answer_help.md.j2",
@@ -80,7 +80,7 @@ class Replies:
             champion=aliases.get(ctx.params.promotion.champion_alias),
             candidate=aliases.get(ctx.params.promote_model.candidate_alias),
             version=version,
-            approvals=len(read_approvals(bot_bodies, version)),
+            approvals=approvals,
             required=ctx.params.promotion.approvers.required_approvals,
         )
 

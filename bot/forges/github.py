@@ -60,6 +60,7 @@ class GitHubForge:
         self._bot_username = bot_username
         self._secrets = [s for s in secrets if s]
         self._retry = retry or RetryPolicy()
+        self._warned_shared = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, retry: RetryPolicy | None = None) -> GitHubForge:
@@ -116,6 +117,15 @@ class GitHubForge:
                     "%s; assuming %s (set PROMOTION_BOT_USERNAME to override)", exc, ACTIONS_BOT
                 )
                 self._bot_username = ACTIONS_BOT
+        if self._bot_username.lower() == ACTIONS_BOT and not self._warned_shared:
+            self._warned_shared = True
+            log.warning(
+                "the bot posts as %s, the account every workflow of the repository posts as: "
+                "any workflow can write comments that look like the bot's (approvals are kept "
+                "in the registry, but answers can still be faked); use a GitHub App or a bot "
+                "account's token, above all with required_approvals > 1",
+                ACTIONS_BOT,
+            )
         return self._bot_username
 
     def slash_promote_works(self) -> bool:
@@ -289,7 +299,11 @@ class GitHubForge:
 
     # --- people ----------------------------------------------------------------------------
     def access_level(self, username: str, user_id: str = "") -> int:
-        """`role_name` (admin/maintain/write/triage/read) when known, else legacy `permission`."""
+        """`role_name` (admin/maintain/write/triage/read) when known, else legacy `permission`.
+
+        `read` counts as none: GitHub reports it for anyone on a public repository, so it
+        proves no membership (no approver rule admits read anyway).
+        """
         path = f"/collaborators/{quote(username, safe='')}/permission"
         try:
             data = self._call(
@@ -298,9 +312,8 @@ class GitHubForge:
         except ForgeNotFoundError:
             return 0
         role = str(data.get("role_name") or "").lower()
-        if role and role_level(role):
-            return role_level(role)
-        return role_level(str(data.get("permission") or "none"))
+        level = role_level(role) or role_level(str(data.get("permission") or "none"))
+        return 0 if level <= role_level("read") else level
 
 
 def _decoded(data: dict[str, Any]) -> str | None:

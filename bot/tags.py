@@ -17,6 +17,9 @@ REQUESTED_BY_ID_TAG = "promotion.requested_by_id"
 # Written by `request`: the thread it opened for the version, the registry's word on which thread
 # is its request (a description can be edited to name another version; this tag cannot be).
 REQUESTED_IN_TAG = "promotion.requested_in"
+# Written by `request` (merge_request kind): the MR/PR head commit when it ran. `/promote` merges
+# only that commit: commits pushed to the promotion branch since were reviewed by nobody.
+REQUEST_HEAD_TAG = "promotion.request_head"
 # Written by each recorded approval (`required_approvals` > 1): a JSON list of
 # {user, user_id, comment_id, at}. Approvals are evidence: markers in comments are not.
 APPROVALS_TAG = "promotion.approvals"

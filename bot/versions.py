@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from bot.tags import (
     REGISTERED_AS_TAG,
+    REQUEST_HEAD_TAG,
     REQUESTED_BY_ID_TAG,
     REQUESTED_BY_TAG,
     REQUESTED_IN_TAG,
@@ -42,6 +43,10 @@ class VersionInfo:
     @property
     def requested_in(self) -> str:
         return self.tags.get(REQUESTED_IN_TAG, "")
+
+    @property
+    def request_head(self) -> str:
+        return self.tags.get(REQUEST_HEAD_TAG, "")
 
 
 @dataclass(frozen=True)

@@ -181,8 +181,9 @@ def test_close(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
 
 def test_merge(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
     rsps.put(url("/pulls/2/merge"), json=github("merge"))
-    forge.merge(PR)
+    forge.merge(PR, sha="ec26c3e5")
     assert len(rsps.calls) == 1
+    assert body_of(rsps.calls[0])["sha"] == "ec26c3e5"
 
 
 def test_get_thread_of_a_merged_pull(forge: GitHubForge, rsps: responses.RequestsMock) -> None:

@@ -171,14 +171,14 @@ def test_close(forge: GitLabForge, rsps: responses.RequestsMock) -> None:
 
 def test_merge(forge: GitLabForge, rsps: responses.RequestsMock) -> None:
     rsps.put(f"{P}/merge_requests/8/merge", json=gitlab("merge_request", state="merged"))
-    forge.merge(MR)
+    forge.merge(MR, sha="a7e1c0cc")
     assert len(rsps.calls) == 1
-    assert body_of(rsps.calls[0]) == {"should_remove_source_branch": True}
+    assert body_of(rsps.calls[0]) == {"sha": "a7e1c0cc", "should_remove_source_branch": True}
 
 
 def test_merge_refuses_an_issue(forge: GitLabForge) -> None:
     with pytest.raises(ForgeError, match="cannot merge issue"):
-        forge.merge(ISSUE)
+        forge.merge(ISSUE, sha="a7e1c0cc")
 
 
 @pytest.mark.parametrize(

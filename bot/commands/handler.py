@@ -207,8 +207,12 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
             log.warning("a change whose answer is missing is no longer current", extra=extra)
             return Outcome("duplicate", f"its change (v{recorded.to_version}) was superseded")
         log.warning("answering a change whose answer was lost", extra=extra)
-        # The hook may have been called before the answer was lost: never call it again.
-        run.replies.changed(recorded, [recorded.actor], call_hook=False)
+        # The hook may have been called before the answer was lost: never call it again. A
+        # merge stays pinned to the commit `request` recorded.
+        head = ""
+        if recorded.action == "promote" and run.thread.kind == "merge_request":
+            head = ctx.registry.version(ctx.model, recorded.to_version).request_head
+        run.replies.changed(recorded, [recorded.actor], call_hook=False, merge_sha=head)
         return Outcome("recovered", f"v{recorded.to_version}", recorded)
     if run.marker.problem:
         # A person edited (or cut) the marker: one request the bot cannot read, answered so
@@ -310,6 +314,10 @@ def _promote(run: _Run, command: Command) -> Outcome:
     # who may edit the request description could change it.
     refusal = self_approval_refusal(ctx, event.author, event.author_id, version)
     if refusal is None:
+        merges = ctx.params.promotion.request.merge_on_promote
+        if run.thread.kind == "merge_request" and merges and not run.thread.head_sha:
+            # A listing (GitHub's issues endpoint) has no head: the rule needs the MR/PR's own.
+            run.thread = ctx.forge.get_thread(run.thread.kind, run.thread.number)
         candidate = _aliased(run, ctx.params.promote_model.candidate_alias, version)
         champion = _aliased(run, ctx.params.promotion.champion_alias, version)
         refusal, _gates = promote_refusal(ctx, run.thread, version, candidate, champion)
@@ -339,7 +347,8 @@ def _promote(run: _Run, command: Command) -> Outcome:
         run.state,
     )
     run.changed = True
-    run.replies.changed(change, approvers, reason=command.reason)
+    # The merge is pinned to the commit the rule checked: a push since fails it.
+    run.replies.changed(change, approvers, reason=command.reason, merge_sha=version.request_head)
     return Outcome("changed", _arrow(change), change)
 
 

@@ -16,7 +16,7 @@ from bot.gates import GateCheck, evaluate_gates, failed
 from bot.markers import read_request_marker, read_ticks
 from bot.records import HistoryEntry
 from bot.tags import CHAMPION_SINCE_TAG
-from bot.threads import Thread
+from bot.threads import Thread, thread_noun
 from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
 
 
@@ -155,7 +155,36 @@ def promote_refusal(
             "this merge request has no approval on the platform yet",
             "Approve it on the platform, then comment again.",
         ), gates
-    return None, gates
+    return unreviewed_commits_refusal(ctx, thread, version), gates
+
+
+def unreviewed_commits_refusal(
+    ctx: Context, thread: Thread, version: VersionInfo
+) -> Refusal | None:
+    """With `merge_on_promote` the bot merges, with its own rights, only the commit `request`
+    recorded: the promotion branch is not protected, and the approver approves a model, not
+    commits someone pushed to the branch since."""
+    if thread.kind != "merge_request" or not ctx.params.promotion.request.merge_on_promote:
+        return None
+    recorded, head = version.request_head, thread.head_sha
+    if recorded and head == recorded:
+        return None
+    noun = thread_noun(thread.kind, ctx.forge.platform)
+    if recorded:
+        why = (
+            f"this {noun}'s branch is at `{head[:12] or '?'}`, not at `{recorded[:12]}`, the "
+            "commit `promotion-bot request` recorded: it holds commits nobody reviewed for this "
+            "promotion"
+        )
+    else:
+        why = f"the registry records no head commit of this {noun} to merge"
+    return Refusal(
+        "unreviewed_commits",
+        why,
+        "Review the new commits, then re-run `promotion-bot request` (it records the branch "
+        "head again) and comment the command again; or set "
+        "`promotion.request.merge_on_promote: false` and merge by hand.",
+    )
 
 
 def _run_or_none(ctx: Context, version: VersionInfo | None) -> RunInfo | None:

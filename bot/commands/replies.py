@@ -122,12 +122,14 @@ class Replies:
         *,
         reason: str | None = None,
         call_hook: bool = True,
+        merge_sha: str = "",
     ) -> None:
         """Answer, then the request's status, merge/close, and the hook, in this order.
 
         `reason`: the comment's own, when the record keeps another (an internal note's answer is
         internal and may say it). `call_hook`: False for a change made by an earlier pass, which
-        may have called it already. See docs/design.md, "The change".
+        may have called it already. `merge_sha`: the only commit an MR/PR is merged at. See
+        docs/design.md, "The change".
         """
         template = (
             "answer_promoted.md.j2" if change.action == "promote" else "answer_rolled_back.md.j2"
@@ -143,9 +145,9 @@ class Replies:
             rollback_command=rollback_command(change.from_version or 0),
         )
         self._react("rocket")
-        self._after_change(change, call_hook)
+        self._after_change(change, call_hook, merge_sha)
 
-    def _after_change(self, change: Change, call_hook: bool = True) -> None:
+    def _after_change(self, change: Change, call_hook: bool, merge_sha: str) -> None:
         ctx = self.ctx
         try:
             status = ctx.render(
@@ -158,18 +160,31 @@ class Replies:
             )
             fresh = refresh_status(ctx, self.thread, status)
             if change.action == "promote" and fresh.state == "open":
-                self._merge_or_close(fresh)
+                self._merge_or_close(fresh, change, merge_sha)
         except ForgeError as exc:
             log.warning("champion changed, but updating the request failed: %s", exc)
         if call_hook:
             self._call_hook(change)
 
-    def _merge_or_close(self, thread: Thread) -> None:
+    def _merge_or_close(self, thread: Thread, change: Change, merge_sha: str) -> None:
         cfg = self.ctx.params.promotion.request
         if thread.kind == "merge_request" and cfg.merge_on_promote:
-            self.ctx.forge.merge(thread)
+            try:
+                self.ctx.forge.merge(thread, sha=merge_sha)
+            except ForgeError as exc:  # the champion change stands; people merge by hand
+                log.warning("champion changed, but the merge failed: %s", exc)
+                self._report("answer_not_merged.md.j2", change, head=merge_sha[:12])
         elif thread.kind == "issue" and cfg.close_on_promote:
             self.ctx.forge.close(thread)
+
+    def _report(self, template: str, change: Change, **context: Any) -> None:
+        """A follow-up that went wrong, said in the thread (no answer marker: it answers no
+        comment). Forge and server messages stay in the log."""
+        body = self.ctx.render(template, **self._common(), to_version=change.to_version, **context)
+        try:
+            self.ctx.forge.post_comment(self.thread, defang(body), internal=self.event.internal)
+        except ForgeError as exc:  # the change and its answer stand; the log keeps the rest
+            log.warning("reporting %s failed: %s", template, exc)
 
     def _call_hook(self, change: Change) -> None:
         url = self.ctx.params.promotion.post_promote_hook
@@ -187,16 +202,7 @@ class Replies:
         }
         problem = call_hook(url, payload, self.ctx.settings.hook_secret.value)
         if problem:
-            body = self.ctx.render(
-                "answer_hook_failed.md.j2",
-                **self._common(),
-                to_version=change.to_version,
-                problem=problem,
-            )
-            try:
-                self.ctx.forge.post_comment(self.thread, defang(body), internal=self.event.internal)
-            except ForgeError as exc:  # the change and its answer stand; the log keeps the rest
-                log.warning("post_promote_hook failed (%s); reporting it failed: %s", problem, exc)
+            self._report("answer_hook_failed.md.j2", change, problem=problem)
 
 
 def defang(body: str) -> str:

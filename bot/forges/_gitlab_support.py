@@ -76,6 +76,7 @@ def thread_from(kind: ThreadKind, data: dict[str, Any]) -> Thread:
         author=(data.get("author") or {}).get("username", ""),
         labels=tuple(label["name"] if isinstance(label, dict) else str(label) for label in labels),
         updated_at=data.get("updated_at") or "",
+        head_sha=str(data.get("sha") or (data.get("diff_refs") or {}).get("head_sha") or ""),
     )
 
 

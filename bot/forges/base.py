@@ -89,8 +89,9 @@ class Forge(Protocol):
     def close(self, thread: Thread) -> None:
         """Close an issue or MR/PR without merging."""
 
-    def merge(self, thread: Thread) -> None:
-        """Merge an MR/PR (merge_request kind only)."""
+    def merge(self, thread: Thread, *, sha: str) -> None:
+        """Merge an MR/PR (merge_request kind only), only while its head is the commit `sha`:
+        the forge refuses the merge when someone pushed since."""
 
     def is_approved(self, thread: Thread) -> bool:
         """Whether the MR/PR carries a platform approval (GitLab approvals, GitHub reviews)."""

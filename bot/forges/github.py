@@ -207,11 +207,16 @@ class GitHubForge:
             lambda: issue.edit(state="closed"),
         )
 
-    def merge(self, thread: Thread) -> None:
+    def merge(self, thread: Thread, *, sha: str) -> None:
         if thread.kind != "merge_request":
             raise ForgeError(f"GitHub: cannot merge issue #{thread.number}")
+        if not sha:
+            raise ForgeError(f"GitHub: no commit to pin the merge of #{thread.number} to")
         pull = self._repo().get_pull(int(thread.number))
-        self._call(f"merge pull request #{thread.number}", pull.merge)
+        # GitHub answers 409 when the head is no longer `sha`.
+        self._call(
+            f"merge pull request #{thread.number} at {sha[:12]}", lambda: pull.merge(sha=sha)
+        )
 
     def is_approved(self, thread: Thread) -> bool:
         if thread.kind != "merge_request":

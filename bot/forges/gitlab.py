@@ -210,13 +210,17 @@ class GitLabForge:
             lambda: manager.update(int(thread.number), data),
         )
 
-    def merge(self, thread: Thread) -> None:
+    def merge(self, thread: Thread, *, sha: str) -> None:
         if thread.kind != "merge_request":
             raise ForgeError(f"GitLab: cannot merge issue #{thread.number}")
+        if not sha:
+            raise ForgeError(f"GitLab: no commit to pin the merge of !{thread.number} to")
         mr = self._lazy(thread)
+        # python-gitlab's merge() has no `sha`: GitLab answers 409 when the head moved.
+        data = {"sha": sha, "should_remove_source_branch": True}
         self._call(
-            f"merge merge request !{thread.number}",
-            lambda: mr.merge(should_remove_source_branch=True),
+            f"merge merge request !{thread.number} at {sha[:12]}",
+            lambda: self._gl.http_put(f"{mr.manager.path}/{mr.encoded_id}/merge", post_data=data),
         )
 
     def is_approved(self, thread: Thread) -> bool:

@@ -28,9 +28,9 @@ from bot.binding import Binding
 from bot.commands.change import ChangeFailed, find_recorded, recover_pending
 from bot.commands.grammar import Command, Usage, may_be_command, parse_comment
 from bot.commands.locking import model_lock
-from bot.commands.replies import Replies
+from bot.commands.replies import Replies, shown_command
 from bot.context import Context
-from bot.errors import BotError, NotFoundError, RegistryError
+from bot.errors import BotError, ForgeError, NotFoundError, RegistryError
 from bot.markers import RequestMarker, answered_comment_ids, read_request_marker
 from bot.records import Action, Approval, Change, Outcome, Status
 from bot.registry import ModelState, handled_value
@@ -212,7 +212,10 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         head = ""
         if recorded.action == "promote" and run.thread.kind == "merge_request":
             head = ctx.registry.version(ctx.model, recorded.to_version).request_head
-        run.replies.changed(recorded, [recorded.actor], call_hook=False, merge_sha=head)
+        back = _returns_to(run.state, recorded.from_version)
+        run.replies.changed(
+            recorded, [recorded.actor], call_hook=False, merge_sha=head, rollback_to=back
+        )
         return Outcome("recovered", f"v{recorded.to_version}", recorded)
     if run.marker.problem:
         # A person edited (or cut) the marker: one request the bot cannot read, answered so
@@ -225,8 +228,7 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
     except BotError as exc:  # the registry failed: nothing was read, nothing changed
         if isinstance(parsed, Usage):
             raise
-        run.replies.error(parsed, str(exc))
-        return Outcome("error", str(exc))
+        return _error(run, parsed, exc, extra)
     if unproven is not None:
         return unproven
     if isinstance(parsed, Usage):
@@ -249,15 +251,13 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
     except ChangeFailed as exc:
         if exc.alias_touched:
             raise  # the next pass finishes the record and answers (see change.recover_pending)
-        run.replies.error(parsed, str(exc))
-        return Outcome("error", str(exc))
+        return _error(run, parsed, exc, extra)
     except BotError as exc:
         if run.changed or run.replies.attempted:
             # The change stands (or an answer may already be in the thread): an "unchanged,
             # try again" answer would be false. The next pass posts the real answer.
             raise
-        run.replies.error(parsed, str(exc))
-        return Outcome("error", str(exc))
+        return _error(run, parsed, exc, extra)
 
 
 def _approvals_so_far(run: _Run) -> int:
@@ -268,6 +268,28 @@ def _approvals_so_far(run: _Run) -> int:
         return 0
     version = run.version or ctx.registry.version(ctx.model, run.marker.version)
     return len(Approval.parse_all(version.tags.get(APPROVALS_TAG)))
+
+
+def _error(run: _Run, command: Command, exc: BotError, extra: dict[str, str]) -> Outcome:
+    """Answer that nothing changed. The thread is told what failed, never where it is or what
+    a server said (hosts, paths, messages): the log keeps that, redacted."""
+    log.warning("%s failed, nothing changed: %s", shown_command(command), exc, extra=extra)
+    if isinstance(exc, RegistryError):
+        what = "the model registry failed"
+    elif isinstance(exc, ForgeError):
+        what = f"the call to {run.ctx.forge.platform} failed"
+    else:
+        what = f"promotion-bot failed ({type(exc).__name__})"
+    run.replies.error(command, f"{what}; the bot's log has the details.")
+    return Outcome("error", str(exc))
+
+
+def _returns_to(state: ModelState, version: int | None) -> int | None:
+    """`version`, when `/rollback` would take it: a version the bot made champion (the history
+    names it as a `to`). A champion set by hand before the bot's first change is none."""
+    if version is None or not any(entry.to_version == version for entry in state.history):
+        return None
+    return version
 
 
 def _is_promote(parsed: Command | Usage) -> bool:
@@ -348,7 +370,13 @@ def _promote(run: _Run, command: Command) -> Outcome:
     )
     run.changed = True
     # The merge is pinned to the commit the rule checked: a push since fails it.
-    run.replies.changed(change, approvers, reason=command.reason, merge_sha=version.request_head)
+    run.replies.changed(
+        change,
+        approvers,
+        reason=command.reason,
+        merge_sha=version.request_head,
+        rollback_to=_returns_to(run.state, change.from_version),
+    )
     return Outcome("changed", _arrow(change), change)
 
 
@@ -374,7 +402,8 @@ def _rollback(run: _Run, command: Command) -> Outcome:
         run.state,
     )
     run.changed = True
-    run.replies.changed(change, [run.event.author], reason=command.reason)
+    back = _returns_to(run.state, change.from_version)
+    run.replies.changed(change, [run.event.author], reason=command.reason, rollback_to=back)
     return Outcome("changed", _arrow(change), change)
 
 

@@ -218,13 +218,16 @@ def rollback_refusal(
         )
     if champion == number:
         return Refusal("already_champion", f"v{number} already is champion", "")
+    # Only a version the bot made champion (its tag, or a `to` of the history): a champion set
+    # by hand, before the bot's first change, was approved by nobody here.
     was_champion = CHAMPION_SINCE_TAG in target.tags or any(
-        number in (entry.from_version, entry.to_version) for entry in history
+        entry.to_version == number for entry in history
     )
     if not was_champion:
         return Refusal(
             "never_champion",
-            f"v{number} has never been champion: `/rollback` only returns to an earlier champion",
+            f"v{number} has never been champion through a change of the bot: `/rollback` only "
+            "returns to a version the bot made champion (not one set by hand in the registry)",
             "A new version becomes champion through its own promotion request (`/promote`), "
             "where the gates and the checklist are checked.",
         )

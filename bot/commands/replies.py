@@ -97,11 +97,14 @@ class Replies:
     def refused(self, command: Command, refusal: Refusal) -> None:
         self._react("-1")
         self._post(
-            "answer_refused.md.j2", command=_shown(command), why=refusal.why, todo=refusal.todo
+            "answer_refused.md.j2",
+            command=shown_command(command),
+            why=refusal.why,
+            todo=refusal.todo,
         )
 
     def error(self, command: Command, problem: str) -> None:
-        self._post("answer_error.md.j2", command=_shown(command), problem=problem)
+        self._post("answer_error.md.j2", command=shown_command(command), problem=problem)
 
     def approval_recorded(self, version: int, approvers: list[str], required: int) -> None:
         self._react("+1")
@@ -123,13 +126,15 @@ class Replies:
         reason: str | None = None,
         call_hook: bool = True,
         merge_sha: str = "",
+        rollback_to: int | None = None,
     ) -> None:
         """Answer, then the request's status, merge/close, and the hook, in this order.
 
         `reason`: the comment's own, when the record keeps another (an internal note's answer is
         internal and may say it). `call_hook`: False for a change made by an earlier pass, which
-        may have called it already. `merge_sha`: the only commit an MR/PR is merged at. See
-        docs/design.md, "The change".
+        may have called it already. `merge_sha`: the only commit an MR/PR is merged at.
+        `rollback_to`: the version the answer offers `/rollback` to (None: none it would take).
+        See docs/design.md, "The change".
         """
         template = (
             "answer_promoted.md.j2" if change.action == "promote" else "answer_rolled_back.md.j2"
@@ -142,7 +147,7 @@ class Replies:
             approvers=approvers,
             reason=change.reason if reason is None else reason,
             at=change.at,
-            rollback_command=rollback_command(change.from_version or 0),
+            rollback_command=rollback_command(rollback_to) if rollback_to else "",
         )
         self._react("rocket")
         self._after_change(change, call_hook, merge_sha)
@@ -210,7 +215,7 @@ def defang(body: str) -> str:
     return _ECHOED_MARKER.sub("&lt;!--", body)
 
 
-def _shown(command: Command) -> str:
+def shown_command(command: Command) -> str:
     if command.name == "rollback":
         return f"/rollback {command.version}"
     return f"/{command.name}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +53,6 @@ def _login(comment: dict[str, Any]) -> str:
 
 def _statuses(result: Any) -> list[str]:
     return [outcome.status for _cid, outcome in result.outcomes]
-
-
-@pytest.fixture(params=["gitlab", "github"])
-def world(
-    request: pytest.FixtureRequest, tracking_uri: str, model_name: str, tmp_path: Path
-) -> Iterator[World]:
-    with make_world(request.param, tracking_uri, model_name, tmp_path) as made:
-        yield made
 
 
 # --- finding 1: a GitLab note edited after it was posted is no command --------------------------

@@ -306,20 +306,11 @@ def test_local_forge_keeps_the_internal_flag(tmp_path: Path) -> None:
 _MARKER = re.compile(r"<!--\s*promotion-bot:request[^>]*-->")
 
 
-@pytest.fixture(params=["gitlab", "github"])
-def any_world(
-    request: pytest.FixtureRequest, tracking_uri: str, model_name: str, tmp_path: Path
-) -> Iterator[World]:
-    with make_world(request.param, tracking_uri, model_name, tmp_path) as world:
-        yield world
-
-
 @pytest.mark.parametrize("edit", ["removed", "other-model"])
 def test_a_request_the_registry_names_is_answered_as_damaged_whatever_its_marker(
-    any_world: World, edit: str
+    world: World, edit: str
 ) -> None:
     """Deleting the marker (the most damaged form) used to silence the request: no answer."""
-    world = any_world
     body = world.fake.body(world.number)
     if edit == "removed":
         body = _MARKER.sub("", body)
@@ -335,11 +326,8 @@ def test_a_request_the_registry_names_is_answered_as_damaged_whatever_its_marker
     assert "description is damaged" in answer and "promotion-bot request" in answer
 
 
-def test_a_thread_without_marker_the_registry_does_not_name_stays_ignored(
-    any_world: World,
-) -> None:
+def test_a_thread_without_marker_the_registry_does_not_name_stays_ignored(world: World) -> None:
     """An issue the bot opened that is no request (or another bot's request): no answer."""
-    world = any_world
     number = world.fake.add_thread("Release notes", "no marker here", ["model-promotion"])
     outcome = world.handle(world.post(number, "/promote"))
     assert outcome.status == "ignored" and world.answers(number) == []

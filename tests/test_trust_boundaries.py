@@ -9,7 +9,6 @@ number matches one of ours must never be read against our thread.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from itertools import count
 from pathlib import Path
@@ -41,16 +40,6 @@ from tests.forge_world import (
     make_world,
 )
 from tests.webhook_fixtures import load_webhook
-
-PLATFORMS = ["gitlab", "github"]
-
-
-@pytest.fixture(params=PLATFORMS)
-def world(
-    request: pytest.FixtureRequest, tracking_uri: str, model_name: str, tmp_path: Path
-) -> Iterator[World]:
-    with make_world(request.param, tracking_uri, model_name, tmp_path) as made:
-        yield made
 
 
 def _foreign(world: World) -> dict[str, Any]:

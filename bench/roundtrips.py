@@ -51,7 +51,9 @@ _PROMOTE_MLFLOW = (
     "2 runs (metrics for the gates), 1 re-read of the champion right before the move (the "
     "'from' version must be what it is at that moment, not when the command arrived), "
     "1 write intent, 1 set alias, 1 read back, "
-    "3 version tags (MLflow has no batch call for them), 1 history tag, 1 clear intent"
+    "3 version tags (MLflow has no batch call for them), 1 history tag, 1 clear intent, "
+    "1 handled-id tag after the answer (promotion.handled: people can delete the answer, so "
+    "the registry remembers that the comment was handled)"
 )
 MINIMUM: dict[str, dict[str, Any]] = {
     "request": {
@@ -71,7 +73,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "promote": {
-        "mlflow": 14,
+        "mlflow": 15,
         "gitlab": 6,
         "github": 6,
         "why": {
@@ -83,13 +85,13 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "rollback": {
-        "mlflow": 11,
+        "mlflow": 12,
         "gitlab": 5,
         "github": 5,
         "why": {
             "mlflow": "1 registered model (aliases + tags), 1 the target version (exists, toy "
             "tag), 1 re-read of the champion before the move, 1 write intent, 1 set alias, "
-            "1 read back, 3 version tags, 1 history tag, 1 clear intent",
+            "1 read back, 3 version tags, 1 history tag, 1 clear intent, 1 handled-id tag",
             "forge": "read the thread, list its comments, read the actor's role, post the "
             "answer, update the status (no close: rollbacks happen on done requests)",
         },
@@ -107,7 +109,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "poll_one_new": {
-        "mlflow": 14,
+        "mlflow": 15,
         "gitlab": 1 + OPEN_REQUESTS + 4,
         "github": 1 + OPEN_REQUESTS + 4,
         "why": {

@@ -20,6 +20,7 @@ change is the latest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field, replace
@@ -209,9 +210,10 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         log.warning("answering a change whose answer was lost", extra=extra)
         # The hook may have been called before the answer was lost: never call it again. A
         # merge stays pinned to the commit `request` recorded.
-        head = ""
+        head = ""  # no recorded head (or no version): the merge is refused, and said so
         if recorded.action == "promote" and run.thread.kind == "merge_request":
-            head = ctx.registry.version(ctx.model, recorded.to_version).request_head
+            with contextlib.suppress(NotFoundError):
+                head = ctx.registry.version(ctx.model, recorded.to_version).request_head
         back = _returns_to(run.state, recorded.from_version)
         run.replies.changed(
             recorded, [recorded.actor], call_hook=False, merge_sha=head, rollback_to=back
@@ -266,7 +268,10 @@ def _approvals_so_far(run: _Run) -> int:
     ctx = run.ctx
     if ctx.params.promotion.approvers.required_approvals < 2:
         return 0
-    version = run.version or ctx.registry.version(ctx.model, run.marker.version)
+    try:
+        version = run.version or ctx.registry.version(ctx.model, run.marker.version)
+    except NotFoundError:  # a version deleted since: /help still answers
+        return 0
     return len(Approval.parse_all(version.tags.get(APPROVALS_TAG)))
 
 

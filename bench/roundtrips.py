@@ -23,14 +23,17 @@ from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import open_or_update_request
 from bot.ci.request_body import render_request_body
+from bot.commands.change import move_champion
 from bot.commands.handler import handle_comment
 from bot.config import parse_params
 from bot.context import Context
 from bot.intake.poll import poll
 from bot.markers import answer_marker
+from bot.records import Change
 from bot.settings import Secret, Settings
-from bot.tags import REQUESTED_IN_TAG
+from bot.tags import REQUESTED_BY_TAG, REQUESTED_IN_TAG
 from bot.threads import CommentEvent, ProjectRef
+from bot.timestamps import utc_now_iso
 from tests.fake_forges import BOT, PEOPLE, FakeForge, make_fake
 from tests.fake_github import FakeGitHub
 from tests.fake_gitlab import FakeGitLab
@@ -48,7 +51,9 @@ _PROMOTE_MLFLOW = (
     "2 runs (metrics for the gates), 1 re-read of the champion right before the move (the "
     "'from' version must be what it is at that moment, not when the command arrived), "
     "1 write intent, 1 set alias, 1 read back, "
-    "3 version tags (MLflow has no batch call for them), 1 history tag, 1 clear intent"
+    "3 version tags (MLflow has no batch call for them), 1 history tag, 1 clear intent, "
+    "1 handled-id tag after the answer (promotion.handled: people can delete the answer, so "
+    "the registry remembers that the comment was handled)"
 )
 MINIMUM: dict[str, dict[str, Any]] = {
     "request": {
@@ -68,7 +73,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "promote": {
-        "mlflow": 14,
+        "mlflow": 15,
         "gitlab": 6,
         "github": 6,
         "why": {
@@ -80,13 +85,13 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "rollback": {
-        "mlflow": 11,
+        "mlflow": 12,
         "gitlab": 5,
         "github": 5,
         "why": {
             "mlflow": "1 registered model (aliases + tags), 1 the target version (exists, toy "
             "tag), 1 re-read of the champion before the move, 1 write intent, 1 set alias, "
-            "1 read back, 3 version tags, 1 history tag, 1 clear intent",
+            "1 read back, 3 version tags, 1 history tag, 1 clear intent, 1 handled-id tag",
             "forge": "read the thread, list its comments, read the actor's role, post the "
             "answer, update the status (no close: rollbacks happen on done requests)",
         },
@@ -104,7 +109,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "poll_one_new": {
-        "mlflow": 14,
+        "mlflow": 15,
         "gitlab": 1 + OPEN_REQUESTS + 4,
         "github": 1 + OPEN_REQUESTS + 4,
         "why": {
@@ -163,7 +168,9 @@ class Bench:
             )
             version = register(ctx, run_id=run_id, alias="smoke").version.version
             gate(ctx, version=version)
-        ctx.registry.set_alias(model, ctx.params.promotion.champion_alias, 1)
+        # v1 became champion through the bot (recorded), so `/rollback 1` may return to it.
+        first = Change(model, None, 1, "maria", "promote", "", "", "", utc_now_iso())
+        move_champion(ctx.registry, ctx.params.promotion.champion_alias, first)
 
     def measure(self, op: Callable[[], Any]) -> tuple[Any, list[Call]]:
         with self.log.measure() as calls:
@@ -278,6 +285,7 @@ def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[
     thread = fake.threads[numbers[-1]]
     url = thread.get("web_url") or thread["html_url"]
     ctx.registry.set_version_tag(model, 2, REQUESTED_IN_TAG, url)
+    ctx.registry.set_version_tag(model, 2, REQUESTED_BY_TAG, "dana")
     fake.add_comment(numbers[-1], "maria", _command(fake, "promote"))
     result, out["poll_one_new"] = bench.measure(
         lambda: poll(bench.context(fake, model, with_username))

@@ -6,9 +6,11 @@ project a comment was made in. A thread number only means something inside one p
 event is handled only when it comes from the configured forge and names the configured project.
 
 The comparison uses what the configuration names, with no API call: the numeric id when the
-configuration is one (GitLab's `CI_PROJECT_ID`), else the path, compared without letter case
-(GitLab and GitHub keep paths unique regardless of case, and the bot's own API calls address
-the project by that same path, so an event naming it is about the project the bot acts on).
+configuration is one (GitLab's `CI_PROJECT_ID`), else the path, compared without ASCII letter
+case (GitLab and GitHub keep paths unique regardless of case, and the bot's own API calls
+address the project by that same path, so an event naming it is about the project the bot acts
+on). Only ASCII: casefold() would make the Kelvin sign a `k` and the long s an `s`, and the
+forges allow no other letters in paths.
 An event naming no project is refused: it cannot be shown to be ours.
 """
 
@@ -47,5 +49,5 @@ class Binding:
         if self.project.id:
             return named.id == self.project.id
         if self.project.path:
-            return named.path.casefold() == self.project.path.casefold()
+            return named.path.isascii() and named.path.lower() == self.project.path.lower()
         return False  # a forge that names no project serves none

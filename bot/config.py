@@ -172,6 +172,9 @@ class Promotion(_Section):
     post_promote_hook: str | None = None
 
     _alias = field_validator("champion_alias")(_alias_name)
+    # Templates are code run with the bot's environment: only the repository's own, reviewed
+    # like params.yaml; "" means the packaged templates only.
+    _templates = field_validator("templates_dir")(check.repository_folder)
 
     @field_validator("post_promote_hook")
     @classmethod

@@ -86,6 +86,13 @@ def repository_path(value: str) -> str:
     return value
 
 
+def repository_folder(value: str) -> str:
+    """A folder inside the repository (see `repository_path`); "" means none."""
+    if value:
+        repository_path(value[:-1] if value.endswith("/") else value)
+    return value
+
+
 def http_url(value: str) -> str:
     """A problem with `value` as an http(s) URL with a host, or ""."""
     try:

@@ -40,7 +40,7 @@ def demo_params(folder: Path) -> Params:
             "register_model": {"run_id_file": str(folder / "final_run_id.json")},
             "promote_model": {"output": str(folder / "promoted_model.json")},
             "promotion": {
-                "templates_dir": str(folder / "templates"),
+                "templates_dir": "",  # the packaged templates, never the project's overrides
                 "approvers": {"users": [], "min_role": "maintainer"},
                 "gates": {"thresholds": {"final.accuracy": {"min": 0.6}}},
             },

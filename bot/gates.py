@@ -5,6 +5,7 @@ See docs/design.md, "Rules for a champion change".
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bot.config import Params
@@ -26,7 +27,11 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
     results: list[GateCheck] = []
 
     value = candidate.metrics.get(metric)
-    if champion is None:
+    if value is not None and not math.isfinite(value):
+        # -inf logloss is below every bound and nan fails open in a `not (x > y)` test: a value
+        # that is no number fails every gate it feeds, whatever it is compared with.
+        results.append(GateCheck("regression", False, not_a_number(metric, value)))
+    elif champion is None:
         results.append(
             GateCheck("regression", True, "no current champion: nothing to regress against")
         )
@@ -35,6 +40,13 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
     elif metric not in champion.metrics:
         results.append(
             GateCheck("regression", True, f"champion run has no `{metric}`: not comparable")
+        )
+    elif not math.isfinite(champion.metrics[metric]):
+        # Only a champion set by hand can carry one (the gates refuse it): it must not block
+        # its own replacement.
+        base_value = champion.metrics[metric]
+        results.append(
+            GateCheck("regression", True, f"champion's `{metric}` is {base_value}: not comparable")
         )
     else:
         base = champion.metrics[metric]
@@ -60,6 +72,9 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
             if observed is None:
                 results.append(GateCheck(gate, False, f"`{name}` missing on the candidate run"))
                 continue
+            if not math.isfinite(observed):
+                results.append(GateCheck(gate, False, not_a_number(name, observed)))
+                continue
             ok = observed >= limit if side == "min" else observed <= limit
             sign = ">=" if side == "min" else "<="
             results.append(GateCheck(gate, ok, f"`{name}` {observed:.6g} {sign} {limit:g}"))
@@ -70,6 +85,10 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
         detail = f"run tag `{tag}` = `{shown}`" if present else f"run tag `{tag}` is missing"
         results.append(GateCheck(f"tag:{tag}", present, detail))
     return results
+
+
+def not_a_number(metric: str, value: float) -> str:
+    return f"`{metric}` is {value}, not a finite number"
 
 
 def failed(results: list[GateCheck]) -> list[GateCheck]:

@@ -126,18 +126,7 @@ def read_section(body: str, name: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
-_APPROVAL_RE = re.compile(r"<!--\s*promotion-bot:approval\s+version=(\d+)\s+by=(\S+)\s*-->")
-
-
 def approval_marker(version: int, username: str) -> str:
+    """Display only: nothing reads it back. Approvals are the registry's (promotion.approvals),
+    since anything posting as the bot's account could write this."""
     return f"<!-- promotion-bot:approval version={int(version)} by={_clean(username)} -->"
-
-
-def read_approvals(bodies: list[str], version: int) -> list[str]:
-    """Distinct approvers of `version` recorded in the bot's own answers, in order."""
-    seen: list[str] = []
-    for body in bodies:
-        for number, user in _APPROVAL_RE.findall(body or ""):
-            if int(number) == version and user.lower() not in {s.lower() for s in seen}:
-                seen.append(user)
-    return seen

@@ -9,6 +9,7 @@ never rewrites an entry, even one edited by hand. See docs/design.md, "Registry 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -113,6 +114,49 @@ class Change:
                 "comment_id": self.comment_id,
             }
         )
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One recorded `/promote` toward `required_approvals` (the version's promotion.approvals)."""
+
+    user: str
+    user_id: str = ""  # the forge's id: a rename keeps it, so one person counts once
+    comment_id: str = ""
+    at: str = ""
+
+    def is_by(self, user: str, user_id: str) -> bool:
+        """The same person: by forge ids when both are known, else by name (any case)."""
+        if self.user_id and user_id:
+            return self.user_id == user_id
+        return self.user.lower() == user.lower()
+
+    def stored(self) -> dict[str, str]:
+        return {
+            "user": self.user,
+            "user_id": self.user_id,
+            "comment_id": self.comment_id,
+            "at": self.at,
+        }
+
+    @classmethod
+    def parse_all(cls, raw: str | None) -> list[Approval]:
+        """The tag's JSON list; anything unreadable (edited by hand) reads as no approval."""
+        try:
+            value = json.loads(raw) if raw else []
+        except ValueError:
+            return []
+        items = value if isinstance(value, list) else []
+        return [
+            cls(
+                _text(item.get("user")),
+                _text(item.get("user_id")),
+                _text(item.get("comment_id")),
+                _text(item.get("at")),
+            )
+            for item in items
+            if isinstance(item, dict) and _text(item.get("user"))
+        ]
 
 
 @dataclass(frozen=True)

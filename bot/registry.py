@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import NotFoundError, RegistryError
 from bot.records import HistoryEntry
-from bot.tags import HISTORY_TAG, PENDING_TAG
+from bot.tags import HANDLED_TAG, HISTORY_TAG, PENDING_TAG, REQUESTED_IN_TAG
 from bot.urls import redact_url, redact_urls_in
 from bot.versions import RunInfo, VersionInfo
 
@@ -44,6 +46,9 @@ HISTORY_LIMIT = 200  # entries kept on the model; older ones drop off (tag value
 # VARCHAR(5000): PostgreSQL and MySQL refuse anything longer. The history must fit in that.
 HISTORY_MAX_CHARS = 5000
 HISTORY_REASON_CHARS = 500  # the full reason stays in the thread; the tag keeps its start
+# The handled comment ids live in the same kind of column: ten-digit ids (GitLab note ids,
+# GitHub comment ids today) and their commas fit 454 at a time.
+HANDLED_MAX_CHARS = 5000
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
 # MLflow's "API request to <full URI, password included> failed with [timeout ]exception ...".
 _GAVE_UP = re.compile(r"failed with (timeout )?exception")
@@ -122,6 +127,15 @@ class Registry:
         number = self.aliases(name).get(alias)
         return None if number is None else self.version(name, number)
 
+    def versions_requested_in(self, name: str, url: str) -> list[int]:
+        """The versions whose `promotion.requested_in` tag names the thread at `url`."""
+        if not url or "'" in url or "\\" in url:  # MLflow's filter syntax has no escape
+            return []
+        query = f"name='{name}' and tags.`{REQUESTED_IN_TAG}` = '{url}'"
+        with self._call(f"versions of {name} requested in {url}"):
+            found = self._models.search_model_versions(query)
+        return sorted(int(mv.version) for mv in found)
+
     def version_by_run(self, name: str, run_id: str) -> VersionInfo | None:
         if not re.fullmatch(r"[0-9A-Za-z_-]+", run_id):
             raise RegistryError(f"run id {run_id!r} is not a valid MLflow run id")
@@ -138,7 +152,7 @@ class Registry:
         return RunInfo(
             run_id=run.info.run_id,
             experiment_id=str(run.info.experiment_id),
-            metrics={key: float(value) for key, value in run.data.metrics.items()},
+            metrics={key: _metric(value) for key, value in run.data.metrics.items()},
             tags={k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
             params=dict(run.data.params),
         )
@@ -264,6 +278,25 @@ class ModelState:
         """The intent of a change in flight, if any."""
         return _pending(self.tags.get(PENDING_TAG))
 
+    @cached_property
+    def handled(self) -> tuple[str, ...]:
+        """The comment ids the bot handled, oldest first (as many as the tag holds)."""
+        return tuple(parse_handled(self.tags.get(HANDLED_TAG)))
+
+
+def parse_handled(raw: str | None) -> list[str]:
+    return [item for item in (raw or "").split(",") if item]
+
+
+def handled_value(known: Sequence[str], comment_id: str) -> str:
+    """The `promotion.handled` tag with `comment_id` added; the oldest ids drop off to fit."""
+    kept = [item for item in known if item != comment_id] + [comment_id]
+    size, start = -1, len(kept)
+    while start > 0 and size + len(kept[start - 1]) + 1 <= HANDLED_MAX_CHARS:
+        start -= 1
+        size += len(kept[start]) + 1
+    return ",".join(kept[start:])
+
 
 def _registry_client(client: Any) -> Any:
     """MLflow's registry client under `MlflowClient`, whose every write first re-reads the model
@@ -274,6 +307,12 @@ def _registry_client(client: Any) -> Any:
         return client._get_registry_client()
     except Exception:  # pragma: no cover - an MLflow without the accessor
         return client
+
+
+def _metric(value: Any) -> float:
+    """A metric as logged: MLflow's SQL stores keep +-inf as +-sys.float_info.max."""
+    number = float(value)
+    return math.copysign(math.inf, number) if abs(number) == sys.float_info.max else number
 
 
 def _first_line(text: str) -> str:

@@ -53,6 +53,7 @@ class Settings:
     mlflow_password: Secret = Secret("")
     mlflow_token: Secret = Secret("")
     requested_by: str = ""
+    requested_by_id: str = ""  # the forge's user id of `requested_by`, when CI gives it
     local_dir: Path = Path(".promotion-bot")
     bot_username: str = ""  # optional override of the account name the forge reports
     pipeline_url: str = ""
@@ -100,6 +101,8 @@ class Settings:
                 given[key] = given[key].rstrip("/")
         if "local_dir" in given:
             given["local_dir"] = Path(given["local_dir"])
+        if given.get("requested_by", self.requested_by) != self.requested_by:
+            given.setdefault("requested_by_id", "")  # the environment's id is someone else's
         return replace(self, **given)
 
     @classmethod
@@ -112,6 +115,7 @@ class Settings:
                     return env[name]
             return default
 
+        requester = _requester(env)
         return cls(
             tracking_uri=get("MLFLOW_TRACKING_URI", default=DEFAULT_TRACKING_URI),
             platform=_detect_platform(env),
@@ -127,7 +131,8 @@ class Settings:
             hook_secret=Secret(get("PROMOTION_BOT_HOOK_SECRET")),
             mlflow_password=Secret(get("MLFLOW_TRACKING_PASSWORD")),
             mlflow_token=Secret(get("MLFLOW_TRACKING_TOKEN")),
-            requested_by=get("PROMOTION_BOT_REQUESTED_BY", "GITLAB_USER_LOGIN", "GITHUB_ACTOR"),
+            requested_by=requester[0],
+            requested_by_id=requester[1],
             local_dir=Path(get("PROMOTION_BOT_LOCAL_DIR", default=".promotion-bot")),
             bot_username=get("PROMOTION_BOT_USERNAME"),
             pipeline_url=_pipeline_url(env),
@@ -151,6 +156,23 @@ def _detect_platform(env: Mapping[str, str]) -> str:
     if env.get("GITHUB_ACTIONS"):
         return "github"
     return "local"
+
+
+def _requester(env: Mapping[str, str]) -> tuple[str, str]:
+    """Who triggered training, and their forge user id: PROMOTION_BOT_REQUESTED_BY(_ID), else
+    the CI user (GITLAB_USER_LOGIN/_ID, GITHUB_ACTOR/_ID). A login and an id only ever come in
+    pairs: the CI user's id is not the id of someone named explicitly."""
+    if env.get("PROMOTION_BOT_REQUESTED_BY") or env.get("PROMOTION_BOT_REQUESTED_BY_ID"):
+        return env.get("PROMOTION_BOT_REQUESTED_BY", ""), env.get(
+            "PROMOTION_BOT_REQUESTED_BY_ID", ""
+        )
+    for login, user_id in (
+        ("GITLAB_USER_LOGIN", "GITLAB_USER_ID"),
+        ("GITHUB_ACTOR", "GITHUB_ACTOR_ID"),
+    ):
+        if env.get(login):
+            return env[login], env.get(user_id, "")
+    return "", ""
 
 
 def _pipeline_url(env: Mapping[str, str]) -> str:

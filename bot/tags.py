@@ -10,11 +10,19 @@ from __future__ import annotations
 # Written by `register`: the initial alias (ci-smoke | smoke), so a toy stays recognisable.
 REGISTERED_AS_TAG = "promotion.registered_as"
 # Written by `register` (or `request`, when still missing): who triggered training, for the
-# self-approval rule. Never overwritten.
+# self-approval rule. Never overwritten. The forge's user id beside the name, when CI gave one
+# (GITLAB_USER_ID, GITHUB_ACTOR_ID): a name is text its owner can change, the id is not.
 REQUESTED_BY_TAG = "promotion.requested_by"
+REQUESTED_BY_ID_TAG = "promotion.requested_by_id"
 # Written by `request`: the thread it opened for the version, the registry's word on which thread
 # is its request (a description can be edited to name another version; this tag cannot be).
 REQUESTED_IN_TAG = "promotion.requested_in"
+# Written by `request` (merge_request kind): the MR/PR head commit when it ran. `/promote` merges
+# only that commit: commits pushed to the promotion branch since were reviewed by nobody.
+REQUEST_HEAD_TAG = "promotion.request_head"
+# Written by each recorded approval (`required_approvals` > 1): a JSON list of
+# {user, user_id, comment_id, at}. Approvals are evidence: markers in comments are not.
+APPROVALS_TAG = "promotion.approvals"
 # Written by a champion change on the version it made champion.
 CHAMPION_SINCE_TAG = "promotion.champion_since"
 PROMOTED_BY_TAG = "promotion.promoted_by"
@@ -25,3 +33,6 @@ REQUEST_URL_TAG = "promotion.request_url"
 HISTORY_TAG = "promotion.history"
 # The intent of a champion change in flight: the history entry it is about to append.
 PENDING_TAG = "promotion.pending"
+# The ids of the comments the bot handled (answered), newest last, as many as one SQL tag holds:
+# people can delete the bot's answers, not this.
+HANDLED_TAG = "promotion.handled"

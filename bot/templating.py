@@ -1,4 +1,9 @@
-"""Jinja environment: the packaged templates, overridable file by file from `templates_dir`."""
+"""Jinja environment: the packaged templates, overridable file by file from `templates_dir`.
+
+A template is code that runs with the bot's environment, and what it renders goes into public
+threads, where no log masking applies: templates render in Jinja's sandbox, which refuses
+`__globals__`, `__init__` and the like (`cycler.__init__.__globals__.os.environ` reads tokens).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from bot.errors import ConfigError
 
 
 def packaged_templates() -> Path:
@@ -16,20 +24,20 @@ def packaged_templates() -> Path:
     return inside if inside.is_dir() else here.parent / "templates"
 
 
-def environment(override_dir: str = "") -> jinja2.Environment:
+def environment(override_dir: str = "") -> SandboxedEnvironment:
     """The environment for `override_dir` as it is now (a folder created later is seen)."""
     folder = Path(override_dir) if override_dir else None
     return _environment(str(folder.resolve()) if folder and folder.is_dir() else "")
 
 
 @lru_cache(maxsize=16)
-def _environment(override_dir: str) -> jinja2.Environment:
+def _environment(override_dir: str) -> SandboxedEnvironment:
     search = [override_dir] if override_dir else []
     search.append(str(packaged_templates()))
-    env = jinja2.Environment(
+    env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # noqa: S701 - Markdown, not HTML; people's text goes through `md`
+        autoescape=False,  # Markdown, not HTML; people's text goes through `md`
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -40,7 +48,11 @@ def _environment(override_dir: str) -> jinja2.Environment:
 
 
 def render(name: str, override_dir: str = "", **context: Any) -> str:
-    return environment(override_dir).get_template(name).render(**context)
+    try:
+        return environment(override_dir).get_template(name).render(**context)
+    except jinja2.TemplateError as exc:  # a broken or unsafe override: one line, no traceback
+        where = f"{override_dir}/{name}" if override_dir else name
+        raise ConfigError(f"template {where}: {type(exc).__name__}: {exc}") from None
 
 
 def escape_markdown(value: object) -> str:

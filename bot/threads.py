@@ -42,6 +42,7 @@ class Thread:
     author: str = ""
     labels: tuple[str, ...] = ()
     updated_at: str = ""  # ISO 8601, as the forge reports it
+    head_sha: str = ""  # an MR/PR's head commit ("" for issues, or when the listing omits it)
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,27 @@ _PARAM = re.compile(r"(?i)(?<=[?&;])([A-Za-z_-]+)=([^&;#\s'\"<>()]*)")
 def redact_url(url: str) -> str:
     """`url` fit for a log line or an error: no userinfo, no secret query values."""
     try:
-        netloc = urlsplit(url).netloc
+        urlsplit(url)
     except ValueError:  # e.g. an unbalanced [ in the host: keep nothing that could be secret
         return MASK
-    if "@" in netloc:  # the first "userinfo@" of the URL is the one after scheme://
-        url = url.replace(netloc.rpartition("@")[0] + "@", MASK + "@", 1)
+    span = _userinfo(url)
+    if span is not None:
+        url = url[: span[0]] + MASK + url[span[1] :]
     return _PARAM.sub(_mask_param, url)
+
+
+def _userinfo(url: str) -> tuple[int, int] | None:
+    """Where the userinfo is: everything between `://` and the last `@`, or None.
+
+    urlsplit() ends the authority at the first `/`, `?` or `#`, but people paste tokens holding
+    them (base64 has `/`) into `https://user:TOKEN@host` unencoded. An `@` later in a path or
+    query makes this mask the host too: too much is safe, too little is not.
+    """
+    start = url.find("://")
+    if start < 0:
+        return None
+    at = url.rfind("@", start + 3)
+    return (start + 3, at) if at >= 0 else None
 
 
 def redact_urls_in(text: str) -> str:
@@ -59,18 +74,19 @@ def url_secrets(url: str | None) -> list[str]:
     if not url:
         return []
     try:
-        parts = urlsplit(url)
-        password, username = parts.password, parts.username
+        query = urlsplit(url).query
     except ValueError:
         return [url]  # unreadable: mask the whole value rather than guess
     found = []
-    if password:
-        found.append(password)
-    elif username:  # `https://TOKEN@host`: a lone user part is the credential
-        found.append(username)
+    span = _userinfo(url)
+    if span is not None:
+        userinfo = url[span[0] : span[1]]
+        # `user:password`, or `https://TOKEN@host`: a lone user part is the credential.
+        found.append(userinfo.partition(":")[2] if ":" in userinfo else userinfo)
+        query = url[span[1] :].partition("?")[2].partition("#")[0]
     found += [
         match.group(2)
-        for match in _PARAM.finditer("?" + parts.query)
+        for match in _PARAM.finditer("?" + query)
         if match.group(1).lower() in SECRET_PARAMS
     ]
     return sorted({value for item in found for value in (item, unquote(item)) if value})

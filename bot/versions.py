@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.tags import REGISTERED_AS_TAG, REQUESTED_BY_TAG, REQUESTED_IN_TAG
+from bot.tags import (
+    REGISTERED_AS_TAG,
+    REQUEST_HEAD_TAG,
+    REQUESTED_BY_ID_TAG,
+    REQUESTED_BY_TAG,
+    REQUESTED_IN_TAG,
+)
 
 TOY_ALIAS = "ci-smoke"  # the initial alias of a toy model: never served, never promotable
 
@@ -31,8 +37,16 @@ class VersionInfo:
         return self.tags.get(REQUESTED_BY_TAG, "")
 
     @property
+    def requested_by_id(self) -> str:
+        return self.tags.get(REQUESTED_BY_ID_TAG, "")
+
+    @property
     def requested_in(self) -> str:
         return self.tags.get(REQUESTED_IN_TAG, "")
+
+    @property
+    def request_head(self) -> str:
+        return self.tags.get(REQUEST_HEAD_TAG, "")
 
 
 @dataclass(frozen=True)

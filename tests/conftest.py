@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import responses
 
+from tests.forge_world import World, make_world
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 from tests.promotion_env import MakePlayground, Playground, make_context
 
@@ -63,6 +64,15 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ):
             monkeypatch.delenv(name, raising=False)
     return tmp_path
+
+
+@pytest.fixture(params=["gitlab", "github"])
+def world(
+    request: pytest.FixtureRequest, tracking_uri: str, model_name: str, tmp_path: Path
+) -> Iterator[World]:
+    """A promotion world on each real forge adapter (tests/forge_world.py)."""
+    with make_world(request.param, tracking_uri, model_name, tmp_path) as made:
+        yield made
 
 
 @pytest.fixture

@@ -91,15 +91,21 @@ class FakeForge:
             regex = re.compile(pattern)
             rsps.add_callback(method, regex, callback=bind(regex, handler, self.errors))
 
-    def _listing(self, request: Any, default_state: str, default_per_page: str) -> Reply:
-        """Threads in `state` carrying every label asked for, newest first, one page."""
+    def _listing(
+        self, request: Any, default_state: str, default_per_page: str, author_param: str
+    ) -> Reply:
+        """Threads in `state` carrying every label asked for (and by `author_param`'s author,
+        when asked), newest first, one page."""
         query = params_of(request)
         state = query.get("state", default_state)
         wanted = set(filter(None, query.get("labels", "").split(",")))
+        author = query.get(author_param, "")
         items = [
             t
             for t in self.threads.values()
-            if (state == "all" or t["state"] == state) and wanted <= set(self._labels(t))
+            if (state == "all" or t["state"] == state)
+            and wanted <= set(self._labels(t))
+            and (not author or self._author(t) == author)
         ]
         items.sort(key=lambda t: t["created_at"], reverse=True)
         return json_reply(200, items[: int(query.get("per_page", default_per_page))])
@@ -112,6 +118,10 @@ class FakeForge:
 
     def _labels(self, thread: dict[str, Any]) -> list[str]:
         raise NotImplementedError
+
+    def _author(self, thread: dict[str, Any]) -> str:
+        user = thread.get("author") or thread.get("user") or {}
+        return str(user.get("username") or user.get("login") or "")
 
     # --- per platform --------------------------------------------------------------------------
     def _thread(

@@ -89,7 +89,7 @@ class FakeGitHub(FakeForge):
         self._install(rsps, routes)
 
     def _list(self, request: Any, _m: re.Match[str]) -> Reply:
-        return self._listing(request, "open", "30")
+        return self._listing(request, "open", "30", "creator")
 
     def _labels(self, thread: dict[str, Any]) -> list[str]:
         return [label["name"] for label in thread["labels"]]

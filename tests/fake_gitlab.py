@@ -68,7 +68,8 @@ class FakeGitLab(FakeForge):
             id=cid,
             body=body,
             author={"id": user_id(author), "username": author, "name": author, "state": "active"},
-            created_at=self.clock.tick(),
+            created_at=(stamp := self.clock.tick()),
+            updated_at=stamp,  # a new note: GitLab sets both (ms apart)
             noteable_type="Issue",
             noteable_iid=number,
             system=False,
@@ -99,7 +100,7 @@ class FakeGitLab(FakeForge):
         return json_reply(200, found if name in PEOPLE else [])
 
     def _list(self, request: Any, _m: re.Match[str]) -> Reply:
-        return self._listing(request, "opened", "20")
+        return self._listing(request, "opened", "20", "author_username")
 
     def _labels(self, thread: dict[str, Any]) -> list[str]:
         return list(thread["labels"])

@@ -6,6 +6,7 @@ shaped like tests/fixtures/webhooks), through `serve`'s WSGI app, `handle`'s eve
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import uuid
@@ -27,7 +28,7 @@ from bot.records import Outcome
 from bot.settings import Secret, Settings
 from bot.webhook_auth import sign_github
 from tests.fake_forges import BOT, PEOPLE, FakeForge, make_fake
-from tests.fake_github import FakeGitHub
+from tests.fake_github import GITHUB_ROLES, FakeGitHub
 from tests.fake_gitlab import FakeGitLab
 from tests.helpers import log_training_run
 from tests.webhook_fixtures import load_webhook
@@ -37,6 +38,12 @@ WEBHOOK_SECRET = "group-wide-webhook-secret"
 FOREIGN_GITLAB = {"id": 9917, "path_with_namespace": "ml-team/other-model"}
 FOREIGN_GITHUB = {"id": 55501234, "full_name": "ml-team/other-model"}
 GITHUB_IDS = {"maria": 18, "dana": 27}
+# More people while a world lives: username -> (user id, GitLab access level, GitHub role).
+MORE_PEOPLE = {
+    "olga": (31, 40, "maintain"),
+    "mallory": (66, 40, "maintain"),
+    "devon": (41, 30, "write"),
+}
 
 
 @dataclass
@@ -111,11 +118,18 @@ class World:
         data["repository"].update(project)
         return data
 
-    def post(self, number: int, body: str, author: str = "maria") -> dict[str, Any]:
+    def post(
+        self,
+        number: int,
+        body: str,
+        author: str = "maria",
+        project: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """`author` comments on thread `number`: the forge keeps the comment (the handler and
         `poll` read it there) and this is the webhook payload it sends for it."""
         comment = self.fake.add_comment(number, author, body)
-        return self.payload(body, author=author, number=number, comment_id=int(comment["id"]))
+        comment_id = int(comment["id"])
+        return self.payload(body, project, author, number=number, comment_id=comment_id)
 
     @property
     def event_name(self) -> str:
@@ -127,9 +141,13 @@ class World:
         path.write_text(json.dumps(payload), encoding="utf-8")
         return handle_event_file(self.ctx, event_name or self.event_name, str(path))
 
-    def serve(self, payload: dict[str, Any], event_name: str = "") -> tuple[int, dict[str, Any]]:
-        """One delivery to `serve`'s app; its workers finish the job before this returns."""
-        app = serve_app(self.ctx)
+    def serve(
+        self, payload: dict[str, Any], event_name: str = "", **app_options: Any
+    ) -> tuple[int, dict[str, Any]]:
+        """One delivery to `serve`'s app; its workers finish the job before this returns.
+
+        `app_options` go to the WebhookApp (e.g. `retry_delays`, `sleep`)."""
+        app = serve_app(self.ctx, **app_options)
         app.start()
         try:
             status, answer = deliver(app, self.platform, payload, event_name or self.event_name)
@@ -186,22 +204,48 @@ def world_settings(fake: FakeForge, tracking_uri: str) -> Settings:
 
 
 @contextmanager
-def make_world(platform: str, tracking_uri: str, model: str, tmp_path: Path) -> Iterator[World]:
-    """v1 trained, gated (the candidate), its request opened by `request` and ticked."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        rsps.add_passthru(tracking_uri)
-        fake = make_fake(platform)
-        fake.install(rsps)
-        params = parse_params({"register_model": {"model_name": model}}, "test")
-        ctx = Context(settings=world_settings(fake, tracking_uri), params=params)
-        run_id = log_training_run(tracking_uri, {"final.logloss": 0.6, "final.accuracy": 0.7})
-        version = register(ctx, run_id=run_id, alias="smoke").version.version
-        gate(ctx, version=version)
-        number = int(open_or_update_request(ctx).number)
-        fake.set_body(number, fake.body(number).replace("- [ ]", "- [x]"))
-        rsps.calls.reset()
-        yield World(ctx, fake, rsps, number, tmp_path)
-        assert fake.errors == []
+def make_world(
+    platform: str,
+    tracking_uri: str,
+    model: str,
+    tmp_path: Path,
+    promotion: dict[str, Any] | None = None,
+    **settings: Any,
+) -> Iterator[World]:
+    """v1 trained, gated (the candidate), its request opened by `request` and ticked.
+
+    `promotion`: params.yaml's promotion section; `settings`: Settings fields to override
+    (e.g. `requested_by`). The people of both fakes include MORE_PEOPLE while the world lives.
+    """
+    saved_people, saved_roles = dict(PEOPLE), dict(GITHUB_ROLES)
+    PEOPLE.update({name: (uid, level) for name, (uid, level, _role) in MORE_PEOPLE.items()})
+    GITHUB_ROLES.update({name: role for name, (_uid, _level, role) in MORE_PEOPLE.items()})
+    GITHUB_IDS.update({name: uid for name, (uid, _level, _role) in MORE_PEOPLE.items()})
+    try:
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            rsps.add_passthru(tracking_uri)
+            fake = make_fake(platform)
+            fake.install(rsps)
+            params = parse_params(
+                {"register_model": {"model_name": model}, "promotion": promotion or {}}, "test"
+            )
+            base = world_settings(fake, tracking_uri)
+            ctx = Context(settings=dataclasses.replace(base, **settings), params=params)
+            run_id = log_training_run(tracking_uri, {"final.logloss": 0.6, "final.accuracy": 0.7})
+            version = register(ctx, run_id=run_id, alias="smoke").version.version
+            gate(ctx, version=version)
+            number = int(open_or_update_request(ctx).number)
+            fake.set_body(number, fake.body(number).replace("- [ ]", "- [x]"))
+            rsps.calls.reset()
+            yield World(ctx, fake, rsps, number, tmp_path)
+            assert fake.errors == []
+    finally:
+        PEOPLE.clear()
+        PEOPLE.update(saved_people)
+        GITHUB_ROLES.clear()
+        GITHUB_ROLES.update(saved_roles)
+        for name in MORE_PEOPLE:
+            GITHUB_IDS.pop(name, None)
 
 
 def _author(comment: dict[str, Any]) -> str:

@@ -112,7 +112,8 @@ class Playground:
         """The registry's record of the request, as `promotion-bot request` writes it."""
         registry = self.ctx.registry
         info = registry.version(self.model, version)
-        for key, value in request_tags(info, thread.url, requested_by).items():
+        tags = request_tags(info, thread.url, requested_by, "", thread.head_sha)
+        for key, value in tags.items():
             registry.set_version_tag(self.model, version, key, value)
 
     def comment(

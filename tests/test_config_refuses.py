@@ -218,3 +218,17 @@ def test_environment_values_are_checked_at_load_time(
 def test_usable_environments_pass(tmp_path: Path, env: dict[str, str]) -> None:
     settings = Settings.from_env(env)
     assert settings.validated(env) is settings
+
+
+# --- the attacker review, finding 9: templates are code, so they come from the repository ---------
+
+
+@pytest.mark.parametrize("folder", ["/tmp", "../..", "templates/../../x", "a\\..\\b"])
+def test_templates_dir_outside_the_repository_is_refused(folder: str) -> None:
+    message = refused({"templates_dir": folder})
+    assert "promotion.templates_dir" in message and "inside the repository" in message
+
+
+def test_templates_dir_may_be_a_relative_folder_or_empty() -> None:
+    assert parse_params({"promotion": {"templates_dir": "ci/templates/"}}).promotion
+    assert parse_params({"promotion": {"templates_dir": ""}}).promotion.templates_dir == ""

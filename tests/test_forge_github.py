@@ -181,8 +181,9 @@ def test_close(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
 
 def test_merge(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
     rsps.put(url("/pulls/2/merge"), json=github("merge"))
-    forge.merge(PR)
+    forge.merge(PR, sha="ec26c3e5")
     assert len(rsps.calls) == 1
+    assert body_of(rsps.calls[0])["sha"] == "ec26c3e5"
 
 
 def test_get_thread_of_a_merged_pull(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
@@ -218,6 +219,14 @@ def test_find_threads_of_one_kind_filters_the_one_listing(
     threads = forge.find_threads(["model-promotion"], kinds=("issue",))
     assert [(t.kind, t.number) for t in threads] == [("issue", "1")]
     assert len(rsps.calls) == 1
+
+
+def test_find_threads_by_an_author_asks_github_to_filter(
+    forge: GitHubForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(url("/issues"), json=[github("issue")])
+    forge.find_threads(["model-promotion"], author="promotion-bot[bot]")
+    assert query_of(rsps.calls[0])["creator"] == "promotion-bot[bot]"
 
 
 def test_find_threads_stops_after_the_newest_pages(

@@ -10,6 +10,7 @@ import requests
 import responses
 
 from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundError
+from bot.forges._gitlab_support import comment_from
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import Forge
 from bot.forges.gitlab import GitLabForge
@@ -170,14 +171,14 @@ def test_close(forge: GitLabForge, rsps: responses.RequestsMock) -> None:
 
 def test_merge(forge: GitLabForge, rsps: responses.RequestsMock) -> None:
     rsps.put(f"{P}/merge_requests/8/merge", json=gitlab("merge_request", state="merged"))
-    forge.merge(MR)
+    forge.merge(MR, sha="a7e1c0cc")
     assert len(rsps.calls) == 1
-    assert body_of(rsps.calls[0]) == {"should_remove_source_branch": True}
+    assert body_of(rsps.calls[0]) == {"sha": "a7e1c0cc", "should_remove_source_branch": True}
 
 
 def test_merge_refuses_an_issue(forge: GitLabForge) -> None:
     with pytest.raises(ForgeError, match="cannot merge issue"):
-        forge.merge(ISSUE)
+        forge.merge(ISSUE, sha="a7e1c0cc")
 
 
 @pytest.mark.parametrize(
@@ -220,6 +221,14 @@ def test_find_threads_of_one_kind_is_one_call(
     threads = forge.find_threads(["model-promotion"], kinds=("merge_request",))
     assert [(t.kind, t.number) for t in threads] == [("merge_request", "8")]
     assert len(rsps.calls) == 1  # the issues endpoint is not asked
+
+
+def test_find_threads_by_an_author_asks_gitlab_to_filter(
+    forge: GitLabForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(f"{P}/issues", json=[gitlab("issue")])
+    forge.find_threads(["model-promotion"], kinds=("issue",), author="promotion-bot")
+    assert query_of(rsps.calls[0])["author_username"] == "promotion-bot"
 
 
 def test_find_threads_closed_includes_merged_and_drops_open(
@@ -506,3 +515,31 @@ def test_connection_errors_are_retried_then_reported(
         forge.get_thread("issue", "14")
     assert len(rsps.calls) == 3
     assert TOKEN not in str(info.value)
+
+
+# --- the attacker review, finding 1: edited notes ------------------------------------------------
+
+CREATED = "2025-03-08T09:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("changes", "edited"),
+    [
+        ({"updated_at": CREATED}, False),
+        ({"updated_at": "2025-03-08T09:00:00.870Z"}, False),  # saved a few ms later
+        ({"updated_at": "2025-03-08T09:00:05.000Z"}, True),  # edited
+        (
+            {"updated_at": "2025-03-08T10:00:00.100Z", "resolved_at": "2025-03-08T10:00:00.000Z"},
+            False,  # its discussion was resolved
+        ),
+        (
+            {"updated_at": "2025-03-08T11:00:00.000Z", "resolved_at": "2025-03-08T10:00:00.000Z"},
+            True,  # edited after it was resolved
+        ),
+        ({"updated_at": "yesterday"}, True),  # cannot be told apart: skipped, never taken
+        ({"updated_at": None}, False),
+    ],
+)
+def test_a_note_changed_after_it_was_posted_is_edited(changes: dict[str, object], edited: bool):
+    note = gitlab("notes")[0] | {"created_at": CREATED, **changes}
+    assert comment_from(note).edited is edited

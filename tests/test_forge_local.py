@@ -83,7 +83,7 @@ def test_find_threads_filters_by_all_labels_and_state_newest_first(forge: LocalF
     forge.commit_file("br", "main", "f.txt", "x", "msg")
     d = forge.open_merge_request("d", "", ["model-promotion"], "br", "main")
     forge.close(b)
-    forge.merge(d)
+    forge.merge(d, sha=d.head_sha)
     numbers = lambda threads: [t.number for t in threads]  # noqa: E731
     assert numbers(forge.find_threads(["model-promotion"])) == [a.number]
     assert numbers(forge.find_threads(["model-promotion"], state="closed")) == [d.number, b.number]
@@ -101,7 +101,7 @@ def test_update_close_and_merge_change_the_file(forge: LocalForge) -> None:
     assert forge.get_thread("issue", "1").body == "new"
     assert _thread_file(forge, "1")["updated_at"] > _thread_file(forge, "1")["created_at"]
     with pytest.raises(ForgeError, match="is an issue"):
-        forge.merge(issue)
+        forge.merge(issue, sha="")
     forge.close(issue)
     assert forge.get_thread("issue", "1").state == "closed"
     forge.close(issue)  # closing twice is harmless
@@ -122,12 +122,18 @@ def test_merge_request_needs_its_branch_and_merging_brings_the_files_over(
     assert mr.kind == "merge_request"
     data = _thread_file(forge, mr.number)
     assert (data["source_branch"], data["target_branch"]) == ("promotion/m/v2", "main")
-    forge.merge(mr)
+    assert mr.head_sha == forge.commits()[-1]["id"]  # the commit `record v2`
+    forge.commit_file("promotion/m/v2", "main", "extra.txt", "x\n", "pushed later")
+    with pytest.raises(ForgeError, match="head of #1 is not"):
+        forge.merge(mr, sha=mr.head_sha)  # pinned: a push since fails the merge
+    assert forge.get_thread("merge_request", mr.number).state == "open"
+    head = forge.get_thread("merge_request", mr.number).head_sha
+    forge.merge(mr, sha=head)
     assert forge.get_thread("merge_request", mr.number).state == "merged"
     assert forge.branch_file("main", "promotions/m.json").read_text() == '{"v": 2}\n'
     with pytest.raises(ForgeError, match="is merged, not open"):
-        forge.merge(mr)
-    assert [c["message"] for c in forge.commits()] == ["init", "record v2"]
+        forge.merge(mr, sha=head)
+    assert [c["message"] for c in forge.commits()] == ["init", "record v2", "pushed later"]
 
 
 @pytest.mark.parametrize("path", ["../escape.txt", "/etc/passwd", "a/../../b", ""])

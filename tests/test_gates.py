@@ -91,3 +91,37 @@ def test_a_threshold_on_a_metric_the_run_lacks_fails_and_says_so():
     checks = evaluate_gates(params({"thresholds": {"f1": {"min": 0.5}}}), run(), None)
     assert verdicts(checks) == [("regression", True), ("threshold:f1:min", False)]
     assert checks[1].detail == "`f1` missing on the candidate run"
+
+
+# --- the attacker review, finding 13: non-finite metric values ------------------------------------
+
+NON_FINITE = [float("-inf"), float("inf"), float("nan")]
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=str)
+def test_a_non_finite_candidate_metric_fails_every_gate_it_feeds(value: float):
+    bounds = {"final.logloss": {"max": 0.7, "min": 0.0}}
+    checks = evaluate_gates(
+        params({"thresholds": bounds}), run({"final.logloss": value}), run({"final.logloss": 0.6})
+    )
+    assert verdicts(checks) == [
+        ("regression", False),
+        ("threshold:final.logloss:min", False),
+        ("threshold:final.logloss:max", False),
+    ]
+    assert all(f"`final.logloss` is {value}, not a finite number" in c.detail for c in checks)
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=str)
+def test_a_non_finite_candidate_metric_fails_even_without_a_champion(value: float):
+    checks = evaluate_gates(params(), run({"final.logloss": value}), None)
+    assert verdicts(checks) == [("regression", False)]
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=str)
+def test_a_champion_whose_metric_is_no_number_is_not_comparable(value: float):
+    """Only a champion set by hand can carry one (gate and /promote refuse it): it does not
+    block its own replacement."""
+    checks = evaluate_gates(params(), run({"final.logloss": 0.6}), run({"final.logloss": value}))
+    assert verdicts(checks) == [("regression", True)]
+    assert "not comparable" in checks[0].detail

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -378,7 +379,8 @@ def test_registry_failure_before_the_change_is_answered_and_changes_nothing(
     assert outcome.status == "error"
     assert pg.champion() is None and pg.history() == []
     answer = pg.answers(thread)[-1].body
-    assert "unreachable" in answer and "Comment the command again" in answer
+    assert "the model registry failed" in answer and "Comment the command again" in answer
+    assert "http://mlflow" not in answer  # where and what the server said: the log only
 
 
 # --- review fixes: rollback scope, registry-held requester, live approvals, platform ----------
@@ -441,3 +443,49 @@ def test_promote_works_when_the_champions_run_was_deleted(pg: Playground):
     outcome, _ = pg.comment(pg.open_request(second), "maria", "/promote")
     assert outcome.status == "changed", outcome
     assert pg.champion() == second
+
+
+# --- the attacker review: a champion set by hand is no rollback target (lower item) -------------
+
+
+def test_rollback_to_a_champion_set_by_hand_is_refused(pg: Playground):
+    """Someone set `champion` to v1 in the MLflow UI; the bot's first change went v1 -> v2.
+    v1 is the history's `from`, never a `to`: nobody approved it through the bot."""
+    first = pg.train(0.6, gate_it=False)
+    pg.ctx.registry.set_alias(pg.model, "champion", first)
+    second = pg.train(0.59)
+    thread = pg.open_request(second)
+    assert pg.comment(thread, "maria", "/promote")[0].status == "changed"
+    [promoted] = pg.answers(thread)
+    assert f"/rollback {first}" not in promoted.body  # no advice the bot would refuse
+
+    answer = refused(pg, thread, "maria", f"/rollback {first}", "never_champion")
+
+    assert pg.champion() == second
+    assert "set by hand" in answer or "through a change of the bot" in answer
+
+
+# --- the attacker review, finding 9: templates render in a sandbox -------------------------------
+
+STOLEN = "glpat-this-is-the-bots-token"
+
+
+def test_a_template_override_cannot_read_the_bots_secrets(
+    make_pg: MakePlayground, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template is code: in a plain Jinja environment `cycler.__init__.__globals__.os.environ`
+    reads the bot's environment into a public answer, where no log masking applies."""
+    from bot.errors import ConfigError
+
+    overrides = Path("ci-templates")  # inside the repository (the test's working folder)
+    overrides.mkdir()
+    payload = "{{ cycler.__init__.__globals__.os.environ['GITLAB_TOKEN'] }}\n"
+    (overrides / "answer_help.md.j2").write_text(payload, encoding="utf-8")
+    monkeypatch.setenv("GITLAB_TOKEN", STOLEN)
+    pg = make_pg(templates_dir="ci-templates")
+    thread = pg.open_request(pg.train(0.6))
+
+    with pytest.raises(ConfigError, match=r"answer_help\.md\.j2"):
+        pg.comment(thread, "sam", "/help")
+
+    assert not any(STOLEN in answer.body for answer in pg.answers(thread))

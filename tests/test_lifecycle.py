@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -334,3 +335,40 @@ def test_a_custom_candidate_alias_and_output_path(tracking_uri: str, model_name:
     assert gate(ctx).passed
     assert aliases(ctx) == {"smoke": 1, "staging": 1}
     assert json.loads(Path("out/deep/gate.json").read_text())["passed"] is True
+
+
+# --- the attacker review, finding 13: a metric that is no finite number --------------------------
+
+
+@pytest.mark.parametrize("value", [float("-inf"), float("inf"), float("nan")])
+def test_a_non_finite_metric_fails_the_gate(ctx: Context, value: float):
+    """-inf logloss (a numerical bug, or training code written to pass) is below every bound."""
+    registered(ctx, final_logloss=0.6)
+    gate(ctx)
+    broken = registered(ctx, final_logloss=value)
+    result = gate(ctx)
+    assert not result.passed
+    assert result.reason == f"failed: `final.logloss` of v{broken} is {value}, not a finite number"
+    assert aliases(ctx)["candidate"] == 1
+    assert gate_output(ctx)["new_value"] is None  # JSON has no -Infinity
+
+
+def test_a_first_version_with_a_non_finite_metric_fails_too(ctx: Context):
+    registered(ctx, final_logloss=float("-inf"))
+    assert not gate(ctx).passed
+    assert "candidate" not in aliases(ctx)
+
+
+def test_minus_infinity_passes_no_gate_at_promote(make_pg: Any) -> None:
+    """The attack end to end: even as the candidate (set by hand here), /promote is refused."""
+    pg = make_pg(gates={"thresholds": {"final.logloss": {"max": 0.7}}})
+    first = pg.train(0.6)
+    pg.comment(pg.open_request(first), "maria", "/promote")
+    broken = pg.train(-math.inf)
+    assert pg.alias("candidate") == first  # `gate` refused it
+    pg.ctx.registry.set_alias(pg.model, "candidate", broken)
+
+    outcome, _ = pg.comment(pg.open_request(broken), "maria", "/promote")
+
+    assert (outcome.status, outcome.detail) == ("refused", "gate")
+    assert pg.champion() == first

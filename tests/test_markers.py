@@ -11,7 +11,6 @@ from bot.markers import (
     approval_marker,
     check_marker,
     parse_request_marker,
-    read_approvals,
     read_request_marker,
     read_section,
     read_ticks,
@@ -100,13 +99,8 @@ def test_sections_are_replaced_in_place_or_appended():
     assert read_section("intro", "status") is None
 
 
-def test_approvals_are_read_per_version_once_per_person():
-    bodies = [
-        approval_marker(7, "maria"),
-        approval_marker(7, "MARIA"),  # the same person
-        approval_marker(6, "olga"),  # another version
-        f"text {approval_marker(7, 'olga')}",
-    ]
-    assert read_approvals(bodies, 7) == ["maria", "olga"]
-    assert read_approvals(bodies, 6) == ["olga"]
-    assert read_approvals([], 7) == []
+def test_the_approval_marker_is_display_only_and_cannot_be_broken_out_of():
+    """Nothing reads it back (approvals are the registry's); a name cannot end the comment."""
+    marker = approval_marker(7, "olga --> <b>")
+    assert marker.startswith("<!-- promotion-bot:approval version=7 by=olga")
+    assert marker.count("-->") == 1 and marker.endswith(" -->")

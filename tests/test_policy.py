@@ -27,12 +27,13 @@ from bot.forges.local import LocalForge
 from bot.records import HistoryEntry
 from bot.registry import Registry
 from bot.settings import Settings
-from bot.tags import CHAMPION_SINCE_TAG, REGISTERED_AS_TAG, REQUESTED_IN_TAG
+from bot.tags import CHAMPION_SINCE_TAG, REGISTERED_AS_TAG, REQUEST_HEAD_TAG, REQUESTED_IN_TAG
 from bot.threads import Thread
 from bot.versions import VersionInfo
 from tests.memory_registry import MemoryRegistry
 
 MODEL = "churn"
+_REQUESTER_27 = {"promotion.requested_by": "dana", "promotion.requested_by_id": "27"}
 TICKED = "- [x] a <!-- check:metrics -->\n- [x] b <!-- check:data -->\n"
 TICKED += "- [x] c <!-- check:contract -->\n- [x] d <!-- check:rollback -->\n"
 
@@ -80,6 +81,9 @@ def test_the_double_has_the_real_registrys_interface():
         ({}, "stranger", "not_eligible"),  # no role at all
         ({"users": ["Sam"], "min_role": None}, "sam", None),  # listed, any letter case
         ({"users": ["Sam"], "min_role": None}, "maria", "not_eligible"),  # role alone no longer
+        # a listed name must still be a member: whoever holds the name now may be a stranger
+        ({"users": ["zoe"], "min_role": None}, "zoe", "not_eligible"),
+        ({"users": ["zoe"]}, "zoe", "not_eligible"),
         ({}, "promotion-bot", "bot"),  # never the bot
         ({}, "PROMOTION-BOT", "bot"),
     ],
@@ -102,20 +106,33 @@ def test_the_not_eligible_answer_says_who_is(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("allowed", "author", "requested_by", "expected"),
+    ("allowed", "author", "author_id", "recorded", "expected"),
     [
-        (False, "dana", "dana", "self_approval"),
-        (False, "DANA", "Dana", "self_approval"),
-        (False, "maria", "dana", None),
-        (False, "dana", "", None),  # nobody recorded: nothing to compare
-        (True, "dana", "dana", None),
+        (False, "dana", "", {"promotion.requested_by": "dana"}, "self_approval"),
+        (False, "DANA", "", {"promotion.requested_by": "Dana"}, "self_approval"),
+        (False, "maria", "", {"promotion.requested_by": "dana"}, None),
+        # ids decide when both sides have one: a rename keeps the id, a new holder of the name
+        # has another
+        (False, "dana-r", "27", _REQUESTER_27, "self_approval"),
+        (False, "dana", "41", _REQUESTER_27, None),
+        (False, "dana", "", _REQUESTER_27, "self_approval"),  # no id on the comment: names
+        (False, "dana", "27", {"promotion.requested_by_id": "27"}, "self_approval"),
+        (False, "dana", "", {}, "no_requester"),  # nobody recorded: cannot be checked
+        (True, "dana", "", {}, None),
+        (True, "dana", "", {"promotion.requested_by": "dana"}, None),
     ],
 )
 def test_self_approval(
-    tmp_path: Path, allowed: bool, author: str, requested_by: str, expected: str | None
+    tmp_path: Path,
+    allowed: bool,
+    author: str,
+    author_id: str,
+    recorded: dict[str, str],
+    expected: str | None,
 ):
     ctx, _, _ = context(tmp_path, approvers={"allow_self_approval": allowed})
-    assert code(self_approval_refusal(ctx, author, requested_by)) == expected
+    version = VersionInfo(MODEL, 3, "run", tags=recorded)
+    assert code(self_approval_refusal(ctx, author, author_id, version)) == expected
 
 
 # --- /promote: promote_refusal, in the order a person would fix things ------------------------
@@ -252,9 +269,29 @@ def test_platform_approval_applies_to_merge_requests_only(tmp_path: Path):
     mr = forge.open_merge_request(
         "Promote", TICKED, ["model-promotion"], "promotion/churn/v2", "main"
     )
+    registry.set_version_tag(MODEL, candidate.version, REQUEST_HEAD_TAG, mr.head_sha)
+    candidate = registry.version(MODEL, candidate.version)
     assert refuse_promote(ctx, registry, candidate, mr) == "platform_approval"
     forge.approve(mr.number, "maria")
     assert refuse_promote(ctx, registry, candidate, mr) is None
+
+
+def test_a_merge_request_is_merged_only_at_the_head_request_recorded(tmp_path: Path):
+    ctx, registry, candidate = promotion_world(tmp_path)
+    forge = ctx.forge
+    assert isinstance(forge, LocalForge)
+    forge.commit_file("promotion/churn/v2", "main", "r.json", "{}", "record")
+    mr = forge.open_merge_request("Promote", TICKED, ["l"], "promotion/churn/v2", "main")
+    assert refuse_promote(ctx, registry, candidate, mr) == "unreviewed_commits"  # none recorded
+    registry.set_version_tag(MODEL, candidate.version, REQUEST_HEAD_TAG, mr.head_sha)
+    candidate = registry.version(MODEL, candidate.version)
+    assert refuse_promote(ctx, registry, candidate, mr) is None
+    forge.commit_file("promotion/churn/v2", "main", "params.yaml", "x", "pushed later")
+    moved = forge.get_thread("merge_request", mr.number)
+    assert refuse_promote(ctx, registry, candidate, moved) == "unreviewed_commits"
+    unmerged, _, _ = context(tmp_path, request={"merge_on_promote": False})
+    unmerged.__dict__["registry"] = registry
+    assert refuse_promote(unmerged, registry, candidate, moved) is None  # people merge it
 
 
 # --- /rollback: rollback_refusal ----------------------------------------------------------------
@@ -277,7 +314,10 @@ def test_rollback_rules(tmp_path: Path):
     registry.set_alias(MODEL, "champion", 2)
     registry.add_history(MODEL, {"from": 1, "to": 2, "action": "promote"})
 
-    assert rollback(registry, ctx, 1) is None  # an earlier champion (the history's `from`)
+    # Only the history's `from`: a champion set by hand before the bot's first change.
+    assert rollback(registry, ctx, 1) == "never_champion"
+    registry.add_history(MODEL, {"from": 2, "to": 1, "action": "rollback"})
+    assert rollback(registry, ctx, 1) is None  # the bot made it champion once
     assert rollback(registry, ctx, 2) == "already_champion"
     assert rollback(registry, ctx, 3) == "toy"
     assert rollback(registry, ctx, 4) == "never_champion"
@@ -295,8 +335,9 @@ def test_a_failed_registration_is_no_version_to_roll_back_to(tmp_path: Path):
 @pytest.mark.parametrize(
     ("stored", "counts"),
     [
-        ({"from": "1", "to": 2}, True),  # a version as a string of digits
+        ({"from": 2, "to": "1"}, True),  # a version as a string of digits
         ({"to": 1}, True),
+        ({"from": 1, "to": 2}, False),  # a `from` only: set by hand, not by the bot
         ({"from": None, "to": "one"}, False),  # nothing readable names v1
         ({"from": True, "to": 2}, False),  # a boolean is no version
     ],

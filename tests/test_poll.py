@@ -76,3 +76,31 @@ def test_poll_cli_exits_1_when_a_command_failed(
     result = pg.cli("poll")
     assert result.exit_code == 1, result.output
     assert "failed" in result.output
+
+
+# --- the attacker review, finding 12: labelled spam cannot hide the bot's requests ---------------
+
+
+@pytest.mark.parametrize("platform", ["gitlab", "github"])
+def test_labelled_issues_by_people_cannot_push_the_request_out_of_the_listing(
+    platform: str, tracking_uri: str, model_name: str, tmp_path: Any
+) -> None:
+    """Whoever may label issues opens 250 of them; the forges' listings return one page of the
+    newest. The bot asks for its own threads only, in the same one call."""
+    from tests.forge_world import make_world
+
+    with make_world(platform, tracking_uri, model_name, tmp_path) as world:
+        for i in range(250):
+            world.fake.add_thread(f"question {i}", "hi", ["model-promotion"], author="dana")
+        world.fake.add_comment(world.number, "maria", "/promote")
+        world.rsps.calls.reset()
+
+        result = poll(world.ctx)
+
+        assert world.champion() == 1, result.summary()
+        listings = [
+            c.request.url
+            for c in world.rsps.calls
+            if c.request.url.split("?")[0].endswith(("/issues", "/merge_requests"))
+        ]
+        assert len(listings) == 1, listings

@@ -378,6 +378,8 @@ def test_merge_request_kind_commits_the_record_on_a_branch_and_opens_an_mr(
         f"open merge request 'Promote {model_name} v1 to champion' ({branch} -> main)",
         f"tag {model_name} v1 promotion.requested_in={result.url}",
         f"tag {model_name} v1 promotion.requested_by=dana",
+        # the commit the bot made: the only one /promote merges
+        f"tag {model_name} v1 promotion.request_head={forge_of(ctx).commits()[0]['id']}",
     ]
     forge = forge_of(ctx)
     record = json.loads(forge.branch_file(branch, path).read_text())

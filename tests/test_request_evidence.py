@@ -114,7 +114,7 @@ def test_a_request_the_registry_does_not_record_is_answered_never_acted_on(
     [answer] = [c.body for c in pg.answers(thread)]
     assert "promotion-bot request" in answer and f"comment={event.comment_id}" in answer
     assert pg.champion() is None
-    pg.record_request(version, thread)  # what re-running `request` writes
+    pg.record_request(version, thread, "dana")  # what re-running `request` writes
     assert pg.comment(thread, "maria", "/promote")[0].status == "changed"
 
 
@@ -251,8 +251,10 @@ def _note_posts(world: World) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("delivery", ["serve", "handle"])
 def test_a_gitlab_internal_note_gets_an_internal_answer(gitlab_world: World, delivery: str) -> None:
-    payload = gitlab_world.payload("@promotion-bot promote\nIncident 4711: fraud spike")
+    world = gitlab_world
+    payload = world.post(world.number, "@promotion-bot promote\nIncident 4711: fraud spike")
     payload["object_attributes"]["internal"] = True
+    world.fake.comments[world.number][-1]["internal"] = True
     if delivery == "serve":
         assert gitlab_world.serve(payload, "Confidential Note Hook")[0] == 202
     else:
@@ -270,7 +272,8 @@ def test_poll_answers_an_internal_gitlab_note_internally(gitlab_world: World) ->
 
 
 def test_a_public_gitlab_note_gets_a_public_answer(gitlab_world: World) -> None:
-    assert gitlab_world.handle(gitlab_world.payload("/help")).status == "help"
+    world = gitlab_world
+    assert world.handle(world.post(world.number, "/help")).status == "help"
     [post] = _note_posts(gitlab_world)
     assert "internal" not in post
 
@@ -282,7 +285,7 @@ def test_damaged_marker_through_serve_is_answered_without_a_traceback(
     world = gitlab_world
     body = world.fake.body(world.number)
     world.fake.set_body(world.number, _VERSION.sub(r"\1version=²", body))
-    status, _ = world.serve(world.payload("@promotion-bot promote"))
+    status, _ = world.serve(world.post(world.number, "@promotion-bot promote"))
     assert status == 202
     [answer] = world.answers()
     assert "description is damaged" in answer
@@ -296,3 +299,46 @@ def test_local_forge_keeps_the_internal_flag(tmp_path: Path) -> None:
     forge.post_comment(thread, "private", internal=True)
     forge.add_comment(thread.number, "maria", "public")
     assert [c.internal for c in forge.list_comments(thread)] == [True, False]
+
+
+# --- the attacker review, finding 14: a marker removed, or edited to another model ---------------
+
+_MARKER = re.compile(r"<!--\s*promotion-bot:request[^>]*-->")
+
+
+@pytest.mark.parametrize("edit", ["removed", "other-model"])
+def test_a_request_the_registry_names_is_answered_as_damaged_whatever_its_marker(
+    world: World, edit: str
+) -> None:
+    """Deleting the marker (the most damaged form) used to silence the request: no answer."""
+    body = world.fake.body(world.number)
+    if edit == "removed":
+        body = _MARKER.sub("", body)
+    else:
+        body = body.replace(f"model={world.model} ", "model=some-other-model ", 1)
+    world.fake.set_body(world.number, body)
+
+    outcome = world.handle(world.post(world.number, "/promote"))
+
+    assert outcome.status == "damaged", outcome
+    assert world.champion() is None
+    [answer] = world.answers()
+    assert "description is damaged" in answer and "promotion-bot request" in answer
+
+
+def test_a_thread_without_marker_the_registry_does_not_name_stays_ignored(world: World) -> None:
+    """An issue the bot opened that is no request (or another bot's request): no answer."""
+    number = world.fake.add_thread("Release notes", "no marker here", ["model-promotion"])
+    outcome = world.handle(world.post(number, "/promote"))
+    assert outcome.status == "ignored" and world.answers(number) == []
+
+
+def test_poll_answers_a_request_whose_marker_was_removed(pg: Playground) -> None:
+    thread = pg.open_request(pg.train(0.6))
+    pg.forge.update_body(thread, _MARKER.sub("", pg.thread(thread).body))
+    pg.forge.add_comment(thread.number, "maria", "/promote")
+
+    result = poll(pg.ctx)
+
+    assert [o.status for _cid, o in result.outcomes] == ["damaged"], result.summary()
+    assert pg.champion() is None

@@ -768,3 +768,15 @@ def test_sigterm_stops_after_the_queued_work(tmp_path: Path) -> None:
     assert out.read_text().split() == ["11", "12", "returned"]
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/healthz", timeout=1)
+
+
+def test_a_body_of_exactly_one_mebibyte_is_taken(serve: Callable[..., Served]) -> None:
+    """waitress refuses a body *at* its max_request_body_size: the limit is MAX_BODY + 1."""
+    served = serve()
+    payload = load_webhook("github_issue_comment_issue")
+    payload["pad"] = ""
+    size = len(json.dumps(payload).encode())
+    payload["pad"] = "x" * (MAX_BODY - size)
+    body = json.dumps(payload).encode()
+    assert len(body) == MAX_BODY
+    assert served.github(body).status_code == 202

@@ -9,7 +9,6 @@ number matches one of ours must never be read against our thread.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from itertools import count
 from pathlib import Path
@@ -42,16 +41,6 @@ from tests.forge_world import (
 )
 from tests.webhook_fixtures import load_webhook
 
-PLATFORMS = ["gitlab", "github"]
-
-
-@pytest.fixture(params=PLATFORMS)
-def world(
-    request: pytest.FixtureRequest, tracking_uri: str, model_name: str, tmp_path: Path
-) -> Iterator[World]:
-    with make_world(request.param, tracking_uri, model_name, tmp_path) as made:
-        yield made
-
 
 def _foreign(world: World) -> dict[str, Any]:
     return FOREIGN_GITLAB if world.platform == "gitlab" else FOREIGN_GITHUB
@@ -83,7 +72,7 @@ def test_serve_answers_another_projects_comment_200_ignored(world: World) -> Non
 @pytest.mark.parametrize("delivery", ["handle", "serve"])
 def test_the_same_comment_in_our_project_moves_the_champion(world: World, delivery: str) -> None:
     """The control: nothing but the project differs from the ignored deliveries above."""
-    payload = world.payload("/promote")
+    payload = world.post(world.number, "/promote")
     if delivery == "handle":
         assert world.handle(payload).status == "changed"
     else:
@@ -106,7 +95,7 @@ def test_project_paths_compare_without_letter_case(world: World) -> None:
     ours = world.our_project()
     key = "path_with_namespace" if world.platform == "gitlab" else "full_name"
     shouted = ours | {key: ours[key].upper()}
-    assert world.handle(world.payload("/promote", project=shouted)).status == "changed"
+    assert world.handle(world.post(world.number, "/promote", project=shouted)).status == "changed"
 
 
 def test_an_actions_event_file_from_a_fork_is_ignored(
@@ -304,3 +293,16 @@ def test_a_binding_admits_only_its_own_platform_and_project(
     )
     admitted = binding.refusal(event) is None
     assert admitted == (platform == "gitlab" and project.path.lower() == _OUR_PATH.lower())
+
+
+# --- the attacker review, finding 14: project paths compare as ASCII ------------------------------
+
+
+@pytest.mark.parametrize("look_alike", ["octo-org/\u212aube-models", "octo-org/kube-model\u017f"])
+def test_project_paths_compare_ascii_only(look_alike: str) -> None:
+    """casefold() makes the Kelvin sign a k and the long s an s; forges allow ASCII paths only."""
+    binding = Binding("github", ProjectRef(path="octo-org/kube-models"))
+    comment = CommentEvent("github", "issue", "1", "1", "maria", "/promote")
+    assert binding.refusal(replace(comment, project=ProjectRef(path=look_alike)))
+    same = ProjectRef(path="Octo-Org/Kube-Models")
+    assert binding.refusal(replace(comment, project=same)) is None

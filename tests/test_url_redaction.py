@@ -208,3 +208,35 @@ def test_settings_check_messages_show_urls_redacted(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env).validated(env)
     assert str(caught.value) == "GITLAB_URL: 'gitlab://***@x' is not an http(s) URL with a host"
+
+
+# --- the attacker review, finding 11: a password holding / ? # -----------------------------------
+
+PASSWORD = "s3cr/et+X"
+
+
+@pytest.mark.parametrize("sep", ["/", "?", "#", "@", ":"])
+def test_a_password_with_a_delimiter_is_masked_whole(sep: str) -> None:
+    url = f"http://alice:abc{sep}def@registry.example.com:5000/api"
+    assert redact_url(url) == "http://***@registry.example.com:5000/api"
+    assert f"abc{sep}def" in url_secrets(url)
+    assert redact_urls_in(f"failed: {url} (timeout)") == (
+        "failed: http://***@registry.example.com:5000/api (timeout)"
+    )
+
+
+@pytest.mark.parametrize("variable", ["MLFLOW_TRACKING_URI", "GITLAB_URL"])
+def test_a_credential_url_the_startup_check_refuses_is_not_printed(
+    variable: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.helpers import run_main
+
+    monkeypatch.setenv("PROMOTION_BOT_PLATFORM", "gitlab")
+    monkeypatch.setenv("GITLAB_PROJECT", "1")
+    monkeypatch.setenv("GITLAB_TOKEN", "glpat-unrelated")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    monkeypatch.setenv(variable, f"https://alice:{PASSWORD}@host.example.com")
+    code, out, err = run_main(monkeypatch, capsys, "poll")
+    assert code == 1
+    assert PASSWORD not in out + err and "s3cr" not in out + err, (out + err).strip()
+    assert "***@host.example.com" in err

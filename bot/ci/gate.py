@@ -33,7 +33,12 @@ class GateResult:
     reason: str
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        # JSON has no -Infinity or NaN: a value that is no number is written as null.
+        data = {
+            key: None if isinstance(value, float) and not math.isfinite(value) else value
+            for key, value in asdict(self).items()
+        }
+        return json.dumps(data, indent=2) + "\n"
 
 
 def gate(ctx: Context, version: int | None = None) -> GateResult:
@@ -61,7 +66,12 @@ def gate(ctx: Context, version: int | None = None) -> GateResult:
     new_value = _metric(ctx, new, cfg.metric)
     current = registry.version_by_alias(name, cfg.candidate_alias)
     current_value = None
-    if current is None:
+    if not math.isfinite(new_value):  # -inf logloss would pass any comparison
+        passed = False
+        reason = f"failed: `{cfg.metric}` of v{new.version} is {new_value}, not a finite number"
+        if current is not None and current.version != new.version:
+            current_value = _metric(ctx, current, cfg.metric)
+    elif current is None:
         passed, reason = True, f"no current {cfg.candidate_alias}: the first version always passes"
     elif current.version == new.version:
         current_value = new_value
@@ -92,7 +102,7 @@ def gate(ctx: Context, version: int | None = None) -> GateResult:
 def _metric(ctx: Context, version: VersionInfo, metric: str) -> float:
     run = ctx.registry.run(version.run_id)
     value = run.metrics.get(metric)
-    if value is None or math.isnan(value):
+    if value is None:
         raise BotError(
             f"run {version.run_id} ({version.model} v{version.version}) has no metric {metric!r}"
         )
@@ -100,6 +110,9 @@ def _metric(ctx: Context, version: VersionInfo, metric: str) -> float:
 
 
 def _compare(new: float, current: float, tolerance: float, higher_better: bool) -> tuple[bool, str]:
+    if not math.isfinite(current):
+        # Only set by hand (gate refuses such a value): it must not block its replacement.
+        return True, f"passed: the current candidate's value is {current}, not comparable"
     if higher_better:
         passed = new >= current - tolerance
         rule = f"{new:.6g} >= {current:.6g} - {tolerance:g}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot.context import Context
 from bot.errors import ConfigError
-from bot.tags import REGISTERED_AS_TAG, REQUESTED_BY_TAG
+from bot.tags import REGISTERED_AS_TAG, REQUESTED_BY_ID_TAG, REQUESTED_BY_TAG
 from bot.versions import VersionInfo
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,12 @@ def read_run_id(path: str | Path) -> str:
     return run_id.strip()
 
 
+def requester_tags(name: str, user_id: str) -> dict[str, str]:
+    """The version tags that record who triggered training (what is known of it)."""
+    tags = {REQUESTED_BY_TAG: name, REQUESTED_BY_ID_TAG: user_id}
+    return {key: value for key, value in tags.items() if value}
+
+
 def register(ctx: Context, run_id: str | None = None, alias: str | None = None) -> RegisterResult:
     """Create (or reuse) the version for the run and point the initial alias at it."""
     cfg = ctx.params.register_model
@@ -54,10 +60,11 @@ def register(ctx: Context, run_id: str | None = None, alias: str | None = None) 
         source = f"runs:/{run_id}/{cfg.artifact_path}"
         version = registry.create_version(cfg.model_name, source, run_id)
         registry.set_version_tag(cfg.model_name, version.version, REGISTERED_AS_TAG, alias)
-        if ctx.settings.requested_by:  # kept in the registry: a request body can be edited
-            registry.set_version_tag(
-                cfg.model_name, version.version, REQUESTED_BY_TAG, ctx.settings.requested_by
-            )
+        # Kept in the registry: a request body can be edited. The name and, when CI gave it,
+        # the forge's user id (a renamed account keeps its id).
+        settings = ctx.settings
+        for key, value in requester_tags(settings.requested_by, settings.requested_by_id).items():
+            registry.set_version_tag(cfg.model_name, version.version, key, value)
         log.info("registered %s version %s from run %s", cfg.model_name, version.version, run_id)
     else:
         version = existing

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.ci.register import requester_tags
 from bot.ci.request_body import (
     RequestData,
     load_request_data,
@@ -33,7 +34,7 @@ from bot.context import Context
 from bot.errors import BotError
 from bot.markers import parse_request_marker, read_request_marker, read_section, read_ticks
 from bot.request_threads import find_requests
-from bot.tags import REQUESTED_BY_TAG, REQUESTED_IN_TAG
+from bot.tags import REQUEST_HEAD_TAG, REQUESTED_IN_TAG
 from bot.threads import Thread
 from bot.timestamps import utc_now_iso
 from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
@@ -56,18 +57,23 @@ class RequestResult:
     message: str = ""  # one line for people
 
 
-def request_tags(version: VersionInfo, url: str, requested_by: str) -> dict[str, str]:
+def request_tags(
+    version: VersionInfo, url: str, requested_by: str, requested_by_id: str = "", head: str = ""
+) -> dict[str, str]:
     """The version tags that make `url` the version's request in the registry, if missing.
 
-    The requester (who runs `request`, PROMOTION_BOT_REQUESTED_BY) is recorded only when the
-    registry does not know one yet: `register` may have run without it or reused an old
-    version, and the description is no evidence.
+    The requester (who runs `request`, PROMOTION_BOT_REQUESTED_BY and its id) is recorded only
+    when the registry does not know one yet: `register` may have run without it or reused an
+    old version, and the description is no evidence. `head`, an MR/PR's head commit, is
+    recorded every time: running `request` is what says the branch as it is was reviewed.
     """
     tags = {}
     if version.requested_in != url:
         tags[REQUESTED_IN_TAG] = url
-    if not version.requested_by and requested_by:
-        tags[REQUESTED_BY_TAG] = requested_by
+    if not version.requested_by and not version.requested_by_id:
+        tags.update(requester_tags(requested_by, requested_by_id))
+    if head and version.request_head != head:
+        tags[REQUEST_HEAD_TAG] = head
     return tags
 
 
@@ -189,12 +195,17 @@ def _version_of(thread: Thread) -> int | None:
 def _record(ctx: Context, plan: _Plan, info: VersionInfo, thread: Thread | None) -> None:
     """Tag the version with its request (see `request_tags`); a dry run lists the tags."""
     url = thread.url if thread is not None else "<the new request's URL>"
-    for key, value in request_tags(info, url, ctx.settings.requested_by).items():
+    settings = ctx.settings
+    head = thread.head_sha if thread is not None else ""
+    tags = request_tags(info, url, settings.requested_by, settings.requested_by_id, head)
+    for key, value in tags.items():
         tag = functools.partial(ctx.registry.set_version_tag, ctx.model, info.version, key, value)
         plan.do(f"tag {ctx.model} v{info.version} {key}={value}", tag)
 
 
 def _update(ctx: Context, plan: _Plan, thread: Thread, data: RequestData) -> tuple[Thread, str]:
+    if thread.kind == "merge_request" and not thread.head_sha:  # GitHub's listing has no head
+        thread = ctx.forge.get_thread(thread.kind, thread.number)
     # The body shows who trained it as the registry holds it (or is about to: `request_tags`),
     # so someone else re-running `request` does not change it.
     shown = data.requested_by or (parse_request_marker(thread.body) or {}).get("requested_by", "")

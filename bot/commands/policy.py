@@ -16,7 +16,7 @@ from bot.gates import GateCheck, evaluate_gates, failed
 from bot.markers import read_request_marker, read_ticks
 from bot.records import HistoryEntry
 from bot.tags import CHAMPION_SINCE_TAG
-from bot.threads import Thread
+from bot.threads import Thread, thread_noun
 from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
 
 
@@ -28,15 +28,21 @@ class Refusal:
 
 
 def actor_refusal(ctx: Context, author: str, author_id: str) -> Refusal | None:
-    """The actor must be an eligible approver, and never the bot."""
+    """The actor must be an eligible approver, and never the bot.
+
+    A listed name must still be a member of the project: a name is whoever holds it now (a
+    renamed or deleted account frees it). One role lookup decides both rules.
+    """
     approvers = ctx.params.promotion.approvers
     if author.lower() == ctx.forge.bot_username().lower():
         return Refusal("bot", "the bot never acts on its own comments", "")
     listed = author.lower() in {user.lower() for user in approvers.users}
-    if not listed and approvers.min_role:
-        required = role_level(approvers.min_role)  # > 0 for every role config accepts
-        listed = required > 0 and ctx.forge.access_level(author, author_id) >= required
-    if not listed:
+    required = role_level(approvers.min_role) if approvers.min_role else 0  # > 0 when set
+    eligible = False
+    if listed or required:
+        level = ctx.forge.access_level(author, author_id)
+        eligible = (listed and level > 0) or (required > 0 and level >= required)
+    if not eligible:
         return Refusal(
             "not_eligible",
             f"@{author} is not an eligible approver",
@@ -45,10 +51,31 @@ def actor_refusal(ctx: Context, author: str, author_id: str) -> Refusal | None:
     return None
 
 
-def self_approval_refusal(ctx: Context, author: str, requested_by: str) -> Refusal | None:
-    if ctx.params.promotion.approvers.allow_self_approval or not requested_by:
+def self_approval_refusal(
+    ctx: Context, author: str, author_id: str, version: VersionInfo
+) -> Refusal | None:
+    """Not the person who triggered training, as the version's tags record them.
+
+    User ids decide when both sides have one (a renamed account keeps its id); names, in any
+    letter case, otherwise. A version that records nobody cannot be checked: refused.
+    """
+    if ctx.params.promotion.approvers.allow_self_approval:
         return None
-    if author.lower() == requested_by.lower():
+    name, user_id = version.requested_by, version.requested_by_id
+    if not name and not user_id:
+        return Refusal(
+            "no_requester",
+            f"the registry does not record who triggered the training of v{version.version}, "
+            "so the self-approval rule cannot be checked",
+            "Set PROMOTION_BOT_REQUESTED_BY (and PROMOTION_BOT_REQUESTED_BY_ID) where "
+            "`promotion-bot register` or `request` runs and re-run `promotion-bot request`, or "
+            "set `promotion.approvers.allow_self_approval: true`.",
+        )
+    if user_id and author_id:
+        same = user_id == author_id
+    else:
+        same = bool(name) and author.lower() == name.lower()
+    if same:
         return Refusal(
             "self_approval",
             f"@{author} triggered this training run and may not approve it",
@@ -128,7 +155,36 @@ def promote_refusal(
             "this merge request has no approval on the platform yet",
             "Approve it on the platform, then comment again.",
         ), gates
-    return None, gates
+    return unreviewed_commits_refusal(ctx, thread, version), gates
+
+
+def unreviewed_commits_refusal(
+    ctx: Context, thread: Thread, version: VersionInfo
+) -> Refusal | None:
+    """With `merge_on_promote` the bot merges, with its own rights, only the commit `request`
+    recorded: the promotion branch is not protected, and the approver approves a model, not
+    commits someone pushed to the branch since."""
+    if thread.kind != "merge_request" or not ctx.params.promotion.request.merge_on_promote:
+        return None
+    recorded, head = version.request_head, thread.head_sha
+    if recorded and head == recorded:
+        return None
+    noun = thread_noun(thread.kind, ctx.forge.platform)
+    if recorded:
+        why = (
+            f"this {noun}'s branch is at `{head[:12] or '?'}`, not at `{recorded[:12]}`, the "
+            "commit `promotion-bot request` recorded: it holds commits nobody reviewed for this "
+            "promotion"
+        )
+    else:
+        why = f"the registry records no head commit of this {noun} to merge"
+    return Refusal(
+        "unreviewed_commits",
+        why,
+        "Review the new commits, then re-run `promotion-bot request` (it records the branch "
+        "head again) and comment the command again; or set "
+        "`promotion.request.merge_on_promote: false` and merge by hand.",
+    )
 
 
 def _run_or_none(ctx: Context, version: VersionInfo | None) -> RunInfo | None:
@@ -162,13 +218,16 @@ def rollback_refusal(
         )
     if champion == number:
         return Refusal("already_champion", f"v{number} already is champion", "")
+    # Only a version the bot made champion (its tag, or a `to` of the history): a champion set
+    # by hand, before the bot's first change, was approved by nobody here.
     was_champion = CHAMPION_SINCE_TAG in target.tags or any(
-        number in (entry.from_version, entry.to_version) for entry in history
+        entry.to_version == number for entry in history
     )
     if not was_champion:
         return Refusal(
             "never_champion",
-            f"v{number} has never been champion: `/rollback` only returns to an earlier champion",
+            f"v{number} has never been champion through a change of the bot: `/rollback` only "
+            "returns to a version the bot made champion (not one set by hand in the registry)",
             "A new version becomes champion through its own promotion request (`/promote`), "
             "where the gates and the checklist are checked.",
         )

@@ -11,7 +11,7 @@ from bot.commands.grammar import Command, Usage
 from bot.commands.policy import Refusal
 from bot.context import Context
 from bot.errors import ForgeError
-from bot.markers import answer_marker, approval_marker, read_approvals
+from bot.markers import answer_marker, approval_marker
 from bot.records import Change
 from bot.request_threads import refresh_status
 from bot.threads import CommentEvent, Thread
@@ -72,7 +72,7 @@ class Replies:
             commands=command_lines(forge.bot_username(), forge.slash_promote_works()),
         )
 
-    def help(self, version: int, bot_bodies: list[str], aliases: dict[str, int]) -> None:
+    def help(self, version: int, approvals: int, aliases: dict[str, int]) -> None:
         ctx, forge = self.ctx, self.ctx.forge
         self._post(
             "answer_help.md.j2",
@@ -80,7 +80,7 @@ class Replies:
             champion=aliases.get(ctx.params.promotion.champion_alias),
             candidate=aliases.get(ctx.params.promote_model.candidate_alias),
             version=version,
-            approvals=len(read_approvals(bot_bodies, version)),
+            approvals=approvals,
             required=ctx.params.promotion.approvers.required_approvals,
         )
 
@@ -97,11 +97,14 @@ class Replies:
     def refused(self, command: Command, refusal: Refusal) -> None:
         self._react("-1")
         self._post(
-            "answer_refused.md.j2", command=_shown(command), why=refusal.why, todo=refusal.todo
+            "answer_refused.md.j2",
+            command=shown_command(command),
+            why=refusal.why,
+            todo=refusal.todo,
         )
 
     def error(self, command: Command, problem: str) -> None:
-        self._post("answer_error.md.j2", command=_shown(command), problem=problem)
+        self._post("answer_error.md.j2", command=shown_command(command), problem=problem)
 
     def approval_recorded(self, version: int, approvers: list[str], required: int) -> None:
         self._react("+1")
@@ -115,9 +118,22 @@ class Replies:
             promote_command=promote_command(self.ctx),
         )
 
-    def changed(self, change: Change, approvers: list[str]) -> None:
+    def changed(
+        self,
+        change: Change,
+        approvers: list[str],
+        *,
+        reason: str | None = None,
+        call_hook: bool = True,
+        merge_sha: str = "",
+        rollback_to: int | None = None,
+    ) -> None:
         """Answer, then the request's status, merge/close, and the hook, in this order.
 
+        `reason`: the comment's own, when the record keeps another (an internal note's answer is
+        internal and may say it). `call_hook`: False for a change made by an earlier pass, which
+        may have called it already. `merge_sha`: the only commit an MR/PR is merged at.
+        `rollback_to`: the version the answer offers `/rollback` to (None: none it would take).
         See docs/design.md, "The change".
         """
         template = (
@@ -129,14 +145,14 @@ class Replies:
             to_version=change.to_version,
             actor=change.actor,
             approvers=approvers,
-            reason=change.reason,
+            reason=change.reason if reason is None else reason,
             at=change.at,
-            rollback_command=rollback_command(change.from_version or 0),
+            rollback_command=rollback_command(rollback_to) if rollback_to else "",
         )
         self._react("rocket")
-        self._after_change(change)
+        self._after_change(change, call_hook, merge_sha)
 
-    def _after_change(self, change: Change) -> None:
+    def _after_change(self, change: Change, call_hook: bool, merge_sha: str) -> None:
         ctx = self.ctx
         try:
             status = ctx.render(
@@ -149,17 +165,31 @@ class Replies:
             )
             fresh = refresh_status(ctx, self.thread, status)
             if change.action == "promote" and fresh.state == "open":
-                self._merge_or_close(fresh)
+                self._merge_or_close(fresh, change, merge_sha)
         except ForgeError as exc:
             log.warning("champion changed, but updating the request failed: %s", exc)
-        self._call_hook(change)
+        if call_hook:
+            self._call_hook(change)
 
-    def _merge_or_close(self, thread: Thread) -> None:
+    def _merge_or_close(self, thread: Thread, change: Change, merge_sha: str) -> None:
         cfg = self.ctx.params.promotion.request
         if thread.kind == "merge_request" and cfg.merge_on_promote:
-            self.ctx.forge.merge(thread)
+            try:
+                self.ctx.forge.merge(thread, sha=merge_sha)
+            except ForgeError as exc:  # the champion change stands; people merge by hand
+                log.warning("champion changed, but the merge failed: %s", exc)
+                self._report("answer_not_merged.md.j2", change, head=merge_sha[:12])
         elif thread.kind == "issue" and cfg.close_on_promote:
             self.ctx.forge.close(thread)
+
+    def _report(self, template: str, change: Change, **context: Any) -> None:
+        """A follow-up that went wrong, said in the thread (no answer marker: it answers no
+        comment). Forge and server messages stay in the log."""
+        body = self.ctx.render(template, **self._common(), to_version=change.to_version, **context)
+        try:
+            self.ctx.forge.post_comment(self.thread, defang(body), internal=self.event.internal)
+        except ForgeError as exc:  # the change and its answer stand; the log keeps the rest
+            log.warning("reporting %s failed: %s", template, exc)
 
     def _call_hook(self, change: Change) -> None:
         url = self.ctx.params.promotion.post_promote_hook
@@ -177,16 +207,7 @@ class Replies:
         }
         problem = call_hook(url, payload, self.ctx.settings.hook_secret.value)
         if problem:
-            body = self.ctx.render(
-                "answer_hook_failed.md.j2",
-                **self._common(),
-                to_version=change.to_version,
-                problem=problem,
-            )
-            try:
-                self.ctx.forge.post_comment(self.thread, defang(body), internal=self.event.internal)
-            except ForgeError as exc:  # the change and its answer stand; the log keeps the rest
-                log.warning("post_promote_hook failed (%s); reporting it failed: %s", problem, exc)
+            self._report("answer_hook_failed.md.j2", change, problem=problem)
 
 
 def defang(body: str) -> str:
@@ -194,7 +215,7 @@ def defang(body: str) -> str:
     return _ECHOED_MARKER.sub("&lt;!--", body)
 
 
-def _shown(command: Command) -> str:
+def shown_command(command: Command) -> str:
     if command.name == "rollback":
         return f"/rollback {command.version}"
     return f"/{command.name}"

@@ -105,6 +105,8 @@ def thread_from(data: dict[str, Any]) -> Thread:
         author=(data.get("user") or {}).get("login", ""),
         labels=tuple(_label_names(data.get("labels") or [])),
         updated_at=data.get("updated_at") or "",
+        # The pulls endpoint has the head; the issues endpoint (listings) does not.
+        head_sha=str((data.get("head") or {}).get("sha") or ""),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import gitlab
@@ -76,6 +76,7 @@ def thread_from(kind: ThreadKind, data: dict[str, Any]) -> Thread:
         author=(data.get("author") or {}).get("username", ""),
         labels=tuple(label["name"] if isinstance(label, dict) else str(label) for label in labels),
         updated_at=data.get("updated_at") or "",
+        head_sha=str(data.get("sha") or (data.get("diff_refs") or {}).get("head_sha") or ""),
     )
 
 
@@ -90,6 +91,25 @@ def comment_from(data: dict[str, Any]) -> Comment:
         system=bool(data.get("system")),
         # `confidential` is the name GitLab gave the flag before 15.0.
         internal=data.get("internal") is True or data.get("confidential") is True,
-        # No `edited` here: a note's updated_at also moves when its thread is resolved, so it
-        # cannot tell an edit apart, and a resolved command must not be skipped by `poll`.
+        edited=_edited(data),
     )
+
+
+EDIT_SLACK = timedelta(seconds=1)  # a new note's updated_at is a few ms after its created_at
+
+
+def _edited(data: dict[str, Any]) -> bool:
+    """Changed after it was posted: `updated_at` moved past `created_at`, and not because its
+    discussion was resolved (which moves `updated_at` to `resolved_at`).
+
+    Maintainers may edit anyone's note: an edited note is no command, or one person could put
+    `/promote` into a colleague's chatter. What cannot be told apart (no timestamps, an
+    unparsable one) counts as edited: such a note is skipped, never taken.
+    """
+    created, updated = parse_iso(data.get("created_at")), parse_iso(data.get("updated_at"))
+    if created is None or updated is None:
+        return bool(data.get("updated_at")) and data.get("updated_at") != data.get("created_at")
+    if updated - created <= EDIT_SLACK:
+        return False
+    resolved = parse_iso(data.get("resolved_at"))
+    return resolved is None or abs(updated - resolved) > EDIT_SLACK

@@ -57,12 +57,18 @@ class Forge(Protocol):
 
     # --- requests --------------------------------------------------------------------------
     def find_threads(
-        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+        self,
+        labels: Sequence[str],
+        state: str = "open",
+        kinds: Sequence[ThreadKind] = ALL_KINDS,
+        author: str = "",
     ) -> list[Thread]:
         """Threads of `kinds` carrying all `labels`; state "open", "closed" or "all".
 
         Ordered newest first. Core code filters them by the hidden request marker. Asking for
         one kind lets an adapter whose kinds live behind separate endpoints make one call.
+        `author` ("" for anyone) is filtered by the forge, in the same call: a listing returns
+        the newest threads only, and other people's labelled threads must not push ours out.
         """
 
     def get_thread(self, kind: ThreadKind, number: str) -> Thread: ...
@@ -83,8 +89,9 @@ class Forge(Protocol):
     def close(self, thread: Thread) -> None:
         """Close an issue or MR/PR without merging."""
 
-    def merge(self, thread: Thread) -> None:
-        """Merge an MR/PR (merge_request kind only)."""
+    def merge(self, thread: Thread, *, sha: str) -> None:
+        """Merge an MR/PR (merge_request kind only), only while its head is the commit `sha`:
+        the forge refuses the merge when someone pushed since."""
 
     def is_approved(self, thread: Thread) -> bool:
         """Whether the MR/PR carries a platform approval (GitLab approvals, GitHub reviews)."""
@@ -103,6 +110,9 @@ class Forge(Protocol):
 
     def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
         """Acknowledge a comment ("eyes", "+1", "-1", "rocket"). Best effort."""
+
+    def comment_url(self, thread: Thread, comment_id: str) -> str:
+        """A link to one comment of `thread` (no API call)."""
 
     # --- people ----------------------------------------------------------------------------
     def access_level(self, username: str, user_id: str = "") -> int:

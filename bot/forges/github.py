@@ -60,6 +60,7 @@ class GitHubForge:
         self._bot_username = bot_username
         self._secrets = [s for s in secrets if s]
         self._retry = retry or RetryPolicy()
+        self._warned_shared = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, retry: RetryPolicy | None = None) -> GitHubForge:
@@ -116,6 +117,15 @@ class GitHubForge:
                     "%s; assuming %s (set PROMOTION_BOT_USERNAME to override)", exc, ACTIONS_BOT
                 )
                 self._bot_username = ACTIONS_BOT
+        if self._bot_username.lower() == ACTIONS_BOT and not self._warned_shared:
+            self._warned_shared = True
+            log.warning(
+                "the bot posts as %s, the account every workflow of the repository posts as: "
+                "any workflow can write comments that look like the bot's (approvals are kept "
+                "in the registry, but answers can still be faked); use a GitHub App or a bot "
+                "account's token, above all with required_approvals > 1",
+                ACTIONS_BOT,
+            )
         return self._bot_username
 
     def slash_promote_works(self) -> bool:
@@ -126,7 +136,11 @@ class GitHubForge:
 
     # --- requests --------------------------------------------------------------------------
     def find_threads(
-        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+        self,
+        labels: Sequence[str],
+        state: str = "open",
+        kinds: Sequence[ThreadKind] = ALL_KINDS,
+        author: str = "",
     ) -> list[Thread]:
         """One listing whatever `kinds`: GitHub's issues endpoint returns pull requests too."""
 
@@ -134,6 +148,8 @@ class GitHubForge:
             query: dict[str, Any] = {"state": state, "sort": "created", "direction": "desc"}
             if labels:  # an empty `labels=` is not "any labels" everywhere
                 query["labels"] = list(labels)
+            if author:
+                query["creator"] = author
             items = self._repo().get_issues(**query)
             return [thread_from(payload(item)) for item in islice(items, MAX_THREADS)]
 
@@ -191,11 +207,16 @@ class GitHubForge:
             lambda: issue.edit(state="closed"),
         )
 
-    def merge(self, thread: Thread) -> None:
+    def merge(self, thread: Thread, *, sha: str) -> None:
         if thread.kind != "merge_request":
             raise ForgeError(f"GitHub: cannot merge issue #{thread.number}")
+        if not sha:
+            raise ForgeError(f"GitHub: no commit to pin the merge of #{thread.number} to")
         pull = self._repo().get_pull(int(thread.number))
-        self._call(f"merge pull request #{thread.number}", pull.merge)
+        # GitHub answers 409 when the head is no longer `sha`.
+        self._call(
+            f"merge pull request #{thread.number} at {sha[:12]}", lambda: pull.merge(sha=sha)
+        )
 
     def is_approved(self, thread: Thread) -> bool:
         if thread.kind != "merge_request":
@@ -265,6 +286,9 @@ class GitHubForge:
         )
         return comment_from(payload(comment))
 
+    def comment_url(self, thread: Thread, comment_id: str) -> str:
+        return f"{thread.url}#issuecomment-{comment_id}"
+
     def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
         content = REACTIONS.get(reaction, reaction)
         try:
@@ -280,7 +304,11 @@ class GitHubForge:
 
     # --- people ----------------------------------------------------------------------------
     def access_level(self, username: str, user_id: str = "") -> int:
-        """`role_name` (admin/maintain/write/triage/read) when known, else legacy `permission`."""
+        """`role_name` (admin/maintain/write/triage/read) when known, else legacy `permission`.
+
+        `read` counts as none: GitHub reports it for anyone on a public repository, so it
+        proves no membership (no approver rule admits read anyway).
+        """
         path = f"/collaborators/{quote(username, safe='')}/permission"
         try:
             data = self._call(
@@ -289,9 +317,8 @@ class GitHubForge:
         except ForgeNotFoundError:
             return 0
         role = str(data.get("role_name") or "").lower()
-        if role and role_level(role):
-            return role_level(role)
-        return role_level(str(data.get("permission") or "none"))
+        level = role_level(role) or role_level(str(data.get("permission") or "none"))
+        return 0 if level <= role_level("read") else level
 
 
 def _decoded(data: dict[str, Any]) -> str | None:

@@ -138,7 +138,11 @@ class GitLabForge:
 
     # --- requests --------------------------------------------------------------------------
     def find_threads(
-        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+        self,
+        labels: Sequence[str],
+        state: str = "open",
+        kinds: Sequence[ThreadKind] = ALL_KINDS,
+        author: str = "",
     ) -> list[Thread]:
         query: dict[str, Any] = {
             "state": _QUERY_STATES.get(state, "opened"),
@@ -149,6 +153,8 @@ class GitLabForge:
         }
         if labels:
             query["labels"] = ",".join(labels)
+        if author:
+            query["author_username"] = author
         found: list[tuple[datetime, Thread]] = []
         for kind in kinds:  # issues and merge requests are separate endpoints on GitLab
 
@@ -204,13 +210,17 @@ class GitLabForge:
             lambda: manager.update(int(thread.number), data),
         )
 
-    def merge(self, thread: Thread) -> None:
+    def merge(self, thread: Thread, *, sha: str) -> None:
         if thread.kind != "merge_request":
             raise ForgeError(f"GitLab: cannot merge issue #{thread.number}")
+        if not sha:
+            raise ForgeError(f"GitLab: no commit to pin the merge of !{thread.number} to")
         mr = self._lazy(thread)
+        # python-gitlab's merge() has no `sha`: GitLab answers 409 when the head moved.
+        data = {"sha": sha, "should_remove_source_branch": True}
         self._call(
-            f"merge merge request !{thread.number}",
-            lambda: mr.merge(should_remove_source_branch=True),
+            f"merge merge request !{thread.number} at {sha[:12]}",
+            lambda: self._gl.http_put(f"{mr.manager.path}/{mr.encoded_id}/merge", post_data=data),
         )
 
     def is_approved(self, thread: Thread) -> bool:
@@ -300,6 +310,9 @@ class GitLabForge:
             log.warning("GitLab ran the note as quick actions and did not save it")
             return Comment(id="", author=self.bot_username(), body=body, internal=internal)
         return comment_from(data)
+
+    def comment_url(self, thread: Thread, comment_id: str) -> str:
+        return f"{thread.url}#note_{comment_id}"
 
     def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
         name = EMOJI.get(reaction, reaction)

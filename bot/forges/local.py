@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -91,7 +92,11 @@ class LocalForge:
 
     # --- requests --------------------------------------------------------------------------
     def find_threads(
-        self, labels: Sequence[str], state: str = "open", kinds: Sequence[ThreadKind] = ALL_KINDS
+        self,
+        labels: Sequence[str],
+        state: str = "open",
+        kinds: Sequence[ThreadKind] = ALL_KINDS,
+        author: str = "",
     ) -> list[Thread]:
         if state not in _STATE_FILTERS:
             raise ForgeError(f"local forge: unknown thread state filter {state!r}")
@@ -101,6 +106,8 @@ class LocalForge:
             if wanted is not None and data["state"] not in wanted:
                 continue
             if data["kind"] not in kinds:
+                continue
+            if author and data.get("author", "").lower() != author.lower():
                 continue
             if all(label in data.get("labels", []) for label in labels):
                 found.append(self._thread(data))
@@ -146,13 +153,16 @@ class LocalForge:
                 data["state"] = "closed"
                 self._touch_and_write(data)
 
-    def merge(self, thread: Thread) -> None:
+    def merge(self, thread: Thread, *, sha: str) -> None:
         with self._locked():
             data = self._read_thread(thread.number)
             if data["kind"] != "merge_request":
                 raise ForgeError(f"local forge: #{thread.number} is an issue, not a merge request")
             if data["state"] != "open":
                 raise ForgeError(f"local forge: #{thread.number} is {data['state']}, not open")
+            head = self._head(data["source_branch"])
+            if not sha or head != sha:
+                raise ForgeError(f"local forge: the head of #{thread.number} is not {sha!r}")
             source = self._branch_dir(data["source_branch"])
             if source.is_dir():  # bring the committed record onto the target branch
                 shutil.copytree(source, self._branch_dir(data["target_branch"]), dirs_exist_ok=True)
@@ -187,8 +197,13 @@ class LocalForge:
             file.parent.mkdir(parents=True, exist_ok=True)
             _atomic_write(file, content)
             meta = self._read_meta()
-            meta.setdefault("commits", []).append(
-                {"branch": branch, "path": path, "message": message, "at": self._clock()}
+            commits = meta.setdefault("commits", [])
+            at = self._clock()
+            # A commit id as a forge has one: the head an MR is merged at.
+            made = f"{len(commits)}\0{branch}\0{path}\0{message}\0{at}\0{content}"
+            commit_id = hashlib.sha1(made.encode(), usedforsecurity=False).hexdigest()
+            commits.append(
+                {"branch": branch, "path": path, "message": message, "at": at, "id": commit_id}
             )
             self._write_meta(meta)
 
@@ -198,6 +213,11 @@ class LocalForge:
 
     def commits(self) -> list[dict[str, str]]:
         return list(self._read_meta().get("commits", []))
+
+    def _head(self, branch: str) -> str:
+        """The last commit on `branch` ("" before any)."""
+        made = [c for c in self.commits() if c.get("branch") == branch]
+        return str(made[-1].get("id", "")) if made else ""
 
     # --- comments --------------------------------------------------------------------------
     def list_comments(self, thread: Thread, since: str = "") -> list[Comment]:
@@ -236,6 +256,9 @@ class LocalForge:
             self._write_meta(meta)
             self._touch_and_write(data)
         return _comment(raw)
+
+    def comment_url(self, thread: Thread, comment_id: str) -> str:
+        return f"{thread.url}#comment-{comment_id}"
 
     def react(self, thread: Thread, comment_id: str, reaction: str) -> None:
         with self._locked():
@@ -353,6 +376,7 @@ class LocalForge:
             author=data.get("author", ""),
             labels=tuple(data.get("labels", ())),
             updated_at=data.get("updated_at", ""),
+            head_sha=self._head(data["source_branch"]) if data.get("source_branch") else "",
         )
 
     def _say(self, text: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.commands.handler import handle_comment
 from bot.context import Context
@@ -72,14 +72,18 @@ def serve(ctx: Context, host: str, port: int) -> None:
     run_server(ctx.settings, host, port, app, announce=announce)
 
 
-def serve_app(ctx: Context) -> WebhookApp:
-    """The WSGI app `serve` runs: comments go to the shared handler, alias changes to the report."""
+def serve_app(ctx: Context, **app_options: Any) -> WebhookApp:
+    """The WSGI app `serve` runs: comments go to the shared handler, alias changes to the report.
+
+    `app_options` are more WebhookApp arguments (tests shorten the retry delays)."""
     from bot.binding import Binding
     from bot.commands.external_change import report_external_change
     from bot.intake.wsgi import WebhookApp
 
     def dispatch(event: CommentEvent) -> None:
-        outcome = handle_comment(ctx, event)
+        # A comment the forge does not list yet raises: the worker retries it (API lag behind
+        # the webhook) and, after the last attempt, gives up on it.
+        outcome = handle_comment(ctx, event, wait_for_forge=True)
         log.info(
             "handled comment %s: %s",
             event.comment_id,
@@ -100,4 +104,5 @@ def serve_app(ctx: Context) -> WebhookApp:
         allowed_platforms=[ctx.settings.platform],
         # Only the configured project's: one secret often signs a whole group's deliveries.
         binding=Binding.of(ctx.forge),
+        **app_options,
     )

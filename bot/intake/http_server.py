@@ -83,7 +83,8 @@ class HttpServer:
             port=port,
             threads=max(1, threads),
             # waitress answers 413 itself, before buffering a huge body; the app checks again.
-            max_request_body_size=MAX_BODY,
+            # It refuses a body *at* the limit, so the limit is one byte past ours.
+            max_request_body_size=MAX_BODY + 1,
             max_request_header_size=MAX_HEADERS,
             channel_timeout=request_deadline,
             # The hard cap between two sweeps; the sweep keeps it from ever being reached.

@@ -70,7 +70,9 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
 def _model_threads(ctx: Context, now: datetime) -> list[Thread]:
     return [
         thread
-        for thread in find_requests(ctx, state="all")
+        # Unmarked: a request whose marker a person removed is answered as damaged (the
+        # handler asks the registry); the bot opens no other labelled threads.
+        for thread in find_requests(ctx, state="all", unmarked=True)
         if thread.state == "open" or _recent(thread.updated_at, now)
     ]
 

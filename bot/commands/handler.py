@@ -9,7 +9,9 @@ shows a change was made from. A marker a person damaged gets an answer saying so
 
 Exactly once: under the model lock the handler first looks for its own answer to the comment in
 the thread, then for the comment id in the registry history. A comment that already caused a
-change but lost its answer gets the answer now, without a second change.
+change but lost its answer gets the answer now, without a second change. Every write under the
+lock is preceded by the lease's check; a lost lease stops the pass, which then starts again
+under a new lock (docs/design.md, "Locking").
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ from dataclasses import dataclass, field
 from bot.binding import Binding
 from bot.commands.change import ChangeFailed, find_recorded, recover_pending
 from bot.commands.grammar import Command, Usage, may_be_command, parse_comment
-from bot.commands.locking import model_lock
+from bot.commands.locking import Lease, model_lock
 from bot.commands.replies import Replies
 from bot.context import Context
-from bot.errors import BotError, NotFoundError
+from bot.errors import (
+    BotError,
+    LockLost,
+    NotFoundError,
+    RegistryError,
+    RegistryUnavailable,
+)
 from bot.markers import RequestMarker, answered_comment_ids, read_request_marker
 from bot.records import Action, Change, Outcome
 from bot.registry import ModelState
@@ -45,6 +53,7 @@ class _Run:
     marker: RequestMarker
     bot_bodies: list[str]
     replies: Replies
+    lease: Lease  # checked before every write: a lost lock stops the change
     changed: bool = False  # the alias moved: from here on a failure must never read "unchanged"
     state: ModelState = field(default_factory=lambda: ModelState({}, {}))  # read under the lock
     version: VersionInfo | None = None  # the request's version, once the registry vouched for it
@@ -84,12 +93,34 @@ def handle_comment(ctx: Context, event: CommentEvent, thread: Thread | None = No
     if marker.model and marker.model != ctx.model:
         log.info("command on a request of model %s: not ours", marker.model, extra=extra)
         return Outcome("ignored", f"a request of another model ({marker.model})")
-    with model_lock(ctx.settings.tracking_uri, ctx.model):
+    for attempt in (1, 2):
+        try:
+            return _under_lock(ctx, event, thread, marker, parsed, extra)
+        except LockLost as exc:
+            if attempt == 2:
+                raise
+            # Everything is read again under the new lock: what the lost holder left (an
+            # intent, a record, an answer) is found as any later pass finds it.
+            log.warning("%s; handling the comment again under a new lock", exc, extra=extra)
+    raise AssertionError("unreachable")
+
+
+def _under_lock(
+    ctx: Context,
+    event: CommentEvent,
+    thread: Thread,
+    marker: RequestMarker,
+    parsed: Command | Usage,
+    extra: dict[str, str],
+) -> Outcome:
+    bot = ctx.forge.bot_username()
+    with model_lock(ctx) as lease:
         comments = ctx.forge.list_comments(thread)
         bot_bodies = [c.body for c in comments if c.author.lower() == bot.lower()]
         if event.comment_id in answered_comment_ids(bot_bodies):
             return Outcome("duplicate", "already answered")
-        run = _Run(ctx, event, thread, marker, bot_bodies, Replies(ctx, thread, event))
+        replies = Replies(ctx, thread, event, guard=lease.check)
+        run = _Run(ctx, event, thread, marker, bot_bodies, replies, lease)
         return _handle_locked(run, parsed, extra)
 
 
@@ -97,9 +128,13 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
     ctx, event = run.ctx, run.event
     champion_alias = ctx.params.promotion.champion_alias
     # One read of the model under the lock serves every check below (aliases, history, intent).
-    run.state = recover_pending(
-        ctx.registry, ctx.model, champion_alias, ctx.registry.state(ctx.model)
-    )
+    try:
+        state = ctx.registry.state(ctx.model)
+    except RegistryError as exc:
+        # Nothing read, nothing written by this pass; whether an earlier pass left a change
+        # cannot be known, so only `serve`, after its last attempt, answers this (with care).
+        raise RegistryUnavailable(str(exc)) from None
+    run.state = recover_pending(ctx.registry, ctx.model, champion_alias, state, run.lease.check)
     recorded = find_recorded(run.state, ctx.model, event.comment_id, run.thread.url)
     if recorded is not None:
         log.warning("answering a change whose answer was lost", extra=extra)
@@ -113,6 +148,8 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         return Outcome("damaged", run.marker.problem)
     try:
         unproven = _bind_to_registry(run, promote=_is_promote(parsed), extra=extra)
+    except LockLost:
+        raise
     except BotError as exc:  # the registry failed: nothing was read, nothing changed
         if isinstance(parsed, Usage):
             raise
@@ -137,6 +174,8 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         if parsed.name == "promote":
             return _promote(run, parsed)
         return _rollback(run, parsed)
+    except LockLost:
+        raise  # handle_comment starts again under a new lock; nothing more was written
     except ChangeFailed as exc:
         if exc.alias_touched:
             raise  # the next pass finishes the record and answers (see change.recover_pending)
@@ -214,6 +253,7 @@ def _promote(run: _Run, command: Command) -> Outcome:
         ctx.params.promotion.champion_alias,
         _change(run, command, "promote", version.version),
         run.state,
+        run.lease.check,
     )
     run.changed = True
     run.replies.changed(change, approvers)
@@ -240,6 +280,7 @@ def _rollback(run: _Run, command: Command) -> Outcome:
         ctx.params.promotion.champion_alias,
         _change(run, command, "rollback", number),
         run.state,
+        run.lease.check,
     )
     run.changed = True
     run.replies.changed(change, [run.event.author])

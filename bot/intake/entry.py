@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.commands.handler import handle_comment
+from bot.commands.unavailable import answer_unavailable
 from bot.context import Context
-from bot.errors import BotError
+from bot.errors import BotError, Unavailable
 from bot.intake.payloads import PayloadError, parse_event
 from bot.records import Outcome
 from bot.threads import CommentEvent
@@ -72,13 +74,17 @@ def serve(ctx: Context, host: str, port: int) -> None:
     run_server(ctx.settings, host, port, app, announce=announce)
 
 
-def serve_app(ctx: Context) -> WebhookApp:
-    """The WSGI app `serve` runs: comments go to the shared handler, alias changes to the report."""
+def serve_app(ctx: Context, **options: Any) -> WebhookApp:
+    """The WSGI app `serve` runs: comments go to the shared handler, alias changes to the report.
+
+    `options` go to the WebhookApp (tests: shorter retry delays)."""
     from bot.binding import Binding
     from bot.commands.external_change import report_external_change
+    from bot.intake.readiness import Readiness
+    from bot.intake.workers import RETRY_DELAYS, SharedKeys
     from bot.intake.wsgi import WebhookApp
 
-    def dispatch(event: CommentEvent) -> None:
+    def dispatch(event: CommentEvent) -> Outcome:
         outcome = handle_comment(ctx, event)
         log.info(
             "handled comment %s: %s",
@@ -86,10 +92,13 @@ def serve_app(ctx: Context) -> WebhookApp:
             outcome,
             extra={"delivery_id": event.delivery_id, "platform": event.platform},
         )
+        return outcome
 
-    # Build the registry and forge clients once, before two workers race to, and fail fast on
-    # bad settings instead of on the first delivery.
+    # Build the registry, forge and lock-store clients once, before two workers race to, and
+    # fail fast on bad settings instead of on the first delivery.
     _ = ctx.registry, ctx.forge
+    store = ctx.lock_store
+    delays = options.pop("retry_delays", RETRY_DELAYS)
     return WebhookApp(
         ctx.settings,
         dispatch,
@@ -100,4 +109,45 @@ def serve_app(ctx: Context) -> WebhookApp:
         allowed_platforms=[ctx.settings.platform],
         # Only the configured project's: one secret often signs a whole group's deliveries.
         binding=Binding.of(ctx.forge),
+        retry_delays=delays,
+        # Replicas share what they took; keys carry the model, so bots can share one Redis.
+        seen=SharedKeys(store, ctx.model) if store is not None else None,
+        on_give_up=_after_the_last_attempt(ctx, sum(delays)),
+        readiness=Readiness(_readiness_checks(ctx)),
+        **options,
     )
+
+
+def _after_the_last_attempt(
+    ctx: Context, seconds: float
+) -> Callable[[CommentEvent, Sequence[BaseException]], object]:
+    """Answer a command whose every attempt found the registry or lock service unreachable
+    before reading anything; anything else that failed may have left a change half done, and
+    the next pass (a redelivery, `poll`) must find it unanswered."""
+
+    def give_up(event: CommentEvent, failures: Sequence[BaseException]) -> None:
+        last = failures[-1] if failures else None
+        if not isinstance(last, Unavailable) or not all(
+            isinstance(failure, Unavailable) for failure in failures
+        ):
+            return
+        outcome = answer_unavailable(ctx, event, last, attempts=len(failures), seconds=seconds)
+        log.info(
+            "comment %s after its last attempt: %s",
+            event.comment_id,
+            outcome,
+            extra={"delivery_id": event.delivery_id, "platform": event.platform},
+        )
+
+    return give_up
+
+
+def _readiness_checks(ctx: Context) -> dict[str, Callable[[], object]]:
+    """One cheap read each: the model (absent is fine), the project, Redis's PING."""
+    checks: dict[str, Callable[[], object]] = {
+        "registry": lambda: ctx.registry.model_exists(ctx.model),
+        "forge": ctx.forge.ping,
+    }
+    if ctx.lock_store is not None:
+        checks["lock"] = ctx.lock_store.ping
+    return checks

@@ -13,6 +13,7 @@ import pytest
 import responses
 
 from tests.mlflow_server import MlflowServer, start_mlflow_server
+from tests.redis_server import RedisServer, start_redis_server
 from tests.promotion_env import MakePlayground, Playground, make_context
 
 # Keep MLflow's own retries short in every test process (the bot sets the same defaults).
@@ -30,6 +31,24 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def _redis_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis_server(tmp_path_factory.mktemp("redis-server"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(_redis_session: RedisServer) -> RedisServer:
+    """A real `redis-server` of the session on a loopback port, running (a test may stop it)."""
+    if not _redis_session.answers():
+        _redis_session.stop()
+        _redis_session.start()
+    return _redis_session
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import pytest
 import responses
 
 from tests.mlflow_server import MlflowServer, start_mlflow_server
-from tests.redis_server import RedisServer, start_redis_server
 from tests.promotion_env import MakePlayground, Playground, make_context
+from tests.redis_server import RedisServer, start_redis_server
 
 # Keep MLflow's own retries short in every test process (the bot sets the same defaults).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

@@ -65,7 +65,8 @@ class Replica:
             "X-GitHub-Delivery": delivery,
             "X-Hub-Signature-256": sign_github(WEBHOOK_SECRET, body),
         }
-        answer = requests.post(f"{self.url}/webhooks/github", data=body, headers=headers, timeout=10)
+        url = f"{self.url}/webhooks/github"
+        answer = requests.post(url, data=body, headers=headers, timeout=10)
         return answer.status_code, str(answer.json().get("status", ""))
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -81,7 +81,7 @@ def test_two_replicas_and_poll_share_one_lock(
         try:
             wait_ready(replicas)
             started = time.monotonic()
-            statuses, comment_ids = deliver_all(world, server, replicas, number, polls, envs, params)
+            statuses, comment_ids = deliver_all(world, server, replicas, number, polls, envs)
             wait_until_answered(world, server, comment_ids, seconds=180)
             took = time.monotonic() - started
             metrics = wait_until_done(replicas, seconds=120)
@@ -95,7 +95,7 @@ def test_two_replicas_and_poll_share_one_lock(
 
         assert final.returncode == 0, final_err
         assert "0 command(s) handled" in final_out, final_out
-        for process, (out, err) in zip(polls, poll_outputs, strict=True):
+        for process, (_out, err) in zip(polls, poll_outputs, strict=True):
             assert process.returncode == 0, err
         # Shared de-duplication: of each delivery and its redelivery, one replica took it.
         assert all(sorted(pair) == [(200, "duplicate"), (202, "accepted")] for pair in statuses)
@@ -121,7 +121,6 @@ def deliver_all(
     number: int,
     polls: list[Any],
     envs: dict[str, dict[str, str]],
-    params: Path,
 ) -> tuple[list[list[tuple[int, str]]], list[str]]:
     """Each command: comment on the forge, deliver to one replica, redeliver to the other;
     `poll` starts halfway and again after the last command."""
@@ -134,7 +133,7 @@ def deliver_all(
         delivery = new_delivery()
         statuses.append([first.deliver(payload, delivery), second.deliver(payload, delivery)])
         if i in (COMMANDS // 2, COMMANDS - 1):
-            polls.append(start_poll(envs["poll"], params, world.tmp_path))
+            polls.append(start_poll(envs["poll"], world.tmp_path / "params.yaml", world.tmp_path))
     return statuses, comment_ids
 
 

@@ -69,6 +69,7 @@ def move_champion(
         # write that still lands late is recorded by the next pass instead of going unrecorded.
         touched = _alias_may_have_moved(registry, change.model, alias, current)
         raise ChangeFailed(str(exc), alias_touched=touched) from None
+    guard()  # a read-back made after losing the lease would describe another holder's change
     try:
         if registry.aliases(change.model).get(alias) != change.to_version:
             raise RegistryError(f"{change.model}@{alias} did not read back as v{change.to_version}")

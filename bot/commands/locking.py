@@ -140,7 +140,7 @@ class _RedisLease:
             with self._store.failures(f"unlock {self._model}"):
                 self._lock.release()  # token-checked: never frees another holder's lock
         except self._store.lock_error:
-            log.warning("the lock of %s had expired before it was released", self._model)
+            log.warning("the lock of %s was no longer held when released", self._model)
         except LockUnavailable as exc:  # it expires by itself after its TTL
             log.warning("%s; it expires within %g s", exc, self._ttl)
 

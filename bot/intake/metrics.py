@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -43,7 +42,8 @@ STATUS_WORDS = {
     503: "busy",
 }
 ANSWERED = frozenset({"accepted", "duplicate", "ignored"})
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The classic text format every Prometheus version scrapes (the names here need no escaping).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Forges wait for nobody: most answers take a second or less, a retried job 5 s and more.
 ANSWER_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 

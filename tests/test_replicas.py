@@ -107,7 +107,7 @@ def test_two_replicas_and_poll_share_one_lock(
         assert all(len(bodies) == 1 for bodies in answers.values()), "a command has two answers"
         changed = {cid for cid, [body] in answers.items() if changed_answer(body)}
         assert changed == {entry["comment_id"] for entry in history}
-        assert len(history) == len(changed) >= 10
+        assert len(history) == len(changed) >= 5  # 13-15 in the runs so far
 
         polled = sum(out.count(": changed:") for out, _err in poll_outputs)
         assert_metrics_add_up(metrics, len(history) - polled)

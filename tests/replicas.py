@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.webhook_auth import sign_github
 from tests.fake_forges import BOT
 from tests.forge_world import WEBHOOK_SECRET
+from tests.helpers import wait_until_serving
 from tests.mlflow_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,17 +103,8 @@ def start_replica(name: str, env: dict[str, str], params: Path, folder: Path) ->
 
 
 def wait_ready(replicas: list[Replica], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
     for replica in replicas:
-        while True:
-            try:
-                if requests.get(f"{replica.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if replica.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{replica.name} did not start: {replica.log.read_text()}")
-            time.sleep(0.1)
+        wait_until_serving(replica.url, replica.process, seconds)  # type: ignore[arg-type]
 
 
 def start_poll(env: dict[str, str], params: Path, folder: Path) -> subprocess.Popen[str]:

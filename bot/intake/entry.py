@@ -86,12 +86,7 @@ def serve_app(ctx: Context, **options: Any) -> WebhookApp:
 
     def dispatch(event: CommentEvent) -> Outcome:
         outcome = handle_comment(ctx, event)
-        log.info(
-            "handled comment %s: %s",
-            event.comment_id,
-            outcome,
-            extra={"delivery_id": event.delivery_id, "platform": event.platform},
-        )
+        _log_outcome(event, "handled", outcome)
         return outcome
 
     # Build the registry, forge and lock-store clients once, before two workers race to, and
@@ -132,14 +127,14 @@ def _after_the_last_attempt(
         ):
             return
         outcome = answer_unavailable(ctx, event, last, attempts=len(failures), seconds=seconds)
-        log.info(
-            "comment %s after its last attempt: %s",
-            event.comment_id,
-            outcome,
-            extra={"delivery_id": event.delivery_id, "platform": event.platform},
-        )
+        _log_outcome(event, "after its last attempt", outcome)
 
     return give_up
+
+
+def _log_outcome(event: CommentEvent, when: str, outcome: Outcome) -> None:
+    extra = {"delivery_id": event.delivery_id, "platform": event.platform}
+    log.info("comment %s %s: %s", event.comment_id, when, outcome, extra=extra)
 
 
 def _readiness_checks(ctx: Context) -> dict[str, Callable[[], object]]:

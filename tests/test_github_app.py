@@ -234,8 +234,10 @@ def test_the_app_answers_as_slug_bot_and_ignores_its_own_comments(
         number = int(open_or_update_request(ctx).number)
         fake.set_body(number, fake.body(number).replace("- [ ]", "- [x]"))
         assert fake.threads[number]["user"]["login"] == LOGIN
+        body = fake.body(number)  # the mention form shown is the App's slug, which the bot takes
+        assert "@promotion-bot promote" in body and "@promotion-bot[bot]" not in body
 
-        command = fake.add_comment(number, "maria", "/promote")
+        command = fake.add_comment(number, "maria", "@promotion-bot promote")
         assert handle(ctx, tmp_path, event(number, command)).status == "changed"
         # The App's own comment (here its answer, re-sent as a command would be) is never one.
         own = fake.add_comment(number, LOGIN, "/promote")

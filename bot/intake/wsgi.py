@@ -7,9 +7,11 @@ configured forge, and MLflow's), a secret is configured for the route (403), the
 1 MiB (413), the signature or token is valid (401), the JSON parses and has the fields the event
 needs (400), the event comes from the configured project and needs work (200), it was not
 taken already (200 duplicate), the queue has room (503). A job that still fails after its
-retries is forgotten, so a manual redelivery is taken again. What differs per source is one
-entry of `bot.intake.sources`. Plain WSGI: Flask would cost a second of import for three routes.
-See docs/design.md, "Webhooks".
+retries is forgotten, so a manual redelivery is taken again (after `on_give_up`, where `serve`
+answers a command the registry or lock service was down for). What differs per source is one
+entry of `bot.intake.sources`. GET /healthz, /readyz and /metrics say how the app is. Plain
+WSGI: Flask would cost a second of import for a handful of routes. See docs/design.md,
+"Webhooks" and "Metrics and readiness".
 """
 
 from __future__ import annotations

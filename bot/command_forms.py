@@ -25,6 +25,9 @@ def format_command(
     """The command as a user types it: `/rollback 7`, or `@bot rollback 7` in mention form."""
     text = name if version is None else f"{name} {version}"
     username = (bot or "").strip().lstrip("@")
+    # A GitHub App's account is `<slug>[bot]`; people mention an App by its slug (the grammar
+    # takes both forms).
+    username = username.removesuffix("[bot]") or username
     if mention and username:
         return f"@{username} {text}"
     return f"/{text}"

@@ -105,6 +105,28 @@ def http_url(value: str) -> str:
     return ""
 
 
+def redis_url(value: str) -> str:
+    """A problem with `value` as a Redis URL redis-py can open, or ""."""
+    try:
+        parts = urlsplit(value)
+        _port = parts.port  # raises on a port that is no number
+    except ValueError:
+        return f"{redact_url(value)!r} is not a URL"
+    scheme = parts.scheme.lower()
+    if scheme in ("redis", "rediss") and parts.hostname:
+        return ""
+    if scheme == "unix" and parts.path:
+        return ""
+    return f"{redact_url(value)!r} is not a redis://, rediss:// or unix:// URL"
+
+
+def digits(value: str) -> str:
+    """A problem with `value` as a positive decimal number (an id), or ""."""
+    if value.isascii() and value.isdigit() and int(value) > 0:
+        return ""
+    return f"{value!r} is not a number"
+
+
 def tracking_uri(uri: str, env: Mapping[str, str]) -> str:
     """A problem with `uri` as an MLflow registry, or ""."""
     shown = redact_url(uri)

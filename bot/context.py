@@ -12,6 +12,7 @@ from bot.settings import Settings
 from bot.templating import render
 
 if TYPE_CHECKING:
+    from bot.coordination import RedisStore
     from bot.forges.base import Forge
     from bot.registry import Registry
 
@@ -33,6 +34,15 @@ class Context:
         from bot.forges import make_forge
 
         return make_forge(self.settings, echo=self.echo)
+
+    @cached_property
+    def lock_store(self) -> RedisStore | None:
+        """The shared Redis (PROMOTION_BOT_LOCK_URL), or None: this machine's file lock."""
+        if not self.settings.lock_url:
+            return None
+        from bot.coordination import RedisStore
+
+        return RedisStore(self.settings.lock_url)
 
     @property
     def model(self) -> str:

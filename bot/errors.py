@@ -29,3 +29,26 @@ class ForgeAuthError(ForgeError):
 
 class ForgeNotFoundError(ForgeError):
     """404: project, repository, request or user not found."""
+
+
+class Unavailable(BotError):
+    """A service every command needs could not be reached before anything was read or written
+    for the command: nothing was done, and the command can be repeated as it stands."""
+
+    service = "a service the bot needs"
+
+
+class RegistryUnavailable(RegistryError, Unavailable):
+    """The registry failed on the first read of a command (docs/design.md, "Exactly once")."""
+
+    service = "the model registry"
+
+
+class LockUnavailable(Unavailable):
+    """The shared lock store (Redis) could not be reached: no change is made without the lock."""
+
+    service = "the lock service"
+
+
+class LockLost(BotError):
+    """The lease on a model's lock expired or could not be confirmed before a write."""

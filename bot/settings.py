@@ -1,4 +1,4 @@
-"""What is not params.yaml: where the registry and the forge are, secrets, and the lock folder.
+"""What is not params.yaml: where the registry and the forge are, secrets, and the lock.
 
 Taken from the environment, then overridden by the command line (which wins); checked by
 `Settings.validated` for the active platform only. Secrets never show in a repr or a log line.
@@ -18,6 +18,7 @@ from bot.errors import ConfigError
 from bot.urls import redact_url, url_secrets
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_LOCK_TTL = 30.0  # seconds a lease lives without being extended
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class Settings:
     github_api_url: str = "https://api.github.com"
     github_repository: str = ""
     github_token: Secret = Secret("")
+    # A GitHub App instead of a token: the bot then answers as `<slug>[bot]`.
+    github_app_id: str = ""
+    github_app_private_key: Secret = Secret("")
+    github_app_installation_id: str = ""  # else looked up from the repository (one call)
     gitlab_webhook_secret: Secret = Secret("")
     github_webhook_secret: Secret = Secret("")
     mlflow_webhook_secret: Secret = Secret("")
@@ -57,6 +62,10 @@ class Settings:
     local_dir: Path = Path(".promotion-bot")
     bot_username: str = ""  # optional override of the account name the forge reports
     pipeline_url: str = ""
+    # The shared lock and de-duplication store (Redis) of several replicas; "" = this machine's
+    # file lock and this process's memory (docs/design.md, "Locking").
+    lock_url: str = ""
+    lock_ttl: float = DEFAULT_LOCK_TTL
 
     def __repr__(self) -> str:
         # Secrets show as Secret(); a credential inside a URL must not show either.
@@ -82,6 +91,9 @@ class Settings:
             problems.append(("GITLAB_URL", check.http_url(self.gitlab_url)))
         if self.platform == "github":
             problems.append(("GITHUB_API_URL", check.http_url(self.github_api_url)))
+            problems += self._github_app_problems()
+        if self.lock_url:
+            problems.append(("PROMOTION_BOT_LOCK_URL", check.redis_url(self.lock_url)))
         if self.platform == "local":
             problems.append(("PROMOTION_BOT_LOCAL_DIR", check.folder(self.local_dir)))
         for name, problem in problems:
@@ -89,6 +101,23 @@ class Settings:
                 raise ConfigError(f"{name}: {problem}")
         lock_folder(env)
         return self
+
+    def _github_app_problems(self) -> list[tuple[str, str]]:
+        if not self.github_app_id:
+            if self.github_app_private_key or self.github_app_installation_id:
+                return [("GITHUB_APP_ID", "not set, but other GITHUB_APP_* variables are")]
+            return []
+        problems = [("GITHUB_APP_ID", check.digits(self.github_app_id))]
+        if self.github_app_installation_id:
+            problems.append(
+                ("GITHUB_APP_INSTALLATION_ID", check.digits(self.github_app_installation_id))
+            )
+        key = self.github_app_private_key.value
+        if not key:
+            problems.append(("GITHUB_APP_PRIVATE_KEY", "not set (or GITHUB_APP_PRIVATE_KEY_PATH)"))
+        elif "-----BEGIN" not in key or "PRIVATE KEY-----" not in key:
+            problems.append(("GITHUB_APP_PRIVATE_KEY", "not a PEM private key"))
+        return problems
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Apply command-line values (None means "not given")."""
@@ -125,6 +154,9 @@ class Settings:
             github_api_url=get("GITHUB_API_URL", default="https://api.github.com").rstrip("/"),
             github_repository=get("GITHUB_REPOSITORY"),
             github_token=Secret(get("GITHUB_TOKEN")),
+            github_app_id=get("GITHUB_APP_ID").strip(),
+            github_app_private_key=Secret(_private_key(env)),
+            github_app_installation_id=get("GITHUB_APP_INSTALLATION_ID").strip(),
             gitlab_webhook_secret=Secret(get("GITLAB_WEBHOOK_SECRET")),
             github_webhook_secret=Secret(get("GITHUB_WEBHOOK_SECRET")),
             mlflow_webhook_secret=Secret(get("MLFLOW_WEBHOOK_SECRET")),
@@ -136,11 +168,13 @@ class Settings:
             local_dir=Path(get("PROMOTION_BOT_LOCAL_DIR", default=".promotion-bot")),
             bot_username=get("PROMOTION_BOT_USERNAME"),
             pipeline_url=_pipeline_url(env),
+            lock_url=get("PROMOTION_BOT_LOCK_URL").strip(),
+            lock_ttl=_lock_ttl(get("PROMOTION_BOT_LOCK_TTL")),
         )
 
 
 PLATFORMS = ("gitlab", "github", "local")
-_URL_FIELDS = ("tracking_uri", "gitlab_url", "github_api_url")
+_URL_FIELDS = ("tracking_uri", "gitlab_url", "github_api_url", "lock_url")
 
 
 def _detect_platform(env: Mapping[str, str]) -> str:
@@ -173,6 +207,32 @@ def _requester(env: Mapping[str, str]) -> tuple[str, str]:
         if env.get(login):
             return env[login], env.get(user_id, "")
     return "", ""
+
+
+def _private_key(env: Mapping[str, str]) -> str:
+    """GITHUB_APP_PRIVATE_KEY, else the file GITHUB_APP_PRIVATE_KEY_PATH names."""
+    if env.get("GITHUB_APP_PRIVATE_KEY"):
+        return env["GITHUB_APP_PRIVATE_KEY"].replace("\\n", "\n")  # one-line CI variables
+    path = env.get("GITHUB_APP_PRIVATE_KEY_PATH", "")
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"GITHUB_APP_PRIVATE_KEY_PATH: cannot read {path} ({reason})") from None
+
+
+def _lock_ttl(value: str) -> float:
+    if not value:
+        return DEFAULT_LOCK_TTL
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 1.0 <= seconds <= 3600.0:  # also refuses nan
+        raise ConfigError(f"PROMOTION_BOT_LOCK_TTL: {value!r} is not a number of seconds (1-3600)")
+    return seconds
 
 
 def _pipeline_url(env: Mapping[str, str]) -> str:

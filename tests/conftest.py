@@ -15,6 +15,7 @@ import responses
 from tests.forge_world import World, make_world
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 from tests.promotion_env import MakePlayground, Playground, make_context
+from tests.redis_server import RedisServer, start_redis_server
 
 # Keep MLflow's own retries short in every test process (the bot sets the same defaults).
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -31,6 +32,24 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def _redis_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis_server(tmp_path_factory.mktemp("redis-server"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(_redis_session: RedisServer) -> RedisServer:
+    """A real `redis-server` of the session on a loopback port, running (a test may stop it)."""
+    if not _redis_session.answers():
+        _redis_session.stop()
+        _redis_session.start()
+    return _redis_session
 
 
 @pytest.fixture

@@ -264,6 +264,46 @@ def test_a_lost_answer_is_posted_while_its_change_is_the_latest_but_the_hook_is_
         assert _statuses(poll(world.ctx)) == []  # answered: nothing more
 
 
+def test_a_lost_answer_whose_change_was_overtaken_says_so_once_without_the_hook(
+    tracking_uri: str, model_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass died after the record, before the answer, and another command moved the champion
+    on before any pass came back (a lost lease, a crash): the comment still gets its one answer,
+    saying what it did and that it was overtaken, never "is now champion", and no hook."""
+    promotion = {"post_promote_hook": HOOK}
+    with make_world("github", tracking_uri, model_name, tmp_path, promotion) as world:
+        hooks: list[bytes] = []
+        world.rsps.add_callback(
+            responses.POST, HOOK, callback=lambda r: (hooks.append(r.body), (200, {}, ""))[1]
+        )
+        first = world.number
+        world.fake.add_comment(first, "maria", "/promote")
+        from bot.commands.replies import Replies
+
+        real = Replies.changed
+
+        def killed(*_args: Any, **_kwargs: Any) -> None:
+            raise SystemExit("killed before the answer")
+
+        monkeypatch.setattr(Replies, "changed", killed)
+        with pytest.raises(SystemExit):
+            poll(world.ctx)
+        monkeypatch.setattr(Replies, "changed", real)
+        v2, second = _train_and_request(world, 0.55)
+        assert world.handle(world.post(int(second), "/promote")).status == "changed"
+        assert world.champion() == v2 and len(hooks) == 1
+
+        result = poll(world.ctx)
+
+        assert _statuses(result) == ["recovered"], result.summary()
+        # The thread's other bot comment is `request`'s note that v2 superseded this request.
+        [answer] = [body for body in world.answers(first) if "answer comment=" in body]
+        assert "overtaken" in answer and f"it is now v{v2}" in answer
+        assert "is now `champion`" not in answer
+        assert world.champion() == v2 and len(hooks) == 1
+        assert _statuses(poll(world.ctx)) == []  # answered once: nothing more
+
+
 def test_the_handled_ids_stay_within_one_sql_tag_and_keep_the_newest() -> None:
     """MLflow's SQL stores keep a model tag in 5,000 characters: ten-digit comment ids (GitLab
     note ids, GitHub comment ids today) fit 454 at a time, the oldest dropping off first."""

@@ -43,7 +43,8 @@ def test_poll_with_an_unreachable_registry(
     assert code == 1
     assert "Traceback" not in quiet and '"traceback"' not in quiet
     assert f"comment {comment.id} on #{thread.number} failed" in quiet
-    assert "RegistryError: " in quiet and "is unreachable" in quiet
+    # RegistryUnavailable: the RegistryError of a first read that failed (nothing read or written)
+    assert "RegistryUnavailable: " in quiet and "is unreachable" in quiet
     assert quiet.strip().splitlines()[-1] == "error: 1 command(s) failed; see above"
 
     code, _, verbose = run_main(monkeypatch, capsys, "--log-format", fmt, "-v", "poll")

@@ -4,12 +4,17 @@ Sequence: re-read champion ("from") -> write `promotion.pending` (intent) -> set
 back -> audit record (version tags + model history) -> clear intent. A process killed anywhere
 leaves either no alias change (the intent is dropped on the next pass) or an alias change whose
 intent lets the next pass finish the record: never a change without a record.
+
+`guard` runs before every write: the lease's check (bot.commands.locking). A holder whose lease
+was lost stops there with LockLost and writes nothing more; whoever holds the lock next finds
+its intent and settles it, so a paused holder can neither finish a stale change nor record one
+twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from bot.errors import RegistryError
@@ -18,6 +23,12 @@ from bot.registry import ModelState, Registry
 from bot.tags import CHAMPION_SINCE_TAG, PROMOTED_BY_TAG, REQUEST_URL_TAG
 
 log = logging.getLogger(__name__)
+
+Guard = Callable[[], None]
+
+
+def _unguarded() -> None:
+    return None
 
 
 class ChangeFailed(RegistryError):
@@ -29,7 +40,11 @@ class ChangeFailed(RegistryError):
 
 
 def move_champion(
-    registry: Registry, alias: str, change: Change, state: ModelState | None = None
+    registry: Registry,
+    alias: str,
+    change: Change,
+    state: ModelState | None = None,
+    guard: Guard = _unguarded,
 ) -> Change:
     """Move `alias` to change.to_version and record it; the caller holds the model lock.
 
@@ -41,9 +56,11 @@ def move_champion(
         state = registry.state(change.model) if state is None else state
         current = registry.aliases(change.model).get(alias)
         change = replace(change, from_version=current)
+        guard()
         registry.set_pending(change.model, change.entry())
     except RegistryError as exc:
         raise ChangeFailed(str(exc), alias_touched=False) from None
+    guard()  # the last moment a lost lease can still stop the change itself
     try:
         registry.set_alias(change.model, alias, change.to_version)
     except RegistryError as exc:
@@ -52,10 +69,11 @@ def move_champion(
         # write that still lands late is recorded by the next pass instead of going unrecorded.
         touched = _alias_may_have_moved(registry, change.model, alias, current)
         raise ChangeFailed(str(exc), alias_touched=touched) from None
+    guard()  # a read-back made after losing the lease would describe another holder's change
     try:
         if registry.aliases(change.model).get(alias) != change.to_version:
             raise RegistryError(f"{change.model}@{alias} did not read back as v{change.to_version}")
-        _record(registry, change, state.history)
+        _record(registry, change, state.history, guard)
     except RegistryError as exc:
         raise ChangeFailed(str(exc), alias_touched=True) from None
     return change
@@ -69,18 +87,28 @@ def _alias_may_have_moved(registry: Registry, model: str, alias: str, before: in
 
 
 def _record(
-    registry: Registry, change: Change, history: Sequence[HistoryEntry] | None = None
+    registry: Registry,
+    change: Change,
+    history: Sequence[HistoryEntry] | None = None,
+    guard: Guard = _unguarded,
 ) -> None:
     version = change.to_version
+    guard()
     registry.set_version_tag(change.model, version, CHAMPION_SINCE_TAG, change.at)
     registry.set_version_tag(change.model, version, PROMOTED_BY_TAG, change.actor)
     if change.request_url:
         registry.set_version_tag(change.model, version, REQUEST_URL_TAG, change.request_url)
+    # `history` was read under this lease: appended to after losing it, it would drop the
+    # entries another holder wrote since (or add this one twice).
+    guard()
     registry.append_history(change.model, change.entry(), known=history)
+    guard()  # another holder's intent must never be cleared
     registry.clear_pending(change.model)
 
 
-def recover_pending(registry: Registry, model: str, alias: str, state: ModelState) -> ModelState:
+def recover_pending(
+    registry: Registry, model: str, alias: str, state: ModelState, guard: Guard = _unguarded
+) -> ModelState:
     """Finish or drop an intent left by a process that died mid-change.
 
     `state` is the model as read under the lock. A change that happened is recorded now; an
@@ -90,16 +118,22 @@ def recover_pending(registry: Registry, model: str, alias: str, state: ModelStat
     pending = state.pending
     if pending is None:
         return state
-    _settle(registry, model, alias, state, pending)
+    _settle(registry, model, alias, state, pending, guard)
     return registry.state(model)
 
 
 def _settle(
-    registry: Registry, model: str, alias: str, state: ModelState, pending: HistoryEntry
+    registry: Registry,
+    model: str,
+    alias: str,
+    state: ModelState,
+    pending: HistoryEntry,
+    guard: Guard,
 ) -> None:
     change = pending.change(model)
     if change is None:
         log.warning("dropping an unreadable pending change of %s", model)
+        guard()
         registry.clear_pending(model)
         return
     history = state.history
@@ -111,8 +145,9 @@ def _settle(
         log.warning(
             "finishing the record of an interrupted change: %s v%s", model, change.to_version
         )
-        _record(registry, change, history)
+        _record(registry, change, history, guard)
         return
+    guard()
     registry.clear_pending(model)
 
 

@@ -142,6 +142,18 @@ def may_be_command(body: str) -> bool:
     The webhook server and the handler use it to drop chatter before any forge client is built;
     the handler then decides for real with the bot's own username.
     """
+    return _any_bot_command(body) is not None
+
+
+def command_word(body: str) -> str:
+    """ "promote", "rollback" or "help" for a comment `may_be_command` admits, else "" (labels)."""
+    parsed = _any_bot_command(body)
+    if parsed is None:
+        return ""
+    return parsed.name
+
+
+def _any_bot_command(body: str) -> Command | Usage | None:
     first = next((line for line in _EOL.split(body) if line.strip(" \t")), "")
     mention = _ANY_MENTION.match(first)
-    return parse_comment(body, mention.group(1) if mention else "") is not None
+    return parse_comment(body, mention.group(1) if mention else "")

@@ -15,7 +15,8 @@ Exactly once: under the model lock the handler first looks for its own answer to
 the thread, then for the comment id among the handled ones the registry keeps (people can
 delete answers, not that), then in the registry history. A comment that already caused a
 change but lost its answer gets the answer now, without a second change, and only while that
-change is the latest.
+change is the latest. Every write under the lock is preceded by the lease's check; a lost lease
+stops the pass, which then starts again under a new lock (docs/design.md, "Locking").
 """
 
 from __future__ import annotations
@@ -28,10 +29,17 @@ from dataclasses import dataclass, field, replace
 from bot.binding import Binding
 from bot.commands.change import ChangeFailed, find_recorded, recover_pending
 from bot.commands.grammar import Command, Usage, may_be_command, parse_comment
-from bot.commands.locking import model_lock
+from bot.commands.locking import Lease, model_lock
 from bot.commands.replies import Replies, shown_command
 from bot.context import Context
-from bot.errors import BotError, ForgeError, NotFoundError, RegistryError
+from bot.errors import (
+    BotError,
+    ForgeError,
+    LockLost,
+    NotFoundError,
+    RegistryError,
+    RegistryUnavailable,
+)
 from bot.markers import RequestMarker, answered_comment_ids, read_request_marker
 from bot.records import Action, Approval, Change, Outcome, Status
 from bot.registry import ModelState, handled_value
@@ -73,6 +81,7 @@ class _Run:
     marker: RequestMarker
     bot_bodies: list[str]
     replies: Replies
+    lease: Lease  # checked before every write: a lost lock stops the change
     changed: bool = False  # the alias moved: from here on a failure must never read "unchanged"
     state: ModelState = field(default_factory=lambda: ModelState({}, {}))  # read under the lock
     version: VersionInfo | None = None  # the request's version, once the registry vouched for it
@@ -122,7 +131,29 @@ def handle_comment(
             log.info("command on a request of model %s: not ours", marker.model, extra=extra)
             return Outcome("ignored", f"a request of another model ({marker.model})")
         marker = named
-    with model_lock(ctx.settings.tracking_uri, ctx.model):
+    for attempt in (1, 2):
+        try:
+            return _under_lock(ctx, event, thread, marker, parsed, extra, wait_for_forge)
+        except LockLost as exc:
+            if attempt == 2:
+                raise
+            # Everything is read again under the new lock: what the lost holder left (an
+            # intent, a record, an answer) is found as any later pass finds it.
+            log.warning("%s; handling the comment again under a new lock", exc, extra=extra)
+    raise AssertionError("unreachable")
+
+
+def _under_lock(
+    ctx: Context,
+    event: CommentEvent,
+    thread: Thread,
+    marker: RequestMarker,
+    parsed: Command | Usage,
+    extra: dict[str, str],
+    wait_for_forge: bool,
+) -> Outcome:
+    bot = ctx.forge.bot_username()
+    with model_lock(ctx) as lease:
         comments = ctx.forge.list_comments(thread)
         bot_bodies = [c.body for c in comments if c.author.lower() == bot.lower()]
         if event.comment_id in answered_comment_ids(bot_bodies):
@@ -135,7 +166,8 @@ def handle_comment(
             return Outcome("ignored", problem)
         # The forge's flag decides too: a delivery must not turn an internal note public.
         event = replace(event, internal=event.internal or confirmed.internal)
-        run = _Run(ctx, event, thread, marker, bot_bodies, Replies(ctx, thread, event))
+        replies = Replies(ctx, thread, event, guard=lease.check)
+        run = _Run(ctx, event, thread, marker, bot_bodies, replies, lease)
         outcome = _handle_locked(run, parsed, extra)
         if outcome.status in _ANSWERED:
             _remember_handled(run, extra)
@@ -184,9 +216,10 @@ def _remember_handled(run: _Run, extra: dict[str, str]) -> None:
     that dies in between leaves the answer, which says the same)."""
     ctx, comment_id = run.ctx, run.event.comment_id
     try:
+        run.lease.check()  # another holder may be writing the tag: skip rather than race it
         value = handled_value(run.state.handled, comment_id)
         ctx.registry.set_model_tag(ctx.model, HANDLED_TAG, value)
-    except RegistryError as exc:  # the answer stands; its marker keeps the comment answered
+    except (RegistryError, LockLost) as exc:  # the answer and its marker stand
         log.warning("could not record comment %s as handled: %s", comment_id, exc, extra=extra)
 
 
@@ -194,9 +227,13 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
     ctx, event = run.ctx, run.event
     champion_alias = ctx.params.promotion.champion_alias
     # One read of the model under the lock serves every check below (aliases, history, intent).
-    run.state = recover_pending(
-        ctx.registry, ctx.model, champion_alias, ctx.registry.state(ctx.model)
-    )
+    try:
+        state = ctx.registry.state(ctx.model)
+    except RegistryError as exc:
+        # Nothing read, nothing written by this pass; whether an earlier pass left a change
+        # cannot be known, so only `serve`, after its last attempt, answers this (with care).
+        raise RegistryUnavailable(str(exc)) from None
+    run.state = recover_pending(ctx.registry, ctx.model, champion_alias, state, run.lease.check)
     if event.comment_id in run.state.handled:
         return Outcome("duplicate", "handled before (the registry keeps its id)")
     recorded = find_recorded(run.state, ctx.model, event.comment_id, run.thread.url)
@@ -204,9 +241,12 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         latest = run.state.history[-1]
         champion = run.state.aliases.get(champion_alias)
         if not latest.caused_by(event.comment_id, run.thread.url) or champion != latest.to_version:
-            # Announcing it now would be false: a later change (or a hand) moved the champion.
-            log.warning("a change whose answer is missing is no longer current", extra=extra)
-            return Outcome("duplicate", f"its change (v{recorded.to_version}) was superseded")
+            # Its answer never went out (a deleted one left the id among the handled ones, read
+            # above): say what it did and that it was overtaken, never "is now champion", and
+            # leave the follow-ups to the change that is current.
+            log.warning("answering a change that was overtaken before its answer", extra=extra)
+            run.replies.change_superseded(recorded, champion)
+            return Outcome("recovered", f"v{recorded.to_version}, overtaken since", recorded)
         log.warning("answering a change whose answer was lost", extra=extra)
         # The hook may have been called before the answer was lost: never call it again. A
         # merge stays pinned to the commit `request` recorded.
@@ -227,6 +267,8 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         return Outcome("damaged", run.marker.problem)
     try:
         unproven = _bind_to_registry(run, promote=_is_promote(parsed), extra=extra)
+    except LockLost:
+        raise
     except BotError as exc:  # the registry failed: nothing was read, nothing changed
         if isinstance(parsed, Usage):
             raise
@@ -250,6 +292,8 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         if parsed.name == "promote":
             return _promote(run, parsed)
         return _rollback(run, parsed)
+    except LockLost:
+        raise  # handle_comment starts again under a new lock; nothing more was written
     except ChangeFailed as exc:
         if exc.alias_touched:
             raise  # the next pass finishes the record and answers (see change.recover_pending)
@@ -364,6 +408,7 @@ def _promote(run: _Run, command: Command) -> Outcome:
             if mine is None:  # one person, one approval: a second /promote records nothing
                 mine = Approval(event.author, event.author_id, event.comment_id, utc_now_iso())
                 value = json.dumps([a.stored() for a in [*recorded, mine]], separators=(",", ":"))
+                run.lease.check()
                 ctx.registry.set_version_tag(ctx.model, version.version, APPROVALS_TAG, value)
             run.replies.approval_recorded(version.version, approvers, required)
             return Outcome("approval", f"{len(approvers)} of {required}")
@@ -372,6 +417,7 @@ def _promote(run: _Run, command: Command) -> Outcome:
         ctx.params.promotion.champion_alias,
         _change(run, command, "promote", version.version),
         run.state,
+        run.lease.check,
     )
     run.changed = True
     # The merge is pinned to the commit the rule checked: a push since fails it.
@@ -405,6 +451,7 @@ def _rollback(run: _Run, command: Command) -> Outcome:
         ctx.params.promotion.champion_alias,
         _change(run, command, "rollback", number),
         run.state,
+        run.lease.check,
     )
     run.changed = True
     back = _returns_to(run.state, change.from_version)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from bot.command_forms import command_lines, format_command
 from bot.commands.grammar import Command, Usage
 from bot.commands.policy import Refusal
 from bot.context import Context
-from bot.errors import ForgeError
+from bot.errors import ForgeError, LockLost
 from bot.markers import answer_marker, approval_marker
 from bot.records import Change
 from bot.request_threads import refresh_status
@@ -35,10 +36,19 @@ def promote_command(ctx: Context) -> str:
 
 
 class Replies:
-    def __init__(self, ctx: Context, thread: Thread, event: CommentEvent) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        thread: Thread,
+        event: CommentEvent,
+        guard: Callable[[], None] = lambda: None,
+    ) -> None:
         self.ctx = ctx
         self.thread = thread
         self.event = event
+        # The lease's check (bot.commands.locking): an answer is written under the lock, or
+        # not at all; whoever holds the lock next answers.
+        self.guard = guard
         self.attempted = False  # a comment was sent: it may be in the thread even if it failed
 
     def _common(self) -> dict[str, Any]:
@@ -51,6 +61,7 @@ class Replies:
     def _post(self, template: str, extra_marker: str = "", **context: Any) -> None:
         body = defang(self.ctx.render(template, **self._common(), **context).rstrip())
         markers = "\n".join(m for m in (extra_marker, answer_marker(self.event.comment_id)) if m)
+        self.guard()
         self.attempted = True
         # An answer to an internal note is internal too: it may repeat the reason.
         self.ctx.forge.post_comment(
@@ -89,6 +100,28 @@ class Replies:
 
     def unrecorded_request(self, version: int) -> None:
         self._post("answer_unrecorded_request.md.j2", command=self._command_line(), version=version)
+
+    def change_superseded(self, change: Change, champion: int | None) -> None:
+        """A change this comment made whose answer never went out, overtaken since: say both,
+        with no follow-ups (they belong to the change that is current now)."""
+        self._post(
+            "answer_change_superseded.md.j2",
+            command=self._command_line(),
+            from_version=change.from_version,
+            to_version=change.to_version,
+            at=change.at,
+            champion=champion,
+        )
+
+    def unavailable(self, service: str, *, lock: bool, attempts: int, seconds: float) -> None:
+        self._post(
+            "answer_unavailable.md.j2",
+            command=self._command_line(),
+            service=service,
+            lock=lock,
+            attempts=attempts,
+            seconds=f"{seconds:g}",
+        )
 
     def _command_line(self) -> str:
         lines = [line for line in self.event.body.strip().splitlines() if line.strip()]
@@ -154,6 +187,13 @@ class Replies:
 
     def _after_change(self, change: Change, call_hook: bool, merge_sha: str) -> None:
         ctx = self.ctx
+        try:
+            self.guard()
+        except LockLost as exc:
+            # Another holder may have changed the champion since: a status, close or hook
+            # now could be stale. The change and its answer stand.
+            log.warning("%s; the request's status, merge or close and the hook are left out", exc)
+            return
         try:
             status = ctx.render(
                 "status_changed.md.j2",

@@ -23,11 +23,12 @@ REACTIONS = {"thumbsup": "+1", "thumbsdown": "-1", "tada": "hooray"}
 _DECISIVE = {"APPROVED", "CHANGES_REQUESTED", "DISMISSED"}
 
 
-def build_client(api_url: str, token: str, timeout: float = DEFAULT_TIMEOUT) -> Github:
-    """A PyGithub client without its own retries or throttling (we retry, bounded)."""
+def build_client(api_url: str, token: str | Auth.Auth, timeout: float = DEFAULT_TIMEOUT) -> Github:
+    """A PyGithub client without its own retries or throttling (we retry, bounded); `token`
+    is a personal or Actions token, or a GitHub App installation's auth."""
     return Github(
         base_url=api_url.rstrip("/"),
-        auth=Auth.Token(token),
+        auth=Auth.Token(token) if isinstance(token, str) else token,
         timeout=int(timeout),
         per_page=PER_PAGE,
         retry=None,

@@ -55,6 +55,9 @@ class Forge(Protocol):
     def project_ref(self) -> ProjectRef:
         """The configured project as the configuration names it (no API call): see bot.binding."""
 
+    def ping(self) -> None:
+        """One cheap authenticated read of the project, for readiness; a ForgeError if it fails."""
+
     # --- requests --------------------------------------------------------------------------
     def find_threads(
         self,

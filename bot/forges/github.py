@@ -18,6 +18,7 @@ from urllib.parse import quote
 from github import Github
 
 from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundError
+from bot.forges._github_app import GitHubApp, app_client
 from bot.forges._github_support import (
     REACTIONS,
     build_client,
@@ -53,6 +54,7 @@ class GitHubForge:
         bot_username: str = "",
         secrets: Sequence[str] = (),
         retry: RetryPolicy | None = None,
+        app: GitHubApp | None = None,
     ) -> None:
         self._gh = client
         self._full_name = repository
@@ -61,6 +63,7 @@ class GitHubForge:
         self._secrets = [s for s in secrets if s]
         self._retry = retry or RetryPolicy()
         self._warned_shared = False
+        self._app = app  # the bot is a GitHub App: its login is `<slug>[bot]`
 
     @classmethod
     def from_settings(cls, settings: Settings, *, retry: RetryPolicy | None = None) -> GitHubForge:
@@ -69,10 +72,22 @@ class GitHubForge:
             raise ConfigError("GITHUB_REPOSITORY is not set: owner/name of the repository")
         if repository.count("/") != 1 or repository.startswith("/") or repository.endswith("/"):
             raise ConfigError(f"GITHUB_REPOSITORY must be owner/name, got {repository!r}")
+        if settings.github_app_id:
+            client, app = app_client(settings, repository, retry)
+            key = settings.github_app_private_key.value
+            return cls(
+                client,
+                repository,
+                bot_username=settings.bot_username,
+                secrets=[key],
+                retry=retry,
+                app=app,
+            )
         token = settings.github_token.value
         if not token:
             raise ConfigError(
-                "GITHUB_TOKEN is not set: a token with issues and pull-requests write"
+                "GITHUB_TOKEN is not set (nor GITHUB_APP_ID): a token with issues and "
+                "pull-requests write"
             )
         return cls(
             build_client(settings.github_api_url, token),
@@ -85,7 +100,7 @@ class GitHubForge:
     # --- plumbing ------------------------------------------------------------------------
     def _call(self, operation: str, fn: Callable[[], T], *, idempotent: bool = True) -> T:
         hints = {
-            401: "check GITHUB_TOKEN",
+            401: "check GITHUB_APP_ID and its private key" if self._app else "check GITHUB_TOKEN",
             404: f"check GITHUB_REPOSITORY={self._full_name} and the token's access",
         }
         return call(
@@ -106,6 +121,8 @@ class GitHubForge:
 
     # --- identity and capabilities -------------------------------------------------------
     def bot_username(self) -> str:
+        if not self._bot_username and self._app is not None:
+            self._bot_username = self._app.bot_login()  # an installation token cannot read /user
         if not self._bot_username:
             try:
                 self._bot_username = self._call(
@@ -130,6 +147,9 @@ class GitHubForge:
 
     def slash_promote_works(self) -> bool:
         return True
+
+    def ping(self) -> None:
+        self._call(f"read the repository {self._full_name}", lambda: self._request("GET", ""))
 
     def project_ref(self) -> ProjectRef:
         return ProjectRef(path=self._full_name)

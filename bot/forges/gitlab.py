@@ -118,6 +118,9 @@ class GitLabForge:
             self._bot_username = self._call("look up the bot's own user (GET /user)", fetch)
         return self._bot_username
 
+    def ping(self) -> None:
+        self._call("read the project", lambda: self._gl.projects.get(self._project_id))
+
     def project_ref(self) -> ProjectRef:
         """GITLAB_PROJECT is a numeric id (CI_PROJECT_ID) or a path (`group/project`)."""
         configured = str(self._project_id).strip()

@@ -90,6 +90,10 @@ class LocalForge:
     def project_ref(self) -> ProjectRef:
         return ProjectRef(path=self.root.as_posix())
 
+    def ping(self) -> None:
+        if not self.root.is_dir():
+            raise ForgeError(f"local forge: {self.root} is not a folder")
+
     # --- requests --------------------------------------------------------------------------
     def find_threads(
         self,

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.commands.handler import handle_comment
+from bot.commands.unavailable import answer_unavailable
 from bot.context import Context
-from bot.errors import BotError
+from bot.errors import BotError, Unavailable
 from bot.intake.payloads import PayloadError, parse_event
 from bot.records import Outcome
 from bot.threads import CommentEvent
@@ -72,28 +74,28 @@ def serve(ctx: Context, host: str, port: int) -> None:
     run_server(ctx.settings, host, port, app, announce=announce)
 
 
-def serve_app(ctx: Context, **app_options: Any) -> WebhookApp:
+def serve_app(ctx: Context, **options: Any) -> WebhookApp:
     """The WSGI app `serve` runs: comments go to the shared handler, alias changes to the report.
 
-    `app_options` are more WebhookApp arguments (tests shorten the retry delays)."""
+    `options` go to the WebhookApp (tests: shorter retry delays)."""
     from bot.binding import Binding
     from bot.commands.external_change import report_external_change
+    from bot.intake.readiness import Readiness
+    from bot.intake.workers import RETRY_DELAYS, SharedKeys
     from bot.intake.wsgi import WebhookApp
 
-    def dispatch(event: CommentEvent) -> None:
+    def dispatch(event: CommentEvent) -> Outcome:
         # A comment the forge does not list yet raises: the worker retries it (API lag behind
         # the webhook) and, after the last attempt, gives up on it.
         outcome = handle_comment(ctx, event, wait_for_forge=True)
-        log.info(
-            "handled comment %s: %s",
-            event.comment_id,
-            outcome,
-            extra={"delivery_id": event.delivery_id, "platform": event.platform},
-        )
+        _log_outcome(event, "handled", outcome)
+        return outcome
 
-    # Build the registry and forge clients once, before two workers race to, and fail fast on
-    # bad settings instead of on the first delivery.
+    # Build the registry, forge and lock-store clients once, before two workers race to, and
+    # fail fast on bad settings instead of on the first delivery.
     _ = ctx.registry, ctx.forge
+    store = ctx.lock_store
+    delays = options.pop("retry_delays", RETRY_DELAYS)
     return WebhookApp(
         ctx.settings,
         dispatch,
@@ -104,5 +106,45 @@ def serve_app(ctx: Context, **app_options: Any) -> WebhookApp:
         allowed_platforms=[ctx.settings.platform],
         # Only the configured project's: one secret often signs a whole group's deliveries.
         binding=Binding.of(ctx.forge),
-        **app_options,
+        retry_delays=delays,
+        # Replicas share what they took; keys carry the model, so bots can share one Redis.
+        seen=SharedKeys(store, ctx.model) if store is not None else None,
+        on_give_up=_after_the_last_attempt(ctx, sum(delays)),
+        readiness=Readiness(_readiness_checks(ctx)),
+        **options,
     )
+
+
+def _after_the_last_attempt(
+    ctx: Context, seconds: float
+) -> Callable[[CommentEvent, Sequence[BaseException]], object]:
+    """Answer a command whose every attempt found the registry or lock service unreachable
+    before reading anything; anything else that failed may have left a change half done, and
+    the next pass (a redelivery, `poll`) must find it unanswered."""
+
+    def give_up(event: CommentEvent, failures: Sequence[BaseException]) -> None:
+        last = failures[-1] if failures else None
+        if not isinstance(last, Unavailable) or not all(
+            isinstance(failure, Unavailable) for failure in failures
+        ):
+            return
+        outcome = answer_unavailable(ctx, event, last, attempts=len(failures), seconds=seconds)
+        _log_outcome(event, "after its last attempt", outcome)
+
+    return give_up
+
+
+def _log_outcome(event: CommentEvent, when: str, outcome: Outcome) -> None:
+    extra = {"delivery_id": event.delivery_id, "platform": event.platform}
+    log.info("comment %s %s: %s", event.comment_id, when, outcome, extra=extra)
+
+
+def _readiness_checks(ctx: Context) -> dict[str, Callable[[], object]]:
+    """One cheap read each: the model (absent is fine), the project, Redis's PING."""
+    checks: dict[str, Callable[[], object]] = {
+        "registry": lambda: ctx.registry.model_exists(ctx.model),
+        "forge": ctx.forge.ping,
+    }
+    if ctx.lock_store is not None:
+        checks["lock"] = ctx.lock_store.ping
+    return checks

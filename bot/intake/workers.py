@@ -1,6 +1,6 @@
-"""The webhook server's back office: a bounded job queue with worker threads, and a bounded
-memory of the deliveries already taken (docs/design.md, "Webhooks": answer first, work after,
-de-duplicate).
+"""The webhook server's back office: a bounded job queue with worker threads, and the memory of
+the deliveries already taken: this process's, bounded, or shared by every replica in Redis
+(docs/design.md, "Webhooks": answer first, work after, de-duplicate).
 
 A failing job is tried again in the same worker after a short wait (a lock timeout or a registry
 blip passes); the handler is idempotent (answer markers, registry history), so a retry never
@@ -17,6 +17,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from bot.errors import LockUnavailable
+
+if TYPE_CHECKING:
+    from bot.coordination import RedisStore
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +186,16 @@ class WorkerPool:
                 self._idle.notify_all()
 
 
+class KeyMemory(Protocol):
+    """The delivery and comment ids taken: this process's `RecentKeys`, or `SharedKeys`."""
+
+    def claim(self, keys: Iterable[str]) -> bool: ...
+
+    def release(self, keys: Iterable[str]) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
 class RecentKeys:
     """A bounded, thread-safe memory of the delivery and comment ids taken; oldest forgotten."""
 
@@ -211,3 +227,39 @@ class RecentKeys:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+class SharedKeys:
+    """The keys taken, shared by every replica through Redis (`SET NX EX`, all or nothing).
+
+    While Redis cannot be reached this process's own memory stands in, with a warning: the
+    delivery is still taken, and the model lock (which does need Redis) and the thread's answer
+    markers keep the command exactly once. The memory is only there to spare work.
+    """
+
+    def __init__(self, store: RedisStore, namespace: str, limit: int = 10_000) -> None:
+        self._store = store
+        self._namespace = namespace
+        self._local = RecentKeys(limit)
+
+    def claim(self, keys: Iterable[str]) -> bool:
+        wanted = list(keys)
+        try:
+            return self._store.claim(self._namespace, wanted)
+        except LockUnavailable as exc:
+            log.warning("%s; remembering this delivery in this process only", exc, extra=_NONE)
+            return self._local.claim(wanted)
+
+    def release(self, keys: Iterable[str]) -> None:
+        wanted = list(keys)
+        self._local.release(wanted)
+        try:
+            self._store.release(self._namespace, wanted)
+        except LockUnavailable as exc:  # its keys expire by themselves
+            log.warning("%s; a redelivery may be called a duplicate", exc, extra=_NONE)
+
+    def __len__(self) -> int:
+        return len(self._local)
+
+
+_NONE = {"delivery_id": "", "platform": ""}

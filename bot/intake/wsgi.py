@@ -7,9 +7,11 @@ configured forge, and MLflow's), a secret is configured for the route (403), the
 1 MiB (413), the signature or token is valid (401), the JSON parses and has the fields the event
 needs (400), the event comes from the configured project and needs work (200), it was not
 taken already (200 duplicate), the queue has room (503). A job that still fails after its
-retries is forgotten, so a manual redelivery is taken again. What differs per source is one
-entry of `bot.intake.sources`. Plain WSGI: Flask would cost a second of import for three routes.
-See docs/design.md, "Webhooks".
+retries is forgotten, so a manual redelivery is taken again (after `on_give_up`, where `serve`
+answers a command the registry or lock service was down for). What differs per source is one
+entry of `bot.intake.sources`. GET /healthz, /readyz and /metrics say how the app is. Plain
+WSGI: Flask would cost a second of import for a handful of routes. See docs/design.md,
+"Webhooks" and "Metrics and readiness".
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 from bot.binding import Binding
 from bot.commands.external_change import AliasChange
-from bot.commands.grammar import may_be_command
+from bot.commands.grammar import command_word, may_be_command
+from bot.intake.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from bot.intake.metrics import MeteredRun, Metrics
 from bot.intake.payloads import PayloadError
 from bot.intake.sources import BY_ROUTE, SOURCES, Headers, Source, decode
-from bot.intake.workers import RETRY_DELAYS, Job, RecentKeys, WorkerPool
+from bot.intake.workers import RETRY_DELAYS, Job, KeyMemory, RecentKeys, WorkerPool
 from bot.threads import CommentEvent
 from bot.webhook_auth import WebhookAuthError
 
 if TYPE_CHECKING:
+    from bot.intake.readiness import Readiness
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +52,11 @@ class Response:
     status: int
     body: dict[str, Any]
     headers: tuple[tuple[str, str], ...] = ()
+    text: bytes | None = None  # sent as is (GET /metrics) instead of `body` as JSON
+    content_type: str = "application/json"
+
+
+GiveUp = Callable[[CommentEvent, Sequence[BaseException]], object]
 
 
 class WebhookApp:
@@ -73,6 +83,9 @@ class WebhookApp:
         binding: Binding | None = None,
         retry_delays: Sequence[float] = RETRY_DELAYS,
         sleep: Callable[[float], object] = time.sleep,
+        seen: KeyMemory | None = None,
+        on_give_up: GiveUp | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         self._binding = binding
         self._secrets = {source.name: source.secret(settings) for source in SOURCES}
@@ -84,7 +97,11 @@ class WebhookApp:
         self._on_alias_change = on_alias_change
         self._champion_alias = champion_alias
         self.pool = WorkerPool(workers, queue_size, retry_delays=retry_delays, sleep=sleep)
-        self.seen = RecentKeys(dedup_size)
+        self.seen: KeyMemory = RecentKeys(dedup_size) if seen is None else seen
+        # After a comment job's last attempt: `serve` answers there when a service was down.
+        self._on_give_up = on_give_up
+        self._readiness = readiness
+        self.metrics = Metrics(lambda: self.pool.queued)
 
     # --- lifecycle (the worker pool) --------------------------------------------------------------
     def start(self) -> None:
@@ -111,9 +128,11 @@ class WebhookApp:
             source = BY_ROUTE.get(environ.get("PATH_INFO", ""))
             log.exception("unexpected error answering a request", extra=_extra(source, environ))
             response = Response(500, {"error": "internal error"})
-        payload = json.dumps(response.body).encode()
+            if source is not None:
+                self.metrics.delivery(source.name, 500, response.body)
+        payload = response.text if response.text is not None else json.dumps(response.body).encode()
         headers = [
-            ("Content-Type", "application/json"),
+            ("Content-Type", response.content_type),
             ("Content-Length", str(len(payload))),
             *response.headers,
         ]
@@ -124,13 +143,19 @@ class WebhookApp:
     def _route(self, environ: dict[str, Any]) -> Response:
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "GET").upper()
-        if path == "/healthz":
+        status = {"/healthz": self._health, "/readyz": self._ready, "/metrics": self._metrics}
+        if path in status:
             if method != "GET":
                 return Response(405, {"error": "method not allowed"}, (("Allow", "GET"),))
-            return self._health()
+            return status[path]()
         source = BY_ROUTE.get(path.rstrip("/"))
         if source is None:
             return Response(404, {"error": "not found"})
+        response = self._delivery(source, method, environ)
+        self.metrics.delivery(source.name, response.status, response.body)
+        return response
+
+    def _delivery(self, source: Source, method: str, environ: dict[str, Any]) -> Response:
         if source.name not in self._allowed:
             log.warning(
                 "refused: this bot takes no %s deliveries",
@@ -150,8 +175,22 @@ class WebhookApp:
             return Response(200, {"status": "ok", "queued": queued})
         return Response(503, {"status": "unavailable", "queued": queued})
 
+    def _ready(self) -> Response:
+        """Components by name only: an error message could carry a URL (see the log instead)."""
+        checks = self._readiness.report() if self._readiness is not None else {}
+        if not self.pool.healthy:
+            checks["workers"] = False
+        failed = sorted(name for name, ok in checks.items() if not ok)
+        if failed:
+            return Response(503, {"status": "unready", "failed": failed, "checks": checks})
+        return Response(200, {"status": "ready", "checks": checks})
+
+    def _metrics(self) -> Response:
+        return Response(200, {}, text=self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+
     # --- one delivery -----------------------------------------------------------------------------
     def _webhook(self, source: Source, environ: dict[str, Any]) -> Response:
+        received = time.monotonic()
         extra = _extra(source, environ)
         secret = self._secrets[source.name]
         if not secret:
@@ -175,12 +214,12 @@ class WebhookApp:
             log.warning("bad payload: %s", reason, extra=extra)
             return Response(400, {"error": reason})
         if isinstance(item, CommentEvent):
-            return self._comment(item, extra)
+            return self._comment(item, extra, received)
         if isinstance(item, AliasChange):
-            return self._alias_change(item, extra)
+            return self._alias_change(item, extra, received)
         return _ignored("event needs no work", extra)
 
-    def _comment(self, event: CommentEvent, extra: dict[str, str]) -> Response:
+    def _comment(self, event: CommentEvent, extra: dict[str, str], received: float) -> Response:
         if event.action != "created":
             return _ignored("edited comments are not commands", extra)
         if not may_be_command(event.body):
@@ -195,10 +234,20 @@ class WebhookApp:
         if event.delivery_id:
             keys.append(f"{event.platform}:delivery:{event.delivery_id}")
         what = f"comment {event.comment_id} on {event.thread_kind} #{event.thread_number}"
+        command = command_word(event.body)
         dispatch = self._dispatch
-        return self._enqueue(Job(what, lambda: dispatch(event), extra), keys)
+        job = MeteredRun(self.metrics, event.platform, received, lambda: dispatch(event), command)
 
-    def _alias_change(self, change: AliasChange, extra: dict[str, str]) -> Response:
+        def give_up() -> None:
+            self.metrics.command(command, "failed")
+            if self._on_give_up is not None:
+                self._on_give_up(event, tuple(job.failures))
+
+        return self._enqueue(Job(what, job.run, extra), keys, give_up)
+
+    def _alias_change(
+        self, change: AliasChange, extra: dict[str, str], received: float
+    ) -> Response:
         if change.alias != self._champion_alias:
             return _ignored(f"alias {change.alias!r} is not the champion alias", extra)
         if self._on_alias_change is None:
@@ -206,11 +255,22 @@ class WebhookApp:
         report = self._on_alias_change
         what = f"{change.alias} change of {change.model}"
         keys = [f"mlflow:delivery:{change.delivery_id}"] if change.delivery_id else []
-        return self._enqueue(Job(what, lambda: report(change), extra), keys)
+        job = MeteredRun(self.metrics, "mlflow", received, lambda: report(change))
+        return self._enqueue(Job(what, job.run, extra), keys)
 
-    def _enqueue(self, job: Job, keys: list[str]) -> Response:
-        # Failed for good (after the pool's retries): forget it, so a redelivery is taken.
-        job = replace(job, on_give_up=lambda: self.seen.release(keys))
+    def _enqueue(
+        self, job: Job, keys: list[str], give_up: Callable[[], object] | None = None
+    ) -> Response:
+        def forget() -> None:
+            # Failed for good (after the pool's retries). Answer first, if there is an answer to
+            # give, then forget the delivery, so a redelivery is taken (and finds the answer).
+            try:
+                if give_up is not None:
+                    give_up()
+            finally:
+                self.seen.release(keys)
+
+        job = replace(job, on_give_up=forget)
         if not self.seen.claim(keys):
             log.info("duplicate: %s", job.what, extra=job.extra)
             return Response(200, {"status": "duplicate"})

@@ -1,0 +1,67 @@
+"""The answer `serve` gives after its last attempt at a command found the registry or the lock
+service unreachable before reading anything (docs/design.md, "When a service is down").
+
+Until then the command got no answer at all: `handle` exits 1 and `poll` lists a failure, which
+is right where a later run retries, but `serve` forgets a delivery after its last attempt. The
+answer carries the answer marker, so neither `poll` nor a redelivery takes the command up again:
+it says so and asks for the command to be repeated. It is written under the model lock after a
+fresh look for an answer, so a pass that got through meanwhile (`poll`, once the registry was
+back) is never contradicted; when the lock service itself is down no pass can act at all, so the
+answer is then written without the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.commands.locking import model_lock
+from bot.commands.replies import Replies
+from bot.context import Context
+from bot.errors import LockUnavailable, Unavailable
+from bot.markers import answered_comment_ids
+from bot.records import Outcome
+from bot.threads import CommentEvent, Thread
+
+log = logging.getLogger(__name__)
+
+
+def answer_unavailable(
+    ctx: Context, event: CommentEvent, problem: Unavailable, *, attempts: int, seconds: float
+) -> Outcome:
+    """Tell the approver that `event`'s command was not carried out, unless it was answered."""
+    thread = ctx.forge.get_thread(event.thread_kind, event.thread_number)
+    try:
+        with model_lock(ctx) as lease:
+            return _answer_once(ctx, event, thread, problem, lease.check, attempts, seconds)
+    except LockUnavailable:
+        return _answer_once(ctx, event, thread, problem, lambda: None, attempts, seconds)
+
+
+def _answer_once(
+    ctx: Context,
+    event: CommentEvent,
+    thread: Thread,
+    problem: Unavailable,
+    guard: Callable[[], None],
+    attempts: int,
+    seconds: float,
+) -> Outcome:
+    bot = ctx.forge.bot_username().lower()
+    bodies = [c.body for c in ctx.forge.list_comments(thread) if c.author.lower() == bot]
+    if event.comment_id in answered_comment_ids(bodies):
+        return Outcome("duplicate", "answered meanwhile")
+    log.warning(
+        "comment %s: %s could not be reached after %d attempts; answering so",
+        event.comment_id,
+        problem.service,
+        attempts,
+        extra={"comment_id": event.comment_id, "model": ctx.model},
+    )
+    Replies(ctx, thread, event, guard).unavailable(
+        problem.service,
+        lock=isinstance(problem, LockUnavailable),
+        attempts=attempts,
+        seconds=seconds,
+    )
+    return Outcome("error", f"{problem.service} could not be reached")

@@ -1,0 +1,86 @@
+"""The registry unreachable from the start of a `/promote` (issue 14): after `serve`'s last
+attempt the approver is told, once, that nothing was changed and that the command must be
+repeated — and that is true: `poll` does not take the command up again (the answer marks it
+handled), and the repeated command goes through once the registry is back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bot.intake.entry
+from bot.context import Context
+from bot.errors import RegistryUnavailable
+from bot.intake.entry import serve_app
+from bot.intake.poll import poll
+from bot.markers import answered_comment_ids
+from bot.records import Outcome
+from tests.forge_world import World, deliver, make_world
+from tests.mlflow_server import free_port
+
+PASSWORD = "reg-pw-5e21"
+DELAYS = (0.05, 0.1)
+
+
+@pytest.fixture
+def world(tracking_uri: str, model_name: str, tmp_path: Path) -> Iterator[World]:
+    with make_world("github", tracking_uri, model_name, tmp_path) as world:
+        yield world
+
+
+def serve_once(ctx: Context, world: World, body: str) -> str:
+    app = serve_app(ctx, retry_delays=DELAYS)
+    app.start()
+    try:
+        payload = world.post(world.number, body)
+        assert deliver(app, "github", payload, "issue_comment")[0] == 202
+        assert app.drain(60)
+    finally:
+        app.stop(10)
+    return str(payload["comment"]["id"])
+
+
+def test_after_the_last_attempt_the_approver_is_told_and_can_repeat(world: World) -> None:
+    down = f"http://bot:{PASSWORD}@127.0.0.1:{free_port()}"
+    unreachable = Context(
+        settings=replace(world.ctx.settings, tracking_uri=down), params=world.ctx.params
+    )
+
+    first = serve_once(unreachable, world, "/promote")
+
+    [answer] = world.answers()
+    assert answered_comment_ids([answer]) == {first}
+    assert "was not carried out: the model registry could not be reached" in answer
+    assert "tried 3 times over 0.15 s" in answer and "Nothing was changed by this command" in answer
+    assert "Comment the command again" in answer and "`poll` skips it" in answer
+    assert PASSWORD not in answer and "127.0.0.1" not in answer
+    assert world.champion() is None and world.ctx.registry.history(world.model) == ()
+
+    # The registry is back: poll leaves the answered command alone, as the answer says...
+    assert poll(world.ctx).outcomes == []
+    assert world.champion() is None
+    # ...and the repeated command goes through, answered once.
+    second = serve_once(world.ctx, world, "/promote")
+    assert world.champion() == 1
+    assert answered_comment_ids(world.answers()) == {first, second}
+    assert len(world.answers()) == 2
+
+
+def test_no_such_answer_when_an_attempt_failed_after_it_could_have_written(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attempt that got past the first registry read may have left a change for the next
+    pass to finish: saying "nothing was changed" could be false, so nothing is said."""
+    failures = iter([RegistryUnavailable("down"), RuntimeError("failed mid-change")])
+
+    def handle(_ctx: Any, _event: Any, _thread: Any = None) -> Outcome:
+        raise next(failures, RegistryUnavailable("down"))
+
+    monkeypatch.setattr(bot.intake.entry, "handle_comment", handle)
+    serve_once(world.ctx, world, "/promote")
+    assert world.answers() == []

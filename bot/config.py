@@ -79,6 +79,7 @@ class RequestConfig(_Section):
     record_path: str = "promotions/{model_name}.json"
     merge_on_promote: bool = True
     close_on_promote: bool = True
+    chart: bool = True  # the trend of the gate metric over the newest versions, in Mermaid
 
     @field_validator("record_path")
     @classmethod

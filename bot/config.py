@@ -80,6 +80,9 @@ class RequestConfig(_Section):
     merge_on_promote: bool = True
     close_on_promote: bool = True
     chart: bool = True  # the trend of the gate metric over the newest versions, in Mermaid
+    # Who a new request notifies; None means the users of approvers.users (never the requester).
+    assignees: Listed[str] | None = None
+    reviewers: Listed[str] | None = None  # merge_request kind; GitHub teams as org/team-slug
 
     @field_validator("record_path")
     @classmethod
@@ -101,6 +104,16 @@ class RequestConfig(_Section):
         if not value:  # the bot finds its requests by these labels
             raise ValueError("at least one label")
         return tuple(check.label(item) for item in value)
+
+    @field_validator("assignees")
+    @classmethod
+    def _assignees(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(check.assignee(item) for item in value)
+
+    @field_validator("reviewers")
+    @classmethod
+    def _reviewers(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(check.reviewer(item) for item in value)
 
 
 class Approvers(_Section):

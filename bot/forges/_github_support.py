@@ -105,7 +105,22 @@ def thread_from(data: dict[str, Any]) -> Thread:
         author=(data.get("user") or {}).get("login", ""),
         labels=tuple(_label_names(data.get("labels") or [])),
         updated_at=data.get("updated_at") or "",
+        assignees=_logins(data.get("assignees")),
+        reviewers=_logins(data.get("requested_reviewers")) + _teams(data),
     )
+
+
+def _logins(users: Any) -> tuple[str, ...]:
+    return tuple(str(u["login"]) for u in users or () if isinstance(u, dict) and u.get("login"))
+
+
+def _teams(data: dict[str, Any]) -> tuple[str, ...]:
+    """Requested teams as `org/slug`, the way the configuration names them."""
+    base = data.get("base") or {}
+    owner = base.get("user") or ((base.get("repo") or {}).get("owner")) or {}  # the repo's owner
+    org = owner.get("login", "")
+    teams = data.get("requested_teams") or ()
+    return tuple(f"{org}/{t['slug']}" for t in teams if isinstance(t, dict) and t.get("slug"))
 
 
 def _state(data: dict[str, Any]) -> ThreadState:

@@ -43,6 +43,8 @@ DOCUMENTED_DEFAULTS = {
             "merge_on_promote": True,
             "close_on_promote": True,
             "chart": True,
+            "assignees": None,
+            "reviewers": None,
         },
         "approvers": {
             "users": (),

@@ -187,3 +187,16 @@ def test_a_request_with_the_chart_turned_off_reads_no_more_than_before(
     assert len(registry.calls) == 2
     assert '    x-axis ["v1 champion", "v2", "v3 candidate"]\n' in on
     assert on.index("### Metrics") < on.index("### Trend") < on.index("### Hard gates")
+
+
+def test_with_only_the_candidate_and_the_champion_no_run_is_searched(
+    tracking_uri: str, model_name: str
+) -> None:
+    registry = CountingRegistry(tracking_uri)
+    _, champion = add_version(registry, model_name, {"final.logloss": 0.65})
+    _, candidate = add_version(registry, model_name, {"final.logloss": 0.62})
+    registry.calls.clear()
+    named = {1: ("champion", champion), 2: ("candidate", candidate)}
+    trend = load_trend(registry, model_name, "final.logloss", False, named)
+    assert [p.role for p in trend.points] == ["champion", "candidate"]
+    assert registry.calls == [f"newest_versions({3 * CHART_VERSIONS})"]

@@ -264,7 +264,7 @@ def _request_promote_rollback(
         lambda: open_or_update_request(bench.context(fake, model, with_username))
     )
     _expect("request", result.created, True)
-    _expect("request's chart", "x-axis [\"v1 champion\", \"v2\", \"v3\"" in result.body, True)
+    _expect("request's chart", 'x-axis ["v1 champion", "v2", "v3"' in result.body, True)
     number = int(result.number)
     _tick(fake, number)  # an approver ticks the checklist
     comment = fake.add_comment(number, "maria", _command(fake, "promote"))

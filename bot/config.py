@@ -240,6 +240,12 @@ class Params(_Section):
     def model_name(self) -> str:
         return self.register_model.model_name
 
+    def with_model(self, name: str) -> Params:
+        """These params for another registered model (`--model`), checked like the file."""
+        data = self.model_dump()
+        data["register_model"]["model_name"] = name
+        return parse_params(data, "--model")
+
 
 # pydantic speaks Python; params.yaml is written in YAML terms.
 _PLAIN_MESSAGES = {

@@ -130,7 +130,13 @@ def _scrub(text: str) -> str:
 
 @click.group(cls=BotGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="promotion-bot")
-@click.option("--params", "params_path", metavar="PATH", help="[default: params.yaml]")
+@click.option(
+    "--params",
+    "params_path",
+    metavar="PATH",
+    envvar="PROMOTION_BOT_PARAMS",
+    help="[env: PROMOTION_BOT_PARAMS; default: params.yaml]",
+)
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )

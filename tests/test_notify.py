@@ -77,21 +77,25 @@ def test_bad_recipients_are_refused_at_load_time(request_cfg: dict[str, Any], me
 
 @pytest.fixture
 def fake_world(
-    request: pytest.FixtureRequest, tracking_uri: str
+    request: pytest.FixtureRequest, tracking_uri: str, model_name: str
 ) -> Iterator[tuple[FakeForge, responses.RequestsMock]]:
+    """The fake forge of `request.param`, a candidate v1 trained; only later calls recorded."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.add_passthru(tracking_uri)
         fake = make_fake(request.param)
         fake.install(rsps)
+        train_candidate(fake, tracking_uri, model_name, 0.6)
+        rsps.calls.reset()  # type: ignore[no-untyped-call]
         yield fake, rsps
     assert not fake.errors
 
 
-def train_candidate(ctx: Context, logloss: float) -> int:
-    run_id = log_training_run(ctx.settings.tracking_uri, {"final.logloss": logloss})
-    version = register(ctx, run_id=run_id, alias="smoke").version.version
-    gate(ctx, version=version)
-    return version
+def train_candidate(fake: FakeForge, tracking_uri: str, model: str, logloss: float) -> None:
+    """What `register` + `gate` leave behind: a new version, the candidate."""
+    params = parse_params({"register_model": {"model_name": model}})
+    ctx = Context(settings=world_settings(fake, tracking_uri), params=params)
+    run_id = log_training_run(tracking_uri, {"final.logloss": logloss})
+    gate(ctx, version=register(ctx, run_id=run_id, alias="smoke").version.version)
 
 
 def run_request(fake: FakeForge, tracking_uri: str, model: str, users: list[str]) -> RequestResult:
@@ -124,12 +128,6 @@ def test_gitlab_request_assigns_the_approvers_and_skips_a_non_member(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake, rsps = fake_world
-    ctx = Context(
-        world_settings(fake, tracking_uri),
-        parse_params({"register_model": {"model_name": model_name}}),
-    )
-    train_candidate(ctx, 0.6)
-    rsps.calls.reset()  # type: ignore[no-untyped-call]
 
     with caplog.at_level(logging.WARNING):
         result = run_request(fake, tracking_uri, model_name, ["maria", "dana", "olga", "ghost"])
@@ -152,12 +150,6 @@ def test_github_request_assigns_the_approvers_with_the_issue(
     fake_world: tuple[FakeForge, responses.RequestsMock], tracking_uri: str, model_name: str
 ) -> None:
     fake, rsps = fake_world
-    ctx = Context(
-        world_settings(fake, tracking_uri),
-        parse_params({"register_model": {"model_name": model_name}}),
-    )
-    train_candidate(ctx, 0.6)
-    rsps.calls.reset()  # type: ignore[no-untyped-call]
 
     result = run_request(fake, tracking_uri, model_name, ["maria", "dana"])
 
@@ -178,12 +170,6 @@ def test_github_request_opens_despite_an_assignee_github_refuses(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake, rsps = fake_world
-    ctx = Context(
-        world_settings(fake, tracking_uri),
-        parse_params({"register_model": {"model_name": model_name}}),
-    )
-    train_candidate(ctx, 0.6)
-    rsps.calls.reset()  # type: ignore[no-untyped-call]
 
     with caplog.at_level(logging.WARNING):
         result = run_request(fake, tracking_uri, model_name, ["maria", "olga"])
@@ -212,18 +198,13 @@ def test_a_superseding_request_notifies_again_and_a_re_run_does_not(
     fake_world: tuple[FakeForge, responses.RequestsMock], tracking_uri: str, model_name: str
 ) -> None:
     fake, rsps = fake_world
-    ctx = Context(
-        world_settings(fake, tracking_uri),
-        parse_params({"register_model": {"model_name": model_name}}),
-    )
-    train_candidate(ctx, 0.6)
     first = run_request(fake, tracking_uri, model_name, ["maria"])
     rsps.calls.reset()  # type: ignore[no-untyped-call]
     again = run_request(fake, tracking_uri, model_name, ["maria"])
     assert (again.created, again.number) == (False, first.number)
     assert not [c for c in forge_writes(rsps) if "/users?" in c[1] or c[0] == "POST"]
 
-    train_candidate(ctx, 0.55)
+    train_candidate(fake, tracking_uri, model_name, 0.55)
     newer = run_request(fake, tracking_uri, model_name, ["maria"])
     assert newer.created and newer.superseded == [first.number]
     assignees = fake.threads[int(newer.number)]["assignees"]

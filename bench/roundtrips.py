@@ -40,7 +40,9 @@ from tests.fake_gitlab import FakeGitLab
 
 PLATFORMS = ("gitlab", "github")
 OPEN_REQUESTS = 50
-OPERATIONS = ("request", "promote", "rollback", "poll_idle", "poll_one_new")
+OPERATIONS = ("request", "request_notify", "promote", "rollback", "poll_idle", "poll_one_new")
+HISTORY = 3  # versions between the champion (v1) and the candidate: the request's trend chart
+APPROVERS = ("maria", "dana")  # request_notify: dana triggered the training, maria is notified
 
 # The fewest round trips each operation needs, and why (docs/design.md, "The change"), with the
 # default params: issue kind, approvers by role, required_approvals 1, checklist required,
@@ -57,12 +59,14 @@ _PROMOTE_MLFLOW = (
 )
 MINIMUM: dict[str, dict[str, Any]] = {
     "request": {
-        "mlflow": 7,
+        "mlflow": 9,
         "gitlab": 3,
         "github": 2,
         "why": {
             "mlflow": "1 registered model (aliases), 2 versions (candidate: run id + tags; "
             "champion: run id), 2 runs (metrics of both for the table and the gates), "
+            "1 search for the newest versions and 1 search for their runs (the trend chart; "
+            "the candidate's and champion's runs are not read twice), "
             "2 version tags: the request thread (promotion.requested_in, the registry's record "
             "of which thread is the version's request) and, since `register` ran without "
             "PROMOTION_BOT_REQUESTED_BY here, who asked (promotion.requested_by); MLflow has no "
@@ -70,6 +74,17 @@ MINIMUM: dict[str, dict[str, Any]] = {
             "gitlab": "list open requests of the configured kind (issues or merge requests); "
             "GET /metadata (EE or not decides the /promote form shown); open the issue",
             "github": "list open requests (the issues endpoint includes PRs); open the issue",
+        },
+    },
+    "request_notify": {
+        "mlflow": 9,
+        "gitlab": 4,
+        "github": 2,
+        "why": {
+            "mlflow": "as request",
+            "gitlab": "as request, plus GET /users?username= for the one approver notified "
+            "(its id for assignee_ids; the requester is never notified): one per name",
+            "github": "as request: the assignees travel with the issue",
         },
     },
     "promote": {
@@ -127,8 +142,9 @@ class Bench:
     tracking_uri: str
     root: Path
 
-    def params(self, model: str) -> Any:
-        return parse_params({"register_model": {"model_name": model}}, "bench")
+    def params(self, model: str, approvers: tuple[str, ...] = ()) -> Any:
+        promotion = {"approvers": {"users": list(approvers)}}
+        return parse_params({"register_model": {"model_name": model}, "promotion": promotion})
 
     def settings(self, fake: FakeForge, with_username: bool) -> Settings:
         common: dict[str, Any] = {
@@ -151,18 +167,22 @@ class Bench:
             )
         return Settings(**common)
 
-    def context(self, fake: FakeForge, model: str, with_username: bool) -> Context:
-        return Context(settings=self.settings(fake, with_username), params=self.params(model))
+    def context(
+        self, fake: FakeForge, model: str, with_username: bool, approvers: tuple[str, ...] = ()
+    ) -> Context:
+        settings = self.settings(fake, with_username)
+        return Context(settings=settings, params=self.params(model, approvers))
 
-    def setup_model(self, model: str) -> None:
-        """v1 champion (logloss 0.60), v2 candidate (0.55): a /promote of v2 passes every gate."""
+    def setup_model(self, model: str, history: int = 0) -> None:
+        """v1 champion (logloss 0.60), `history` versions that each passed the gate, and the
+        candidate (0.55, v2 without history): a /promote of it passes every gate."""
         settings = Settings(tracking_uri=self.tracking_uri, local_dir=self.root / "local")
         ctx = Context(settings=settings, params=self.params(model))
         with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints a "View run" link
-            self._train(ctx, model)
+            self._train(ctx, model, history)
 
-    def _train(self, ctx: Context, model: str) -> None:
-        for logloss in (0.60, 0.55):
+    def _train(self, ctx: Context, model: str, history: int) -> None:
+        for logloss in (0.60, *(0.59 - n / 100 for n in range(history)), 0.55):
             run_id = ctx.registry.log_run(
                 "bench", {"final.logloss": logloss, "final.accuracy": 0.7}, {"git_sha": "abc"}
             )
@@ -206,6 +226,11 @@ def _event(fake: FakeForge, number: int, comment: dict[str, Any]) -> CommentEven
     )
 
 
+def _assignees(fake: FakeForge, number: int) -> list[str]:
+    people = fake.threads[number].get("assignees") or []
+    return [person.get("username") or person.get("login") for person in people]
+
+
 def _tick(fake: FakeForge, number: int) -> None:
     fake.set_body(number, fake.body(number).replace("- [ ]", "- [x]"))
 
@@ -232,13 +257,21 @@ def run_platform(bench: Bench, platform: str, with_username: bool) -> dict[str, 
 def _request_promote_rollback(
     bench: Bench, fake: FakeForge, with_username: bool
 ) -> dict[str, list[Call]]:
-    model = _unique(f"bench-{fake.platform}")
-    bench.setup_model(model)
+    notified = _unique(f"bench-notify-{fake.platform}")
+    bench.setup_model(notified, history=HISTORY)
     out = {}
+    result, out["request_notify"] = bench.measure(
+        lambda: open_or_update_request(bench.context(fake, notified, with_username, APPROVERS))
+    )
+    _expect("request_notify not notified", result.not_notified, [])
+    _expect("request_notify assignees", _assignees(fake, int(result.number)), ["maria"])
+    model = _unique(f"bench-{fake.platform}")
+    bench.setup_model(model, history=HISTORY)
     result, out["request"] = bench.measure(
         lambda: open_or_update_request(bench.context(fake, model, with_username))
     )
     _expect("request", result.created, True)
+    _expect("request's chart", 'x-axis ["v1 champion", "v2", "v3"' in result.body, True)
     number = int(result.number)
     _tick(fake, number)  # an approver ticks the checklist
     comment = fake.add_comment(number, "maria", _command(fake, "promote"))

@@ -44,6 +44,11 @@ _CONNECTION_OPTIONS = [
     click.option("--repo", "github_repository", help="GitHub owner/name [env: GITHUB_REPOSITORY]"),
     click.option("--local-dir", help="local platform folder [env: PROMOTION_BOT_LOCAL_DIR]"),
     click.option("--requested-by", help="who triggered training [env: PROMOTION_BOT_REQUESTED_BY]"),
+    click.option(
+        "--model",
+        envvar="PROMOTION_BOT_MODEL",
+        help="registered model [env: PROMOTION_BOT_MODEL; default: register_model.model_name]",
+    ),
 ]
 _OVERRIDES = (
     "tracking_uri",
@@ -79,6 +84,9 @@ def _context(kwargs: dict[str, Any]) -> Context:
         redactor.set_secrets(settings.secret_values())
     settings.validated()
     params = load_params(params_path)
+    model = kwargs.pop("model", None)
+    if model:  # one pipeline template or action for several models
+        params = params.with_model(model)
     if redactor is not None:
         hook = url_secrets(params.promotion.post_promote_hook)
         redactor.set_secrets([*settings.secret_values(), *hook])
@@ -122,7 +130,13 @@ def _scrub(text: str) -> str:
 
 @click.group(cls=BotGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="promotion-bot")
-@click.option("--params", "params_path", metavar="PATH", help="[default: params.yaml]")
+@click.option(
+    "--params",
+    "params_path",
+    metavar="PATH",
+    envvar="PROMOTION_BOT_PARAMS",
+    help="[env: PROMOTION_BOT_PARAMS; default: params.yaml]",
+)
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
@@ -243,26 +257,24 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 
 
 @cli.command()
-@click.option("--model", help="[default: register_model.model_name]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_context
-def status(ctx: Context, model: str | None, as_json: bool) -> None:
+def status(ctx: Context, as_json: bool) -> None:
     """Aliases, their versions and metrics, and open requests."""
     from bot.views import render_status, status_data
 
-    data = status_data(ctx, model or ctx.model)
+    data = status_data(ctx, ctx.model)
     click.echo(json.dumps(data, indent=2) if as_json else render_status(data))
 
 
 @cli.command()
-@click.option("--model", help="[default: register_model.model_name]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_context
-def history(ctx: Context, model: str | None, as_json: bool) -> None:
+def history(ctx: Context, as_json: bool) -> None:
     """Every champion change: when, from, to, who, why, where."""
     from bot.views import render_history
 
-    entries = ctx.registry.history(model or ctx.model)
+    entries = ctx.registry.history(ctx.model)
     stored = [entry.stored for entry in entries]  # as the registry holds them
     click.echo(json.dumps(stored, indent=2) if as_json else render_history(entries))
 

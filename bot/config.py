@@ -79,6 +79,10 @@ class RequestConfig(_Section):
     record_path: str = "promotions/{model_name}.json"
     merge_on_promote: bool = True
     close_on_promote: bool = True
+    chart: bool = True  # the trend of the gate metric over the newest versions, in Mermaid
+    # Who a new request notifies; None means the users of approvers.users (never the requester).
+    assignees: Listed[str] | None = None
+    reviewers: Listed[str] | None = None  # merge_request kind; GitHub teams as org/team-slug
 
     @field_validator("record_path")
     @classmethod
@@ -100,6 +104,16 @@ class RequestConfig(_Section):
         if not value:  # the bot finds its requests by these labels
             raise ValueError("at least one label")
         return tuple(check.label(item) for item in value)
+
+    @field_validator("assignees")
+    @classmethod
+    def _assignees(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(check.assignee(item) for item in value)
+
+    @field_validator("reviewers")
+    @classmethod
+    def _reviewers(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(check.reviewer(item) for item in value)
 
 
 class Approvers(_Section):
@@ -228,6 +242,12 @@ class Params(_Section):
     @property
     def model_name(self) -> str:
         return self.register_model.model_name
+
+    def with_model(self, name: str) -> Params:
+        """These params for another registered model (`--model`), checked like the file."""
+        data = self.model_dump()
+        data["register_model"]["model_name"] = name
+        return parse_params(data, "--model")
 
 
 # pydantic speaks Python; params.yaml is written in YAML terms.

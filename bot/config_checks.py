@@ -64,6 +64,22 @@ def person(value: str) -> str:
     return value
 
 
+def assignee(value: str) -> str:
+    if "/" in value:
+        raise ValueError(f"{value!r}: a team cannot be assigned (list it under reviewers)")
+    return person(value)
+
+
+def reviewer(value: str) -> str:
+    """A username, or a GitHub team as `org/team-slug`."""
+    if "/" not in value:
+        return person(value)
+    parts = value.split("/")
+    if len(parts) != 2 or not all(part and part == part.strip() for part in parts):
+        raise ValueError(f"{value!r} is neither a username nor a team (org/team-slug)")
+    return value
+
+
 def label(value: str) -> str:
     # python-gitlab sends labels comma-joined: "a,b" would become two labels.
     if not value.strip() or "," in value:

@@ -52,6 +52,7 @@ HANDLED_MAX_CHARS = 5000
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
 # MLflow's "API request to <full URI, password included> failed with [timeout ]exception ...".
 _GAVE_UP = re.compile(r"failed with (timeout )?exception")
+_RUN_ID = re.compile(r"[0-9A-Za-z_-]+")  # also what makes an id safe inside a search filter
 
 
 class Registry:
@@ -137,7 +138,7 @@ class Registry:
         return sorted(int(mv.version) for mv in found)
 
     def version_by_run(self, name: str, run_id: str) -> VersionInfo | None:
-        if not re.fullmatch(r"[0-9A-Za-z_-]+", run_id):
+        if not _RUN_ID.fullmatch(run_id):
             raise RegistryError(f"run id {run_id!r} is not a valid MLflow run id")
         with self._call(f"versions of {name} from run {run_id}"):
             found = self._models.search_model_versions(f"name='{name}' and run_id='{run_id}'")
@@ -149,13 +150,32 @@ class Registry:
     def run(self, run_id: str) -> RunInfo:
         with self._call(f"run {run_id}"):
             run = self._client.get_run(run_id)
-        return RunInfo(
-            run_id=run.info.run_id,
-            experiment_id=str(run.info.experiment_id),
-            metrics={key: _metric(value) for key, value in run.data.metrics.items()},
-            tags={k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
-            params=dict(run.data.params),
-        )
+        return _run_info(run)
+
+    def newest_versions(self, name: str, limit: int) -> list[VersionInfo]:
+        """The `limit` highest-numbered versions of `name`, newest first: one search call."""
+        with self._call(f"the newest versions of {name}"):
+            found = self._models.search_model_versions(
+                f"name='{name}'", max_results=limit, order_by=["version_number DESC"]
+            )
+        return [_version_info(mv) for mv in found]
+
+    def runs_in(self, experiment_ids: Sequence[str], run_ids: Sequence[str]) -> list[RunInfo]:
+        """The runs among `run_ids` that live in `experiment_ids`: one search call.
+
+        Runs of other experiments, deleted runs and ids that are no MLflow run id are left out.
+        """
+        wanted = sorted({run_id for run_id in run_ids if _RUN_ID.fullmatch(run_id)})
+        if not wanted or not experiment_ids:
+            return []
+        listed = ", ".join(f"'{run_id}'" for run_id in wanted)
+        with self._call(f"{len(wanted)} runs"):
+            found = self._client.search_runs(
+                list(experiment_ids),
+                filter_string=f"attributes.run_id IN ({listed})",
+                max_results=len(wanted),
+            )
+        return [_run_info(run) for run in found]
 
     # --- writes --------------------------------------------------------------------------------
     def ensure_model(self, name: str) -> None:
@@ -335,6 +355,16 @@ def _pending(raw: str | None) -> HistoryEntry | None:
     except ValueError:
         return None
     return HistoryEntry.parse(value) if isinstance(value, dict) else None
+
+
+def _run_info(run: Any) -> RunInfo:
+    return RunInfo(
+        run_id=run.info.run_id,
+        experiment_id=str(run.info.experiment_id),
+        metrics={key: _metric(value) for key, value in run.data.metrics.items()},
+        tags={k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+        params=dict(run.data.params),
+    )
 
 
 def _version_info(mv: Any) -> VersionInfo:

@@ -43,6 +43,26 @@ class Thread:
     labels: tuple[str, ...] = ()
     updated_at: str = ""  # ISO 8601, as the forge reports it
     head_sha: str = ""  # an MR/PR's head commit ("" for issues, or when the listing omits it)
+    assignees: tuple[str, ...] = ()  # as the forge recorded them
+    reviewers: tuple[str, ...] = ()  # people asked for a review; GitHub teams as `org/team`
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """Who a new request notifies: assignees, and on a merge request reviewers.
+
+    A name the forge cannot assign (not a member, or a plan that allows one assignee) is left
+    out by the forge, not refused: the thread it returns says who was recorded.
+    """
+
+    assignees: tuple[str, ...] = ()
+    reviewers: tuple[str, ...] = ()  # usernames, or GitHub teams as `org/team`
+
+    def __bool__(self) -> bool:
+        return bool(self.assignees or self.reviewers)
+
+
+NOBODY = Recipients()
 
 
 @dataclass(frozen=True)

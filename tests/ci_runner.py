@@ -40,11 +40,46 @@ def venv_executable(name: str) -> str:
     return found
 
 
-def check_jsonschema(schema: str, files: Iterable[Path]) -> subprocess.CompletedProcess[str]:
-    """Validate with a builtin (vendored, offline) schema of check-jsonschema."""
+def check_jsonschema(
+    schema: str, files: Iterable[Path], transform: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Validate with a builtin (vendored, offline) schema of check-jsonschema; `transform`
+    "gitlab-ci" reads GitLab's `!reference` tags."""
     cmd = [venv_executable("check-jsonschema"), "--builtin-schema", schema]
+    if transform:
+        cmd += ["--data-transform", transform]
     cmd += [str(path) for path in files]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def split_documents(path: Path, folder: Path) -> list[Path]:
+    """A GitLab CI template is two YAML documents (the `spec:` header, then the jobs);
+    check-jsonschema reads one document per file."""
+    parts = path.read_text(encoding="utf-8").split("\n---\n")
+    files = []
+    for index, part in enumerate(parts):
+        file = folder / f"{path.stem}.{index}.yml"
+        file.write_text(part.strip() + "\n", encoding="utf-8")
+        files.append(file)
+    return files
+
+
+def preview(repo: Path, home: Path) -> dict[str, Any]:
+    """The pipeline as gitlab-ci-local expands it: includes with their inputs, extends and
+    !reference resolved."""
+    result = subprocess.run(
+        [gitlab_ci_local(), "--preview", *gitlab_ci_local_args(home)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"gitlab-ci-local --preview failed:\n{result.stderr[-3000:]}"
+    start = result.stdout.find("---\n")  # anything before the document is a log line
+    expanded = yaml.safe_load(result.stdout[max(start, 0) :])
+    assert isinstance(expanded, dict)
+    return expanded
 
 
 def gitlab_ci_local() -> str:

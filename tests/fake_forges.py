@@ -20,6 +20,7 @@ import responses
 BOT = "promotion-bot"
 BOT_ID = 99
 PEOPLE = {"maria": (18, 40), "dana": (27, 30)}  # username -> (user id, GitLab access level)
+OUTSIDERS = {"olga": 31}  # accounts on the forge that are no members of the project
 Reply = tuple[int, dict[str, str], str]
 
 
@@ -137,6 +138,8 @@ class FakeForge:
 
 
 def user_id(username: str) -> int:
+    if username in OUTSIDERS:
+        return OUTSIDERS[username]
     return BOT_ID if username == BOT else PEOPLE.get(username, (500, 0))[0]
 
 

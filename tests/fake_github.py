@@ -11,6 +11,7 @@ from tests.fake_forges import BOT, FakeForge, Reply, json_body, json_reply, user
 from tests.forge_fixtures import github
 
 GITHUB_ROLES = {"maria": "maintain", "dana": "write"}
+CODE = {"code": "invalid"}
 
 
 class FakeGitHub(FakeForge):
@@ -79,6 +80,7 @@ class FakeGitHub(FakeForge):
             ("GET", rf"{host}/user{q}", lambda _r, _m: json_reply(200, github("user", login=BOT))),
             ("GET", rf"{r}/issues{q}", self._list),
             ("POST", rf"{r}/issues{q}", self._create),
+            ("POST", rf"{r}/issues/(\d+)/assignees{q}", self._assign),
             ("GET", rf"{r}/issues/(\d+){q}", self._get),
             ("PATCH", rf"{r}/issues/(\d+){q}", self._update),
             ("GET", rf"{r}/issues/(\d+)/comments{q}", self._list_comments),
@@ -96,8 +98,22 @@ class FakeGitHub(FakeForge):
 
     def _create(self, request: Any, _m: re.Match[str]) -> Reply:
         data = json_body(request)
+        outsiders = [name for name in data.get("assignees", []) if name not in GITHUB_ROLES]
+        if outsiders:  # GitHub refuses the whole issue when one assignee is no collaborator
+            error = {"value": outsiders[0], "resource": "Issue", "field": "assignees"}
+            return json_reply(422, github("validation_error_422", errors=[error | CODE]))
         number = self.add_thread(data["title"], data.get("body", ""), list(data.get("labels", [])))
+        self.threads[number]["assignees"] = [self._user(n) for n in data.get("assignees", [])]
         return json_reply(201, self.threads[number])
+
+    def _assign(self, request: Any, m: re.Match[str]) -> Reply:
+        """Add assignees: GitHub leaves out those who cannot be assigned, without an error."""
+        thread = self.threads[int(m.group(1))]
+        have = {user["login"] for user in thread["assignees"]}
+        for name in json_body(request).get("assignees", []):
+            if name in GITHUB_ROLES and name not in have:
+                thread["assignees"].append(self._user(name))
+        return json_reply(201, thread)
 
     def _update(self, request: Any, m: re.Match[str]) -> Reply:
         number, data = int(m.group(1)), json_body(request)

@@ -9,6 +9,7 @@ import responses
 
 from tests.fake_forges import (
     BOT,
+    OUTSIDERS,
     PEOPLE,
     FakeForge,
     Reply,
@@ -97,7 +98,7 @@ class FakeGitLab(FakeForge):
     def _users(self, request: Any, _m: re.Match[str]) -> Reply:
         name = params_of(request).get("username", "")
         found = [gitlab("users")[0] | {"id": user_id(name), "username": name}]
-        return json_reply(200, found if name in PEOPLE else [])
+        return json_reply(200, found if name in PEOPLE or name in OUTSIDERS else [])
 
     def _list(self, request: Any, _m: re.Match[str]) -> Reply:
         return self._listing(request, "opened", "20", "author_username")
@@ -109,6 +110,13 @@ class FakeGitLab(FakeForge):
         data = json_body(request)
         labels = [x for x in str(data.get("labels", "")).split(",") if x]
         number = self.add_thread(data["title"], data["description"], labels)
+        # GitLab drops, without an error, the ids of people who cannot see the project.
+        members = {uid: name for name, (uid, level) in PEOPLE.items() if level > 0}
+        self.threads[number]["assignees"] = [
+            gitlab("users")[0] | {"id": uid, "username": members[uid]}
+            for uid in data.get("assignee_ids") or []
+            if uid in members
+        ]
         return json_reply(201, self.threads[number])
 
     def _update(self, request: Any, m: re.Match[str]) -> Reply:

@@ -1,14 +1,17 @@
 """The CI integration files (docs/design.md, "CI integration"), checked with the real tools:
-GitLab's and GitHub's JSON schemas (check-jsonschema, vendored, offline), gitlab-ci-local's rule
-evaluation, and one real run of the `train:test` job against a real MLflow server."""
+GitLab's and GitHub's JSON schemas (check-jsonschema, vendored, offline), gitlab-ci-local's
+expansion of the include template and its rule evaluation, and one real run of the included
+`train:test` job against a real MLflow server. The GitHub Action: tests/test_action.py."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from tests import ci_runner
 from tests.ci_runner import REPO_ROOT, job_commands, load_yaml, workflow_triggers
 
 GITLAB_CI = REPO_ROOT / ".gitlab-ci.yml"
+TEMPLATE = REPO_ROOT / "ci" / "promotion-bot.yml"
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 TRAIN_WORKFLOW = WORKFLOWS / "train.yml"
 COMMANDS_WORKFLOW = WORKFLOWS / "promotion-commands.yml"
@@ -38,8 +42,28 @@ PARAMS = (
 )
 
 
+def gitlab_repo(folder: Path, gitlab_ci: str | None = None) -> Path:
+    """A git repository holding the pipeline and the template it includes."""
+    (folder / "ci").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(TEMPLATE, folder / "ci" / TEMPLATE.name)
+    if gitlab_ci is None:
+        shutil.copy2(GITLAB_CI, folder / ".gitlab-ci.yml")
+    else:
+        (folder / ".gitlab-ci.yml").write_text(gitlab_ci, encoding="utf-8")
+    ci_runner.git_commit_all(folder)
+    return folder
+
+
+@functools.cache
+def gitlab_pipeline() -> dict[str, Any]:
+    """.gitlab-ci.yml with its include expanded by gitlab-ci-local (read once per run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = gitlab_repo(Path(tmp) / "repo")
+        return ci_runner.preview(repo, Path(tmp) / "home")
+
+
 def gitlab_jobs() -> dict[str, dict[str, Any]]:
-    return ci_runner.jobs(load_yaml(GITLAB_CI))
+    return ci_runner.jobs(gitlab_pipeline())
 
 
 def run_lines(job: dict[str, Any]) -> list[str]:
@@ -57,8 +81,11 @@ def index_of(lines: list[str], pattern: str) -> int:
 # --- schemas (offline, vendored in check-jsonschema) -----------------------------------------
 
 
-def test_gitlab_ci_is_valid_for_gitlab() -> None:
-    result = ci_runner.check_jsonschema("vendor.gitlab-ci", [GITLAB_CI])
+def test_gitlab_ci_and_the_include_template_are_valid_for_gitlab(tmp_path: Path) -> None:
+    header, body = ci_runner.split_documents(TEMPLATE, tmp_path)
+    assert set(load_yaml(header)) == {"spec"}
+    files = [GITLAB_CI, header, body]
+    result = ci_runner.check_jsonschema("vendor.gitlab-ci", files, transform="gitlab-ci")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -73,11 +100,18 @@ def test_github_workflows_are_valid_for_github() -> None:
     ("source", "schema", "good", "broken", "reported"),
     [
         (
-            GITLAB_CI,
+            TEMPLATE,
             "vendor.gitlab-ci",
-            "  resource_group: model-promotion\n",
-            "  resource_grup: model-promotion\n",
-            "'resource_grup' was unexpected",
+            "  timeout: 15 minutes\n",
+            "  timout: 15 minutes\n",
+            "'timout' was unexpected",
+        ),
+        (
+            TEMPLATE,
+            "vendor.gitlab-ci",
+            "    stage:\n      default: deploy\n",
+            "    stage:\n      type: number\n      default: deploy\n",
+            "$.spec.inputs.stage.default: 'deploy' is not of type 'number'",
         ),
         (
             TRAIN_WORKFLOW,
@@ -87,7 +121,7 @@ def test_github_workflows_are_valid_for_github() -> None:
             "$.concurrency",
         ),
     ],
-    ids=["gitlab", "github"],
+    ids=["gitlab template job", "gitlab template input", "github"],
 )
 def test_schema_check_rejects_a_broken_key(
     tmp_path: Path, source: Path, schema: str, good: str, broken: str, reported: str
@@ -96,7 +130,9 @@ def test_schema_check_rejects_a_broken_key(
     assert good in text
     copy = tmp_path / source.name
     copy.write_text(text.replace(good, broken, 1), encoding="utf-8")
-    result = ci_runner.check_jsonschema(schema, [copy])
+    files = ci_runner.split_documents(copy, tmp_path) if source == TEMPLATE else [copy]
+    transform = "gitlab-ci" if source == TEMPLATE else ""
+    result = ci_runner.check_jsonschema(schema, files, transform=transform)
     assert result.returncode != 0
     assert reported in result.stdout
 
@@ -138,24 +174,31 @@ def test_gitlab_train_test_keeps_the_gate_result_and_the_request_dotenv() -> Non
     assert artifacts["reports"]["dotenv"] == DOTENV_FILE
 
 
-def test_gitlab_bot_jobs_install_the_bot_unless_told_not_to() -> None:
+def test_the_pipeline_is_the_include_with_this_repository_as_the_bot() -> None:
     pipeline = load_yaml(GITLAB_CI)
-    template = pipeline[".promotion-bot"]
-    assert template["image"] == "python:3.11-slim"
-    install = index_of(template["before_script"], r"pip install")
-    assert "PROMOTION_BOT_SKIP_INSTALL" in template["before_script"][install]
+    (include,) = pipeline["include"]
+    assert include["local"] == "ci/promotion-bot.yml"
+    assert include["inputs"]["install"] == "."
+    assert not {"train:smoke", "train:test", "promotion:poll"} & set(pipeline)  # all included
     for name in ("train:smoke", "train:test", "promotion:poll"):
-        assert pipeline[name]["extends"] in (".promotion-bot", [".promotion-bot", ".model-jobs"])
+        job = gitlab_jobs()[name]
+        assert job["image"] in ("python:3.11-slim", {"name": "python:3.11-slim"})
+        install = job["before_script"][index_of(job["before_script"], r"pip install")]
+        assert "PROMOTION_BOT_SKIP_INSTALL" in install and 'install --quiet "."' in install
+        assert job["stage"] == "train"
 
 
 def test_gitlab_variables_hold_no_secret() -> None:
-    text = GITLAB_CI.read_text(encoding="utf-8")
-    variables = load_yaml(GITLAB_CI)["variables"]
-    assert variables["PROMOTION_BOT_PLATFORM"] == "gitlab"
-    for secret in ("MLFLOW_TRACKING_URI", "GITLAB_TOKEN", "MLFLOW_TRACKING_PASSWORD"):
-        assert secret not in variables
-    assert "CI_JOB_TOKEN cannot write" in text  # why a separate, masked GITLAB_TOKEN is needed
-    assert re.search(r"GITLAB_TOKEN\s+masked", text)
+    for name, job in gitlab_jobs().items():
+        variables = job.get("variables") or {}
+        for secret in ("MLFLOW_TRACKING_URI", "GITLAB_TOKEN", "MLFLOW_TRACKING_PASSWORD"):
+            assert secret not in variables, name
+    assert gitlab_jobs()["train:test"]["variables"]["PROMOTION_BOT_PLATFORM"] == "gitlab"
+    for path in (GITLAB_CI, TEMPLATE):
+        text = re.sub(r"\s*\n\s*#?\s*", " ", path.read_text(encoding="utf-8"))  # comments joined
+        assert "CI_JOB_TOKEN cannot write notes" in text  # why a separate GITLAB_TOKEN
+        # Protected: only pipelines of protected branches and tags ever see them.
+        assert re.search(r"MASKED and PROTECTED", text), path.name
 
 
 def test_gitlab_poll_is_only_ever_scheduled() -> None:
@@ -175,10 +218,7 @@ def test_gitlab_test_job_runs_the_projects_ci_script() -> None:
 
 @pytest.fixture(scope="module")
 def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("gitlab-rules")
-    shutil.copy2(GITLAB_CI, repo / ".gitlab-ci.yml")
-    ci_runner.git_commit_all(repo)
-    return repo
+    return gitlab_repo(tmp_path_factory.mktemp("gitlab-rules"))
 
 
 MODEL_JOBS = ("train:smoke", "train:test", "promotion:poll")
@@ -191,10 +231,11 @@ RULE_CASES = {
         (),
         {"test", "train:smoke", "train:test"},
     ),
+    # Code nobody has merged never runs with the registry's credentials (docs/security.md).
     "merge request with the registry": (
         {"CI_PIPELINE_SOURCE": "merge_request_event", "MLFLOW_TRACKING_URI": "http://mlflow"},
         ("CI_COMMIT_BRANCH",),
-        {"test", "train:smoke"},
+        {"test"},
     ),
     "merge request without the registry": (
         {"CI_PIPELINE_SOURCE": "merge_request_event"},
@@ -222,6 +263,54 @@ def test_gitlab_rules_pick_the_jobs_of_each_pipeline(
     jobs = ci_runner.list_jobs(pipeline_repo, tmp_path, variables, unset)
     assert set(jobs) == {"test", *MODEL_JOBS}
     assert {name for name, when in jobs.items() if when != "never"} == expected
+
+
+# A new repository: its whole .gitlab-ci.yml is the include (the template is a local file here,
+# as no remote can be fetched in the tests).
+ADOPTER_CI = """include:
+  - local: ci/promotion-bot.yml
+    inputs:
+      train-script: python train.py
+"""
+ADOPTER_CASES = {
+    "push to main": ({}, (), {"train:test"}),  # no smoke-script: no train:smoke
+    "merge request": ({"CI_PIPELINE_SOURCE": "merge_request_event"}, ("CI_COMMIT_BRANCH",), set()),
+    "schedule": ({"CI_PIPELINE_SOURCE": "schedule"}, (), {"promotion:poll"}),
+    "manual run": (
+        {"CI_COMMIT_BRANCH": "feature", "CI_PIPELINE_SOURCE": "web"},
+        (),
+        {"train:test"},
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("variables", "unset", "expected"), ADOPTER_CASES.values(), ids=ADOPTER_CASES
+)
+def test_a_repository_adopts_the_bot_with_one_include(
+    tmp_path: Path, variables: dict[str, str], unset: tuple[str, ...], expected: set[str]
+) -> None:
+    repo = gitlab_repo(tmp_path / "adopter", ADOPTER_CI)
+    jobs = ci_runner.list_jobs(repo, tmp_path / "home", variables, unset)
+    assert set(jobs) == {"train:smoke", "train:test", "promotion:poll"}
+    assert {name for name, when in jobs.items() if when != "never"} == expected
+    job = ci_runner.jobs(ci_runner.preview(repo, tmp_path / "home"))["train:test"]
+    assert job["script"][0] == "python train.py"
+    assert job["stage"] == "deploy"  # a stage every pipeline has
+
+
+def test_the_include_without_its_training_is_refused(tmp_path: Path) -> None:
+    repo = gitlab_repo(tmp_path / "adopter", "include:\n  - local: ci/promotion-bot.yml\n")
+    result = subprocess.run(
+        [ci_runner.gitlab_ci_local(), "--list", *ci_runner.gitlab_ci_local_args(tmp_path)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "train-script" in result.stdout + result.stderr
 
 
 # --- .gitlab-ci.yml: the train:test job, run for real -----------------------------------------
@@ -257,6 +346,7 @@ def test_gitlab_train_test_job_runs_with_a_local_runner(
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     assert "PASS  train:test" in log
+    assert "train:test $ python scripts/placeholder_train.py\n" in log  # the include's input
     assert re.search(rf"train:test > PASS\b.*{re.escape(model_name)}.*0\.61", log)  # gate line
 
     registry = Registry(tracking_uri)
@@ -295,7 +385,7 @@ def test_gitlab_bot_jobs_refuse_to_run_without_a_registry(
     )
     log = result.stdout + result.stderr
     assert result.returncode != 0, log[-3000:]
-    assert "error: set MLFLOW_TRACKING_URI in Settings > CI/CD > Variables" in log
+    assert "error: set MLFLOW_TRACKING_URI in Settings > CI/CD > Variables (masked, pro" in log
     assert "promotion:poll $ promotion-bot --version" in log  # the bot from PATH, not installed
     assert "$ promotion-bot poll" not in log
 
@@ -308,7 +398,18 @@ def test_gitlab_ci_local_missing_fails_with_install_instructions(
         ci_runner.gitlab_ci_local()
 
 
-# --- GitHub workflows -------------------------------------------------------------------------
+# --- GitHub workflows: every bot step is the repository's own action (`uses: ./`) -------------
+
+
+def steps_of(job: dict[str, Any]) -> list[str]:
+    """Each step as `run: <script>` or `bot: <command>` (the action, `uses: ./`)."""
+    out = []
+    for step in job.get("steps", []):
+        if step.get("uses") == "./":
+            out.append(f"bot: {(step.get('with') or {}).get('command', '')}".rstrip())
+        elif "run" in step:
+            out.append(f"run: {step['run']}")
+    return out
 
 
 def test_github_comment_workflow_handles_new_comments_one_at_a_time() -> None:
@@ -324,12 +425,10 @@ def test_github_comment_workflow_handles_new_comments_one_at_a_time() -> None:
     assert "github.event.comment.user.type != 'Bot'" in condition
     assert "startsWith(github.event.comment.body, '/')" in condition
     assert "startsWith(github.event.comment.body, '@')" in condition
-    assert run_lines(handle)[-1] == (
-        'promotion-bot handle --event-name "$GITHUB_EVENT_NAME" --event-file "$GITHUB_EVENT_PATH"'
-    )
+    assert steps_of(handle)[-1] == "bot: handle"  # the action adds the event name and file
     poll = workflow["jobs"]["poll"]
     assert poll["concurrency"] == handle["concurrency"]
-    assert run_lines(poll)[-1] == "promotion-bot poll"
+    assert steps_of(poll)[-1] == "bot: poll"
     assert workflow["permissions"]["issues"] == "write"
     assert workflow["permissions"]["pull-requests"] == "write"
 
@@ -340,18 +439,19 @@ def test_github_train_workflow_trains_registers_gates_and_requests() -> None:
     assert triggers["push"] == {"branches": ["main"]}
     assert "workflow_dispatch" in triggers
     assert workflow["concurrency"] == {"group": GROUP, "cancel-in-progress": False}
-    smoke = run_lines(workflow["jobs"]["train-smoke"])
+    smoke = steps_of(workflow["jobs"]["train-smoke"])
+    assert smoke[0] == "bot:"  # Python and the bot first: the placeholder training uses MLflow
     assert index_of(smoke, r"placeholder_train\.py .*--experiment smoke") < index_of(
-        smoke, r"^promotion-bot register --alias ci-smoke$"
+        smoke, r"^bot: register --alias ci-smoke$"
     )
     job = workflow["jobs"]["train-test"]
     assert job["needs"] == "train-smoke"
-    lines = run_lines(job)
+    steps = steps_of(job)
     order = [
-        index_of(lines, r"^python scripts/placeholder_train\.py"),
-        index_of(lines, r"^promotion-bot register --alias smoke$"),
-        index_of(lines, r"^promotion-bot gate$"),
-        index_of(lines, r"^promotion-bot request$"),
+        index_of(steps, r"^run: python scripts/placeholder_train\.py"),
+        index_of(steps, r"^bot: register --alias smoke$"),
+        index_of(steps, r"^bot: gate$"),
+        index_of(steps, r"^bot: request$"),
     ]
     assert order == sorted(order)
     assert job["permissions"] == {
@@ -361,22 +461,35 @@ def test_github_train_workflow_trains_registers_gates_and_requests() -> None:
     }
     request = next(step for step in job["steps"] if step.get("id") == "request")
     assert request["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+    assert job["outputs"]["request_url"] == "${{ steps.request.outputs.request-url }}"
 
 
 @pytest.mark.parametrize("path", [TRAIN_WORKFLOW, COMMANDS_WORKFLOW], ids=lambda p: p.name)
-def test_github_workflows_take_settings_from_secrets(path: Path) -> None:
+def test_only_default_branch_jobs_of_the_registry_environment_hold_its_secrets(path: Path) -> None:
+    """The CI-credential rule (docs/security.md): MLflow's secrets live in the `model-registry`
+    environment, which only the default branch may use; no job outside it names them."""
     workflow = load_yaml(path)
-    env = workflow["env"]
-    assert env["PROMOTION_BOT_PLATFORM"] == "github"
-    assert env["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"
+    assert workflow["env"]["PROMOTION_BOT_PLATFORM"] == "github"
+    assert not [key for key in workflow["env"] if "MLFLOW" in key or "TOKEN" in key]
     secret_like = re.compile(r"TOKEN|PASSWORD|SECRET|USERNAME|URI")
-    blocks = [env]
-    for job in workflow["jobs"].values():
-        blocks += [job.get("env", {})] + [step.get("env", {}) for step in job.get("steps", [])]
-    for block in blocks:
-        for key, value in block.items():
-            if secret_like.search(key):
-                assert value == f"${{{{ secrets.{key} }}}}", key
+    for name, job in workflow["jobs"].items():
+        blocks = [job.get("env", {})] + [step.get("env", {}) for step in job.get("steps", [])]
+        for block in blocks:
+            for key, value in block.items():
+                if secret_like.search(key):
+                    assert value == f"${{{{ secrets.{key} }}}}", (name, key)
+        if any(step.startswith("bot: ") for step in steps_of(job)):  # a command: the registry
+            assert job["environment"] == "model-registry", name
+            assert job["env"]["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"
+        # No step installs or runs the bot itself: the action does, as for any repository.
+        assert not [step for step in steps_of(job) if "promotion-bot" in step], name
+
+
+def test_the_projects_own_checks_hold_no_secret() -> None:
+    workflow = load_yaml(WORKFLOWS / "ci.yml")
+    text = (WORKFLOWS / "ci.yml").read_text(encoding="utf-8")
+    assert "secrets." not in text
+    assert all("environment" not in job for job in workflow["jobs"].values())
 
 
 # --- dvc.yaml ---------------------------------------------------------------------------------

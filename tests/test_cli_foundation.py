@@ -170,6 +170,29 @@ def test_the_tracking_uri_option_beats_the_environment(tracking_uri: str, model_
     assert "@smoke" in from_env.stdout
 
 
+@pytest.mark.usefixtures("params_file")
+def test_the_model_option_and_its_variable_name_another_model(tracking_uri: str, model_name: str):
+    """What the GitHub Action's and the GitLab template's `model` input set."""
+    train(tracking_uri, final_logloss=0.6)
+    other = f"{model_name}-other"
+    result = invoke("register", "--tracking-uri", tracking_uri, env={"PROMOTION_BOT_MODEL": other})
+    assert (result.exit_code, result.stdout) == (0, f"{other} v1 @smoke\n")
+    by_option = invoke("status", "--model", other, "--tracking-uri", tracking_uri)
+    assert by_option.stdout.startswith(f"model {other}\n")
+    assert "@smoke" in by_option.stdout
+    params = invoke("status", "--tracking-uri", tracking_uri)  # params.yaml's model: untouched
+    assert params.stdout.startswith(f"model {model_name}\n") and "@smoke" not in params.stdout
+
+
+def test_a_bad_model_option_is_one_error_line(tmp_path: Path, tracking_uri: str):
+    done = run_bot("status", "--model", "it's", "--tracking-uri", tracking_uri, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: --model: register_model.model_name: \"it's\": MLflow's search filter cannot "
+        "express a ' or a trailing \\"
+    ]
+
+
 def test_the_default_registry_is_an_embedded_sqlite_file(tmp_path: Path):
     result = invoke("status", "--model", "x")
     assert result.exit_code == 0, result.output

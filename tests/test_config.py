@@ -42,6 +42,9 @@ DOCUMENTED_DEFAULTS = {
             "record_path": "promotions/{model_name}.json",
             "merge_on_promote": True,
             "close_on_promote": True,
+            "chart": True,
+            "assignees": None,
+            "reviewers": None,
         },
         "approvers": {
             "users": (),

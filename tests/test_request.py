@@ -16,6 +16,7 @@ import pytest
 
 from bot.ci.request import open_or_update_request, write_ci_outputs
 from bot.ci.request_body import WAITING, RequestData, Side, render_request_body
+from bot.ci.trend import Trend, TrendPoint
 from bot.config import parse_params
 from bot.context import Context
 from bot.errors import BotError
@@ -103,6 +104,17 @@ def _fixed_side(version: int, run_id: str, metrics: dict[str, float], urls: bool
 CANDIDATE_METRICS = {"final.logloss": 0.6123, "final.accuracy": 0.561, "final.brier": 0.2012}
 CHAMPION_METRICS = {"final.logloss": 0.6301, "final.accuracy": 0.549, "train.seconds": 41.0}
 MANY = {f"fold{i}.logloss": 0.6 + i / 100 for i in range(9)} | {"final.logloss": 0.61}
+TREND = Trend(
+    "final.logloss",
+    False,
+    (
+        TrendPoint(3, 0.6412),
+        TrendPoint(4, 0.6388),
+        TrendPoint(5, 0.6301, "champion"),
+        TrendPoint(6, 0.6354),
+        TrendPoint(7, 0.6123, "candidate"),
+    ),
+)
 
 GOLDEN_CASES: dict[str, dict[str, Any]] = {
     "issue_with_champion.md": dict(
@@ -121,6 +133,7 @@ GOLDEN_CASES: dict[str, dict[str, Any]] = {
         pipeline_url="https://gitlab.example.com/ml/soccer/-/jobs/4242",
         ticks={"metrics": True, "contract": True},
         candidate=CANDIDATE_METRICS,
+        trend=TREND,
     ),
     "issue_first_champion.md": dict(
         kind="issue",
@@ -190,6 +203,7 @@ def test_body_matches_golden(name: str, tmp_path: Path, monkeypatch: pytest.Monk
         champion=champion if case["champion"] else None,
         requested_by=case["requested_by"],
         pipeline_url=case["pipeline_url"],
+        trend=case.get("trend"),
     )
     body = render_request_body(
         ctx, candidate.version, kind=case["kind"], ticks=case["ticks"], data=data
@@ -209,6 +223,9 @@ def test_body_matches_golden(name: str, tmp_path: Path, monkeypatch: pytest.Monk
         assert "`/promote`" not in body.replace("`/promote` does not reach", "")
         assert "`@promotion-bot promote`" in body
     assert "<details>" in body if len(case["candidate"]) > 8 else "<details>" not in body
+    charted = "### Trend\n\n```mermaid\n" in body
+    assert charted is ("trend" in case), "a chart exactly when the data has a trend"
+    assert "### Metrics" in body  # the table stays: renderers without Mermaid show the block
 
 
 def test_people_values_are_escaped_and_cannot_forge_markers(tmp_path: Path) -> None:
@@ -236,15 +253,17 @@ def test_opened_body_from_the_live_registry_matches_golden(
 ) -> None:
     ctx = make_ctx(tmp_path, tracking_uri, model_name)
     champion = new_version(ctx, {"final.logloss": 0.65, "final.accuracy": 0.52}, alias="champion")
+    new_version(ctx, {"final.logloss": 0.9}, alias=None, registered_as="ci-smoke")  # not charted
+    new_version(ctx, {"final.logloss": 0.64, "final.accuracy": 0.53}, alias="smoke")
     candidate = new_version(ctx, {"final.logloss": 0.62, "final.accuracy": 0.55})
     result = open_or_update_request(ctx)
     assert result.created and result.number == "1"
     thread = forge_of(ctx).get_thread("issue", "1")
-    assert thread.title == f"Promote {model_name} v2 to champion"
+    assert thread.title == f"Promote {model_name} v4 to champion"
     assert thread.labels == ("model-promotion",)
     assert thread.body == result.body
     normal = thread.body.replace(model_name, "MODEL").replace(tracking_uri, "http://MLFLOW")
-    normal = normal.replace(candidate.run_id, "RUN2").replace(champion.run_id, "RUN1")
+    normal = normal.replace(candidate.run_id, "RUN4").replace(champion.run_id, "RUN1")
     normal = re.sub(r"/#/experiments/\d+/", "/#/experiments/EXP/", normal)
     assert_golden("live_issue.md", normal)
 

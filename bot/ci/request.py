@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.ci.recipients import describe, recipients, report_unreached
 from bot.ci.register import requester_tags
 from bot.ci.request_body import (
     RequestData,
@@ -54,6 +55,7 @@ class RequestResult:
     dry_run: bool = False
     planned: list[str] = field(default_factory=list)  # every write call, made or (dry run) not
     superseded: list[str] = field(default_factory=list)  # numbers of the requests closed
+    not_notified: list[str] = field(default_factory=list)  # people the forge did not record
     message: str = ""  # one line for people
 
 
@@ -159,11 +161,12 @@ def open_or_update_request(
     same = [t for t in found if info.requested_in and t.url == info.requested_in]
     same = same or [t for t in threads if _version_of(t) == number]
     thread: Thread | None
+    not_notified: list[str] = []
     if same:
         thread, body = _update(ctx, plan, same[0], data)
         created = False
     else:
-        thread, body = _open(ctx, plan, data)
+        thread, body, not_notified = _open(ctx, plan, data)
         created = True
     _record(ctx, plan, info, thread)
     if created:
@@ -183,6 +186,7 @@ def open_or_update_request(
         dry_run=dry_run,
         planned=plan.calls,
         superseded=superseded,
+        not_notified=not_notified,
         message=f"{verb} the request for {model} v{number}" + (f": {url}" if url else ""),
     )
 
@@ -222,16 +226,21 @@ def _update(ctx: Context, plan: _Plan, thread: Thread, data: RequestData) -> tup
     return thread, body
 
 
-def _open(ctx: Context, plan: _Plan, data: RequestData) -> tuple[Thread | None, str]:
+def _open(ctx: Context, plan: _Plan, data: RequestData) -> tuple[Thread | None, str, list[str]]:
+    """Open the request, notifying its recipients; also returns who the forge did not record."""
     cfg = ctx.params.promotion.request
     kind = cfg.thread_kind
     info = data.candidate.version
     title = request_title(ctx.model, info.version)
     body = render_request_body(ctx, info, kind=kind, data=data)
     forge = ctx.forge
+    people = recipients(ctx.params, kind, data.requested_by, forge.bot_username())
     if kind == "issue":
-        thread = plan.do(f"open issue {title!r}", lambda: forge.open_issue(title, body, cfg.labels))
-        return thread, body
+        thread = plan.do(
+            f"open issue {title!r}{describe(people)}",
+            lambda: forge.open_issue(title, body, cfg.labels, people),
+        )
+        return thread, body, report_unreached(people, thread) if thread else []
     branch = f"promotion/{ctx.model}/v{info.version}"
     path = record_path(ctx)
     record = promotion_record(ctx, info, data.candidate.run)
@@ -246,10 +255,12 @@ def _open(ctx: Context, plan: _Plan, data: RequestData) -> tuple[Thread | None, 
         ),
     )
     thread = plan.do(
-        f"open merge request {title!r} ({branch} -> {cfg.target_branch})",
-        lambda: forge.open_merge_request(title, body, cfg.labels, branch, cfg.target_branch),
+        f"open merge request {title!r} ({branch} -> {cfg.target_branch}){describe(people)}",
+        lambda: forge.open_merge_request(
+            title, body, cfg.labels, branch, cfg.target_branch, people
+        ),
     )
-    return thread, body
+    return thread, body, report_unreached(people, thread) if thread else []
 
 
 def promotion_record(ctx: Context, info: VersionInfo, run: RunInfo | None = None) -> str:

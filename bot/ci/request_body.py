@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.ci.trend import Trend, load_trend, mermaid_chart
 from bot.command_forms import request_commands
 from bot.errors import NotFoundError
 from bot.gates import evaluate_gates
@@ -47,6 +48,7 @@ class RequestData:
     champion: Side | None
     requested_by: str = ""
     pipeline_url: str = ""
+    trend: Trend | None = None  # None: no chart (`promotion.request.chart: false`)
 
 
 def request_title(model: str, version: int) -> str:
@@ -81,14 +83,29 @@ def load_request_data(
         aliases = registry.aliases(version.model)
     number = aliases.get(ctx.params.promotion.champion_alias)
     champion = registry.version(version.model, number) if number is not None else None
+    candidate_side = load_side(registry, version)
+    champion_side = load_side(registry, champion, must_exist=False) if champion else None
     return RequestData(
-        candidate=load_side(registry, version),
-        champion=load_side(registry, champion, must_exist=False) if champion else None,
+        candidate=candidate_side,
+        champion=champion_side,
         # The registry's record of who trained it, else who runs this (`request` records it).
         requested_by=(version.requested_by or ctx.settings.requested_by)
         if requested_by is None
         else requested_by,
         pipeline_url=ctx.settings.pipeline_url,
+        trend=_trend(ctx, candidate_side, champion_side),
+    )
+
+
+def _trend(ctx: Context, candidate: Side, champion: Side | None) -> Trend | None:
+    if not ctx.params.promotion.request.chart:
+        return None
+    named = {candidate.version.version: ("candidate", candidate.run)}
+    if champion is not None:
+        named = {champion.version.version: ("champion", champion.run), **named}
+    gate = ctx.params.promote_model
+    return load_trend(
+        ctx.registry, candidate.version.model, gate.metric, gate.greater_is_better, named
     )
 
 
@@ -135,6 +152,7 @@ def template_context(
         "greater_is_better": params.promote_model.greater_is_better,
         "metrics": metrics,
         "collapse_metrics": len(metrics) > METRICS_COLLAPSE_AT,
+        "trend_chart": mermaid_chart(data.trend) if request.chart else "",
         "gates": gates,
         "failed_gates": sum(1 for gate in gates if not gate.passed),
         "checklist": [

@@ -108,7 +108,22 @@ def thread_from(data: dict[str, Any]) -> Thread:
         updated_at=data.get("updated_at") or "",
         # The pulls endpoint has the head; the issues endpoint (listings) does not.
         head_sha=str((data.get("head") or {}).get("sha") or ""),
+        assignees=_logins(data.get("assignees")),
+        reviewers=_logins(data.get("requested_reviewers")) + _teams(data),
     )
+
+
+def _logins(users: Any) -> tuple[str, ...]:
+    return tuple(str(u["login"]) for u in users or () if isinstance(u, dict) and u.get("login"))
+
+
+def _teams(data: dict[str, Any]) -> tuple[str, ...]:
+    """Requested teams as `org/slug`, the way the configuration names them."""
+    base = data.get("base") or {}
+    owner = base.get("user") or ((base.get("repo") or {}).get("owner")) or {}  # the repo's owner
+    org = owner.get("login", "")
+    teams = data.get("requested_teams") or ()
+    return tuple(f"{org}/{t['slug']}" for t in teams if isinstance(t, dict) and t.get("slug"))
 
 
 def _state(data: dict[str, Any]) -> ThreadState:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -9,9 +11,12 @@ import gitlab
 import requests
 from gitlab.exceptions import GitlabError
 
+from bot.errors import ForgeError
 from bot.forges._retry import DEFAULT_TIMEOUT, RetryingSession, RetryPolicy
 from bot.threads import Comment, Thread, ThreadKind, ThreadState
 from bot.timestamps import parse_iso
+
+log = logging.getLogger(__name__)
 
 STATES: dict[str, ThreadState] = {
     "opened": "open",
@@ -77,6 +82,17 @@ def thread_from(kind: ThreadKind, data: dict[str, Any]) -> Thread:
         labels=tuple(label["name"] if isinstance(label, dict) else str(label) for label in labels),
         updated_at=data.get("updated_at") or "",
         head_sha=str(data.get("sha") or (data.get("diff_refs") or {}).get("head_sha") or ""),
+        assignees=usernames(data.get("assignees")),
+        reviewers=usernames(data.get("reviewers")),
+    )
+
+
+def usernames(users: Any) -> tuple[str, ...]:
+    """The usernames of a list of GitLab user objects (`assignees`, `reviewers`)."""
+    return tuple(
+        str(user["username"])
+        for user in users or ()
+        if isinstance(user, dict) and user.get("username")
     )
 
 
@@ -113,3 +129,39 @@ def _edited(data: dict[str, Any]) -> bool:
         return False
     resolved = parse_iso(data.get("resolved_at"))
     return resolved is None or abs(updated - resolved) > EDIT_SLACK
+
+
+class UserIds:
+    """Usernames -> GitLab user ids for assignees and reviewers: one lookup per name and run.
+
+    GitLab itself drops ids that cannot be assigned (no access to the project, or more
+    assignees than the plan allows), so membership is not asked here; an unknown name or a
+    failed lookup only leaves that person out.
+    """
+
+    def __init__(self, client: gitlab.Gitlab, call: Callable[[str, Callable[[], Any]], Any]):
+        self._gl = client
+        self._call = call
+        self._known: dict[str, int | None] = {}
+
+    def of(self, usernames: Sequence[str]) -> list[int]:
+        ids: list[int] = []
+        for name in usernames:
+            if name.lower() not in self._known:
+                self._known[name.lower()] = self._lookup(name)
+            found = self._known[name.lower()]
+            if found is not None and found not in ids:
+                ids.append(found)
+        return ids
+
+    def _lookup(self, name: str) -> int | None:
+        if "/" in name:  # a GitHub team: GitLab has no team reviewers
+            return None
+        try:
+            users = self._call(
+                f"look up user {name}", lambda: self._gl.users.list(username=name, get_all=False)
+            )
+        except ForgeError as exc:
+            log.warning("cannot notify %s: %s", name, exc)
+            return None
+        return int(users[0].attributes["id"]) if users else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from bot.threads import Comment, ProjectRef, Thread, ThreadKind
+from bot.threads import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind
 
 # One access scale for both platforms' roles, so `approvers.min_role` compares across forges.
 # GitLab access levels are used as the scale; GitHub roles are placed on it.
@@ -76,7 +76,10 @@ class Forge(Protocol):
 
     def get_thread(self, kind: ThreadKind, number: str) -> Thread: ...
 
-    def open_issue(self, title: str, body: str, labels: Sequence[str]) -> Thread: ...
+    def open_issue(
+        self, title: str, body: str, labels: Sequence[str], recipients: Recipients = NOBODY
+    ) -> Thread:
+        """Open an issue assigned to `recipients.assignees` (those the forge can assign)."""
 
     def open_merge_request(
         self,
@@ -85,7 +88,10 @@ class Forge(Protocol):
         labels: Sequence[str],
         source_branch: str,
         target_branch: str,
-    ) -> Thread: ...
+        recipients: Recipients = NOBODY,
+    ) -> Thread:
+        """Open an MR/PR, assigned and with reviews requested; a name the forge refuses is
+        skipped (the returned thread says who was recorded), never a failure."""
 
     def update_body(self, thread: Thread, body: str) -> None: ...
 

@@ -19,6 +19,7 @@ from github import Github
 
 from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundError
 from bot.forges._github_app import GitHubApp, app_client
+from bot.forges._github_people import People
 from bot.forges._github_support import (
     REACTIONS,
     build_client,
@@ -31,7 +32,7 @@ from bot.forges._github_support import (
 )
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import ALL_KINDS, role_level
-from bot.threads import Comment, ProjectRef, Thread, ThreadKind, thread_noun
+from bot.threads import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind, thread_noun
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -64,6 +65,7 @@ class GitHubForge:
         self._retry = retry or RetryPolicy()
         self._warned_shared = False
         self._app = app  # the bot is a GitHub App: its login is `<slug>[bot]`
+        self._people = People(self._call, self._request)  # assignees and reviewers
 
     @classmethod
     def from_settings(cls, settings: Settings, *, retry: RetryPolicy | None = None) -> GitHubForge:
@@ -184,16 +186,23 @@ class GitHubForge:
             self._call(f"get {thread_noun(kind, self.platform)} #{number}", lambda: obj.raw_data)
         )
 
-    def open_issue(self, title: str, body: str, labels: Sequence[str]) -> Thread:
-        issue = self._call(
-            "open issue",
-            lambda: self._repo().create_issue(title=title, body=body, labels=list(labels)),
-            idempotent=False,
-        )
-        return thread_from(payload(issue))
+    def open_issue(
+        self, title: str, body: str, labels: Sequence[str], recipients: Recipients = NOBODY
+    ) -> Thread:
+        def create(assignees: list[str]) -> Any:
+            people = {"assignees": assignees} if assignees else {}  # PyGithub would send []
+            return self._repo().create_issue(title=title, body=body, labels=list(labels), **people)
+
+        return thread_from(self._people.open_assigned(create, recipients.assignees))
 
     def open_merge_request(
-        self, title: str, body: str, labels: Sequence[str], source_branch: str, target_branch: str
+        self,
+        title: str,
+        body: str,
+        labels: Sequence[str],
+        source_branch: str,
+        target_branch: str,
+        recipients: Recipients = NOBODY,
     ) -> Thread:
         pull = self._call(
             "open pull request",
@@ -210,6 +219,10 @@ class GitHubForge:
                     "POST", f"/issues/{data['number']}/labels", {"labels": list(labels)}
                 ),
             )
+        if recipients.assignees:  # nor assignees
+            data["assignees"] = self._people.assign(data["number"], recipients.assignees)
+        if recipients.reviewers:
+            data.update(self._people.request_reviews(data["number"], recipients.reviewers))
         return thread_from(data)
 
     def update_body(self, thread: Thread, body: str) -> None:

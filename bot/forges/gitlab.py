@@ -23,6 +23,7 @@ from bot.errors import ConfigError, ForgeError, ForgeNotFoundError
 from bot.forges._gitlab_support import (
     EMOJI,
     PER_PAGE,
+    UserIds,
     build_client,
     comment_from,
     error_message,
@@ -32,7 +33,7 @@ from bot.forges._gitlab_support import (
 )
 from bot.forges._retry import RetryPolicy, http_error, network_error
 from bot.forges.base import ALL_KINDS
-from bot.threads import Comment, ProjectRef, Thread, ThreadKind, thread_noun
+from bot.threads import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind, thread_noun
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -65,6 +66,7 @@ class GitLabForge:
         self._bot_username = bot_username
         self._enterprise: bool | None = None
         self._secrets = [s for s in secrets if s]
+        self._user_ids = UserIds(client, self._call)  # for assignees and reviewers
 
     @classmethod
     def from_settings(cls, settings: Settings, *, retry: RetryPolicy | None = None) -> GitLabForge:
@@ -180,15 +182,25 @@ class GitLabForge:
         )
         return thread_from(kind, obj.attributes)
 
-    def open_issue(self, title: str, body: str, labels: Sequence[str]) -> Thread:
-        data = {"title": title, "description": body, "labels": ",".join(labels)}
+    def open_issue(
+        self, title: str, body: str, labels: Sequence[str], recipients: Recipients = NOBODY
+    ) -> Thread:
+        data: dict[str, Any] = {"title": title, "description": body, "labels": ",".join(labels)}
+        if recipients.assignees:
+            data["assignee_ids"] = self._user_ids.of(recipients.assignees)
         obj = self._call("open issue", lambda: self._project().issues.create(data))
         return thread_from("issue", obj.attributes)
 
     def open_merge_request(
-        self, title: str, body: str, labels: Sequence[str], source_branch: str, target_branch: str
+        self,
+        title: str,
+        body: str,
+        labels: Sequence[str],
+        source_branch: str,
+        target_branch: str,
+        recipients: Recipients = NOBODY,
     ) -> Thread:
-        data = {
+        data: dict[str, Any] = {
             "source_branch": source_branch,
             "target_branch": target_branch,
             "title": title,
@@ -196,6 +208,10 @@ class GitLabForge:
             "labels": ",".join(labels),
             "remove_source_branch": True,
         }
+        if recipients.assignees:
+            data["assignee_ids"] = self._user_ids.of(recipients.assignees)
+        if recipients.reviewers:
+            data["reviewer_ids"] = self._user_ids.of(recipients.reviewers)
         obj = self._call("open merge request", lambda: self._project().mergerequests.create(data))
         return thread_from("merge_request", obj.attributes)
 

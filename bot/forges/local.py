@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.errors import ForgeError, ForgeNotFoundError
 from bot.forges.base import ALL_KINDS, ROLE_LEVELS, role_level
-from bot.threads import Comment, ProjectRef, Thread, ThreadKind
+from bot.threads import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind
 from bot.timestamps import parse_iso
 
 if TYPE_CHECKING:
@@ -121,9 +121,15 @@ class LocalForge:
         """Numbers are unique across kinds here, so `kind` is only a hint (the CLI has none)."""
         return self._thread(self._read_thread(number))
 
-    def open_issue(self, title: str, body: str, labels: Sequence[str]) -> Thread:
-        thread = self._open("issue", title, body, labels, {})
-        self._say(f"=== new issue #{thread.number}: {title} ===\n{thread.url}\n\n{readable(body)}")
+    def open_issue(
+        self, title: str, body: str, labels: Sequence[str], recipients: Recipients = NOBODY
+    ) -> Thread:
+        people = {"assignees": self._members(recipients.assignees)}
+        thread = self._open("issue", title, body, labels, people)
+        self._say(
+            f"=== new issue #{thread.number}: {title} ===\n{thread.url}{_people(thread)}\n\n"
+            f"{readable(body)}"
+        )
         return thread
 
     def open_merge_request(
@@ -133,16 +139,27 @@ class LocalForge:
         labels: Sequence[str],
         source_branch: str,
         target_branch: str,
+        recipients: Recipients = NOBODY,
     ) -> Thread:
         if not self._branch_dir(source_branch).is_dir():
             raise ForgeError(f"local forge: source branch {source_branch!r} does not exist")
-        extra = {"source_branch": source_branch, "target_branch": target_branch}
+        extra = {
+            "source_branch": source_branch,
+            "target_branch": target_branch,
+            "assignees": self._members(recipients.assignees),
+            "reviewers": self._members(recipients.reviewers),
+        }
         thread = self._open("merge_request", title, body, labels, extra)
         self._say(
             f"=== new merge request #{thread.number} ({source_branch} -> {target_branch}): "
-            f"{title} ===\n{thread.url}\n\n{readable(body)}"
+            f"{title} ===\n{thread.url}{_people(thread)}\n\n{readable(body)}"
         )
         return thread
+
+    def _members(self, names: Sequence[str]) -> list[str]:
+        """Like a forge, only people with a role can be assigned (teams are GitHub's)."""
+        roles = self._read_meta().get("roles", {})
+        return [name for name in names if role_level(roles.get(name.lower(), "none")) > 0]
 
     def update_body(self, thread: Thread, body: str) -> None:
         with self._locked():
@@ -311,7 +328,7 @@ class LocalForge:
         title: str,
         body: str,
         labels: Sequence[str],
-        extra: dict[str, str],
+        extra: dict[str, Any],
     ) -> Thread:
         with self._locked():
             meta = self._read_meta()
@@ -381,11 +398,19 @@ class LocalForge:
             labels=tuple(data.get("labels", ())),
             updated_at=data.get("updated_at", ""),
             head_sha=self._head(data["source_branch"]) if data.get("source_branch") else "",
+            assignees=tuple(data.get("assignees", ())),
+            reviewers=tuple(data.get("reviewers", ())),
         )
 
     def _say(self, text: str) -> None:
         if self._echo is not None:
             self._echo(text)
+
+
+def _people(thread: Thread) -> str:
+    assigned = f"\nassigned to {', '.join(thread.assignees)}" if thread.assignees else ""
+    asked = f"\nreview requested from {', '.join(thread.reviewers)}" if thread.reviewers else ""
+    return assigned + asked
 
 
 def _comment(raw: dict[str, Any]) -> Comment:

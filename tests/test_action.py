@@ -1,0 +1,200 @@
+"""The GitHub Action (action.yml): valid for GitHub's published schema (check-jsonschema, offline),
+and its command step run by bash the way a composite action's `shell: bash` runs it — with a
+stand-in `promotion-bot` that records its arguments, and once with the real bot against a real
+MLflow server. Inputs reach the script through the environment only, so no input runs code."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import ci_runner
+from tests.ci_runner import REPO_ROOT, load_yaml
+from tests.helpers import log_training_run
+
+ACTION = REPO_ROOT / "action.yml"
+RECORDER = """#!{python}
+import json, os, sys
+with open({out!r}, "a") as out:
+    env = {{k: os.environ.get(k, "") for k in ("PROMOTION_BOT_MODEL", "PROMOTION_BOT_PARAMS")}}
+    out.write(json.dumps({{"argv": sys.argv[1:], "env": env}}) + "\\n")
+"""
+
+
+def action() -> dict[str, Any]:
+    return dict(load_yaml(ACTION))
+
+
+def step(step_id: str) -> dict[str, Any]:
+    return next(s for s in action()["runs"]["steps"] if s.get("id") == step_id)
+
+
+def run_step(
+    tmp_path: Path, command: str, bin_dir: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The `bot` step's script as GitHub runs `shell: bash` (bash -e -o pipefail), with the
+    inputs as the step's `env:` sets them."""
+    script = tmp_path / "step.sh"
+    script.write_text(step("bot")["run"], encoding="utf-8")
+    variables = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "PROMOTION_BOT_COMMAND": command,
+        "PROMOTION_BOT_PARAMS": "",
+        "PROMOTION_BOT_MODEL": "",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "GITHUB_EVENT_NAME": "issue_comment",
+        "GITHUB_EVENT_PATH": str(tmp_path / "event.json"),
+        **env,
+    }
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        cwd=tmp_path,
+        env=variables,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> tuple[Path, Path]:
+    """A `promotion-bot` on PATH that only records how it was called."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls.jsonl"
+    bin_dir.mkdir()
+    stub = bin_dir / "promotion-bot"
+    stub.write_text(RECORDER.format(python=sys.executable, out=str(calls)), encoding="utf-8")
+    stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
+    return bin_dir, calls
+
+
+def calls_of(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# --- the file --------------------------------------------------------------------------------
+
+
+def test_action_is_valid_for_github(tmp_path: Path) -> None:
+    result = ci_runner.check_jsonschema("vendor.github-actions", [ACTION])
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "action.yml"  # the control: the same check on a broken copy
+    broken.write_text(ACTION.read_text().replace("using: composite", "using: compsite"))
+    result = ci_runner.check_jsonschema("vendor.github-actions", [broken])
+    assert result.returncode != 0 and "$.runs" in result.stdout
+
+
+def test_action_takes_the_four_inputs_and_installs_the_bot_from_its_own_checkout() -> None:
+    spec = action()
+    assert set(spec["inputs"]) == {"command", "params", "model", "python-version"}
+    assert spec["runs"]["using"] == "composite"
+    setup, install, bot = spec["runs"]["steps"]
+    assert setup["uses"].startswith("actions/setup-python@")
+    assert setup["with"]["python-version"] == "${{ inputs.python-version }}"
+    assert install["env"]["ACTION_PATH"] == "${{ github.action_path }}"
+    assert 'pip install --quiet "$ACTION_PATH"' in install["run"]
+    # Inputs only through the environment: an expression inside `run` would be spliced into
+    # the script before bash sees it.
+    assert "${{" not in install["run"] and "${{" not in bot["run"]
+    assert bot["env"] == {
+        "PROMOTION_BOT_COMMAND": "${{ inputs.command }}",
+        "PROMOTION_BOT_PARAMS": "${{ inputs.params }}",
+        "PROMOTION_BOT_MODEL": "${{ inputs.model }}",
+    }
+    assert spec["outputs"]["request-url"]["value"] == "${{ steps.bot.outputs.request_url }}"
+
+
+# --- the command step ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("register --alias ci-smoke", ["register", "--alias", "ci-smoke"]),
+        ("  gate  ", ["gate"]),
+        ("handle", ["handle", "--event-name", "issue_comment", "--event-file", "EVENT"]),
+        (
+            "handle --event-name x --event-file y",
+            ["handle", "--event-name", "x", "--event-file", "y"],
+        ),
+        # Words, never shell: no substitution, no glob.
+        (
+            "status $(touch pwned) `touch pwned` *",
+            ["status", "$(touch", "pwned)", "`touch", "pwned`", "*"],
+        ),
+    ],
+)
+def test_the_command_becomes_the_bots_arguments(
+    tmp_path: Path, recorder: tuple[Path, Path], command: str, argv: list[str]
+) -> None:
+    bin_dir, calls = recorder
+    done = run_step(tmp_path, command, bin_dir, PROMOTION_BOT_MODEL="other-model")
+    assert done.returncode == 0, done.stdout + done.stderr
+    event = str(tmp_path / "event.json")
+    assert calls_of(calls) == [
+        {
+            "argv": [event if arg == "EVENT" else arg for arg in argv],
+            "env": {"PROMOTION_BOT_MODEL": "other-model", "PROMOTION_BOT_PARAMS": ""},
+        }
+    ]
+    assert not list(tmp_path.glob("pwned*"))
+
+
+@pytest.mark.parametrize(
+    "command", ["demo", "register;touch pwned", "$(touch pwned)", "comment 1 /promote --as x"]
+)
+def test_other_commands_are_refused_before_the_bot_runs(
+    tmp_path: Path, recorder: tuple[Path, Path], command: str
+) -> None:
+    bin_dir, calls = recorder
+    done = run_step(tmp_path, command, bin_dir)
+    assert done.returncode == 1
+    assert "::error::promotion-bot: unknown command" in done.stdout
+    assert calls_of(calls) == [] and not list(tmp_path.glob("pwned*"))
+
+
+def test_no_registry_configured_is_refused(tmp_path: Path, recorder: tuple[Path, Path]) -> None:
+    bin_dir, calls = recorder
+    done = run_step(tmp_path, "gate", bin_dir, MLFLOW_TRACKING_URI="")
+    assert done.returncode == 1
+    assert "::error::promotion-bot: set MLFLOW_TRACKING_URI" in done.stdout
+    assert calls_of(calls) == []
+
+
+@pytest.mark.slow
+def test_the_step_runs_the_real_bot_and_hands_the_request_to_the_workflow(
+    tmp_path: Path, tracking_uri: str, model_name: str
+) -> None:
+    """register, gate and request as three `uses: ./` steps would run them: the model input
+    chooses the model, and `request` writes the outputs action.yml maps."""
+    bin_dir = Path(sys.executable).parent  # the real promotion-bot of this environment
+    run_id_file = tmp_path / "data" / "models" / "final_run_id.json"
+    log_training_run(tracking_uri, {"final.logloss": 0.6}, run_id_file=run_id_file)
+    outputs = tmp_path / "github-output"
+    common = {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PROMOTION_BOT_MODEL": model_name,
+        "PROMOTION_BOT_PLATFORM": "local",
+        "PROMOTION_BOT_LOCAL_DIR": str(tmp_path / "forge"),
+        "PROMOTION_BOT_REQUESTED_BY": "dana",
+        "GITHUB_OUTPUT": str(outputs),
+    }
+    for command in ("register --alias smoke", "gate", "request"):
+        done = run_step(tmp_path, command, bin_dir, **common)
+        assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
+    lines = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    assert set(lines) == {"request_url", "request_number"}  # what action.yml's outputs read
+    assert lines["request_url"].startswith("file://") and lines["request_number"] == "1"
+    from bot.registry import Registry
+
+    assert Registry(tracking_uri).aliases(model_name) == {"smoke": 1, "candidate": 1}

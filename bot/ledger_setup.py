@@ -3,9 +3,10 @@ looked up or created, today's `promotion.history` tag imported into it, and the 
 (`promotion.ledger`) written, so that every later change finds the experiment id in the model
 read it makes anyway.
 
-The import is idempotent: each tag entry's run carries a key made of the model, its place in
-the tag and its content, so an import killed halfway is finished by the next one without a
-second copy. The tag itself stays, as the recent cache the exactly-once checks read.
+The import is idempotent: each tag entry's run carries a key made of the model and the entry's
+content (and which copy it is, for an entry written twice), not its place in the tag, which
+shifts as the tag drops its oldest entries; so an import killed halfway, or repeated after the
+marker was lost, is finished without a second copy. The tag itself stays, as the recent cache the exactly-once checks read.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 
-from bot.ledger import Ledger, quoted
+from bot.ledger import Ledger, Where, quoted
 from bot.ledger_entry import Approver, Evidence, LedgerEntry, ms_of
 from bot.records import HistoryEntry
 from bot.registry import ModelState
@@ -62,13 +63,24 @@ def import_history(
         return 0
     prefix = f"import:{model}:"
     begun = {run.tags.get(LEDGER_KEY_TAG, ""): run for run in _begun(ledger, experiment_id, prefix)}
+    # Changes the ledger has from the bot itself (the model's marker was lost, and the tag holds
+    # changes made since the first import): never copied.
+    made = {
+        (entry.comment_id, entry.to_version)
+        for entry in ledger.entries(experiment_id, Where(model=model))
+        if entry.comment_id and not entry.imported
+    }
     written = 0
     previous_ms = 0
-    for index, old in enumerate(history):
+    seen: dict[str, int] = {}  # the same entry twice in the tag is two entries
+    for old in history:
         entry = imported_entry(model, old, previous_ms)
         previous_ms = entry.at_ms
-        key = prefix + _digest(model, index, entry.original)
+        seen[entry.original] = seen.get(entry.original, 0) + 1
+        key = prefix + _digest(model, seen[entry.original], entry.original)
         run = begun.get(key)
+        if old.comment_id and (old.comment_id, old.to_version) in made:
+            continue
         if run is None:
             guard()
             ledger.record(experiment_id, entry, key)
@@ -113,5 +125,5 @@ def _begun(ledger: Ledger, experiment_id: str, prefix: str) -> list[RunRecord]:
             return runs
 
 
-def _digest(model: str, index: int, original: str) -> str:
-    return hashlib.sha256(f"{model}\0{index}\0{original}".encode()).hexdigest()[:24]
+def _digest(model: str, copy: int, original: str) -> str:
+    return hashlib.sha256(f"{model}\0{copy}\0{original}".encode()).hexdigest()[:24]

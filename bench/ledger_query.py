@@ -59,7 +59,8 @@ def measure(log: HttpLog, bench: Bench, workdir: Path, cli_runs: int) -> dict[st
         seconds.append(time.perf_counter() - mark)
         calls.append(made)
         expected = [entry for entry in changes if entry.at_ms <= at_ms][-1]
-        if found is None or (found.at_ms, found.to_version) != (expected.at_ms, expected.to_version):
+        wanted = (expected.at_ms, expected.to_version)
+        if found is None or (found.at_ms, found.to_version) != wanted:
             raise RuntimeError(f"history --at {iso_ms(at_ms)}: got {found}, wanted {expected}")
     counts = {count(made).get("mlflow", 0) for made in calls}
     if len(counts) != 1:

@@ -6,7 +6,8 @@ read it makes anyway.
 The import is idempotent: each tag entry's run carries a key made of the model and the entry's
 content (and which copy it is, for an entry written twice), not its place in the tag, which
 shifts as the tag drops its oldest entries; so an import killed halfway, or repeated after the
-marker was lost, is finished without a second copy. The tag itself stays, as the recent cache the exactly-once checks read.
+marker was lost, is finished without a second copy. The tag itself stays, as the recent cache
+the exactly-once checks read.
 """
 
 from __future__ import annotations

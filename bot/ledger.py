@@ -89,33 +89,43 @@ class Ledger:
         return experiment_id if name == self.experiment else ""
 
     # --- writing -----------------------------------------------------------------------------
-    def begin(self, experiment_id: str, entry: LedgerEntry, key: str) -> str:
+    # Every write takes `guard`, the lease's check (bot.commands.locking), and runs it first.
+    def begin(
+        self, experiment_id: str, entry: LedgerEntry, key: str, guard: Guard = _unguarded
+    ) -> str:
         """The run of a change about to be made (RUNNING): two calls, the entry in full."""
         tags = {LEDGER_KEY_TAG: key, "mlflow.user": "promotion-bot"}
+        guard()
         run_id = self.registry.create_run(experiment_id, entry.at_ms, entry.run_name(), tags)
+        guard()
         self.registry.log_params(run_id, entry.to_params())
         return run_id
 
-    def commit(self, run_id: str) -> None:
+    def commit(self, run_id: str, guard: Guard = _unguarded) -> None:
         """The change happened: the run is FINISHED, and from now on an entry of the ledger."""
+        guard()
         self.registry.finish_run(run_id, "FINISHED", now_ms())
 
-    def abandon(self, run_id: str) -> None:
+    def abandon(self, run_id: str, guard: Guard = _unguarded) -> None:
         """The change never happened: the run stays, FAILED, out of every query."""
+        guard()
         self.registry.finish_run(run_id, "FAILED", now_ms())
 
-    def record(self, experiment_id: str, entry: LedgerEntry, key: str) -> str:
+    def record(
+        self, experiment_id: str, entry: LedgerEntry, key: str, guard: Guard = _unguarded
+    ) -> str:
         """An entry of something already done (seen from outside, imported): three calls."""
-        run_id = self.begin(experiment_id, entry, key)
-        self.commit(run_id)
+        run_id = self.begin(experiment_id, entry, key, guard)
+        self.commit(run_id, guard)
         return run_id
 
-    def complete(self, run: RunRecord, entry: LedgerEntry) -> None:
+    def complete(self, run: RunRecord, entry: LedgerEntry, guard: Guard = _unguarded) -> None:
         """Finish a run a dead pass began: its params if they never landed, then FINISHED."""
         if not run.params.get("model"):
+            guard()
             self.registry.log_params(run.run_id, entry.to_params())
         if run.status != "FINISHED":
-            self.commit(run.run_id)
+            self.commit(run.run_id, guard)
 
     def runs_keyed(self, experiment_id: str, key: str) -> list[RunRecord]:
         """The runs a key began, whatever their state (recovery only: one search)."""

@@ -83,12 +83,10 @@ def import_history(
         if old.comment_id and (old.comment_id, old.to_version) in made:
             continue
         if run is None:
-            guard()
-            ledger.record(experiment_id, entry, key)
+            ledger.record(experiment_id, entry, key, guard)
             written += 1
         elif run.status != "FINISHED" or not run.params.get("model"):
-            guard()
-            ledger.complete(run, entry)
+            ledger.complete(run, entry, guard)
     return written
 
 

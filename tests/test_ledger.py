@@ -341,16 +341,18 @@ def test_an_import_killed_halfway_is_finished_without_copies(pg: Playground) -> 
     _old_registry(pg)
     ledger = pg.ctx.ledger
     state = pg.ctx.registry.state(pg.model)
-    writes = iter(range(10))
+    writes = iter(range(100))
 
-    def dies_before_the_third_write() -> None:
-        if next(writes) == 2:
+    def dies_at_the_third_entry() -> None:
+        """The lease's check runs before every write: three per entry (run, params, commit)."""
+        if next(writes) == 7:  # the third entry's run is created, its params never logged
             raise SystemExit("killed")
 
     experiment_id = pg.ctx.registry.experiment_id(ledger.experiment)
     with pytest.raises(SystemExit):
-        import_history(ledger, experiment_id, pg.model, state.history, dies_before_the_third_write)
+        import_history(ledger, experiment_id, pg.model, state.history, dies_at_the_third_entry)
     assert len(pg.ledger()) == 2 and not ledger.ready(pg.ctx.registry.state(pg.model))
+    assert sorted(run.status for run in pg.ledger_runs()) == ["FINISHED", "FINISHED", "RUNNING"]
 
     prepare(ledger, pg.model, pg.ctx.registry.state(pg.model))
 

@@ -71,8 +71,8 @@ def move_champion(
         entry = LedgerEntry.of_change(change, evidence or Evidence(), now_ms())
         guard()
         registry.set_pending(change.model, change.entry(), key)
-        guard()  # the run begins under the intent: a later pass finds it by the key
-        run_id = ledger.begin(experiment_id, entry, key)
+        # The run begins under the intent: a later pass finds it by the key.
+        run_id = ledger.begin(experiment_id, entry, key, guard)
     except RegistryError as exc:
         raise ChangeFailed(str(exc), alias_touched=False) from None
     guard()  # the last moment a lost lease can still stop the change itself
@@ -88,8 +88,7 @@ def move_champion(
     try:
         if registry.aliases(change.model).get(alias) != change.to_version:
             raise RegistryError(f"{change.model}@{alias} did not read back as v{change.to_version}")
-        guard()
-        ledger.commit(run_id)  # the change happened: from now on an entry of the ledger
+        ledger.commit(run_id, guard)  # the change happened: from now on an entry of the ledger
         _record(registry, change, state.history, guard)
     except RegistryError as exc:
         raise ChangeFailed(str(exc), alias_touched=True) from None
@@ -169,17 +168,15 @@ def _settle(
             "finishing the record of an interrupted change: %s v%s", model, change.to_version
         )
         entry = LedgerEntry.of_change(change, Evidence(), ms_of(change.at) or 0)
-        guard()
-        if runs:
-            ledger.complete(runs[0], entry)  # the snapshot the dead pass logged, if it landed
+        if runs:  # the snapshot the dead pass logged, if it landed
+            ledger.complete(runs[0], entry, guard)
         else:  # an intent of a version before the ledger, or a run someone purged
-            ledger.record(experiment_id, entry, key or new_key())
+            ledger.record(experiment_id, entry, key or new_key(), guard)
         _record(registry, change, state.history, guard)
         return
     for run in runs:  # the alias never moved: the change never happened
         if run.status == "RUNNING":
-            guard()
-            ledger.abandon(run.run_id)
+            ledger.abandon(run.run_id, guard)
     guard()
     registry.clear_pending(model)
 

@@ -158,11 +158,10 @@ def _record(
     )
     key = f"external:{ctx.model}:{last.ledger_run if last else ''}:{check.champion}"
     begun = ctx.ledger.runs_keyed(experiment_id, key)
-    lease.check()
     if begun:
-        ctx.ledger.complete(begun[0], entry)
+        ctx.ledger.complete(begun[0], entry, lease.check)
     else:
-        ctx.ledger.record(experiment_id, entry, key)
+        ctx.ledger.record(experiment_id, entry, key, lease.check)
     newest = state.history[-1] if state.history else None
     lease.check()
     ctx.registry.set_model_tag(ctx.model, EXTERNAL_TAG, external_value(newest, check.champion))

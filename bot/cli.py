@@ -274,8 +274,12 @@ def status(ctx: Context, as_json: bool) -> None:
 def _champion_check(ctx: Context) -> dict[str, Any]:
     """`status` asks the drift question as `poll` does (and records and reports what it finds)."""
     from bot.commands.external_change import report_drift
+    from bot.errors import BotError
 
-    outcome, check = report_drift(ctx, "status")
+    try:
+        outcome, check = report_drift(ctx, "status")
+    except BotError as exc:  # status still shows the registry's aliases (as for the forge)
+        return {"outcome": "unavailable", "detail": f"{type(exc).__name__}: {_scrub(str(exc))}"}
     found = check.as_dict() if check else {}
     return {"outcome": outcome.status, "detail": outcome.detail, **found}
 
@@ -289,6 +293,8 @@ def _champion_line(found: dict[str, Any]) -> str:
             f"champion: DRIFT: {champion} was set outside promotion-bot (approved: {approved})"
             f"{where}"
         )
+    if found["outcome"] == "unavailable":
+        return f"champion: not checked against the audit ledger ({found['detail']})"
     return "champion: as the audit ledger records it"
 
 

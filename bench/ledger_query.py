@@ -24,9 +24,9 @@ from bench.counting import HttpLog, count, summary
 from bench.roundtrips import Bench
 from bench.startup import clean_env
 from bot.context import Context
-from bot.ledger_entry import iso_ms
 from bot.ledger_views import champion_at
 from bot.settings import Settings
+from bot.timestamps import iso_from_ms
 from tests.ledger_history import planned_changes, write_changes
 
 CHANGES = 500
@@ -61,11 +61,11 @@ def measure(log: HttpLog, bench: Bench, workdir: Path, cli_runs: int) -> dict[st
         expected = [entry for entry in changes if entry.at_ms <= at_ms][-1]
         wanted = (expected.at_ms, expected.to_version)
         if found is None or (found.at_ms, found.to_version) != wanted:
-            raise RuntimeError(f"history --at {iso_ms(at_ms)}: got {found}, wanted {expected}")
+            raise RuntimeError(f"history --at {iso_from_ms(at_ms)}: got {found}, wanted {expected}")
     counts = {count(made).get("mlflow", 0) for made in calls}
     if len(counts) != 1:
         raise RuntimeError(f"history --at made different numbers of calls: {sorted(counts)}")
-    wall = _cli_wall(bench.tracking_uri, workdir, iso_ms(instants[0]), cli_runs)
+    wall = _cli_wall(bench.tracking_uri, workdir, iso_from_ms(instants[0]), cli_runs)
     return {
         "changes": CHANGES,
         "setup_s": round(setup_s, 1),

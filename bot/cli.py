@@ -302,9 +302,9 @@ def _time_ms(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     """A TIME option: ISO 8601, a date alone being its midnight, a naive time being UTC."""
     if value is None:
         return None
-    from bot.ledger_entry import ms_of
+    from bot.timestamps import ms_from_iso
 
-    found = ms_of(value)
+    found = ms_from_iso(value)
     if found is None:
         raise click.BadParameter(
             f"{value!r} is no time (ISO 8601: 2026-03-03, 2026-03-03T14:00, 2026-03-03T14:00Z)"

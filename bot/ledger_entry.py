@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.records import Change
-from bot.timestamps import parse_iso
+from bot.records import Change, read_text, read_version
+from bot.timestamps import iso_from_ms, ms_from_iso
 from bot.versions import RunRecord
 
 SCHEMA = "1"
@@ -79,12 +79,12 @@ class Approver:
     @classmethod
     def parse(cls, item: Mapping[str, Any]) -> Approver:
         return cls(
-            user=_text(item.get("user")),
-            user_id=_text(item.get("user_id")),
-            role=_text(item.get("role")),
+            user=read_text(item.get("user")),
+            user_id=read_text(item.get("user_id")),
+            role=read_text(item.get("role")),
             listed=item.get("listed") is True,
-            comment_id=_text(item.get("comment_id")),
-            at=_text(item.get("at")),
+            comment_id=read_text(item.get("comment_id")),
+            at=read_text(item.get("at")),
         )
 
 
@@ -139,7 +139,7 @@ class LedgerEntry:
 
     @property
     def at(self) -> str:
-        return iso_ms(self.at_ms)
+        return iso_from_ms(self.at_ms)
 
     @property
     def approved(self) -> bool:
@@ -192,36 +192,35 @@ class LedgerEntry:
 
     @classmethod
     def from_fields(cls, data: Mapping[str, Any], start_ms: int | None = None) -> LedgerEntry:
-        at = parse_iso(data.get("at"))
-        at_ms = round(at.timestamp() * 1000) if at else 0
+        at_ms = ms_from_iso(data.get("at")) or 0
         gates = data.get("gates") or []
         checklist = data.get("checklist") or []
         return cls(
-            model=_text(data.get("model")),
-            action=_text(data.get("action")),
-            from_version=_version(data.get("from")),
-            to_version=_version(data.get("to")),
+            model=read_text(data.get("model")),
+            action=read_text(data.get("action")),
+            from_version=read_version(data.get("from")),
+            to_version=read_version(data.get("to")),
             at_ms=at_ms if start_ms is None else start_ms,
-            actor=_text(data.get("actor")),
-            reason=_text(data.get("reason")),
-            request_url=_text(data.get("request_url")),
-            comment_id=_text(data.get("comment_id")),
+            actor=read_text(data.get("actor")),
+            reason=read_text(data.get("reason")),
+            request_url=read_text(data.get("request_url")),
+            comment_id=read_text(data.get("comment_id")),
             evidence=Evidence(
                 approvers=tuple(
                     Approver.parse(item)
                     for item in data.get("approvers") or []
                     if isinstance(item, Mapping)
                 ),
-                run_id=_text(data.get("run_id")),
+                run_id=read_text(data.get("run_id")),
                 metrics=_metrics(data.get("metrics")),
                 gates=tuple(dict(item) for item in gates if isinstance(item, Mapping)),
                 checklist=tuple(dict(item) for item in checklist if isinstance(item, Mapping)),
-                comment_url=_text(data.get("comment_url")),
+                comment_url=read_text(data.get("comment_url")),
             ),
             imported=data.get("imported") is True,
-            seen_by=_text(data.get("seen_by")),
-            original=_text(data.get("original")),
-            ledger_run=_text(data.get("ledger_run")),
+            seen_by=read_text(data.get("seen_by")),
+            original=read_text(data.get("original")),
+            ledger_run=read_text(data.get("ledger_run")),
             deleted=data.get("deleted") is True,
         )
 
@@ -276,20 +275,6 @@ def join_params(params: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
-def iso_ms(at_ms: int) -> str:
-    """Milliseconds since the epoch as `2026-03-03T14:00:00.123Z`."""
-    from datetime import datetime, timezone
-
-    stamp = datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at_ms % 1000:03d}Z"
-
-
-def ms_of(value: str) -> int | None:
-    """An ISO 8601 time (a date alone is its midnight, a naive time is UTC) in ms, or None."""
-    when = parse_iso(value)
-    return None if when is None else round(when.timestamp() * 1000)
-
-
 def _cell(value: Any) -> str:
     """A field as one string (a param value, a CSV cell)."""
     if value is None:
@@ -305,21 +290,13 @@ def _uncell(key: str, text: str) -> Any:
     if key in _FLAGS:
         return text == "true"
     if key in _VERSIONS:
-        return _version(text)
+        return read_version(text)
     if key in _STRUCTURED:
         try:
             return json.loads(text) if text else ({} if key == "metrics" else [])
         except ValueError:
             return {} if key == "metrics" else []
     return text
-
-
-def _version(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
-        return int(value)
-    return None
 
 
 def _metrics(value: object) -> dict[str, float | None]:
@@ -343,7 +320,3 @@ def _number(value: float | None) -> float | str | None:
     if value is None or math.isfinite(value):
         return value
     return str(value)
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""

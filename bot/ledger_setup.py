@@ -18,10 +18,11 @@ import logging
 from collections.abc import Callable, Sequence
 
 from bot.ledger import Ledger, Where, quoted
-from bot.ledger_entry import Approver, Evidence, LedgerEntry, ms_of
+from bot.ledger_entry import Approver, Evidence, LedgerEntry
 from bot.records import HistoryEntry
 from bot.registry import ModelState
 from bot.tags import LEDGER_KEY_TAG, LEDGER_TAG
+from bot.timestamps import ms_from_iso
 from bot.versions import RunRecord
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def imported_entry(model: str, old: HistoryEntry, previous_ms: int) -> LedgerEnt
     is 1 ms after that one (the tag is in order, and the ledger orders by time)."""
     stored = dict(old.stored)
     action = stored.get("action")
-    at_ms = ms_of(old.at) if old.at else None
+    at_ms = ms_from_iso(old.at) if old.at else None
     return LedgerEntry(
         model=model,
         action=action if isinstance(action, str) else "",

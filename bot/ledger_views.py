@@ -23,6 +23,7 @@ from bot.ledger import Where, last_and_approved
 from bot.ledger_entry import FIELDS, LedgerEntry
 from bot.ledger_setup import imported_entry
 from bot.registry import ModelState
+from bot.timestamps import iso_from_ms
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -140,13 +141,11 @@ def who(entry: LedgerEntry) -> str:
 
 
 def render_at(model: str, at_ms: int, entry: LedgerEntry | None, fmt: str) -> str:
-    from bot.ledger_entry import iso_ms
-
     if fmt == "json":
         return json.dumps(
             {
                 "model": model,
-                "at": iso_ms(at_ms),
+                "at": iso_from_ms(at_ms),
                 "champion": entry.to_version if entry else None,
                 "since": entry.at if entry else None,
                 "entry": entry.as_dict() if entry else None,
@@ -157,11 +156,11 @@ def render_at(model: str, at_ms: int, entry: LedgerEntry | None, fmt: str) -> st
     if fmt == "csv":
         return render_csv([entry] if entry else [])
     if entry is None:
-        return f"{model} at {iso_ms(at_ms)}: no champion change recorded before then"
+        return f"{model} at {iso_from_ms(at_ms)}: no champion change recorded before then"
     version = f"v{entry.to_version}" if entry.to_version is not None else "no version"
     before = f"v{entry.from_version}" if entry.from_version is not None else "none"
     lines = [
-        f"{model} at {iso_ms(at_ms)}: {version} was champion, since {entry.at}",
+        f"{model} at {iso_from_ms(at_ms)}: {version} was champion, since {entry.at}",
         f"  {entry.action or '?'} from {before}, approved by {who(entry)}"
         if entry.approved
         else f"  set by {who(entry)}",

@@ -17,11 +17,12 @@ from click.testing import CliRunner, Result
 from bot.cli import cli
 from bot.errors import RegistryError
 from bot.ledger import Ledger, Where
-from bot.ledger_entry import PARAM_CHUNK, Approver, Evidence, LedgerEntry, iso_ms
+from bot.ledger_entry import PARAM_CHUNK, Approver, Evidence, LedgerEntry
 from bot.ledger_setup import import_history, prepare
 from bot.ledger_views import read_csv
 from bot.records import HistoryEntry
 from bot.registry import Registry
+from bot.timestamps import iso_from_ms
 from tests.ledger_history import planned_changes, write_changes
 from tests.promotion_env import Playground
 
@@ -87,7 +88,7 @@ def test_history_at_20_random_instants_matches_the_sequence(
     instants += [changes[0].at_ms, changes[250].at_ms, changes[250].at_ms - 1]  # the edges
     for at_ms in instants:
         result = history_cli(uri, tmp_path, experiment, "--model", "model-500", "--at",
-                             iso_ms(at_ms), "--format", "json")  # fmt: skip
+                             iso_from_ms(at_ms), "--format", "json")  # fmt: skip
         assert result.exit_code == 0, result.output
         answer = json.loads(result.output)
         expected = champion_at(changes, at_ms)
@@ -97,7 +98,7 @@ def test_history_at_20_random_instants_matches_the_sequence(
         assert (answer["champion"], answer["since"]) == (expected.to_version, expected.at)
         assert answer["entry"]["approvers"] == [a.stored() for a in expected.evidence.approvers]
     text = history_cli(uri, tmp_path, experiment, "--model", "model-500", "--at",
-                       iso_ms(changes[300].at_ms + 1000))  # fmt: skip
+                       iso_from_ms(changes[300].at_ms + 1000))  # fmt: skip
     said = changes[300]
     assert text.output.splitlines()[0].endswith(f"v{said.to_version} was champion, since {said.at}")
 

@@ -21,11 +21,12 @@ from dataclasses import replace
 
 from bot.errors import RegistryError
 from bot.ledger import Ledger, new_key, now_ms
-from bot.ledger_entry import Evidence, LedgerEntry, ms_of
+from bot.ledger_entry import Evidence, LedgerEntry
 from bot.ledger_setup import prepare
 from bot.records import Change, HistoryEntry
 from bot.registry import ModelState, Registry
 from bot.tags import CHAMPION_SINCE_TAG, PROMOTED_BY_TAG, REQUEST_URL_TAG
+from bot.timestamps import ms_from_iso
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ def _settle(
         log.warning(
             "finishing the record of an interrupted change: %s v%s", model, change.to_version
         )
-        entry = LedgerEntry.of_change(change, Evidence(), ms_of(change.at) or 0)
+        entry = LedgerEntry.of_change(change, Evidence(), ms_from_iso(change.at) or 0)
         if runs:  # the snapshot the dead pass logged, if it landed
             ledger.complete(runs[0], entry, guard)
         else:  # an intent of a version before the ledger, or a run someone purged

@@ -229,8 +229,12 @@ def poll(ctx: Context) -> None:
 
     result = do_poll(ctx)
     click.echo(result.summary())
-    if result.failures:  # a scheduled job must turn red when a command could not be handled
-        raise click.ClickException(f"{len(result.failures)} command(s) failed; see above")
+    # A scheduled job must turn red when a command could not be handled, or the champion checked.
+    problems = [f"{len(result.failures)} command(s) failed"] if result.failures else []
+    if result.check_failure:
+        problems.append("the champion check failed")
+    if problems:
+        raise click.ClickException(f"{'; '.join(problems)}; see above")
 
 
 @cli.command()

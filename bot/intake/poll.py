@@ -33,6 +33,7 @@ class PollResult:
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     champion: Outcome | None = None  # the drift check, when it found something to record
+    check_failure: str = ""  # the drift check could not be made
 
     def summary(self) -> str:
         lines = [f"checked {self.threads} request(s); {len(self.outcomes)} command(s) handled"]
@@ -40,6 +41,8 @@ class PollResult:
             lines.append(f"  champion moved outside the bot: {self.champion}")
         lines += [f"  comment {cid}: {outcome}" for cid, outcome in self.outcomes]
         lines += [f"  failed: {problem}" for problem in self.failures]
+        if self.check_failure:
+            lines.append(f"  failed: the champion check: {self.check_failure}")
         return "\n".join(lines)
 
 
@@ -82,7 +85,7 @@ def _check_champion(ctx: Context, result: PollResult) -> None:
         outcome, check = report_drift(ctx, "poll")
     except Exception as exc:
         log.exception("checking the champion of %s failed", ctx.model)
-        result.failures.append(f"the champion check: {exc}")
+        result.check_failure = str(exc)
         return
     if check is not None and check.unrecorded:
         result.champion = outcome

@@ -9,6 +9,7 @@ from bench.roundtrips import OPEN_REQUESTS, OPERATIONS, PLATFORMS
 
 BUDGET_KEYS = ("mlflow", "forge", "forge_without_username")
 HELP_TARGET_S = 0.3
+HISTORY_AT_TARGET_S = 2.0
 WEBHOOK_P99_TARGET_MS = 20.0
 PROMOTE_SLACK = 2
 
@@ -39,6 +40,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"≤ {limit} ({OPEN_REQUESTS} open)",
                 idle["forge"],
                 idle["forge"] <= limit,
+            )
+        )
+    ledger = results.get("ledger")
+    if ledger:
+        rows.append(
+            _target(
+                f"`history --at` on a model with {ledger['changes']} changes (the whole command)",
+                f"< {HISTORY_AT_TARGET_S:g} s",
+                f"{ledger['cli_wall_s_median']} s",
+                ledger["cli_wall_s_median"] < HISTORY_AT_TARGET_S,
             )
         )
     probes = results.get("imports", [])
@@ -89,6 +100,7 @@ def budgets_from(results: dict[str, Any]) -> dict[str, Any]:
             platform: {op: {k: trips[platform][op][k] for k in BUDGET_KEYS} for op in OPERATIONS}
             for platform in PLATFORMS
         },
+        "ledger": {"history_at": {"mlflow": results["ledger"]["mlflow"]}},
     }
 
 
@@ -101,6 +113,10 @@ def over_budget(results: dict[str, Any], budgets: dict[str, Any]) -> list[str]:
                 got = trips[platform][op][key]
                 if got > limit:
                     problems.append(f"{platform} {op} {key}: {got} round trips > budget {limit}")
+    for op, limits in budgets.get("ledger", {}).items():
+        got = results["ledger"]["mlflow"] if op == "history_at" else None
+        if got is None or got > limits["mlflow"]:
+            problems.append(f"ledger {op} mlflow: {got} round trips > budget {limits['mlflow']}")
     for platform, ops in trips.items():
         for op, data in ops.items():
             if data.get("other"):  # a request to neither MLflow nor the forge: a new dependency
@@ -136,6 +152,18 @@ def roundtrip_table(results: dict[str, Any]) -> str:
             row += [f"{data['forge']} ({data['minimum']['forge']})", data["forge_without_username"]]
         rows.append(row)
     return _table(header, rows)
+
+
+def ledger_table(results: dict[str, Any]) -> str:
+    data = results["ledger"]
+    row = [
+        f"`history --at` ({data['changes']} changes)",
+        f"{data['mlflow']} ({data['minimum']})",
+        f"{data['query_ms_median']} / {data['query_ms_max']}",
+        f"{data['cli_wall_s_median']} / {data['cli_wall_s_max']} ({data['cli_runs']} runs)",
+    ]
+    header = ["query", "MLflow (min)", "in-process ms median / max", "command s median / max"]
+    return _table(header, [row])
 
 
 def imports_table(results: dict[str, Any]) -> str:
@@ -213,6 +241,8 @@ def markdown(results: dict[str, Any]) -> str:
     parts = [
         "### Round trips per operation (measured, with PROMOTION_BOT_USERNAME set)",
         roundtrip_table(results),
+        "### The audit ledger",
+        ledger_table(results),
         "### MLflow imports",
         imports_table(results),
     ]

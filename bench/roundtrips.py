@@ -48,12 +48,15 @@ APPROVERS = ("maria", "dana")  # request_notify: dana triggered the training, ma
 # default params: issue kind, approvers by role, required_approvals 1, checklist required,
 # close_on_promote.
 _PROMOTE_MLFLOW = (
-    "1 registered model (aliases + tags: pending intent and history for exactly-once), "
+    "1 registered model (aliases + tags: pending intent, history cache for exactly-once, the "
+    "ledger's experiment id), "
     "1 the request's version (run id, toy tag), 1 the champion's version (its run id), "
     "2 runs (metrics for the gates), 1 re-read of the champion right before the move (the "
     "'from' version must be what it is at that moment, not when the command arrived), "
-    "1 write intent, 1 set alias, 1 read back, "
-    "3 version tags (MLflow has no batch call for them), 1 history tag, 1 clear intent, "
+    "1 write intent, 2 begin the ledger run (create it RUNNING, log the entry's params: MLflow "
+    "takes params in no other call), 1 set alias, 1 read back, 1 commit the ledger run "
+    "(FINISHED), 3 version tags (MLflow has no batch call for them), 1 history tag (the recent "
+    "cache; holding the entry marks the intent done, so the intent is no longer deleted), "
     "1 handled-id tag after the answer (promotion.handled: people can delete the answer, so "
     "the registry remembers that the comment was handled)"
 )
@@ -88,7 +91,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "promote": {
-        "mlflow": 15,
+        "mlflow": 17,
         "gitlab": 6,
         "github": 6,
         "why": {
@@ -100,23 +103,26 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "rollback": {
-        "mlflow": 12,
+        "mlflow": 14,
         "gitlab": 5,
         "github": 5,
         "why": {
             "mlflow": "1 registered model (aliases + tags), 1 the target version (exists, toy "
-            "tag), 1 re-read of the champion before the move, 1 write intent, 1 set alias, "
-            "1 read back, 3 version tags, 1 history tag, 1 clear intent, 1 handled-id tag",
+            "tag), 1 re-read of the champion before the move, 1 write intent, 2 begin the "
+            "ledger run, 1 set alias, 1 read back, 1 commit the ledger run, 3 version tags, "
+            "1 history tag, 1 handled-id tag",
             "forge": "read the thread, list its comments, read the actor's role, post the "
             "answer, update the status (no close: rollbacks happen on done requests)",
         },
     },
     "poll_idle": {
-        "mlflow": 0,
+        "mlflow": 1,
         "gitlab": 1 + OPEN_REQUESTS,
         "github": 1 + OPEN_REQUESTS,
         "why": {
-            "mlflow": "nothing to do: the registry is not needed",
+            "mlflow": "1 registered model: the champion against the records (the history "
+            "cache and the last change seen outside the bot); the ledger is searched only "
+            "when they disagree",
             "gitlab": f"1 listing of the configured request kind, then the notes of each "
             f"of the {OPEN_REQUESTS} open requests",
             "github": f"1 listing (issues include PRs), then the comments of each of the "
@@ -124,11 +130,11 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "poll_one_new": {
-        "mlflow": 15,
+        "mlflow": 18,
         "gitlab": 1 + OPEN_REQUESTS + 4,
         "github": 1 + OPEN_REQUESTS + 4,
         "why": {
-            "mlflow": "as /promote",
+            "mlflow": "the champion check (1), then as /promote",
             "forge": "as poll_idle, plus /promote's role, answer, status and close (the thread "
             "and its comments were just read by the poll)",
         },
@@ -190,7 +196,8 @@ class Bench:
             gate(ctx, version=version)
         # v1 became champion through the bot (recorded), so `/rollback 1` may return to it.
         first = Change(model, None, 1, "maria", "promote", "", "", "", utc_now_iso())
-        move_champion(ctx.registry, ctx.params.promotion.champion_alias, first)
+        alias = ctx.params.promotion.champion_alias
+        move_champion(ctx.registry, alias, first, ledger=ctx.ledger)
 
     def measure(self, op: Callable[[], Any]) -> tuple[Any, list[Call]]:
         with self.log.measure() as calls:

@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from bench import machine, startup, webhook_load
+    from bench import ledger_query, machine, startup, webhook_load
     from bench.counting import HttpLog
     from bench.roundtrips import Bench, run_all
     from tests.fake_github import FakeGitHub
@@ -64,6 +64,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         mark = time.monotonic()
         results["roundtrips"] = run_all(bench)
         phases["roundtrips"] = time.monotonic() - mark
+        mark = time.monotonic()
+        results["ledger"] = ledger_query.measure(log, bench, workdir, 3 if args.quick else 7)
+        phases["history_at"] = time.monotonic() - mark
         log.uninstall()
         model = "bench-cli"
         bench.setup_model(model)

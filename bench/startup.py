@@ -71,10 +71,12 @@ def probes(files: dict[str, Path]) -> list[Probe]:
             False,
             github,
         ),
-        Probe("poll (local, nothing to do)", ["poll"], False, local),
+        # The champion is checked against the ledger first (issue 12): poll reads the registry.
+        Probe("poll (local, nothing to do)", ["poll"], True, local),
         Probe("gate", ["gate"], True, local),
         Probe("status", ["status"], True, local),
         Probe("history", ["history"], True, local),
+        Probe("verify", ["verify"], True, local),
     ]
 
 

@@ -229,8 +229,12 @@ def poll(ctx: Context) -> None:
 
     result = do_poll(ctx)
     click.echo(result.summary())
-    if result.failures:  # a scheduled job must turn red when a command could not be handled
-        raise click.ClickException(f"{len(result.failures)} command(s) failed; see above")
+    # A scheduled job must turn red when a command could not be handled, or the champion checked.
+    problems = [f"{len(result.failures)} command(s) failed"] if result.failures else []
+    if result.check_failure:
+        problems.append("the champion check failed")
+    if problems:
+        raise click.ClickException(f"{'; '.join(problems)}; see above")
 
 
 @cli.command()
@@ -260,23 +264,130 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_context
 def status(ctx: Context, as_json: bool) -> None:
-    """Aliases, their versions and metrics, and open requests."""
+    """Aliases, their versions and metrics, open requests; a champion moved outside the bot is
+    recorded in the ledger and reported."""
     from bot.views import render_status, status_data
 
     data = status_data(ctx, ctx.model)
+    data["champion_check"] = _champion_check(ctx)
     click.echo(json.dumps(data, indent=2) if as_json else render_status(data))
+    if not as_json:
+        click.echo(_champion_line(data["champion_check"]))
+
+
+def _champion_check(ctx: Context) -> dict[str, Any]:
+    """`status` asks the drift question as `poll` does (and records and reports what it finds)."""
+    from bot.commands.external_change import report_drift
+    from bot.errors import BotError
+
+    try:
+        outcome, check = report_drift(ctx, "status")
+    except BotError as exc:  # status still shows the registry's aliases (as for the forge)
+        return {"outcome": "unavailable", "detail": f"{type(exc).__name__}: {_scrub(str(exc))}"}
+    found = check.as_dict() if check else {}
+    return {"outcome": outcome.status, "detail": outcome.detail, **found}
+
+
+def _champion_line(found: dict[str, Any]) -> str:
+    if found.get("drifted"):
+        approved = f"v{found['approved']}" if found.get("approved") is not None else "none"
+        champion = f"v{found['champion']}" if found.get("champion") is not None else "not set"
+        where = f"; reported in {found['detail']}" if found["outcome"] == "reported" else ""
+        return (
+            f"champion: DRIFT: {champion} was set outside promotion-bot (approved: {approved})"
+            f"{where}"
+        )
+    if found["outcome"] == "unavailable":
+        return f"champion: not checked against the audit ledger ({found['detail']})"
+    return "champion: as the audit ledger records it"
+
+
+def _time_ms(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    """A TIME option: ISO 8601, a date alone being its midnight, a naive time being UTC."""
+    if value is None:
+        return None
+    from bot.timestamps import ms_from_iso
+
+    found = ms_from_iso(value)
+    if found is None:
+        raise click.BadParameter(
+            f"{value!r} is no time (ISO 8601: 2026-03-03, 2026-03-03T14:00, 2026-03-03T14:00Z)"
+        )
+    return found
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
+@click.option("--since", metavar="TIME", callback=_time_ms, help="Changes at or after TIME.")
+@click.option("--until", metavar="TIME", callback=_time_ms, help="Changes at or before TIME.")
+@click.option(
+    "--at",
+    metavar="TIME",
+    callback=_time_ms,
+    help="Which version was champion at TIME, since when, approved by whom.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @with_context
-def history(ctx: Context, as_json: bool) -> None:
-    """Every champion change: when, from, to, who, why, where."""
-    from bot.views import render_history
+def history(
+    ctx: Context,
+    limit: int | None,
+    since: int | None,
+    until: int | None,
+    at: int | None,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Every champion change from the audit ledger, newest first, across all models unless
+    --model: when, from, to, who with which role, why, where. TIME is ISO 8601 (UTC unless it
+    says otherwise)."""
+    from bot.ledger_views import Query, champion_at, history_entries, render, render_at
 
-    entries = ctx.registry.history(ctx.model)
-    stored = [entry.stored for entry in entries]  # as the registry holds them
-    click.echo(json.dumps(stored, indent=2) if as_json else render_history(entries))
+    fmt = "json" if as_json else fmt
+    if at is not None:
+        if limit is not None or since is not None or until is not None:
+            raise click.UsageError("--at answers alone: leave out --limit, --since and --until")
+        click.echo(render_at(ctx.model, at, champion_at(ctx, ctx.model, at), fmt))
+        return
+    explicit = click.get_current_context().params.get("model")
+    query = Query(model=ctx.model if explicit else "", since_ms=since, until_ms=until, limit=limit)
+    click.echo(render(history_entries(ctx, query), fmt))
+
+
+class _VerifyFailed(click.ClickException):
+    exit_code = 2  # 1 is the answer "drift": an error must not read as one
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@connection_options
+def verify(fmt: str, **kwargs: Any) -> None:
+    """Is the champion the one the audit ledger says was approved? Exit 0 yes, 1 no (drift, or
+    a ledger entry deleted in MLflow), 2 when it cannot be told (an error). Reads only."""
+    from bot.errors import BotError
+
+    try:
+        from bot.ledger_views import render_verification
+        from bot.ledger_views import verify as check_ledger
+
+        ctx = _context(kwargs)
+        result = check_ledger(ctx, ctx.model)
+    except BotError as exc:
+        raise _VerifyFailed(_scrub(str(exc))) from None
+    except Exception as exc:  # a monitor must never read an unexpected failure as "drift"
+        if (click.get_current_context().find_root().obj or {}).get("verbose"):
+            click.echo(_scrub(traceback.format_exc().rstrip()), err=True)
+        what = f"unexpected {type(exc).__name__}: {_scrub(str(exc))} (run with -v for details)"
+        raise _VerifyFailed(what) from None
+    click.echo(render_verification(result, fmt))
+    if result.exit_code:
+        raise click.exceptions.Exit(result.exit_code)
 
 
 @cli.command()

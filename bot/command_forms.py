@@ -13,7 +13,8 @@ USAGE: dict[str, tuple[str, str]] = {
     ),
     "rollback": (
         "<version>",
-        "make an earlier version champion again (`7` or `v7`); works on any request of the model",
+        "make an earlier version champion again (`7` or `v7`, or `previous`: the champion "
+        "before the current one); works on any request of the model",
     ),
     "help": ("", "show these commands and the state of this request"),
 }

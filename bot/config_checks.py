@@ -136,6 +136,16 @@ def redis_url(value: str) -> str:
     return f"{redact_url(value)!r} is not a redis://, rediss:// or unix:// URL"
 
 
+def experiment_name(value: str) -> str:
+    """A problem with `value` as the ledger's experiment name, or "": the bot finds its runs by
+    name, so it must be one MLflow stores as written."""
+    if not value or value != value.strip() or _CONTROL.search(value):
+        return f"{value!r} is not an experiment name (empty, padded or a control character)"
+    if len(value) > 500:
+        return "an experiment name of more than 500 characters"
+    return ""
+
+
 def digits(value: str) -> str:
     """A problem with `value` as a positive decimal number (an id), or ""."""
     if value.isascii() and value.isdigit() and int(value) > 0:

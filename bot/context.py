@@ -14,6 +14,7 @@ from bot.templating import render
 if TYPE_CHECKING:
     from bot.coordination import RedisStore
     from bot.forges.base import Forge
+    from bot.ledger import Ledger
     from bot.registry import Registry
 
 
@@ -28,6 +29,13 @@ class Context:
         from bot.registry import Registry
 
         return Registry(self.settings.tracking_uri)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The audit ledger in the registry's tracking server (docs/design.md, "The ledger")."""
+        from bot.ledger import Ledger
+
+        return Ledger(self.registry, self.settings.ledger_experiment)
 
     @cached_property
     def forge(self) -> Forge:

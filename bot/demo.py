@@ -20,8 +20,9 @@ from bot.ci.request import RequestResult, open_or_update_request
 from bot.config import Params, parse_params
 from bot.context import Context
 from bot.intake.entry import local_comment
+from bot.ledger_views import Query, history_entries, render_table
 from bot.settings import Settings
-from bot.views import render_history, render_status, status_data
+from bot.views import render_status, status_data
 
 Echo = Callable[[str], None]
 
@@ -89,8 +90,8 @@ def run_demo(workdir: str | None, echo: Echo) -> None:
     step(f"Monitoring looks wrong: maria rolls back to v{first}.")
     _comment(ctx, request.number, "maria", f"/rollback {first}\nDrift alert on live data.", echo)
 
-    step("The audit record kept in the registry (`promotion-bot history`):")
-    for line in render_history(ctx.registry.history(ctx.model)).splitlines():
+    step("The audit ledger kept in the tracking server (`promotion-bot history`):")
+    for line in render_table(history_entries(ctx, Query(model=ctx.model))).splitlines():
         echo(f"   {line}")
     step("And `promotion-bot status`:")
     for line in render_status(status_data(ctx, ctx.model)).splitlines():

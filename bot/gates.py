@@ -6,7 +6,7 @@ See docs/design.md, "Rules for a champion change".
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.config import Params
 from bot.versions import RunInfo
@@ -17,6 +17,9 @@ class GateCheck:
     name: str  # short, stable id: "regression", "threshold:final.logloss:max", "tag:git_sha"
     passed: bool
     detail: str  # the values that decided it, for people
+    metric: str = ""  # the metric it read ("" for a tag gate)
+    value: float | None = None  # the candidate's value of `metric`
+    reference: float | None = None  # the champion's value, or the bound
 
 
 def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None) -> list[GateCheck]:
@@ -60,8 +63,13 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
                 passed,
                 f"`{metric}` {value:.6g} vs champion {base:.6g} ({direction} is better; "
                 f"worse by {max(worse_by, 0):.6g}, allowed {allowed:g})",
+                metric,
+                value,
+                base,
             )
         )
+    if results[0].metric == "":  # the other outcomes above still read the candidate's value
+        results[0] = replace(results[0], metric=metric, value=value)
 
     for name, bound in sorted(gates.thresholds.items()):
         observed = candidate.metrics.get(name)
@@ -77,7 +85,8 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
                 continue
             ok = observed >= limit if side == "min" else observed <= limit
             sign = ">=" if side == "min" else "<="
-            results.append(GateCheck(gate, ok, f"`{name}` {observed:.6g} {sign} {limit:g}"))
+            detail = f"`{name}` {observed:.6g} {sign} {limit:g}"
+            results.append(GateCheck(gate, ok, detail, name, observed, limit))
 
     for tag in gates.required_tags:
         present = bool(candidate.tags.get(tag, "").strip())

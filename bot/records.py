@@ -54,13 +54,13 @@ class HistoryEntry:
         """Read one stored entry; a field of the wrong type reads as absent, never raises."""
         action = stored.get("action")
         return cls(
-            to_version=_version(stored.get("to")),
-            from_version=_version(stored.get("from")),
+            to_version=read_version(stored.get("to")),
+            from_version=read_version(stored.get("from")),
             action=action if action in ACTIONS else None,
-            actor=_text(stored.get("actor")),
-            reason=_text(stored.get("reason")),
-            request_url=_text(stored.get("request_url")),
-            comment_id=_text(stored.get("comment_id")),
+            actor=read_text(stored.get("actor")),
+            reason=read_text(stored.get("reason")),
+            request_url=read_text(stored.get("request_url")),
+            comment_id=read_text(stored.get("comment_id")),
             at=_timestamp(stored.get("at")),
             stored=dict(stored),
         )
@@ -149,13 +149,13 @@ class Approval:
         items = value if isinstance(value, list) else []
         return [
             cls(
-                _text(item.get("user")),
-                _text(item.get("user_id")),
-                _text(item.get("comment_id")),
-                _text(item.get("at")),
+                read_text(item.get("user")),
+                read_text(item.get("user_id")),
+                read_text(item.get("comment_id")),
+                read_text(item.get("at")),
             )
             for item in items
-            if isinstance(item, dict) and _text(item.get("user"))
+            if isinstance(item, dict) and read_text(item.get("user"))
         ]
 
 
@@ -171,7 +171,7 @@ class Outcome:
         return f"{self.status}: {self.detail}" if self.detail else self.status
 
 
-def _version(value: object) -> int | None:
+def read_version(value: object) -> int | None:
     """A version number as JSON holds it: an integer, or a string of digits."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -180,7 +180,7 @@ def _version(value: object) -> int | None:
     return None
 
 
-def _text(value: object) -> str:
+def read_text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 

@@ -16,7 +16,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,9 +25,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import NotFoundError, RegistryError
 from bot.records import HistoryEntry
-from bot.tags import HANDLED_TAG, HISTORY_TAG, PENDING_TAG, REQUESTED_IN_TAG
+from bot.tags import (
+    EXTERNAL_TAG,
+    HANDLED_TAG,
+    HISTORY_TAG,
+    LEDGER_TAG,
+    PENDING_TAG,
+    REQUESTED_IN_TAG,
+)
 from bot.urls import redact_url, redact_urls_in
-from bot.versions import RunInfo, VersionInfo
+from bot.versions import RunInfo, RunRecord, VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +46,11 @@ _BOUNDED_HTTP = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.2",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER": "false",
+    # Finishing a run would otherwise print its link to stdout, after one more read of the run.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
+# MLflow's own limits (mlflow/utils/validation.py): params and tags per log_batch call.
+_PER_BATCH = 100
 
 HISTORY_LIMIT = 200  # entries kept on the model; older ones drop off (tag values are bounded)
 # MLflow validates 100k characters, but its SQL stores keep registered-model tag values in
@@ -225,6 +236,77 @@ class Registry:
             self._client.set_terminated(run.info.run_id)
         return str(run.info.run_id)
 
+    # --- runs of the audit ledger (bot.ledger; docs/design.md, "The ledger") ---------------------
+    def experiment_id(self, name: str, create: bool = True) -> str:
+        """The id of the experiment `name`, created when missing ("" when missing and not
+        `create`); a deleted one is an error."""
+        with self._call(f"experiment {name!r}"):
+            found = self._client.get_experiment_by_name(name)
+        if found is None and not create:
+            return ""
+        if found is None:
+            try:
+                with self._call(f"create experiment {name!r}"):
+                    return str(self._client.create_experiment(name))
+            except RegistryError:
+                with self._call(f"experiment {name!r}"):  # created meanwhile by another process
+                    found = self._client.get_experiment_by_name(name)
+                if found is None:
+                    raise
+        if found.lifecycle_stage != "active":
+            raise RegistryError(
+                f"the experiment {name!r} is deleted: restore it (`mlflow experiments restore "
+                f"--experiment-id {found.experiment_id}`) or name another one"
+            )
+        return str(found.experiment_id)
+
+    def create_run(
+        self, experiment_id: str, start_ms: int, name: str, tags: Mapping[str, str]
+    ) -> str:
+        """A new run (status RUNNING) that started at `start_ms`: one call."""
+        with self._call(f"create a run in experiment {experiment_id}"):
+            run = self._client.create_run(
+                experiment_id, start_time=start_ms, tags=dict(tags), run_name=name
+            )
+        return str(run.info.run_id)
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        """Log `params` on the run: one call per 100. A param keeps its first value for good:
+        MLflow refuses another value, and the same value again is a no-op."""
+        from mlflow.entities import Param
+
+        items = [Param(key, value) for key, value in params.items()]
+        for start in range(0, len(items), _PER_BATCH):
+            with self._call(f"log params of run {run_id}"):
+                self._client.log_batch(run_id, params=items[start : start + _PER_BATCH])
+
+    def finish_run(self, run_id: str, status: str = "FINISHED", end_ms: int | None = None) -> None:
+        with self._call(f"end run {run_id}"):
+            self._client.set_terminated(run_id, status=status, end_time=end_ms)
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str,
+        *,
+        order_by: Sequence[str] = (),
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> tuple[list[RunRecord], str]:
+        """One page of runs, deleted ones included; the token of the next page ("" at the end)."""
+        from mlflow.entities import ViewType
+
+        with self._call("search runs"):
+            page = self._client.search_runs(
+                list(experiment_ids),
+                filter_string=filter_string,
+                run_view_type=ViewType.ALL,
+                max_results=max_results,
+                order_by=list(order_by),
+                page_token=page_token,
+            )
+        return [_run_record(run) for run in page], str(page.token or "")
+
     # --- audit record (docs/design.md, "Registry tags") ----------------------------------------
     def history(self, name: str) -> tuple[HistoryEntry, ...]:
         return self.state(name).history
@@ -251,8 +333,10 @@ class Registry:
     def pending(self, name: str) -> HistoryEntry | None:
         return self.state(name).pending
 
-    def set_pending(self, name: str, entry: HistoryEntry) -> None:
-        self.set_model_tag(name, PENDING_TAG, _compact_json(entry.stored))
+    def set_pending(self, name: str, entry: HistoryEntry, ledger_key: str = "") -> None:
+        """The intent of a change: its history entry, and the key of the ledger run it begins."""
+        stored = {**entry.stored, "ledger": ledger_key} if ledger_key else dict(entry.stored)
+        self.set_model_tag(name, PENDING_TAG, _compact_json(stored))
 
     def clear_pending(self, name: str) -> None:
         self.delete_model_tag(name, PENDING_TAG)
@@ -295,13 +379,67 @@ class ModelState:
 
     @cached_property
     def pending(self) -> HistoryEntry | None:
-        """The intent of a change in flight, if any."""
-        return _pending(self.tags.get(PENDING_TAG))
+        """The intent of a change in flight, if any: the intent tag, unless the history already
+        holds its entry (the change is done; the tag stays until the next change)."""
+        intent = _pending(self.tags.get(PENDING_TAG))
+        if intent is None or any(_same_change(entry, intent) for entry in self.history):
+            return None
+        return intent
+
+    @cached_property
+    def ledger(self) -> tuple[str, str]:
+        """(experiment name, experiment id) of the model's audit ledger; ("", "") before the
+        history tag was imported into it."""
+        try:
+            value = json.loads(self.tags.get(LEDGER_TAG) or "{}")
+        except ValueError:
+            return "", ""
+        if not isinstance(value, dict):
+            return "", ""
+        name, experiment_id = value.get("experiment"), value.get("experiment_id")
+        if isinstance(name, str) and isinstance(experiment_id, str) and name and experiment_id:
+            return name, experiment_id
+        return "", ""
+
+    @cached_property
+    def expected_champion(self) -> tuple[bool, int | None]:
+        """(known, version): what the records say the champion is without reading the ledger:
+        the newest change seen outside the bot when it came after the history cache's newest
+        entry, else that entry's `to`. Not known while an intent is in flight."""
+        if self.pending is not None:
+            return False, None
+        newest = self.history[-1] if self.history else None
+        after = _change_key(newest) if newest else ""
+        try:
+            outside = json.loads(self.tags.get(EXTERNAL_TAG) or "{}")
+        except ValueError:
+            outside = {}
+        if isinstance(outside, dict) and outside.get("after") == after and "to" in outside:
+            to = outside.get("to")
+            return True, to if isinstance(to, int) and not isinstance(to, bool) else None
+        return True, newest.to_version if newest else None
 
     @cached_property
     def handled(self) -> tuple[str, ...]:
         """The comment ids the bot handled, oldest first (as many as the tag holds)."""
         return tuple(parse_handled(self.tags.get(HANDLED_TAG)))
+
+
+def external_value(newest: HistoryEntry | None, to_version: int | None) -> str:
+    """The `promotion.external` tag of a champion seen outside the bot after `newest`."""
+    return _compact_json({"to": to_version, "after": _change_key(newest) if newest else ""})
+
+
+def _change_key(entry: HistoryEntry) -> str:
+    return f"{entry.comment_id}/{entry.to_version}/{entry.at}"
+
+
+def _same_change(entry: HistoryEntry, intent: HistoryEntry) -> bool:
+    return (entry.comment_id, entry.to_version, entry.at) == (
+        intent.comment_id,
+        intent.to_version,
+        intent.at,
+    )
 
 
 def parse_handled(raw: str | None) -> list[str]:
@@ -364,6 +502,17 @@ def _run_info(run: Any) -> RunInfo:
         metrics={key: _metric(value) for key, value in run.data.metrics.items()},
         tags={k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
         params=dict(run.data.params),
+    )
+
+
+def _run_record(run: Any) -> RunRecord:
+    return RunRecord(
+        run_id=str(run.info.run_id),
+        start_ms=int(run.info.start_time or 0),
+        status=str(run.info.status or ""),
+        deleted=run.info.lifecycle_stage == "deleted",
+        params=dict(run.data.params),
+        tags=dict(run.data.tags),
     )
 
 

@@ -19,6 +19,8 @@ from bot.urls import redact_url, url_secrets
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_LOCK_TTL = 30.0  # seconds a lease lives without being extended
+# The MLflow experiment of the audit ledger, shared by every model of the registry.
+DEFAULT_LEDGER_EXPERIMENT = "promotion-bot/ledger"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Settings:
     # file lock and this process's memory (docs/design.md, "Locking").
     lock_url: str = ""
     lock_ttl: float = DEFAULT_LOCK_TTL
+    ledger_experiment: str = DEFAULT_LEDGER_EXPERIMENT  # docs/design.md, "The ledger"
 
     def __repr__(self) -> str:
         # Secrets show as Secret(); a credential inside a URL must not show either.
@@ -96,6 +99,9 @@ class Settings:
             problems.append(("PROMOTION_BOT_LOCK_URL", check.redis_url(self.lock_url)))
         if self.platform == "local":
             problems.append(("PROMOTION_BOT_LOCAL_DIR", check.folder(self.local_dir)))
+        problems.append(
+            ("PROMOTION_BOT_LEDGER_EXPERIMENT", check.experiment_name(self.ledger_experiment))
+        )
         for name, problem in problems:
             if problem:
                 raise ConfigError(f"{name}: {problem}")
@@ -170,6 +176,9 @@ class Settings:
             pipeline_url=_pipeline_url(env),
             lock_url=get("PROMOTION_BOT_LOCK_URL").strip(),
             lock_ttl=_lock_ttl(get("PROMOTION_BOT_LOCK_TTL")),
+            ledger_experiment=get(
+                "PROMOTION_BOT_LEDGER_EXPERIMENT", default=DEFAULT_LEDGER_EXPERIMENT
+            ),
         )
 
 

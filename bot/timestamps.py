@@ -28,3 +28,15 @@ def iso_from_epoch(seconds: float) -> str:
         return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime(_AUDIT_FORMAT)
     except (OverflowError, OSError, ValueError):
         return ""
+
+
+def iso_from_ms(at_ms: int) -> str:
+    """Milliseconds since the epoch as `2026-03-03T14:00:00.123Z` (the audit ledger's times)."""
+    stamp = datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at_ms % 1000:03d}Z"
+
+
+def ms_from_iso(value: Any) -> int | None:
+    """An ISO 8601 time (a date alone is its midnight, a naive time is UTC) in ms, or None."""
+    when = parse_iso(value)
+    return None if when is None else round(when.timestamp() * 1000)

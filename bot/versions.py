@@ -56,3 +56,15 @@ class RunInfo:
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run read for what it records (the audit ledger's runs): times, state, params, tags."""
+
+    run_id: str
+    start_ms: int
+    status: str = "FINISHED"  # RUNNING, FINISHED, FAILED, KILLED, SCHEDULED
+    deleted: bool = False  # MLflow's lifecycle stage: deleted (restorable until `mlflow gc`)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)

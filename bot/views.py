@@ -1,15 +1,14 @@
-"""`status` and `history`: what the registry and the forge say about a model, for people."""
+"""`status`: what the registry and the forge say about a model, for people (`history` is
+bot.ledger_views)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from bot.context import Context
 from bot.errors import NotFoundError
 from bot.markers import parse_request_marker
-from bot.records import HistoryEntry
 from bot.tags import REGISTERED_AS_TAG
 from bot.versions import TOY_ALIAS
 
@@ -84,19 +83,4 @@ def render_status(data: dict[str, Any]) -> str:
     else:
         lines.append("open requests:")
         lines.extend(f"  #{r['number']} v{r['version']}  {r['url']}" for r in requests)
-    return "\n".join(lines)
-
-
-def render_history(entries: Sequence[HistoryEntry]) -> str:
-    if not entries:
-        return "no champion changes recorded"
-    lines = []
-    for entry in entries:
-        frm = f"v{entry.from_version}" if entry.from_version else "none"
-        reason = f" — {entry.reason}" if entry.reason else ""
-        where = f"  {entry.request_url}" if entry.request_url else ""
-        lines.append(
-            f"{entry.at or '?'}  {entry.action or '?':<8} {frm} -> v{entry.to_version}  "
-            f"by {entry.actor or '?'}{reason}{where}"
-        )
     return "\n".join(lines)

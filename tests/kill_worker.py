@@ -39,6 +39,9 @@ OWNERS: dict[str, type] = {
     "set_version_tag": Registry,
     "append_history": Registry,
     "clear_pending": Registry,
+    "create_run": Registry,  # the ledger run of the change begins (RUNNING)
+    "log_params": Registry,  # the entry, in full
+    "finish_run": Registry,  # the ledger run committed (FINISHED)
     "post_comment": LocalForge,
     "update_body": LocalForge,
     "close": LocalForge,

@@ -18,9 +18,12 @@ from bot.commands.handler import handle_comment
 from bot.config import parse_params
 from bot.context import Context
 from bot.forges.local import LocalForge
+from bot.ledger import Where
+from bot.ledger_entry import LedgerEntry
 from bot.records import Outcome
 from bot.settings import Settings
 from bot.threads import Comment, CommentEvent, Thread, ThreadKind
+from bot.versions import RunRecord
 from tests.helpers import log_training_run
 
 MakePlayground = Callable[..., "Playground"]
@@ -162,3 +165,24 @@ class Playground:
     def history(self) -> list[dict[str, Any]]:
         """The champion history as the registry stores it."""
         return [dict(entry.stored) for entry in self.ctx.registry.history(self.model)]
+
+    def ledger(self) -> list[LedgerEntry]:
+        """The model's audit ledger, newest first, as `history` reads it (FINISHED runs)."""
+        experiment_id = self.ctx.ledger.experiment_id()
+        if not experiment_id:
+            return []
+        return list(self.ctx.ledger.entries(experiment_id, Where(model=self.model)))
+
+    def ledger_runs(self) -> list[RunRecord]:
+        """Every run of the ledger for this model, whatever its state (params or intent tag)."""
+        experiment_id = self.ctx.ledger.experiment_id()
+        if not experiment_id:
+            return []
+        runs, _ = self.ctx.registry.search_runs([experiment_id], "", max_results=5000)
+        mine = f"{self.model} "
+        return [
+            run
+            for run in runs
+            if run.params.get("model") == self.model
+            or run.tags.get("mlflow.runName", "").startswith(mine)
+        ]

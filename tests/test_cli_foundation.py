@@ -80,7 +80,7 @@ def test_register_gate_status(tracking_uri: str, model_name: str):
     [smoke] = [line for line in lines if "@smoke" in line]
     for line in (candidate, smoke):
         assert "v1" in line and "final.logloss=0.6" in line and run_id in line
-    assert lines[-1] == "open requests: none"
+    assert lines[-2:] == ["open requests: none", "champion: as the audit ledger records it"]
 
     as_json = json.loads(invoke("status", "--json", *uri).stdout)
     assert as_json["model"] == model_name
@@ -139,10 +139,11 @@ def test_register_options_run_id_and_alias(tracking_uri: str, model_name: str):
     assert "registered as ci-smoke" in refused.stderr
 
 
-def test_history_of_a_model_without_changes(tracking_uri: str, params_file: Path):
-    result = invoke("history", "--tracking-uri", tracking_uri)
+def test_history_of_a_model_without_changes(tracking_uri: str, params_file: Path, model_name: str):
+    ledger = {"PROMOTION_BOT_LEDGER_EXPERIMENT": f"ledger-{model_name}"}  # this test's alone
+    result = invoke("history", "--tracking-uri", tracking_uri, env=ledger)
     assert (result.exit_code, result.stdout) == (0, "no champion changes recorded\n")
-    as_json = invoke("history", "--json", "--tracking-uri", tracking_uri)
+    as_json = invoke("history", "--json", "--tracking-uri", tracking_uri, env=ledger)
     assert json.loads(as_json.stdout) == []
 
 
@@ -278,16 +279,35 @@ def test_history_prints_every_recorded_change(
     for entry in (first, second, foreign):
         registry.append_history(model_name, HistoryEntry.parse(entry))
 
-    result = invoke("history", "--tracking-uri", tracking_uri)
+    ledger = {"PROMOTION_BOT_LEDGER_EXPERIMENT": f"ledger-{model_name}"}
+    shown = invoke("history", "--tracking-uri", tracking_uri, env=ledger)
 
-    assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == [
-        "2025-03-01T10:00:00Z  promote  none -> v1  by maria — Looks good  https://f/issues/4",
-        "2025-03-01T10:00:00Z  rollback v1 -> v2  by olga",
-        "?  ?        none -> v3  by ?",
+    # The tag of earlier versions, shown as its import will write it into the ledger: newest
+    # first, one millisecond apart where the tag's times tie or cannot be read.
+    assert shown.exit_code == 0, shown.output
+    expected = [
+        f"2025-03-01T10:00:00.002Z  {model_name}  ?        none -> v3  by ?  [imported]",
+        f"2025-03-01T10:00:00.001Z  {model_name}  rollback v1 -> v2  by olga  [imported]",
+        f"2025-03-01T10:00:00.000Z  {model_name}  promote  none -> v1  by maria — Looks good  "
+        "https://f/issues/4  [imported]",
     ]
-    as_json = invoke("history", "--json", "--tracking-uri", tracking_uri)
-    assert json.loads(as_json.stdout) == [first, second, foreign]
+    assert shown.stdout.splitlines() == expected
+    as_json = json.loads(
+        invoke("history", "--json", "--tracking-uri", tracking_uri, env=ledger).stdout
+    )
+    assert [json.loads(entry["original"]) for entry in as_json[::-1]] == [first, second, foreign]
+
+    # Imported for real (as the next change or poll does): the ledger answers the same.
+    from bot.ledger import Ledger
+    from bot.ledger_setup import prepare
+
+    prepare(
+        Ledger(registry, ledger["PROMOTION_BOT_LEDGER_EXPERIMENT"]),
+        model_name,
+        registry.state(model_name),
+    )
+    again = invoke("history", "--tracking-uri", tracking_uri, env=ledger)
+    assert again.stdout.splitlines() == expected
 
 
 def test_status_survives_a_purged_run(model_name: str):

@@ -22,13 +22,13 @@ from bot.commands.grammar import (
 
 BOT = "promotion-bot"
 
-MISSING = Usage("rollback", "a version is required: `/rollback 7`")
-BAD = Usage("rollback", "the version must be one number, such as `7` or `v7`: `/rollback 7`")
+MISSING = Usage("rollback", "a version (or `previous`) is required: `/rollback 7`")
+ONE_NUMBER = "the version must be one number, such as `7` or `v7`, or `previous`"
+BAD = Usage("rollback", f"{ONE_NUMBER}: `/rollback 7`")
 RANGE = Usage("rollback", f"the version must be between 1 and {MAX_VERSION}: `/rollback 7`")
-MENTION_MISSING = Usage("rollback", f"a version is required: `@{BOT} rollback 7`")
-MENTION_BAD = Usage(
-    "rollback", f"the version must be one number, such as `7` or `v7`: `@{BOT} rollback 7`"
-)
+MENTION_MISSING = Usage("rollback", f"a version (or `previous`) is required: `@{BOT} rollback 7`")
+MENTION_BAD = Usage("rollback", f"{ONE_NUMBER}: `@{BOT} rollback 7`")
+PREVIOUS = Command("rollback", previous=True)
 
 PROMOTE = Command("promote")
 HELP = Command("help")
@@ -109,6 +109,25 @@ CASES: list[tuple[str, str, str, Command | Usage | None]] = [
     ("rollback-backticks", "/rollback `7`", BOT, BAD),
     ("rollback-vv", "/rollback vv7", BOT, BAD),
     ("mention-rollback-no-version", f"@{BOT} rollback", BOT, MENTION_MISSING),
+    # --- the champion before the current one, from the audit ledger
+    ("rollback-previous", "/rollback previous", BOT, PREVIOUS),
+    ("rollback-previous-upper", "/ROLLBACK Previous\t", BOT, PREVIOUS),
+    (
+        "rollback-previous-reason",
+        "/rollback previous\nv6 drifts",
+        BOT,
+        Command("rollback", reason="v6 drifts", previous=True),
+    ),
+    (
+        "mention-rollback-previous",
+        f"@{BOT} rollback previous",
+        BOT,
+        Command("rollback", form="mention", previous=True),
+    ),
+    ("rollback-previous-and-more", "/rollback previous 7", BOT, BAD),
+    ("rollback-prev", "/rollback prev", BOT, BAD),
+    ("rollback-previous-glued", "/rollback previous7", BOT, BAD),
+    ("rollback-previous-lookalike", "/rollback prevіous", BOT, BAD),  # Cyrillic і
     ("mention-rollback-bad", f"@{BOT} rollback seven", BOT, MENTION_BAD),
     # --- ignored: empty, near misses, words around the command
     ("empty", "", BOT, None),

@@ -200,6 +200,9 @@ def assert_promoted_once(pg: Playground, thread: Thread, version: int, comment_i
     [entry] = pg.history()
     assert (entry["to"], entry["comment_id"]) == (version, comment_id)
     assert pg.ctx.registry.pending(pg.model) is None
+    [recorded] = pg.ledger()
+    assert (recorded.to_version, recorded.comment_id) == (version, comment_id)
+    assert "RUNNING" not in [run.status for run in pg.ledger_runs()]
     changed = [a for a in pg.answers(thread) if f"comment={comment_id} " in a.body]
     assert len(changed) == 1 and "is now `champion`" in changed[0].body
     assert answer_ids(pg, thread).count(comment_id) == 1
@@ -210,6 +213,8 @@ def assert_promoted_once(pg: Playground, thread: Thread, version: int, comment_i
 BEFORE_THE_ALIAS = {
     "version read 503": on("GET", "model-versions/get", Fault()),
     "intent write 503": on("POST", "registered-models/set-tag", Fault(), key="promotion.pending"),
+    "ledger run 503": on("POST", "runs/create", Fault()),
+    "ledger entry 503": on("POST", "runs/log-batch", Fault()),
     "alias write 503": on("POST", "registered-models/alias", Fault()),
     "alias write dropped": on("POST", "registered-models/alias", Fault(status=0)),
     "alias write hangs": on("POST", "registered-models/alias", Fault(status=0, hang=5)),
@@ -276,7 +281,7 @@ AFTER_THE_ALIAS = {
     "history write dropped": on(
         "POST", "registered-models/set-tag", Fault(status=0), key="promotion.history"
     ),
-    "intent clear 503": on("DELETE", "registered-models/delete-tag", Fault()),
+    "ledger commit 503": on("POST", "runs/update", Fault()),
 }
 
 
@@ -325,6 +330,7 @@ def test_registry_unreachable_from_the_start_claims_nothing_and_poll_catches_up(
     assert pg.champion() is None and pg.history() == []
     failed = poll(down)
     assert len(failed.failures) == 1 and failed.outcomes == []
+    assert "unreachable" in failed.check_failure  # the champion check: the poll fails too
 
     result = poll(pg.ctx)
     assert [o.status for _cid, o in result.outcomes] == ["changed"]

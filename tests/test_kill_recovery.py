@@ -2,8 +2,9 @@
 
 A child process (tests/kill_worker.py) handles a `/promote` and kills itself right before or
 right after one step. Whatever it left, `poll` must end in: one champion change, one history
-entry, one answer, no pending intent. Right after the kill, a moved alias must already be
-covered by the intent or the record: never a change nobody can account for.
+entry, one ledger entry (with its approval snapshot, and no run left RUNNING), one answer, no
+pending intent. Right after the kill, a moved alias must already be covered by the intent or
+the record: never a change nobody can account for.
 """
 
 from __future__ import annotations
@@ -26,15 +27,19 @@ PROMOTION: dict[str, Any] = {}  # defaults: close_on_promote, one approval, main
 KILL_POINTS = [
     ("set_pending", "before", 1),
     ("set_pending", "after", 1),
+    ("create_run", "before", 1),
+    ("create_run", "after", 1),
+    ("log_params", "before", 1),
+    ("log_params", "after", 1),
     ("set_alias", "before", 1),
     ("set_alias", "after", 1),
+    ("finish_run", "before", 1),
+    ("finish_run", "after", 1),
     ("set_version_tag", "before", 1),
     ("set_version_tag", "after", 1),
     ("set_version_tag", "after", 3),
     ("append_history", "before", 1),
     ("append_history", "after", 1),
-    ("clear_pending", "before", 1),
-    ("clear_pending", "after", 1),
     ("post_comment", "before", 1),
     ("post_comment", "after", 1),
     ("update_body", "before", 1),
@@ -103,6 +108,20 @@ def assert_exactly_once(pg: Playground, thread: Any, comment_id: str, version: i
     assert "is now `champion`" in answers[0].body
     tags = pg.ctx.registry.version(pg.model, version).tags
     assert tags["promotion.promoted_by"] == "maria"
+    assert_one_ledger_entry(pg, comment_id, version)
+
+
+def assert_one_ledger_entry(pg: Playground, comment_id: str, version: int) -> None:
+    """One FINISHED ledger run for the change, carrying its snapshot; no run left RUNNING (a
+    run whose change never happened is FAILED)."""
+    [entry] = pg.ledger()
+    assert (entry.action, entry.from_version, entry.to_version) == ("promote", None, version)
+    assert (entry.comment_id, entry.actor, entry.reason) == (comment_id, "maria", "Ship it.")
+    assert [(a.user, a.role) for a in entry.evidence.approvers] == [("maria", "maintainer")]
+    assert entry.evidence.gates and all(gate["passed"] for gate in entry.evidence.gates)
+    assert entry.evidence.checklist and all(item["ticked"] for item in entry.evidence.checklist)
+    statuses = sorted(run.status for run in pg.ledger_runs())
+    assert statuses.count("FINISHED") == 1 and "RUNNING" not in statuses, statuses
 
 
 @pytest.mark.parametrize("point", KILL_POINTS, ids=["-".join(map(str, p)) for p in KILL_POINTS])
@@ -135,6 +154,23 @@ def test_the_recovery_pass_itself_killed_then_poll_still_recovers_once(
     assert run_child(workers, pg, thread, posted.id, ("set_version_tag", "after", 2)) == -9
     accounted_for(pg, before=None)
     assert run_child(workers, pg, thread, posted.id, ("append_history", "after", 1)) == -9
+    accounted_for(pg, before=None)
+
+    assert poll(pg.ctx).failures == []
+    assert_exactly_once(pg, thread, posted.id, version)
+
+
+def test_a_recovery_pass_killed_at_the_ledger_step_then_poll_still_recovers_once(
+    workers: Any, pg: Playground
+) -> None:
+    """The pass that finishes a dead pass's record dies as it commits the ledger run."""
+    version = pg.train(0.6)
+    thread = pg.open_request(version)
+    posted = pg.forge.add_comment(thread.number, "maria", "/promote\nShip it.")
+
+    assert run_child(workers, pg, thread, posted.id, ("set_alias", "after", 1)) == -9
+    assert [run.status for run in pg.ledger_runs()] == ["RUNNING"]
+    assert run_child(workers, pg, thread, posted.id, ("finish_run", "after", 1)) == -9
     accounted_for(pg, before=None)
 
     assert poll(pg.ctx).failures == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,10 @@ from bot.config import Params
 from bot.context import Context
 from bot.forges.local import LocalForge
 from bot.intake.payloads import PayloadError, parse_alias_change
+from bot.ledger import Where
 from bot.records import Change
-from bot.registry import ModelState, Registry
+from bot.registry import Registry
 from bot.settings import Secret, Settings
-from bot.tags import HISTORY_TAG, PENDING_TAG
 from bot.timestamps import utc_now_iso
 from bot.versions import RunInfo, VersionInfo
 from tests.helpers import log_training_run
@@ -89,38 +89,53 @@ def test_malformed_alias_payloads_raise(payload: object) -> None:
         parse_alias_change(payload, "d")
 
 
-# --- reporting, with a fake registry --------------------------------------------------------------
+# --- reporting, against the session's real registry -----------------------------------------------
 
 
 @dataclass
-class FakeRegistry:
-    """The model as the bot keeps it: the champion alias, the history, the intent in flight."""
+class Bot:
+    """A model with versions 1..7 in the real registry, the bot's context, and its forge."""
 
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    intent: dict[str, Any] | None = None
-    champion: int | None = None
-    reads: int = 0
+    registry: Registry
+    ctx: Context
+    forge: LocalForge
 
-    def state(self, name: str) -> ModelState:
-        self.reads += 1
-        if name != MODEL:
-            return ModelState({}, {})
-        tags = {HISTORY_TAG: json.dumps(self.entries)}
-        if self.intent is not None:
-            tags[PENDING_TAG] = json.dumps(self.intent)
-        aliases = {"champion": self.champion} if self.champion is not None else {}
-        return ModelState(aliases, tags)
+    @property
+    def model(self) -> str:
+        return self.ctx.model
+
+    def change(self, to: int, action: str = "promote", actor: str = "dana") -> None:
+        """A change of the bot, as `/promote` or `/rollback` makes it."""
+        change = Change(self.model, None, to, actor, action, "", "", f"c{to}", utc_now_iso())  # type: ignore[arg-type]
+        move_champion(self.registry, "champion", change, ledger=self.ctx.ledger)
+
+    def by_hand(self, version: int | None) -> None:
+        """Someone in the MLflow UI."""
+        if version is None:
+            self.registry._models.delete_registered_model_alias(self.model, "champion")
+        else:
+            self.registry.set_alias(self.model, "champion", version)
+
+    def report(self, version: int | None, delivery: str = "d", action: str = "created") -> str:
+        event = AliasChange(self.model, "champion", version, delivery, action)  # type: ignore[arg-type]
+        return report_external_change(self.ctx, event).status
+
+    def externals(self) -> list[tuple[int | None, int | None]]:
+        experiment_id = self.ctx.ledger.experiment_id()
+        entries = self.ctx.ledger.entries(experiment_id, Where(model=self.model))
+        return [(e.from_version, e.to_version) for e in entries if e.action == "external"][::-1]
 
 
-def _entry(to: int, at: str = "2025-03-01T09:00:00Z", actor: str = "dana") -> dict[str, Any]:
-    return {"at": at, "from": to - 1, "to": to, "actor": actor, "action": "promote"}
-
-
-def _context(tmp_path: Path, registry: Any) -> Context:
-    settings = Settings(platform="local", local_dir=tmp_path / "forge")
-    ctx = Context(settings=settings, params=Params())
-    ctx.__dict__["registry"] = registry  # cached_property: the fake stands in for MLflow
-    return ctx
+@pytest.fixture
+def bot(tmp_path: Path, tracking_uri: str, model_name: str) -> Bot:
+    registry = Registry(tracking_uri)
+    registry.ensure_model(model_name)
+    for _ in range(7):
+        run_id = log_training_run(tracking_uri, {"final.logloss": 0.6})
+        registry.create_version(model_name, f"runs:/{run_id}/model", run_id)
+    settings = Settings(platform="local", local_dir=tmp_path / "forge", tracking_uri=tracking_uri)
+    params = Params.model_validate({"register_model": {"model_name": model_name}})
+    return Bot(registry, Context(settings=settings, params=params), LocalForge(tmp_path / "forge"))
 
 
 def _request(forge: LocalForge, model: str, version: int) -> str:
@@ -137,125 +152,129 @@ def _comments(forge: LocalForge, number: str) -> list[str]:
 
 
 @pytest.fixture
-def threads(tmp_path: Path) -> tuple[LocalForge, list[str]]:
+def threads(bot: Bot) -> list[str]:
     """Two requests of the model (older, newer), then a newer one of another model."""
-    forge = LocalForge(tmp_path / "forge")
-    numbers = [_request(forge, MODEL, 5), _request(forge, MODEL, 6), _request(forge, "other", 1)]
-    return forge, numbers
+    forge, model = bot.forge, bot.model
+    return [_request(forge, model, 5), _request(forge, model, 6), _request(forge, "other", 1)]
 
 
 def test_an_external_change_is_reported_once_in_the_latest_request(
-    tmp_path: Path, threads: tuple[LocalForge, list[str]]
+    bot: Bot, threads: list[str]
 ) -> None:
-    forge, (older, latest, other) = threads
-    registry = FakeRegistry([_entry(5), _entry(6, actor="erin")], champion=4)
-    ctx = _context(tmp_path, registry)
-    change = AliasChange(MODEL, "champion", 4, "dlv-1", at="2025-03-05T16:40:00+00:00")
+    older, latest, other = threads
+    bot.change(5)
+    bot.change(6, actor="erin")
+    bot.by_hand(4)
 
-    outcome = report_external_change(ctx, change)
+    assert bot.report(4, "dlv-1") == "reported"
 
-    assert outcome.status == "reported"
-    assert registry.reads == 1  # one read of the model decides
-    [body] = _comments(forge, latest)
-    assert "champion of soccer-match-outcome was moved to v4 outside promotion-bot" in body
-    assert "v6 by @erin at 2025-03-01T09:00:00Z" in body
+    [body] = _comments(bot.forge, latest)
+    assert f"champion of {bot.model} was moved to v4 outside promotion-bot" in body
+    assert "v6 by @erin at " in body
     assert "`/rollback 6`" in body
-    assert "<!-- promotion-bot:external state=4_2025-03-01T09:00:00Z -->" in body
-    assert _comments(forge, older) == [] and _comments(forge, other) == []
-    # The same delivery again, or another delivery about the same move: still one comment.
-    assert report_external_change(ctx, change).status == "duplicate"
-    again = AliasChange(MODEL, "champion", 4, "dlv-2")
-    assert report_external_change(ctx, again).status == "duplicate"
-    assert len(_comments(forge, latest)) == 1
+    assert "<!-- promotion-bot:external state=4_" in body
+    assert _comments(bot.forge, older) == [] and _comments(bot.forge, other) == []
+    assert bot.externals() == [(6, 4)]
+    # The same delivery again, or another delivery about the same move: recorded, so quiet.
+    assert bot.report(4, "dlv-1") == "ignored"
+    assert bot.report(4, "dlv-2") == "ignored"
+    assert len(_comments(bot.forge, latest)) == 1
+    assert bot.externals() == [(6, 4)]
 
 
 def test_each_new_disagreement_is_reported_even_back_to_an_earlier_one(
-    tmp_path: Path, threads: tuple[LocalForge, list[str]]
+    bot: Bot, threads: list[str]
 ) -> None:
-    forge, (_, latest, _) = threads
-    registry = FakeRegistry([_entry(6)], champion=4)
-    ctx = _context(tmp_path, registry)
+    latest = threads[1]
+    bot.change(6)
     for version in (4, 3, 4):
-        registry.champion = version
-        change = AliasChange(MODEL, "champion", version, f"dlv-{version}")
-        assert report_external_change(ctx, change).status == "reported"
-    bodies = _comments(forge, latest)
+        bot.by_hand(version)
+        assert bot.report(version, f"dlv-{version}") == "reported"
+    bodies = _comments(bot.forge, latest)
     assert [("moved to v4" in b, "moved to v3" in b) for b in bodies] == [
         (True, False),
         (False, True),
         (True, False),
     ]
+    assert bot.externals() == [(6, 4), (4, 3), (3, 4)]
+
+
+def test_a_hand_move_back_to_the_approved_champion_is_recorded_not_reported(
+    bot: Bot, threads: list[str]
+) -> None:
+    bot.change(6)
+    bot.by_hand(4)
+    assert bot.report(4) == "reported"
+    bot.by_hand(6)  # someone put it back
+    assert bot.report(6) == "ignored"
+    assert len(_comments(bot.forge, threads[1])) == 1
+    assert bot.externals() == [(6, 4), (4, 6)]  # --at answers v6 again from that moment
 
 
 def test_the_event_says_something_moved_the_registry_says_what(
-    tmp_path: Path, threads: tuple[LocalForge, list[str]]
+    bot: Bot, threads: list[str]
 ) -> None:
     """The report shows the champion as the registry has it when the worker reads it."""
-    forge, (_, latest, _) = threads
-    ctx = _context(tmp_path, FakeRegistry([_entry(6)], champion=3))
-    report_external_change(ctx, AliasChange(MODEL, "champion", 2, "dlv-late"))
-    [body] = _comments(forge, latest)
+    bot.change(6)
+    bot.by_hand(3)
+    bot.report(2, "dlv-late")
+    [body] = _comments(bot.forge, threads[1])
     assert "moved to v3" in body and "v2" not in body.split("outside")[0]
 
 
-def test_a_deleted_champion_is_reported(
-    tmp_path: Path, threads: tuple[LocalForge, list[str]]
-) -> None:
-    forge, (_, latest, _) = threads
-    ctx = _context(tmp_path, FakeRegistry([_entry(6)], champion=None))
-    report_external_change(ctx, AliasChange(MODEL, "champion", None, "dlv-2", "deleted"))
-    [body] = _comments(forge, latest)
-    assert "champion of soccer-match-outcome was deleted outside promotion-bot" in body
+def test_a_deleted_champion_is_reported(bot: Bot, threads: list[str]) -> None:
+    bot.change(6)
+    bot.by_hand(None)
+    assert bot.report(None, "dlv-2", "deleted") == "reported"
+    [body] = _comments(bot.forge, threads[1])
+    assert f"champion of {bot.model} was deleted outside promotion-bot" in body
     assert "`/rollback 6`" in body
+    assert bot.externals() == [(6, None)]
 
 
-@pytest.mark.parametrize(
-    ("registry", "change"),
-    [
-        # the champion is the history's last `to`: the bot's own move (or a no-op re-set)
-        (FakeRegistry([_entry(5), _entry(6)], champion=6), AliasChange(MODEL, "champion", 6, "d")),
-        # MLflow fired between the bot's intent record and its history entry
-        (
-            FakeRegistry([_entry(5)], intent=_entry(6), champion=6),
-            AliasChange(MODEL, "champion", 6, "d"),
-        ),
-        # the bot moved 5 -> 6 -> 7; the event for 6 is read after the second move
-        (FakeRegistry([_entry(6), _entry(7)], champion=7), AliasChange(MODEL, "champion", 6, "d")),
-        # nothing recorded and nothing set (set by hand and deleted again: both were events)
-        (FakeRegistry([], champion=None), AliasChange(MODEL, "champion", None, "d", "deleted")),
-        # not this bot's model, or not the champion alias
-        (FakeRegistry([_entry(6)], champion=2), AliasChange("other", "champion", 1, "d")),
-        (FakeRegistry([_entry(6)], champion=2), AliasChange(MODEL, "candidate", 9, "d")),
-    ],
-)
-def test_changes_the_bot_accounts_for_are_not_reported(
-    tmp_path: Path,
-    threads: tuple[LocalForge, list[str]],
-    registry: FakeRegistry,
-    change: AliasChange,
-) -> None:
-    forge, numbers = threads
-    outcome = report_external_change(_context(tmp_path, registry), change)
-    assert outcome.status == "ignored"
-    assert all(_comments(forge, number) == [] for number in numbers)
+def test_changes_the_bot_accounts_for_are_not_reported(bot: Bot, threads: list[str]) -> None:
+    # the champion is the last recorded `to`: the bot's own moves (or a no-op re-set)
+    bot.change(5)
+    assert bot.report(5) == "ignored"
+    bot.change(6)
+    bot.change(7)
+    assert bot.report(6) == "ignored"  # the event for 6, read after the move to 7
+    # MLflow fired between the bot's intent and its record: the intent accounts for it
+    intent = Change(bot.model, 7, 3, "dana", "rollback", "", "", "c-flight", utc_now_iso())
+    bot.registry.set_pending(bot.model, intent.entry())
+    bot.by_hand(3)
+    assert bot.report(3) == "ignored"
+    # another model, or not the champion alias
+    other = AliasChange("other", "champion", 1, "d")
+    assert report_external_change(bot.ctx, other).status == "ignored"
+    candidate = AliasChange(bot.model, "candidate", 2, "d")
+    assert report_external_change(bot.ctx, candidate).status == "ignored"
+    assert all(_comments(bot.forge, number) == [] for number in threads)
+    assert bot.externals() == []
+
+
+def test_nothing_recorded_and_nothing_set_is_quiet(bot: Bot, threads: list[str]) -> None:
+    """Set by hand and deleted again: both were events, and nothing is left to report."""
+    assert bot.report(None, "d", "deleted") == "ignored"
+    assert all(_comments(bot.forge, number) == [] for number in threads)
 
 
 def test_an_old_record_of_the_same_version_does_not_hide_a_new_external_move(
-    tmp_path: Path, threads: tuple[LocalForge, list[str]]
+    bot: Bot, threads: list[str]
 ) -> None:
-    forge, (_, latest, _) = threads
-    registry = FakeRegistry(
-        [_entry(5, "2025-03-01T09:00:00Z"), _entry(6, "2025-03-02T09:00:00Z")], champion=5
-    )
-    change = AliasChange(MODEL, "champion", 5, "d", at="2025-03-05T16:40:00+00:00")
-    assert report_external_change(_context(tmp_path, registry), change).status == "reported"
-    assert len(_comments(forge, latest)) == 1
+    bot.change(5)
+    bot.change(6)
+    bot.by_hand(5)
+    assert bot.report(5) == "reported"
+    assert len(_comments(bot.forge, threads[1])) == 1
 
 
-def test_no_request_thread_means_nothing_to_post(tmp_path: Path) -> None:
-    ctx = _context(tmp_path, FakeRegistry([_entry(6)], champion=3))
-    outcome = report_external_change(ctx, AliasChange(MODEL, "champion", 3, "d"))
+def test_no_request_thread_means_nothing_to_post_but_the_ledger_records_it(bot: Bot) -> None:
+    bot.change(6)
+    bot.by_hand(3)
+    outcome = report_external_change(bot.ctx, AliasChange(bot.model, "champion", 3, "d"))
     assert (outcome.status, outcome.detail) == ("ignored", "no request thread")
+    assert bot.externals() == [(6, 3)]
 
 
 def _set_author(forge: LocalForge, number: str, author: str) -> None:
@@ -267,32 +286,46 @@ def _set_author(forge: LocalForge, number: str, author: str) -> None:
 
 
 def test_a_persons_issue_quoting_a_request_marker_gets_no_report(
-    tmp_path: Path, threads: tuple[LocalForge, list[str]]
+    bot: Bot, threads: list[str]
 ) -> None:
-    forge, (_, latest, _) = threads
+    latest = threads[1]
     # The newest labelled issue carries the model's marker, but a person opened it.
-    quoted = _request(forge, MODEL, 7)
-    _set_author(forge, quoted, "mallory")
-    ctx = _context(tmp_path, FakeRegistry([_entry(6)], champion=4))
+    quoted = _request(bot.forge, bot.model, 7)
+    _set_author(bot.forge, quoted, "mallory")
+    bot.change(6)
+    bot.by_hand(4)
 
-    outcome = report_external_change(ctx, AliasChange(MODEL, "champion", 4, "dlv-p"))
-
-    assert outcome.status == "reported"
-    assert _comments(forge, quoted) == []
-    assert len(_comments(forge, latest)) == 1
+    assert bot.report(4, "dlv-p") == "reported"
+    assert _comments(bot.forge, quoted) == []
+    assert len(_comments(bot.forge, latest)) == 1
 
 
-def test_only_a_persons_issue_means_nothing_to_post(tmp_path: Path) -> None:
-    forge = LocalForge(tmp_path / "forge")
-    quoted = _request(forge, MODEL, 7)
-    _set_author(forge, quoted, "mallory")
-    ctx = _context(tmp_path, FakeRegistry([_entry(6)], champion=4))
-    outcome = report_external_change(ctx, AliasChange(MODEL, "champion", 4, "dlv-q"))
+def test_only_a_persons_issue_means_nothing_to_post(bot: Bot) -> None:
+    quoted = _request(bot.forge, bot.model, 7)
+    _set_author(bot.forge, quoted, "mallory")
+    bot.change(6)
+    bot.by_hand(4)
+    outcome = report_external_change(bot.ctx, AliasChange(bot.model, "champion", 4, "dlv-q"))
     assert (outcome.status, outcome.detail) == ("ignored", "no request thread")
-    assert _comments(forge, quoted) == []
+    assert _comments(bot.forge, quoted) == []
 
 
-# --- reporting, against a real registry -----------------------------------------------------------
+def test_a_hand_move_back_to_a_version_the_bot_set_minutes_ago_is_reported(
+    bot: Bot, threads: list[str]
+) -> None:
+    """/promote v2, /rollback 1, then champion set to v2 by hand: the registry now disagrees
+    with the ledger, however recently the bot itself had set v2 (issue 10, item 4)."""
+    bot.change(2, "promote", "maria")
+    assert bot.report(2) == "ignored"
+    bot.change(1, "rollback", "maria")
+    assert bot.report(1) == "ignored"
+
+    bot.by_hand(2)  # someone in the MLflow UI, a minute later
+
+    assert bot.report(2, "dlv-hand") == "reported"
+    [body] = _comments(bot.forge, threads[1])
+    assert f"champion of {bot.model} was moved to v2 outside promotion-bot" in body
+    assert "`/rollback 1`" in body
 
 
 def _two_versions(tracking_uri: str, model: str) -> Registry:
@@ -302,61 +335,6 @@ def _two_versions(tracking_uri: str, model: str) -> Registry:
         run_id = log_training_run(tracking_uri, {"final.logloss": 0.6})
         registry.create_version(model, f"runs:/{run_id}/model", run_id)
     return registry
-
-
-def _real_world(
-    tmp_path: Path, tracking_uri: str, model_name: str
-) -> tuple[Registry, Context, LocalForge]:
-    """Two versions in a real registry, and a bot on the local forge for the model."""
-    registry = _two_versions(tracking_uri, model_name)
-    settings = Settings(platform="local", local_dir=tmp_path / "forge", tracking_uri=tracking_uri)
-    params = Params.model_validate({"register_model": {"model_name": model_name}})
-    return registry, Context(settings=settings, params=params), LocalForge(tmp_path / "forge")
-
-
-def test_real_registry_own_change_is_quiet_and_a_direct_set_is_reported(
-    tmp_path: Path, tracking_uri: str, model_name: str
-) -> None:
-    registry, ctx, forge = _real_world(tmp_path, tracking_uri, model_name)
-    number = _request(forge, model_name, 2)
-
-    change = Change(model_name, None, 2, "dana", "promote", "", "", "c1", utc_now_iso())
-    move_champion(registry, "champion", change)
-    own = AliasChange(model_name, "champion", 2, "dlv-own")
-    assert report_external_change(ctx, own).status == "ignored"
-    assert _comments(forge, number) == []
-
-    registry.set_alias(model_name, "champion", 1)  # someone in the MLflow UI
-    external = AliasChange(model_name, "champion", 1, "dlv-ext")
-    assert report_external_change(ctx, external).status == "reported"
-    [body] = _comments(forge, number)
-    assert f"champion of {model_name} was moved to v1 outside promotion-bot" in body
-    assert "`/rollback 2`" in body
-
-
-def test_a_hand_move_back_to_a_version_the_bot_set_minutes_ago_is_reported(
-    tmp_path: Path, tracking_uri: str, model_name: str
-) -> None:
-    """/promote v2, /rollback 1, then champion set to v2 by hand: the registry now disagrees
-    with the history, however recently the bot itself had set v2 (issue 10, item 4)."""
-    registry, ctx, forge = _real_world(tmp_path, tracking_uri, model_name)
-    number = _request(forge, model_name, 2)
-    for action, to in (("promote", 2), ("rollback", 1)):
-        move_champion(
-            registry,
-            "champion",
-            Change(model_name, None, to, "maria", action, "", "", f"c{to}", utc_now_iso()),
-        )
-        own = AliasChange(model_name, "champion", to, f"dlv-own-{to}", at=utc_now_iso())
-        assert report_external_change(ctx, own).status == "ignored"
-
-    registry.set_alias(model_name, "champion", 2)  # someone in the MLflow UI, a minute later
-    by_hand = AliasChange(model_name, "champion", 2, "dlv-hand", at=utc_now_iso())
-
-    assert report_external_change(ctx, by_hand).status == "reported"
-    [body] = _comments(forge, number)
-    assert f"champion of {model_name} was moved to v2 outside promotion-bot" in body
-    assert "`/rollback 1`" in body
 
 
 # --- a real MLflow server delivering the webhook --------------------------------------------------

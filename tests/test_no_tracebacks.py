@@ -45,7 +45,9 @@ def test_poll_with_an_unreachable_registry(
     assert f"comment {comment.id} on #{thread.number} failed" in quiet
     # RegistryUnavailable: the RegistryError of a first read that failed (nothing read or written)
     assert "RegistryUnavailable: " in quiet and "is unreachable" in quiet
-    assert quiet.strip().splitlines()[-1] == "error: 1 command(s) failed; see above"
+    assert quiet.strip().splitlines()[-1] == (
+        "error: 1 command(s) failed; the champion check failed; see above"
+    )
 
     code, _, verbose = run_main(monkeypatch, capsys, "--log-format", fmt, "-v", "poll")
     assert code == 1

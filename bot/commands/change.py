@@ -1,9 +1,11 @@
 """The champion change itself (docs/design.md, "The change"), made crash-safe with an intent.
 
-Sequence: re-read champion ("from") -> write `promotion.pending` (intent) -> set alias -> read
-back -> audit record (version tags + model history) -> clear intent. A process killed anywhere
-leaves either no alias change (the intent is dropped on the next pass) or an alias change whose
-intent lets the next pass finish the record: never a change without a record.
+Sequence: re-read champion ("from") -> write `promotion.pending` (intent, with the key of its
+ledger run) -> begin the ledger run (RUNNING, the full approval snapshot) -> set alias -> read
+back -> commit the ledger run (FINISHED) -> version tags -> append the history cache, which marks
+the intent done. A process killed anywhere leaves either no alias change (the next pass drops
+the intent and marks its run FAILED) or an alias change whose intent lets the next pass finish
+the record from the run it began: never a change without a record, never two.
 
 `guard` runs before every write: the lease's check (bot.commands.locking). A holder whose lease
 was lost stops there with LockLost and writes nothing more; whoever holds the lock next finds
@@ -18,9 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from bot.errors import RegistryError
+from bot.ledger import Ledger, new_key, now_ms
+from bot.ledger_entry import Evidence, LedgerEntry
+from bot.ledger_setup import prepare
 from bot.records import Change, HistoryEntry
 from bot.registry import ModelState, Registry
 from bot.tags import CHAMPION_SINCE_TAG, PROMOTED_BY_TAG, REQUEST_URL_TAG
+from bot.timestamps import ms_from_iso
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +51,29 @@ def move_champion(
     change: Change,
     state: ModelState | None = None,
     guard: Guard = _unguarded,
+    *,
+    ledger: Ledger | None = None,
+    evidence: Evidence | None = None,
 ) -> Change:
     """Move `alias` to change.to_version and record it; the caller holds the model lock.
 
     `state` is the model as the caller read it under that lock; its history saves a re-read.
     The champion itself is re-read here: someone may have moved it in the MLflow UI
-    while the command was being checked, and "from" must be what it really was.
+    while the command was being checked, and "from" must be what it really was. `evidence`
+    is what the change was approved on: the ledger entry keeps it.
     """
+    ledger = ledger or Ledger(registry)
     try:
         state = registry.state(change.model) if state is None else state
         current = registry.aliases(change.model).get(alias)
         change = replace(change, from_version=current)
+        experiment_id = prepare(ledger, change.model, state, guard)  # no call once set up
+        key = new_key()
+        entry = LedgerEntry.of_change(change, evidence or Evidence(), now_ms())
         guard()
-        registry.set_pending(change.model, change.entry())
+        registry.set_pending(change.model, change.entry(), key)
+        # The run begins under the intent: a later pass finds it by the key.
+        run_id = ledger.begin(experiment_id, entry, key, guard)
     except RegistryError as exc:
         raise ChangeFailed(str(exc), alias_touched=False) from None
     guard()  # the last moment a lost lease can still stop the change itself
@@ -73,6 +89,7 @@ def move_champion(
     try:
         if registry.aliases(change.model).get(alias) != change.to_version:
             raise RegistryError(f"{change.model}@{alias} did not read back as v{change.to_version}")
+        ledger.commit(run_id, guard)  # the change happened: from now on an entry of the ledger
         _record(registry, change, state.history, guard)
     except RegistryError as exc:
         raise ChangeFailed(str(exc), alias_touched=True) from None
@@ -99,15 +116,19 @@ def _record(
     if change.request_url:
         registry.set_version_tag(change.model, version, REQUEST_URL_TAG, change.request_url)
     # `history` was read under this lease: appended to after losing it, it would drop the
-    # entries another holder wrote since (or add this one twice).
+    # entries another holder wrote since (or add this one twice). Holding the entry marks the
+    # intent done (ModelState.pending), so the intent is not deleted: one call less.
     guard()
     registry.append_history(change.model, change.entry(), known=history)
-    guard()  # another holder's intent must never be cleared
-    registry.clear_pending(change.model)
 
 
 def recover_pending(
-    registry: Registry, model: str, alias: str, state: ModelState, guard: Guard = _unguarded
+    registry: Registry,
+    model: str,
+    alias: str,
+    state: ModelState,
+    guard: Guard = _unguarded,
+    ledger: Ledger | None = None,
 ) -> ModelState:
     """Finish or drop an intent left by a process that died mid-change.
 
@@ -118,12 +139,13 @@ def recover_pending(
     pending = state.pending
     if pending is None:
         return state
-    _settle(registry, model, alias, state, pending, guard)
+    _settle(registry, ledger or Ledger(registry), model, alias, state, pending, guard)
     return registry.state(model)
 
 
 def _settle(
     registry: Registry,
+    ledger: Ledger,
     model: str,
     alias: str,
     state: ModelState,
@@ -136,17 +158,26 @@ def _settle(
         guard()
         registry.clear_pending(model)
         return
-    history = state.history
-    already = any(
-        entry.comment_id == change.comment_id and entry.to_version == change.to_version
-        for entry in history
-    )
-    if state.aliases.get(alias) == change.to_version and not already:
+    # The only search of the ledger a change needs, and only here: the run the dead pass began.
+    experiment_id = prepare(ledger, model, state, guard)
+    key = str(pending.stored.get("ledger") or "")
+    runs = ledger.runs_keyed(experiment_id, key) if key else []
+    committed = any(run.status == "FINISHED" and run.params.get("model") for run in runs)
+    if state.aliases.get(alias) == change.to_version or committed:
+        # Committed means the alias read back as moved; a hand move since does not undo that.
         log.warning(
             "finishing the record of an interrupted change: %s v%s", model, change.to_version
         )
-        _record(registry, change, history, guard)
+        entry = LedgerEntry.of_change(change, Evidence(), ms_from_iso(change.at) or 0)
+        if runs:  # the snapshot the dead pass logged, if it landed
+            ledger.complete(runs[0], entry, guard)
+        else:  # an intent of a version before the ledger, or a run someone purged
+            ledger.record(experiment_id, entry, key or new_key(), guard)
+        _record(registry, change, state.history, guard)
         return
+    for run in runs:  # the alias never moved: the change never happened
+        if run.status == "RUNNING":
+            ledger.abandon(run.run_id, guard)
     guard()
     registry.clear_pending(model)
 

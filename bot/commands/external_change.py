@@ -1,27 +1,35 @@
-"""A champion moved outside the bot (someone used the MLflow UI): reported in the request thread.
+"""A champion moved outside the bot (someone used the MLflow UI): recorded in the audit ledger and
+reported in the request thread, once, whichever path sees it first (docs/design.md, "Drift").
 
-MLflow's alias webhook (parsed by `bot.intake.payloads`) only says that something moved; the
-bot's own `/promote` and `/rollback` trigger it too. Whether something is amiss is read from the
-registry once the event arrives: the champion agrees with the bot's record when it is the last
-recorded history `to` (or the `to` of the intent of a change in flight); anything else was moved
-by hand, and is reported once, with the `/rollback` that restores the recorded champion. No time
-window: a hand move back to a version the bot set a minute ago is still a hand move. See
-docs/design.md, "Webhooks".
+Every path asks the same question: MLflow's alias webhook (which only says that something moved;
+the bot's own changes fire it too), `poll` before it handles commands, and `status`. The model is
+read; when the champion is what the records say (bot.drift.agrees_with_records) nothing more is
+read. Otherwise the ledger decides (bot.drift.check_champion), and under the model lock a champion
+no ledger entry accounts for is recorded as an `external` entry, reported in the model's latest
+request thread with the `/rollback` that restores the approved champion when it drifted from it
+(a hand move back to the approved version is recorded, not reported). Recorded once, it is
+reported once: the next look finds the ledger agreeing. No time window: a hand move back to a
+version the bot set a minute ago is still a hand move.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from bot.command_forms import format_command
-from bot.records import HistoryEntry, Outcome
+from bot.drift import ChampionCheck, agrees_with_records, check_champion
+from bot.ledger import last_and_approved, now_ms
+from bot.ledger_entry import EXTERNAL, LedgerEntry
+from bot.records import Outcome
+from bot.registry import ModelState, external_value
+from bot.tags import EXTERNAL_TAG
 from bot.threads import Thread
 
 if TYPE_CHECKING:
+    from bot.commands.locking import Lease
     from bot.context import Context
 
 log = logging.getLogger(__name__)
@@ -44,48 +52,119 @@ class AliasChange:
 
 
 def report_external_change(ctx: Context, change: AliasChange) -> Outcome:
-    """Warn in the model's latest request thread when the champion disagrees with the record."""
-    extra = {"delivery_id": change.delivery_id, "platform": "mlflow", "model": change.model}
+    """The MLflow webhook's path: the event names the model and alias; the registry decides."""
     alias = ctx.params.promotion.champion_alias
     if change.model != ctx.model or change.alias != alias:
         return Outcome("ignored", "not this bot's model or alias")
-    state = ctx.registry.state(change.model)  # as it is now, not as the event says
-    current = state.aliases.get(alias)
-    last = _last_recorded(state.history)
-    if _accounted_for(current, last, state.pending):
-        log.info("%s is v%s, as the bot recorded", alias, current, extra=extra)
-        return Outcome("ignored", "the champion is the one the bot recorded")
-    thread = _latest_request(ctx, change.model)
-    if thread is None:
-        log.warning("external %s change has no request thread to report to", alias, extra=extra)
-        return Outcome("ignored", "no request thread")
-    # One report per disagreement, whatever number of deliveries (retries, the late event of
-    # an earlier move) arrive for it; a later move to another version is reported again.
-    key = "state=" + _SAFE.sub("_", f"{current or 'none'}/{last.at if last else 'none'}")
+    outcome, _check = report_drift(ctx, "webhook", delivery_id=change.delivery_id)
+    return outcome
+
+
+def report_drift(
+    ctx: Context, seen_by: str, delivery_id: str = ""
+) -> tuple[Outcome, ChampionCheck | None]:
+    """Record (and report) a champion the ledger does not account for; the check made, or None
+    when the model read alone showed the champion is the recorded one."""
+    extra = {"delivery_id": delivery_id, "platform": "mlflow", "model": ctx.model}
+    alias = ctx.params.promotion.champion_alias
+    state = ctx.registry.state(ctx.model)  # as it is now, not as an event says
+    if agrees_with_records(state, alias):
+        return Outcome("ignored", "the champion is the one the bot recorded"), None
+    check = _look(ctx, state, alias)
+    if check is not None and not check.unrecorded:
+        return Outcome("ignored", "the ledger accounts for the champion"), check
+    from bot.commands.change import recover_pending
+    from bot.commands.locking import model_lock
+
+    with model_lock(ctx) as lease:
+        state = ctx.registry.state(ctx.model)
+        state = recover_pending(ctx.registry, ctx.model, alias, state, lease.check, ctx.ledger)
+        from bot.ledger_setup import prepare
+
+        experiment_id = prepare(ctx.ledger, ctx.model, state, lease.check)
+        last, approved = last_and_approved(ctx.ledger, experiment_id, ctx.model)
+        check = check_champion(state, ctx.model, alias, last, approved)
+        if not check.unrecorded:
+            return Outcome("duplicate", "recorded before"), check
+        thread = _latest_request(ctx, ctx.model) if check.drifted else None
+        if thread is not None:
+            _post_report(ctx, thread, check, alias, lease)
+        _record(ctx, experiment_id, state, check, seen_by, thread, lease)
+    if check.drifted:
+        log.warning("%s of %s moved outside the bot: recorded", alias, ctx.model, extra=extra)
+        if thread is None:
+            log.warning("no request thread to report it in", extra=extra)
+            return Outcome("ignored", "no request thread"), check
+        return Outcome("reported", thread.url), check
+    return Outcome("ignored", "a move back to the approved champion: recorded"), check
+
+
+def _look(ctx: Context, state: ModelState, alias: str) -> ChampionCheck | None:
+    """The check without the lock, on a ledger already set up (None: it is not, yet)."""
+    experiment_id = ctx.ledger.ready(state)
+    if not experiment_id:
+        return None
+    last, approved = last_and_approved(ctx.ledger, experiment_id, ctx.model)
+    return check_champion(state, ctx.model, alias, last, approved)
+
+
+def _post_report(
+    ctx: Context, thread: Thread, check: ChampionCheck, alias: str, lease: Lease
+) -> None:
+    """One report per disagreement: a pass that died after posting and before recording finds
+    its report by the state key and does not post it again."""
+    last = check.last
+    key = "state=" + _SAFE.sub("_", f"{check.champion or 'none'}/{last.ledger_run if last else ''}")
     if _latest_report(ctx, thread) == key:
-        return Outcome("duplicate", "already reported")
+        return
+    approved = check.approved
     body = ctx.render(
         TEMPLATE,
-        model=change.model,
+        model=ctx.model,
         alias=alias,
-        version=current,
-        last={"to": last.to_version, "actor": last.actor, "at": last.at} if last else None,
-        rollback_command=format_command("rollback", version=last.to_version) if last else "",
+        version=check.champion,
+        last={"to": approved.to_version, "actor": approved.actor, "at": approved.at}
+        if approved
+        else None,
+        rollback_command=format_command("rollback", version=approved.to_version)
+        if approved and approved.to_version is not None
+        else "",
     )
+    lease.check()
     ctx.forge.post_comment(thread, f"{body.rstrip()}\n\n<!-- promotion-bot:external {key} -->\n")
-    log.warning("reported an external %s change in %s", alias, thread.url, extra=extra)
-    return Outcome("reported", thread.url)
 
 
-def _accounted_for(
-    current: int | None, last: HistoryEntry | None, pending: HistoryEntry | None
-) -> bool:
-    """The champion is where the bot's record (or its change in flight) says it is."""
-    if pending is not None and current is not None and pending.to_version == current:
-        return True  # MLflow fires between the bot's intent record and its history entry
-    if last is None:
-        return current is None  # nothing recorded and nothing set: nothing to restore
-    return current == last.to_version
+def _record(
+    ctx: Context,
+    experiment_id: str,
+    state: ModelState,
+    check: ChampionCheck,
+    seen_by: str,
+    thread: Thread | None,
+    lease: Lease,
+) -> None:
+    """The `external` entry, keyed by what it follows (a pass that died halfway is finished, not
+    repeated), then the model's note of it, which lets the next look stop at the model read."""
+    last = check.last
+    entry = LedgerEntry(
+        model=ctx.model,
+        action=EXTERNAL,
+        from_version=last.to_version if last else None,
+        to_version=check.champion,
+        at_ms=now_ms(),
+        reason="the champion was set outside promotion-bot",
+        request_url=thread.url if thread is not None else "",
+        seen_by=seen_by,
+    )
+    key = f"external:{ctx.model}:{last.ledger_run if last else ''}:{check.champion}"
+    begun = ctx.ledger.runs_keyed(experiment_id, key)
+    if begun:
+        ctx.ledger.complete(begun[0], entry, lease.check)
+    else:
+        ctx.ledger.record(experiment_id, entry, key, lease.check)
+    newest = state.history[-1] if state.history else None
+    lease.check()
+    ctx.registry.set_model_tag(ctx.model, EXTERNAL_TAG, external_value(newest, check.champion))
 
 
 def _latest_report(ctx: Context, thread: Thread) -> str:
@@ -97,11 +176,6 @@ def _latest_report(ctx: Context, thread: Thread) -> str:
             if found:
                 return found.group(1)
     return ""
-
-
-def _last_recorded(history: Sequence[HistoryEntry]) -> HistoryEntry | None:
-    """The newest history entry that names a version."""
-    return next((entry for entry in reversed(history) if entry.to_version is not None), None)
 
 
 def _latest_request(ctx: Context, model: str) -> Thread | None:

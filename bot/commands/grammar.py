@@ -7,7 +7,7 @@ Grammar, checked against the FIRST NON-EMPTY line of a comment only (lines end a
     line     := indent ( "/" word | "@" username sp word ) args? trailing
     indent   := 0 to 3 spaces          (4 spaces or a tab make a Markdown code block)
     word     := promote | rollback | help        (ASCII, case-insensitive)
-    args     := sp version             (rollback only)
+    args     := sp ( version | "previous" )   (rollback only; "previous" in any case)
     version  := ["v" | "V"] digits     (1 .. 2**31 - 1)
     sp       := one or more spaces or tabs; trailing := optional spaces or tabs
 
@@ -17,6 +17,8 @@ Decisions, all on the strict side because a champion change must never come from
   The reason goes on the following lines.
 - `/rollback` with a missing or malformed version is clearly meant for the bot, so it gets a
   `Usage` answer instead of silence: `/rollback`, `/rollback abc`, `/rollback 7 8`, `/rollback 0`.
+  `/rollback previous` names the champion before the current one, which the handler reads
+  from the audit ledger.
 - Only ASCII counts: fullwidth slashes, Cyrillic lookalikes, the Kelvin sign (which
   `re.IGNORECASE` would otherwise fold to "k"), zero-width characters and NUL bytes all make the
   line a non-command. Code blocks, quotes and inline code never match because the line must start
@@ -47,6 +49,7 @@ class Command:
     version: int | None = None  # rollback only
     reason: str = ""  # the lines after the first, stripped, at most MAX_REASON characters
     form: CommandForm = "slash"
+    previous: bool = False  # `/rollback previous`: the version comes from the ledger
 
 
 @dataclass(frozen=True)
@@ -120,11 +123,14 @@ def _reason(body: str, start: int) -> str:
 def _rollback(args: str, reason: str, form: CommandForm, bot_username: str) -> Command | Usage:
     example = format_command("rollback", version=7, mention=form == "mention", bot=bot_username)
     if not args:
-        return Usage("rollback", f"a version is required: `{example}`")
+        return Usage("rollback", f"a version (or `previous`) is required: `{example}`")
+    if args.isascii() and args.lower() == "previous":
+        return Command(name="rollback", reason=reason, form=form, previous=True)
     match = _VERSION.fullmatch(args)
     if match is None:
         return Usage(
-            "rollback", f"the version must be one number, such as `7` or `v7`: `{example}`"
+            "rollback",
+            f"the version must be one number, such as `7` or `v7`, or `previous`: `{example}`",
         )
     # Length first: int() of a huge digit string is slow and, past 4300 digits, an error.
     digits = match.group(1).lstrip("0")

@@ -28,8 +28,10 @@ from dataclasses import dataclass, field, replace
 
 from bot.binding import Binding
 from bot.commands.change import ChangeFailed, find_recorded, recover_pending
+from bot.commands.evidence import promote_evidence, rollback_evidence
 from bot.commands.grammar import Command, Usage, may_be_command, parse_comment
 from bot.commands.locking import Lease, model_lock
+from bot.commands.policy import Refusal
 from bot.commands.replies import Replies, shown_command
 from bot.context import Context
 from bot.errors import (
@@ -85,6 +87,7 @@ class _Run:
     changed: bool = False  # the alias moved: from here on a failure must never read "unchanged"
     state: ModelState = field(default_factory=lambda: ModelState({}, {}))  # read under the lock
     version: VersionInfo | None = None  # the request's version, once the registry vouched for it
+    roles: dict[str, int] = field(default_factory=dict)  # levels looked up: the ledger's record
 
 
 def handle_comment(
@@ -233,7 +236,9 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
         # Nothing read, nothing written by this pass; whether an earlier pass left a change
         # cannot be known, so only `serve`, after its last attempt, answers this (with care).
         raise RegistryUnavailable(str(exc)) from None
-    run.state = recover_pending(ctx.registry, ctx.model, champion_alias, state, run.lease.check)
+    run.state = recover_pending(
+        ctx.registry, ctx.model, champion_alias, state, run.lease.check, ctx.ledger
+    )
     if event.comment_id in run.state.handled:
         return Outcome("duplicate", "handled before (the registry keeps its id)")
     recorded = find_recorded(run.state, ctx.model, event.comment_id, run.thread.url)
@@ -284,7 +289,7 @@ def _handle_locked(run: _Run, parsed: Command | Usage, extra: dict[str, str]) ->
     from bot.commands.policy import actor_refusal
 
     # The bot's own comments were ignored above, so the "bot" refusal cannot come back here.
-    refusal = actor_refusal(ctx, event.author, event.author_id)
+    refusal = actor_refusal(ctx, event.author, event.author_id, run.roles)
     if refusal is not None:
         run.replies.refused(parsed, refusal)
         return Outcome("refused", refusal.code)
@@ -391,19 +396,20 @@ def _promote(run: _Run, command: Command) -> Outcome:
             run.thread = ctx.forge.get_thread(run.thread.kind, run.thread.number)
         candidate = _aliased(run, ctx.params.promote_model.candidate_alias, version)
         champion = _aliased(run, ctx.params.promotion.champion_alias, version)
-        refusal, _gates = promote_refusal(ctx, run.thread, version, candidate, champion)
+        refusal, gates = promote_refusal(ctx, run.thread, version, candidate, champion)
     if refusal is not None:
         run.replies.refused(command, refusal)
         return Outcome("refused", refusal.code)
     required = ctx.params.promotion.approvers.required_approvals
-    approvers = [event.author]
+    approvals = [Approval(event.author, event.author_id, event.comment_id, utc_now_iso())]
     if required > 1:
         # Approvals are evidence: the registry's record, never markers in comments (any
         # workflow posts as github-actions[bot], and people delete the bot's answers).
         recorded = Approval.parse_all(version.tags.get(APPROVALS_TAG))
         mine = next((a for a in recorded if a.is_by(event.author, event.author_id)), None)
-        earlier = _still_eligible(ctx, [a for a in recorded if a is not mine])
-        approvers = [a.user for a in earlier] + [mine.user if mine else event.author]
+        earlier = _still_eligible(ctx, [a for a in recorded if a is not mine], run.roles)
+        approvals = [*earlier, mine or approvals[0]]
+        approvers = [a.user for a in approvals]
         if len(approvers) < required:
             if mine is None:  # one person, one approval: a second /promote records nothing
                 mine = Approval(event.author, event.author_id, event.comment_id, utc_now_iso())
@@ -412,12 +418,16 @@ def _promote(run: _Run, command: Command) -> Outcome:
                 ctx.registry.set_version_tag(ctx.model, version.version, APPROVALS_TAG, value)
             run.replies.approval_recorded(version.version, approvers, required)
             return Outcome("approval", f"{len(approvers)} of {required}")
+    approvers = [a.user for a in approvals]
+    evidence = promote_evidence(ctx, run.thread, event, version, approvals, run.roles, gates)
     change = move_champion(
         ctx.registry,
         ctx.params.promotion.champion_alias,
         _change(run, command, "promote", version.version),
         run.state,
         run.lease.check,
+        ledger=ctx.ledger,
+        evidence=evidence,
     )
     run.changed = True
     # The merge is pinned to the commit the rule checked: a push since fails it.
@@ -436,22 +446,28 @@ def _rollback(run: _Run, command: Command) -> Outcome:
     from bot.commands.policy import rollback_refusal
 
     ctx = run.ctx
-    number = int(command.version or 0)
-    try:
-        target = ctx.registry.version(ctx.model, number)
-    except NotFoundError:
-        target = None
     champion = run.state.aliases.get(ctx.params.promotion.champion_alias)
-    refusal = rollback_refusal(ctx, target, number, champion, run.state.history)
+    number, refusal = _rollback_target(run, command, champion)
+    target = None
+    if refusal is None:
+        try:
+            target = ctx.registry.version(ctx.model, number)
+        except NotFoundError:
+            target = None
+        refusal = rollback_refusal(ctx, target, number, champion, run.state.history)
     if refusal is not None:
         run.replies.refused(command, refusal)
         return Outcome("refused", refusal.code)
+    assert target is not None  # rollback_refusal refuses a version that does not exist
+    change = _change(run, command, "rollback", number)
     change = move_champion(
         ctx.registry,
         ctx.params.promotion.champion_alias,
-        _change(run, command, "rollback", number),
+        change,
         run.state,
         run.lease.check,
+        ledger=ctx.ledger,
+        evidence=rollback_evidence(ctx, run.thread, run.event, target, run.roles, change.at),
     )
     run.changed = True
     back = _returns_to(run.state, change.from_version)
@@ -459,11 +475,34 @@ def _rollback(run: _Run, command: Command) -> Outcome:
     return Outcome("changed", _arrow(change), change)
 
 
-def _still_eligible(ctx: Context, recorded: list[Approval]) -> list[Approval]:
+def _still_eligible(
+    ctx: Context, recorded: list[Approval], roles: dict[str, int]
+) -> list[Approval]:
     """Earlier approvals count only while their authors are still eligible (roles change)."""
     from bot.commands.policy import actor_refusal
 
-    return [a for a in recorded if actor_refusal(ctx, a.user, a.user_id) is None]
+    return [a for a in recorded if actor_refusal(ctx, a.user, a.user_id, roles) is None]
+
+
+def _rollback_target(
+    run: _Run, command: Command, champion: int | None
+) -> tuple[int, Refusal | None]:
+    """The version a `/rollback` names; for `/rollback previous`, the champion before the
+    current one: the `from` of the ledger's newest entry whose `to` is the champion."""
+    if not command.previous:
+        return int(command.version or 0), None
+    from bot.commands.policy import no_previous_refusal
+    from bot.ledger import Where
+    from bot.ledger_setup import prepare
+
+    ctx = run.ctx
+    entry = None
+    if champion is not None:
+        experiment_id = prepare(ctx.ledger, ctx.model, run.state, run.lease.check)
+        entry = ctx.ledger.latest(experiment_id, Where(model=ctx.model, to_version=champion))
+    if entry is None or entry.from_version is None:
+        return 0, no_previous_refusal(champion)
+    return entry.from_version, None
 
 
 def _aliased(run: _Run, alias: str, known: VersionInfo) -> VersionInfo | None:

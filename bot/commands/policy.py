@@ -27,11 +27,14 @@ class Refusal:
     todo: str
 
 
-def actor_refusal(ctx: Context, author: str, author_id: str) -> Refusal | None:
+def actor_refusal(
+    ctx: Context, author: str, author_id: str, roles: dict[str, int] | None = None
+) -> Refusal | None:
     """The actor must be an eligible approver, and never the bot.
 
     A listed name must still be a member of the project: a name is whoever holds it now (a
-    renamed or deleted account frees it). One role lookup decides both rules.
+    renamed or deleted account frees it). One role lookup decides both rules; `roles` keeps
+    the level it found, by lower-case name, for the audit ledger.
     """
     approvers = ctx.params.promotion.approvers
     if author.lower() == ctx.forge.bot_username().lower():
@@ -41,6 +44,8 @@ def actor_refusal(ctx: Context, author: str, author_id: str) -> Refusal | None:
     eligible = False
     if listed or required:
         level = ctx.forge.access_level(author, author_id)
+        if roles is not None:
+            roles[author.lower()] = level
         eligible = (listed and level > 0) or (required > 0 and level >= required)
     if not eligible:
         return Refusal(
@@ -232,6 +237,19 @@ def rollback_refusal(
             "where the gates and the checklist are checked.",
         )
     return None
+
+
+def no_previous_refusal(champion: int | None) -> Refusal:
+    """`/rollback previous` when the audit ledger knows no champion before the current one."""
+    if champion is None:
+        why = "there is no champion, so there is no previous one"
+    else:
+        why = f"the audit ledger records no champion before v{champion}"
+    return Refusal(
+        "no_previous",
+        why,
+        "Name the version: `/rollback <version>` (`promotion-bot history` lists the changes).",
+    )
 
 
 def _newer_request(ctx: Context, candidate: VersionInfo | None) -> str:

@@ -257,5 +257,5 @@ def defang(body: str) -> str:
 
 def shown_command(command: Command) -> str:
     if command.name == "rollback":
-        return f"/rollback {command.version}"
+        return f"/rollback {'previous' if command.previous else command.version}"
     return f"/{command.name}"

@@ -39,6 +39,27 @@ def role_level(role: str) -> int:
     return ROLE_LEVELS.get(role.strip().lower(), 0)
 
 
+# A level back to the platform's word for it (the audit ledger records roles by name).
+_ROLE_NAMES = {
+    "github": {0: "none", 10: "read", 20: "triage", 30: "write", 40: "maintain", 50: "admin"},
+    "gitlab": {
+        0: "none",
+        10: "guest",
+        15: "planner",
+        20: "reporter",
+        30: "developer",
+        40: "maintainer",
+        50: "owner",
+    },
+}
+
+
+def role_name(platform: str, level: int) -> str:
+    """The role `level` stands for on `platform` (GitLab's words for the local forge)."""
+    names = _ROLE_NAMES["github" if platform == "github" else "gitlab"]
+    return names.get(level, str(level))
+
+
 @runtime_checkable
 class Forge(Protocol):
     """What promotion-bot needs from a code forge."""

@@ -2,7 +2,9 @@
 "Polling").
 
 For forges without inbound network (GitLab scheduled pipelines): one listing call for the
-model's requests, then one comments call per open (or recently active closed) request.
+model's requests, then one comments call per open (or recently active closed) request. First,
+the champion is checked against the audit ledger (one model read), so a champion moved outside
+the bot is caught without an MLflow webhook (docs/design.md, "Drift").
 """
 
 from __future__ import annotations
@@ -30,11 +32,17 @@ class PollResult:
     threads: int = 0
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    champion: Outcome | None = None  # the drift check, when it found something to record
+    check_failure: str = ""  # the drift check could not be made
 
     def summary(self) -> str:
         lines = [f"checked {self.threads} request(s); {len(self.outcomes)} command(s) handled"]
+        if self.champion is not None:
+            lines.append(f"  champion moved outside the bot: {self.champion}")
         lines += [f"  comment {cid}: {outcome}" for cid, outcome in self.outcomes]
         lines += [f"  failed: {problem}" for problem in self.failures]
+        if self.check_failure:
+            lines.append(f"  failed: the champion check: {self.check_failure}")
         return "\n".join(lines)
 
 
@@ -43,6 +51,7 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
     forge = ctx.forge
     bot = forge.bot_username().lower()
     result = PollResult()
+    _check_champion(ctx, result)
     pending: list[tuple[str, Thread, Comment]] = []
     for thread in _model_threads(ctx, now):
         result.threads += 1
@@ -65,6 +74,21 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
             log.exception("comment %s on #%s failed", comment.id, thread.number)
             result.failures.append(f"comment {comment.id} on #{thread.number}: {exc}")
     return result
+
+
+def _check_champion(ctx: Context, result: PollResult) -> None:
+    """Record and report a champion moved outside the bot; a failure is the poll's, but must
+    not stop the commands."""
+    from bot.commands.external_change import report_drift
+
+    try:
+        outcome, check = report_drift(ctx, "poll")
+    except Exception as exc:
+        log.exception("checking the champion of %s failed", ctx.model)
+        result.check_failure = str(exc)
+        return
+    if check is not None and check.unrecorded:
+        result.champion = outcome
 
 
 def _model_threads(ctx: Context, now: datetime) -> list[Thread]:

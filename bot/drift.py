@@ -1,0 +1,73 @@
+"""Is the champion the one the audit ledger says? One decision for every path that looks: the
+MLflow webhook, `poll`, `status` and `verify` (docs/design.md, "Drift").
+
+Two questions, both read from the registry alone:
+- *drifted*: the champion is not the `to` of the newest change people approved through the bot
+  (`/promote`, `/rollback`): it was set outside the bot and nobody restored it. `verify` exits 1.
+- *unrecorded*: the champion is not the `to` of the ledger's newest entry of any kind: a move
+  outside the bot that no `external` entry records yet. Whoever sees it first records it (and
+  reports it, when it drifted), so it is reported once, whichever path saw it.
+While the intent of a change of the bot is still unrecorded (a pass in flight, or one that died),
+neither is decided: the next pass settles that change first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.ledger_entry import LedgerEntry
+from bot.records import HistoryEntry
+from bot.registry import ModelState
+
+
+@dataclass(frozen=True)
+class ChampionCheck:
+    model: str
+    champion: int | None  # what the alias points at now
+    last: LedgerEntry | None  # the ledger's newest entry
+    approved: LedgerEntry | None  # its newest approved change
+    in_flight: HistoryEntry | None = None  # an intent not recorded yet
+
+    @property
+    def approved_version(self) -> int | None:
+        return self.approved.to_version if self.approved else None
+
+    @property
+    def drifted(self) -> bool:
+        return self.in_flight is None and self.champion != self.approved_version
+
+    @property
+    def unrecorded(self) -> bool:
+        last = self.last.to_version if self.last else None
+        return self.in_flight is None and self.champion != last
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "champion": self.champion,
+            "approved": self.approved_version,
+            "approved_at": self.approved.at if self.approved else None,
+            "approved_by": self.approved.actor if self.approved else None,
+            "drifted": self.drifted,
+            "recorded": not self.unrecorded,
+            "in_flight": self.in_flight.to_version if self.in_flight else None,
+        }
+
+
+def check_champion(
+    state: ModelState,
+    model: str,
+    alias: str,
+    last: LedgerEntry | None,
+    approved: LedgerEntry | None,
+) -> ChampionCheck:
+    """The one decision: the model as read (`state`) against the ledger's newest entries."""
+    return ChampionCheck(model, state.aliases.get(alias), last, approved, state.pending)
+
+
+def agrees_with_records(state: ModelState, alias: str) -> bool:
+    """Nothing to look up in the ledger: the champion is what the history cache (and the newest
+    change seen outside the bot after it) says. A cheap filter for every path, no call beyond
+    the model read; the decision is `check_champion`'s, and `verify` reads the ledger itself."""
+    known, expected = state.expected_champion
+    return known and state.aliases.get(alias) == expected

@@ -1,0 +1,129 @@
+"""Where a model's audit ledger lives, set up once (docs/design.md, "The ledger"): the experiment
+looked up or created, today's `promotion.history` tag imported into it, and the model's marker
+(`promotion.ledger`) written, so that every later change finds the experiment id in the model
+read it makes anyway.
+
+The import is idempotent: each tag entry's run carries a key made of the model and the entry's
+content (and which copy it is, for an entry written twice), not its place in the tag, which
+shifts as the tag drops its oldest entries; so an import killed halfway, or repeated after the
+marker was lost, is finished without a second copy. The tag itself stays, as the recent cache
+the exactly-once checks read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+
+from bot.ledger import Ledger, Where, quoted
+from bot.ledger_entry import Approver, Evidence, LedgerEntry
+from bot.records import HistoryEntry
+from bot.registry import ModelState
+from bot.tags import LEDGER_KEY_TAG, LEDGER_TAG
+from bot.timestamps import ms_from_iso
+from bot.versions import RunRecord
+
+log = logging.getLogger(__name__)
+
+Guard = Callable[[], None]
+
+
+def _unguarded() -> None:
+    return None
+
+
+def prepare(ledger: Ledger, model: str, state: ModelState, guard: Guard = _unguarded) -> str:
+    """The experiment id for writing `model`'s entries: from the model's marker, no call.
+
+    The first time (and after PROMOTION_BOT_LEDGER_EXPERIMENT changed) the experiment is looked
+    up or created, the history tag imported and the marker written. Under the model lock:
+    `guard` runs before each write.
+    """
+    found = ledger.ready(state)
+    if found:
+        return found
+    experiment_id = ledger.registry.experiment_id(ledger.experiment)
+    imported = import_history(ledger, experiment_id, model, state.history, guard)
+    guard()
+    marker = {"experiment": ledger.experiment, "experiment_id": experiment_id}
+    ledger.registry.set_model_tag(model, LEDGER_TAG, json.dumps(marker, separators=(",", ":")))
+    log.info("the ledger of %s: experiment %s, %d entries imported", model, experiment_id, imported)
+    return experiment_id
+
+
+def import_history(
+    ledger: Ledger,
+    experiment_id: str,
+    model: str,
+    history: Sequence[HistoryEntry],
+    guard: Guard = _unguarded,
+) -> int:
+    """Copy `history` (oldest first) into the ledger; the number of entries written now."""
+    if not history:
+        return 0
+    prefix = f"import:{model}:"
+    begun = {run.tags.get(LEDGER_KEY_TAG, ""): run for run in _begun(ledger, experiment_id, prefix)}
+    # Changes the ledger has from the bot itself (the model's marker was lost, and the tag holds
+    # changes made since the first import): never copied.
+    made = {
+        (entry.comment_id, entry.to_version)
+        for entry in ledger.entries(experiment_id, Where(model=model))
+        if entry.comment_id and not entry.imported
+    }
+    written = 0
+    previous_ms = 0
+    seen: dict[str, int] = {}  # the same entry twice in the tag is two entries
+    for old in history:
+        entry = imported_entry(model, old, previous_ms)
+        previous_ms = entry.at_ms
+        seen[entry.original] = seen.get(entry.original, 0) + 1
+        key = prefix + _digest(model, seen[entry.original], entry.original)
+        run = begun.get(key)
+        if old.comment_id and (old.comment_id, old.to_version) in made:
+            continue
+        if run is None:
+            ledger.record(experiment_id, entry, key, guard)
+            written += 1
+        elif run.status != "FINISHED" or not run.params.get("model"):
+            ledger.complete(run, entry, guard)
+    return written
+
+
+def imported_entry(model: str, old: HistoryEntry, previous_ms: int) -> LedgerEntry:
+    """A ledger entry of a tag entry; its time, when unreadable or not after the one before,
+    is 1 ms after that one (the tag is in order, and the ledger orders by time)."""
+    stored = dict(old.stored)
+    action = stored.get("action")
+    at_ms = ms_from_iso(old.at) if old.at else None
+    return LedgerEntry(
+        model=model,
+        action=action if isinstance(action, str) else "",
+        from_version=old.from_version,
+        to_version=old.to_version,
+        at_ms=max(at_ms or 0, previous_ms + 1),
+        actor=old.actor,
+        reason=old.reason,
+        request_url=old.request_url,
+        comment_id=old.comment_id,
+        evidence=Evidence(approvers=(Approver(old.actor),) if old.actor else ()),
+        imported=True,
+        original=json.dumps(stored, separators=(",", ":"), ensure_ascii=False, sort_keys=True),
+    )
+
+
+def _begun(ledger: Ledger, experiment_id: str, prefix: str) -> list[RunRecord]:
+    """Every run an earlier (perhaps interrupted) import of this model began."""
+    query = f"tags.`{LEDGER_KEY_TAG}` LIKE '{quoted(prefix)}%'"
+    runs: list[RunRecord] = []
+    token: str | None = None
+    while True:
+        page, token = ledger.registry.search_runs([experiment_id], query, page_token=token)
+        runs += page
+        if not token:
+            return runs
+
+
+def _digest(model: str, copy: int, original: str) -> str:
+    return hashlib.sha256(f"{model}\0{copy}\0{original}".encode()).hexdigest()[:24]

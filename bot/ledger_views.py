@@ -1,0 +1,242 @@
+"""`history` and `verify` for people and for machines: the audit ledger read back
+(docs/design.md, "The ledger" and "Drift").
+
+`history` pages through the ledger newest first, for one model or all; `--at` answers the
+auditor's question (which version was champion then, since when, approved by whom) with one
+search; `--format table|json|csv`. `verify` asks the drift question of the ledger itself, for a
+CI job or a monitor. Both only read: a model whose history tag was not imported yet (nothing
+changed since the upgrade) shows the tag's entries, marked imported, as the import will write
+them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bot.drift import ChampionCheck, check_champion
+from bot.ledger import Where, last_and_approved
+from bot.ledger_entry import FIELDS, LedgerEntry
+from bot.ledger_setup import imported_entry
+from bot.registry import ModelState
+from bot.timestamps import iso_from_ms
+
+if TYPE_CHECKING:
+    from bot.context import Context
+
+FORMATS = ("table", "json", "csv")
+
+
+@dataclass(frozen=True)
+class Query:
+    model: str = ""  # "" for every model of the ledger
+    since_ms: int | None = None
+    until_ms: int | None = None
+    limit: int | None = None
+
+
+def history_entries(ctx: Context, query: Query) -> list[LedgerEntry]:
+    """The entries `query` asks for, newest first."""
+    model = query.model or ctx.model
+    state = ctx.registry.state(model)
+    experiment_id = ctx.ledger.ready(state) or ctx.ledger.experiment_id()
+    where = Where(model=query.model, since_ms=query.since_ms, until_ms=query.until_ms)
+    found = (
+        list(ctx.ledger.entries(experiment_id, where, limit=query.limit)) if experiment_id else []
+    )
+    waiting = [e for e in not_imported(ctx, model, state) if _within(e, where)]
+    if waiting:  # merged in time order, as the ledger will hold them
+        found = sorted([*found, *waiting], key=lambda entry: entry.at_ms, reverse=True)
+    return found[: query.limit] if query.limit is not None else found
+
+
+def champion_at(ctx: Context, model: str, at_ms: int) -> LedgerEntry | None:
+    """The entry that made the champion of `model` at `at_ms`: one search (and the model read)."""
+    state = ctx.registry.state(model)
+    experiment_id = ctx.ledger.ready(state) or ctx.ledger.experiment_id()
+    where = Where(model=model, until_ms=at_ms)
+    found = ctx.ledger.latest(experiment_id, where) if experiment_id else None
+    waiting = [e for e in not_imported(ctx, model, state) if _within(e, where)]
+    candidates = [entry for entry in (found, *waiting) if entry is not None]
+    return max(candidates, key=lambda entry: entry.at_ms, default=None)
+
+
+def not_imported(ctx: Context, model: str, state: ModelState) -> list[LedgerEntry]:
+    """The history tag's entries, when the model's ledger is not set up yet (newest first)."""
+    if ctx.ledger.ready(state):
+        return []
+    entries: list[LedgerEntry] = []
+    previous_ms = 0
+    for old in state.history:
+        entry = imported_entry(model, old, previous_ms)
+        previous_ms = entry.at_ms
+        entries.append(entry)
+    return entries[::-1]
+
+
+def _within(entry: LedgerEntry, where: Where) -> bool:
+    if where.since_ms is not None and entry.at_ms < where.since_ms:
+        return False
+    return where.until_ms is None or entry.at_ms <= where.until_ms
+
+
+# --- output ----------------------------------------------------------------------------------
+def render(entries: Sequence[LedgerEntry], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([entry.as_dict() for entry in entries], indent=2, ensure_ascii=False)
+    if fmt == "csv":
+        return render_csv(entries)
+    return render_table(entries)
+
+
+def render_csv(entries: Sequence[LedgerEntry]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(FIELDS), lineterminator="\n")
+    writer.writeheader()
+    for entry in entries:
+        writer.writerow(entry.csv_row())
+    return out.getvalue().rstrip("\n")
+
+
+def read_csv(text: str) -> list[LedgerEntry]:
+    """`history --format csv` read back (what an auditor's tool does)."""
+    return [LedgerEntry.from_csv_row(row) for row in csv.DictReader(io.StringIO(text))]
+
+
+def render_table(entries: Sequence[LedgerEntry]) -> str:
+    if not entries:
+        return "no champion changes recorded"
+    return "\n".join(_line(entry) for entry in entries)
+
+
+def _line(entry: LedgerEntry) -> str:
+    before = f"v{entry.from_version}" if entry.from_version is not None else "none"
+    after = f"v{entry.to_version}" if entry.to_version is not None else "none"
+    marks = "".join(
+        f"  [{mark}]"
+        for mark, on in (("imported", entry.imported), ("deleted in MLflow", entry.deleted))
+        if on
+    )
+    reason = f" — {entry.reason}" if entry.reason else ""
+    where = f"  {entry.request_url}" if entry.request_url else ""
+    return (
+        f"{entry.at}  {entry.model}  {entry.action or '?':<8} {before} -> {after}  "
+        f"by {who(entry)}{reason}{where}{marks}"
+    )
+
+
+def who(entry: LedgerEntry) -> str:
+    """The approvers with their roles, or what set the champion."""
+    if entry.evidence.approvers:
+        return ", ".join(
+            f"{a.user} ({a.role})" if a.role else a.user for a in entry.evidence.approvers
+        )
+    if not entry.approved and entry.action:
+        return f"nobody (set outside promotion-bot, seen by {entry.seen_by or '?'})"
+    return entry.actor or "?"
+
+
+def render_at(model: str, at_ms: int, entry: LedgerEntry | None, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(
+            {
+                "model": model,
+                "at": iso_from_ms(at_ms),
+                "champion": entry.to_version if entry else None,
+                "since": entry.at if entry else None,
+                "entry": entry.as_dict() if entry else None,
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    if fmt == "csv":
+        return render_csv([entry] if entry else [])
+    if entry is None:
+        return f"{model} at {iso_from_ms(at_ms)}: no champion change recorded before then"
+    version = f"v{entry.to_version}" if entry.to_version is not None else "no version"
+    before = f"v{entry.from_version}" if entry.from_version is not None else "none"
+    lines = [
+        f"{model} at {iso_from_ms(at_ms)}: {version} was champion, since {entry.at}",
+        f"  {entry.action or '?'} from {before}, approved by {who(entry)}"
+        if entry.approved
+        else f"  set by {who(entry)}",
+    ]
+    if entry.reason:
+        lines.append(f"  reason: {entry.reason}")
+    for label, url in (("request", entry.request_url), ("comment", entry.evidence.comment_url)):
+        if url:
+            lines.append(f"  {label}: {url}")
+    return "\n".join(lines)
+
+
+# --- verify ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verification:
+    check: ChampionCheck
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.check.drifted or self.problems else 0
+
+
+def verify(ctx: Context, model: str) -> Verification:
+    """The drift question asked of the ledger itself (and of nothing a person can fix by
+    editing the model's tags): the model read, then one search."""
+    alias = ctx.params.promotion.champion_alias
+    state = ctx.registry.state(model)
+    experiment_id = ctx.ledger.ready(state) or ctx.ledger.experiment_id()
+    newest: list[LedgerEntry] = []
+    if experiment_id:
+        newest = ctx.ledger.newest(experiment_id, model)
+    newest = sorted([*newest, *not_imported(ctx, model, state)], key=lambda e: -e.at_ms)
+    last = newest[0] if newest else None
+    approved = next((entry for entry in newest if entry.approved), None)
+    if approved is None and len(newest) >= 20 and experiment_id:
+        _, approved = last_and_approved(ctx.ledger, experiment_id, model)
+    check = check_champion(state, model, alias, last, approved)
+    problems = [
+        f"ledger run {entry.ledger_run} ({entry.at}, v{entry.to_version}) was deleted in MLflow: "
+        f"restore it (`mlflow runs restore --run-id {entry.ledger_run}`)"
+        for entry in newest
+        if entry.deleted
+    ]
+    return Verification(check, problems)
+
+
+def render_verification(result: Verification, fmt: str) -> str:
+    check = result.check
+    if fmt == "json":
+        return json.dumps(
+            {**check.as_dict(), "problems": result.problems, "exit_code": result.exit_code},
+            indent=2,
+        )
+    champion = f"v{check.champion}" if check.champion is not None else "not set"
+    approved = check.approved
+    said = (
+        f"v{approved.to_version} ({approved.action} by {who(approved)} at {approved.at})"
+        if approved
+        else "none recorded"
+    )
+    if check.in_flight is not None:
+        head = (
+            f"{check.model}: a change to v{check.in_flight.to_version} is in flight or was "
+            "interrupted; the next command or `poll` finishes its record"
+        )
+    elif check.drifted:
+        restore = (
+            f"; `/rollback {approved.to_version}` restores it"
+            if approved and approved.to_version is not None
+            else ""
+        )
+        head = (
+            f"{check.model}: DRIFT: champion is {champion}, set outside promotion-bot; the "
+            f"approved champion is {said}{restore}"
+        )
+    else:
+        head = f"{check.model}: champion {champion}, as approved: {said}"
+    return "\n".join([head, *(f"{check.model}: {problem}" for problem in result.problems)])

@@ -1,0 +1,240 @@
+"""Drift on every path (issue 12): a champion moved with MLflow's own client is recorded in the
+ledger and reported once, whether `poll`, the MLflow webhook or `status` sees it first, and
+`verify` exits 1 until the approved champion is back.
+
+Both forges through their real adapters (python-gitlab, PyGithub over the stateful fakes), the
+session's real `mlflow server`, the webhook through `serve`'s WSGI app and its workers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bot.cli import cli
+from bot.context import Context
+from bot.intake.entry import serve_app
+from bot.intake.poll import poll
+from bot.ledger import Where
+from bot.settings import Secret
+from bot.webhook_auth import sign_mlflow
+from tests.forge_world import World, make_world
+from tests.helpers import log_training_run
+from tests.mlflow_server import free_port
+
+MLFLOW_SECRET = "mlflow-hook-secret"
+REPORT = "outside promotion-bot"
+PROMOTE = {"gitlab": "@promotion-bot promote", "github": "/promote"}
+
+
+@pytest.fixture(params=["gitlab", "github"])
+def world(
+    request: pytest.FixtureRequest, tracking_uri: str, model_name: str, tmp_path: Path
+) -> Iterator[World]:
+    """v1 made champion by `/promote`, v2 trained; the MLflow route's secret set."""
+    with make_world(
+        request.param,
+        tracking_uri,
+        model_name,
+        tmp_path,
+        mlflow_webhook_secret=Secret(MLFLOW_SECRET),
+    ) as world:
+        assert world.handle(world.post(world.number, PROMOTE[world.platform])).status == "changed"
+        run_id = log_training_run(tracking_uri, {"final.logloss": 0.7})
+        world.ctx.registry.create_version(model_name, f"runs:/{run_id}/model", run_id)
+        yield world
+
+
+def by_hand(world: World, version: int) -> None:
+    """Someone moves the champion with MLflow's own client, not through the bot."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=world.ctx.settings.tracking_uri)
+    client.set_registered_model_alias(world.model, "champion", str(version))
+
+
+def reports(world: World) -> list[str]:
+    return [body for body in world.answers() if REPORT in body]
+
+
+def externals(world: World) -> list[tuple[int | None, int | None]]:
+    ledger = world.ctx.ledger
+    entries = ledger.entries(ledger.experiment_id(), Where(model=world.model))
+    return [(e.from_version, e.to_version) for e in entries if e.action == "external"][::-1]
+
+
+def fresh(world: World) -> Context:
+    """A new process's context (nothing cached), as each `poll` or `serve` run has."""
+    return Context(settings=world.ctx.settings, params=world.ctx.params)
+
+
+def deliver_alias_event(app: Any, world: World, version: int) -> int:
+    """MLflow's signed `model_version_alias.created` delivery to `serve`'s app."""
+    body = json.dumps(
+        {
+            "entity": "model_version_alias",
+            "action": "created",
+            "timestamp": "2026-03-03T14:00:00.000000+00:00",
+            "data": {"name": world.model, "alias": "champion", "version": str(version)},
+        }
+    ).encode()
+    delivery, stamp = str(uuid.uuid4()), str(int(time.time()))
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/webhooks/mlflow",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "HTTP_X_MLFLOW_DELIVERY_ID": delivery,
+        "HTTP_X_MLFLOW_TIMESTAMP": stamp,
+        "HTTP_X_MLFLOW_SIGNATURE": sign_mlflow(MLFLOW_SECRET, delivery, stamp, body),
+    }
+    seen: list[str] = []
+    b"".join(app(environ, lambda status, _headers: seen.append(status)))
+    return int(seen[0].split()[0])
+
+
+def webhook(world: World, version: int, deliveries: int = 1) -> None:
+    app = serve_app(fresh(world), retry_delays=(0.05, 0.1))
+    app.start()
+    try:
+        for _ in range(deliveries):
+            assert deliver_alias_event(app, world, version) == 202
+        assert app.drain(30)
+    finally:
+        app.stop(5)
+
+
+def verify(world: World, *args: str, tracking_uri: str = "") -> Result:
+    """`promotion-bot verify` as a monitor runs it: the registry alone, no forge credentials."""
+    uri = tracking_uri or world.ctx.settings.tracking_uri
+    params = world.tmp_path / "params.yaml"
+    params.write_text(f"register_model:\n  model_name: {world.model}\n", encoding="utf-8")
+    common = ["--params", str(params), "--platform", "local", "--tracking-uri", uri]
+    return CliRunner().invoke(cli, ["verify", *args, *common])
+
+
+def test_poll_records_and_reports_a_hand_move_once(world: World) -> None:
+    by_hand(world, 2)
+
+    first = poll(fresh(world))
+
+    assert first.failures == [] and first.champion is not None
+    assert first.champion.status == "reported"
+    [report] = reports(world)
+    assert "was moved to v2 outside promotion-bot" in report and "`/rollback 1`" in report
+    assert externals(world) == [(1, 2)]
+    again = poll(fresh(world))
+    assert again.champion is None and again.failures == []
+    assert len(reports(world)) == 1 and externals(world) == [(1, 2)]
+
+
+def test_the_webhook_reports_a_hand_move_once_and_poll_after_it_adds_nothing(world: World) -> None:
+    by_hand(world, 2)
+
+    webhook(world, 2, deliveries=2)  # a retry of the same event, or a second event for it
+
+    assert len(reports(world)) == 1 and externals(world) == [(1, 2)]
+    assert poll(fresh(world)).champion is None
+    assert len(reports(world)) == 1 and externals(world) == [(1, 2)]
+
+
+def test_poll_first_then_the_webhook_adds_nothing(world: World) -> None:
+    by_hand(world, 2)
+    assert poll(fresh(world)).champion is not None
+    webhook(world, 2)
+    assert len(reports(world)) == 1 and externals(world) == [(1, 2)]
+
+
+def test_poll_and_the_webhook_at_the_same_time_report_once(world: World) -> None:
+    by_hand(world, 2)
+    polled: list[Any] = []
+    racer = threading.Thread(target=lambda: polled.append(poll(fresh(world))))
+    racer.start()
+    webhook(world, 2)
+    racer.join(60)
+    assert polled and polled[0].failures == []
+    assert len(reports(world)) == 1 and externals(world) == [(1, 2)]
+
+
+def test_status_sees_it_too_and_records_it_once(world: World) -> None:
+    by_hand(world, 2)
+    from bot.cli import _champion_check
+
+    found = _champion_check(fresh(world))
+
+    assert (found["outcome"], found["drifted"], found["champion"], found["approved"]) == (
+        "reported",
+        True,
+        2,
+        1,
+    )
+    assert len(reports(world)) == 1
+    again = _champion_check(fresh(world))
+    assert again["outcome"] == "ignored" and len(reports(world)) == 1
+    assert externals(world) == [(1, 2)]
+
+
+def test_verify_exits_1_until_the_approved_champion_is_restored(world: World) -> None:
+    role = "maintainer" if world.platform == "gitlab" else "maintain"
+    agreed = verify(world)
+    assert agreed.exit_code == 0, agreed.output
+    assert agreed.output.startswith(
+        f"{world.model}: champion v1, as approved: v1 (promote by maria ({role}) at "
+    )
+    by_hand(world, 2)
+    drifted = verify(world)
+    assert drifted.exit_code == 1, drifted.output
+    assert "DRIFT: champion is v2, set outside promotion-bot" in drifted.output
+    assert "`/rollback 1` restores it" in drifted.output
+    poll(fresh(world))  # reported and recorded: still not the approved champion
+    assert verify(world).exit_code == 1
+    as_json = json.loads(verify(world, "--format", "json").output)
+    assert (as_json["drifted"], as_json["champion"], as_json["approved"]) == (True, 2, 1)
+
+    outcome = world.handle(world.post(world.number, "/rollback 1\nPut back the approved model."))
+
+    assert outcome.status == "changed", outcome
+    restored = verify(world)
+    assert restored.exit_code == 0, restored.output
+    assert "champion v1, as approved: v1 (rollback by maria" in restored.output
+
+
+def test_verify_exits_0_after_a_hand_restore(world: World) -> None:
+    by_hand(world, 2)
+    assert verify(world).exit_code == 1
+    by_hand(world, 1)
+    assert verify(world).exit_code == 0
+
+
+def test_verify_exits_2_when_it_cannot_tell(world: World) -> None:
+    down = verify(world, tracking_uri=f"http://bot:pw-71c@127.0.0.1:{free_port()}")
+    assert down.exit_code == 2, down.output
+    assert "unreachable" in down.output and "pw-71c" not in down.output
+
+
+def test_a_ledger_entry_deleted_in_mlflow_fails_verify(world: World) -> None:
+    """An admin can delete a run: `history` still shows it, flagged, and `verify` says so."""
+    from mlflow import MlflowClient
+
+    [entry] = world.ctx.ledger.entries(world.ctx.ledger.experiment_id(), Where(model=world.model))
+    MlflowClient(tracking_uri=world.ctx.settings.tracking_uri).delete_run(entry.ledger_run)
+
+    result = verify(world)
+
+    assert result.exit_code == 1, result.output
+    assert (
+        f"ledger run {entry.ledger_run}" in result.output
+        and "was deleted in MLflow" in result.output
+    )
+    [again] = world.ctx.ledger.entries(world.ctx.ledger.experiment_id(), Where(model=world.model))
+    assert again.deleted and again.to_version == 1

@@ -68,14 +68,19 @@ def connection_options(func: F) -> F:
     return func
 
 
+# Commands that act on one model: with several configured, --model must name it.
+_ONE_MODEL = frozenset({"register", "gate", "request"})
+
+
 def _context(kwargs: dict[str, Any]) -> Context:
     """Build the Context from params.yaml, the environment and this command's options."""
-    from bot.config import load_params
     from bot.context import Context
+    from bot.model_set import load_models
     from bot.settings import Settings
     from bot.urls import url_secrets
 
-    root = click.get_current_context().find_root().obj or {}
+    click_ctx = click.get_current_context()
+    root = click_ctx.find_root().obj or {}
     params_path = kwargs.pop("params_path", None) or root.get("params_path")
     overrides = {key: kwargs.pop(key, None) for key in _OVERRIDES}
     settings = Settings.from_env().with_overrides(**overrides)
@@ -83,14 +88,16 @@ def _context(kwargs: dict[str, Any]) -> Context:
     if redactor is not None:  # mask this run's secrets in every log line from now on
         redactor.set_secrets(settings.secret_values())
     settings.validated()
-    params = load_params(params_path)
+    models = load_models(params_path)
     model = kwargs.pop("model", None)
-    if model:  # one pipeline template or action for several models
-        params = params.with_model(model)
     if redactor is not None:
-        hook = url_secrets(params.promotion.post_promote_hook)
-        redactor.set_secrets([*settings.secret_values(), *hook])
-    return Context(settings=settings, params=params, echo=click.echo)
+        hooks = [url_secrets(params.promotion.post_promote_hook) for params in models]
+        redactor.set_secrets([*settings.secret_values(), *(s for hook in hooks for s in hook)])
+    one = click_ctx.info_name in _ONE_MODEL
+    if one or not models.declared:  # one pipeline template or action for several models
+        return Context(settings=settings, params=models.pick(model, required=one), echo=click.echo)
+    served = models.only(model)  # serve, poll, handle, status...: every model, or the one named
+    return Context(settings=settings, params=served.models[0], echo=click.echo, models=served)
 
 
 def with_context(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -260,23 +267,32 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_context
 def status(ctx: Context, as_json: bool) -> None:
-    """Aliases, their versions and metrics, and open requests."""
+    """Aliases, their versions and metrics, and open requests (every model, or --model)."""
     from bot.views import render_status, status_data
 
-    data = status_data(ctx, ctx.model)
-    click.echo(json.dumps(data, indent=2) if as_json else render_status(data))
+    data = [status_data(model_ctx, model_ctx.model) for model_ctx in ctx.each_model()]
+    if as_json:
+        click.echo(json.dumps(data[0] if not ctx.several else {"models": data}, indent=2))
+    else:
+        click.echo("\n\n".join(render_status(one) for one in data))
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_context
 def history(ctx: Context, as_json: bool) -> None:
-    """Every champion change: when, from, to, who, why, where."""
+    """Every champion change: when, from, to, who, why, where (every model, or --model)."""
     from bot.views import render_history
 
-    entries = ctx.registry.history(ctx.model)
-    stored = [entry.stored for entry in entries]  # as the registry holds them
-    click.echo(json.dumps(stored, indent=2) if as_json else render_history(entries))
+    models = [(one.model, one.registry.history(one.model)) for one in ctx.each_model()]
+    if as_json:  # as the registry holds them
+        stored = [{"model": name, "history": [e.stored for e in got]} for name, got in models]
+        data = {"models": stored} if ctx.several else stored[0]["history"]
+        click.echo(json.dumps(data, indent=2))
+    elif not ctx.several:
+        click.echo(render_history(models[0][1]))
+    else:
+        click.echo("\n\n".join(f"model {name}\n{render_history(got)}" for name, got in models))
 
 
 @cli.command()

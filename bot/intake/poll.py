@@ -2,7 +2,8 @@
 "Polling").
 
 For forges without inbound network (GitLab scheduled pipelines): one listing call for the
-model's requests, then one comments call per open (or recently active closed) request.
+requests of every model served (one per request kind on GitLab), then one comments call per
+open (or recently active closed) request; each command goes to its request's model.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from bot.commands.grammar import parse_comment
-from bot.commands.handler import handle_comment
+from bot.commands.routing import route_comment
 from bot.context import Context
 from bot.markers import answered_comment_ids
 from bot.records import Outcome
-from bot.request_threads import find_requests
+from bot.request_threads import find_all_requests
 from bot.threads import Comment, CommentEvent, Thread
 from bot.timestamps import parse_iso
 
@@ -60,7 +61,7 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
     for _created, thread, comment in pending:
         event = CommentEvent.from_comment(forge.platform, project, thread, comment)
         try:
-            result.outcomes.append((comment.id, handle_comment(ctx, event, thread=thread)))
+            result.outcomes.append((comment.id, route_comment(ctx, event, thread=thread)))
         except Exception as exc:  # one failing command must not stop the others
             log.exception("comment %s on #%s failed", comment.id, thread.number)
             result.failures.append(f"comment {comment.id} on #{thread.number}: {exc}")
@@ -72,7 +73,7 @@ def _model_threads(ctx: Context, now: datetime) -> list[Thread]:
         thread
         # Unmarked: a request whose marker a person removed is answered as damaged (the
         # handler asks the registry); the bot opens no other labelled threads.
-        for thread in find_requests(ctx, state="all", unmarked=True)
+        for thread in find_all_requests(ctx, state="all", unmarked=True)
         if thread.state == "open" or _recent(thread.updated_at, now)
     ]
 

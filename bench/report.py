@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.roundtrips import OPEN_REQUESTS, OPERATIONS, PLATFORMS
+from bench.roundtrips import MODELS, OPEN_REQUESTS, OPERATIONS, PLATFORMS, REQUESTS_PER_MODEL
 
 BUDGET_KEYS = ("mlflow", "forge", "forge_without_username")
 HELP_TARGET_S = 0.3
@@ -39,6 +39,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"≤ {limit} ({OPEN_REQUESTS} open)",
                 idle["forge"],
                 idle["forge"] <= limit,
+            )
+        )
+        several = trips[platform]["poll_models_idle"]
+        limit = 1 + MODELS * REQUESTS_PER_MODEL
+        rows.append(
+            _target(
+                f"poll, {MODELS} models, nothing new: 1 listing for all + ≤1 per open request "
+                f"({platform})",
+                f"≤ {limit} ({MODELS} × {REQUESTS_PER_MODEL} open)",
+                several["forge"],
+                several["forge"] <= limit,
             )
         )
     probes = results.get("imports", [])

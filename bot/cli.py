@@ -47,7 +47,9 @@ _CONNECTION_OPTIONS = [
     click.option(
         "--model",
         envvar="PROMOTION_BOT_MODEL",
-        help="registered model [env: PROMOTION_BOT_MODEL; default: register_model.model_name]",
+        help="the model to act on, of those params.yaml lists (required by register, gate and "
+        "request when it lists several), or the registered model instead of "
+        "register_model.model_name [env: PROMOTION_BOT_MODEL]",
     ),
 ]
 _OVERRIDES = (

@@ -81,9 +81,9 @@ class ModelSet:
 
     def only(self, name: str | None) -> ModelSet:
         """This set, or (a name given) the one model of that name: `serve --model churn`."""
-        if not name or not self.declared:
-            return self if not name else ModelSet.single(self.pick(name, required=True))
-        return ModelSet((self.pick(name, required=True),), declared=True, source=self.source)
+        if not name:
+            return self
+        return ModelSet((self.pick(name, required=True),), self.declared, self.source)
 
     @property
     def listing_labels(self) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.roundtrips import OPEN_REQUESTS, OPERATIONS, PLATFORMS
+from bench.roundtrips import MODELS, OPEN_REQUESTS, OPERATIONS, PLATFORMS, REQUESTS_PER_MODEL
 
 BUDGET_KEYS = ("mlflow", "forge", "forge_without_username")
 HELP_TARGET_S = 0.3
@@ -40,6 +40,29 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"≤ {limit} ({OPEN_REQUESTS} open)",
                 idle["forge"],
                 idle["forge"] <= limit,
+            )
+        )
+        several = trips[platform]["poll_models_idle"]
+        limit = 1 + MODELS * REQUESTS_PER_MODEL
+        rows.append(
+            _target(
+                f"poll, {MODELS} models, nothing new: 1 listing for all + ≤1 per open request "
+                f"({platform})",
+                f"≤ {limit} ({MODELS} × {REQUESTS_PER_MODEL} open)",
+                several["forge"],
+                several["forge"] <= limit,
+            )
+        )
+    for config in (results.get("many_models") or {}).get("configs", []):
+        if not config["workers"].startswith("one per model"):
+            continue
+        rows.append(
+            _target(
+                f"10 /promote on 10 models at once within 2× one /promote (forge "
+                f"{config['forge_latency_s'] * 1000:g} ms away)",
+                "≤ 2×",
+                f"{config['ratio']}× ({config['ten_median_s']} s vs {config['single_median_s']} s)",
+                config["ratio"] <= 2,
             )
         )
     ledger = results.get("ledger")
@@ -124,7 +147,7 @@ def over_budget(results: dict[str, Any], budgets: dict[str, Any]) -> list[str]:
     for row in results.get("imports", []):
         if not row["ok"]:
             problems.append(f"import check failed: {row['command']}: {row}")
-    return problems
+    return problems + over_many_models(results, budgets)
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -231,6 +254,42 @@ def webhook_table(results: dict[str, Any]) -> str:
     return _table(header, rows)
 
 
+def many_models_table(results: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"{c['forge_latency_s'] * 1000:g} ms",
+            c["workers"],
+            f"{c['single_median_s']} ({', '.join(str(t) for t in c['single_promote_s'])})",
+            f"{c['ten_median_s']} ({', '.join(str(t) for t in c['ten_at_once_s'])})",
+            f"{c['ratio']}×",
+            ", ".join(f"{k} {v}" for k, v in c["ten_cpu_s"].items()),
+            "/".join(f"{n:g}" for n in c["forge_calls_per_promote"]),
+        ]
+        for c in (results.get("many_models") or {}).get("configs", [])
+    ]
+    header = [
+        "forge latency",
+        "serve workers",
+        "one /promote, s (median; runs)",
+        "ten at once, s (median; rounds)",
+        "ratio",
+        "CPU s of the ten",
+        "forge calls per /promote",
+    ]
+    return _table(header, rows)
+
+
+def over_many_models(results: dict[str, Any], budgets: dict[str, Any]) -> list[str]:
+    """Each /promote of the ten made the forge calls of one /promote (no retries, no extra)."""
+    limit = budgets.get("roundtrips", {}).get("github", {}).get("promote", {}).get("forge")
+    problems = []
+    for config in (results.get("many_models") or {}).get("configs", []):
+        for calls in config["forge_calls_per_promote"]:
+            if limit is not None and calls > limit:
+                problems.append(f"10 /promote at once: {calls} forge calls each > budget {limit}")
+    return problems
+
+
 def targets_table(results: dict[str, Any]) -> str:
     marks = {True: "met", False: "**not met**", None: "—"}
     rows = [[t["target"], t["wanted"], t["measured"], marks[t["met"]]] for t in results["targets"]]
@@ -250,5 +309,7 @@ def markdown(results: dict[str, Any]) -> str:
         parts += ["### Start-up", startup_table(results)]
     if results.get("webhook"):
         parts += ["### Webhook answer time", webhook_table(results)]
+    if results.get("many_models"):
+        parts += ["### Ten /promote on ten models at once", many_models_table(results)]
     parts += ["### Targets", targets_table(results)]
     return "\n\n".join(parts) + "\n"

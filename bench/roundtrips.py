@@ -29,6 +29,7 @@ from bot.config import parse_params
 from bot.context import Context
 from bot.intake.poll import poll
 from bot.markers import answer_marker
+from bot.model_set import ModelSet
 from bot.records import Change
 from bot.settings import Secret, Settings
 from bot.tags import REQUESTED_BY_TAG, REQUESTED_IN_TAG
@@ -40,7 +41,16 @@ from tests.fake_gitlab import FakeGitLab
 
 PLATFORMS = ("gitlab", "github")
 OPEN_REQUESTS = 50
-OPERATIONS = ("request", "request_notify", "promote", "rollback", "poll_idle", "poll_one_new")
+MODELS, REQUESTS_PER_MODEL = 10, 5  # poll_models_idle: one repository, ten models
+OPERATIONS = (
+    "request",
+    "request_notify",
+    "promote",
+    "rollback",
+    "poll_idle",
+    "poll_one_new",
+    "poll_models_idle",
+)
 HISTORY = 3  # versions between the champion (v1) and the candidate: the request's trend chart
 APPROVERS = ("maria", "dana")  # request_notify: dana triggered the training, maria is notified
 
@@ -127,6 +137,17 @@ MINIMUM: dict[str, dict[str, Any]] = {
             f"of the {OPEN_REQUESTS} open requests",
             "github": f"1 listing (issues include PRs), then the comments of each of the "
             f"{OPEN_REQUESTS} open requests",
+        },
+    },
+    "poll_models_idle": {
+        "mlflow": 0,
+        "gitlab": 1 + MODELS * REQUESTS_PER_MODEL,
+        "github": 1 + MODELS * REQUESTS_PER_MODEL,
+        "why": {
+            "mlflow": "nothing to do: the registry is not needed",
+            "forge": f"one listing for all {MODELS} models (by the label their requests share; "
+            f"all of the issue kind), then the comments of each of the "
+            f"{MODELS * REQUESTS_PER_MODEL} open requests",
         },
     },
     "poll_one_new": {
@@ -256,6 +277,7 @@ def run_platform(bench: Bench, platform: str, with_username: bool) -> dict[str, 
         fake.install(rsps)
         out.update(_request_promote_rollback(bench, fake, with_username))
         out.update(_poll(bench, fake, with_username))
+        out.update(_poll_models(bench, fake, with_username))
     if fake.errors:
         raise RuntimeError(f"the {platform} fake failed: {fake.errors}")
     return out
@@ -334,10 +356,36 @@ def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[
     return out
 
 
+def _poll_models(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[Call]]:
+    """MODELS models in one params.yaml, REQUESTS_PER_MODEL open requests each (chatter and an
+    answered /help): one poll for all of them, nothing new."""
+    names = [_unique(f"bench-models-{fake.platform}-{n}") for n in range(MODELS)]
+    models = ModelSet(tuple(bench.params(name) for name in names), declared=True)
+    for name in names:  # setup: not counted
+        bench.setup_model(name)
+        ctx = bench.context(fake, name, with_username=True)
+        body = render_request_body(ctx, ctx.registry.version(name, 2)).replace("- [ ]", "- [x]")
+        for _ in range(REQUESTS_PER_MODEL):
+            number = fake.add_thread(f"Promote {name} v2 to champion", body, ["model-promotion"])
+            fake.add_comment(number, "dana", "Metrics look fine to me.")
+            asked = fake.add_comment(number, "maria", "/help")
+            fake.add_comment(number, BOT, f"Commands: ...\n\n{answer_marker(str(asked['id']))}\n")
+
+    def run() -> Any:
+        settings = bench.settings(fake, with_username)
+        return poll(Context(settings, models.models[0], models=models))
+
+    result, calls = bench.measure(run)
+    _expect("poll (10 models) threads", result.threads, MODELS * REQUESTS_PER_MODEL)
+    _expect("poll (10 models) commands", len(result.outcomes), 0)
+    return {"poll_models_idle": calls}
+
+
 def run_all(bench: Bench) -> dict[str, Any]:
     """Counts per platform and operation, with and without PROMOTION_BOT_USERNAME."""
     results: dict[str, Any] = {
         "open_requests": OPEN_REQUESTS,
+        "models": {"count": MODELS, "open_requests_each": REQUESTS_PER_MODEL},
         "people": {name: {"id": uid, "gitlab_level": lvl} for name, (uid, lvl) in PEOPLE.items()},
         "platforms": {},
     }

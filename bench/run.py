@@ -3,6 +3,8 @@
     python bench/run.py                       # everything; writes bench/results.json
     python bench/run.py --quick               # round-trip counts + import checks (CI, < 1 min)
     python bench/run.py --quick --update-budgets
+    python bench/run.py --quick --many-models # counts, imports and ten /promote at once,
+                                              # merged into bench/results.json
 
 Everything runs on this machine: a real `mlflow server` on 127.0.0.1, the forges mocked at HTTP
 level (`responses`), the webhook server on 127.0.0.1. Exit code 1 when a round-trip count is over
@@ -38,11 +40,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--update-budgets", action="store_true", help="write measured counts")
     parser.add_argument("--runs", type=int, default=7, help="runs per start-up timing")
     parser.add_argument("--deliveries", type=int, default=5000, help="webhooks per level")
+    parser.add_argument(
+        "--many-models",
+        action="store_true",
+        help="with --quick: also ten /promote on ten models at once, merged into the results",
+    )
     return parser.parse_args(argv)
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from bench import ledger_query, machine, startup, webhook_load
+    from bench import ledger_query, machine, many_models, startup, webhook_load
     from bench.counting import HttpLog
     from bench.roundtrips import Bench, run_all
     from tests.fake_github import FakeGitHub
@@ -80,6 +87,11 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             mark = time.monotonic()
             results["webhook"] = webhook_load.run(workdir / "webhook", args.deliveries)
             phases["webhook"] = time.monotonic() - mark
+        if not args.quick or args.many_models:
+            mark = time.monotonic()
+            pid = server.process.pid
+            results["many_models"] = many_models.run(workdir / "many-models", server.url, pid)
+            phases["many_models"] = time.monotonic() - mark
     finally:
         server.stop()
     phases["total"] = time.monotonic() - started
@@ -102,10 +114,16 @@ def main(argv: list[str] | None = None) -> int:
             results = measure(args, workdir)
         finally:
             os.chdir(here)
+    output = args.output or (None if args.quick and not args.many_models else RESULTS)
+    if args.quick and args.many_models and output is not None and output.exists():
+        # The timings of the last full run stay; counts, imports and this part are new.
+        fresh = {key: results[key] for key in ("roundtrips", "imports", "many_models")}
+        fresh["many_models"]["machine"] = results["machine"]
+        fresh["many_models"]["phases_s"] = results["phases_s"]
+        results = {**json.loads(output.read_text()), **fresh}
     results["targets"] = targets(results)
     print(markdown(results))
     print(f"phases (s): {results['phases_s']}")
-    output = args.output or (None if args.quick else RESULTS)
     if output is not None:
         output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {output}")

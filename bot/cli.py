@@ -47,7 +47,9 @@ _CONNECTION_OPTIONS = [
     click.option(
         "--model",
         envvar="PROMOTION_BOT_MODEL",
-        help="registered model [env: PROMOTION_BOT_MODEL; default: register_model.model_name]",
+        help="the model to act on, of those params.yaml lists (required by register, gate and "
+        "request when it lists several), or the registered model instead of "
+        "register_model.model_name [env: PROMOTION_BOT_MODEL]",
     ),
 ]
 _OVERRIDES = (
@@ -68,14 +70,19 @@ def connection_options(func: F) -> F:
     return func
 
 
+# Commands that act on one model: with several configured, --model must name it.
+_ONE_MODEL = frozenset({"register", "gate", "request"})
+
+
 def _context(kwargs: dict[str, Any]) -> Context:
     """Build the Context from params.yaml, the environment and this command's options."""
-    from bot.config import load_params
     from bot.context import Context
+    from bot.model_set import load_models
     from bot.settings import Settings
     from bot.urls import url_secrets
 
-    root = click.get_current_context().find_root().obj or {}
+    click_ctx = click.get_current_context()
+    root = click_ctx.find_root().obj or {}
     params_path = kwargs.pop("params_path", None) or root.get("params_path")
     overrides = {key: kwargs.pop(key, None) for key in _OVERRIDES}
     settings = Settings.from_env().with_overrides(**overrides)
@@ -83,14 +90,16 @@ def _context(kwargs: dict[str, Any]) -> Context:
     if redactor is not None:  # mask this run's secrets in every log line from now on
         redactor.set_secrets(settings.secret_values())
     settings.validated()
-    params = load_params(params_path)
+    models = load_models(params_path)
     model = kwargs.pop("model", None)
-    if model:  # one pipeline template or action for several models
-        params = params.with_model(model)
     if redactor is not None:
-        hook = url_secrets(params.promotion.post_promote_hook)
-        redactor.set_secrets([*settings.secret_values(), *hook])
-    return Context(settings=settings, params=params, echo=click.echo)
+        hooks = [url_secrets(params.promotion.post_promote_hook) for params in models]
+        redactor.set_secrets([*settings.secret_values(), *(s for hook in hooks for s in hook)])
+    one = click_ctx.info_name in _ONE_MODEL
+    if one or not models.declared:  # one pipeline template or action for several models
+        return Context(settings=settings, params=models.pick(model, required=one), echo=click.echo)
+    served = models.only(model)  # serve, poll, handle, status...: every model, or the one named
+    return Context(settings=settings, params=served.models[0], echo=click.echo, models=served)
 
 
 def with_context(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -231,8 +240,11 @@ def poll(ctx: Context) -> None:
     click.echo(result.summary())
     # A scheduled job must turn red when a command could not be handled, or the champion checked.
     problems = [f"{len(result.failures)} command(s) failed"] if result.failures else []
-    if result.check_failure:
-        problems.append("the champion check failed")
+    if result.check_failures:
+        count = len(result.check_failures)
+        problems.append(
+            "the champion check failed" if count == 1 else f"{count} champion checks failed"
+        )
     if problems:
         raise click.ClickException(f"{'; '.join(problems)}; see above")
 
@@ -264,15 +276,20 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_context
 def status(ctx: Context, as_json: bool) -> None:
-    """Aliases, their versions and metrics, open requests; a champion moved outside the bot is
-    recorded in the ledger and reported."""
+    """Aliases, their versions and metrics, open requests (every model, or --model); a champion
+    moved outside the bot is recorded in the ledger and reported."""
     from bot.views import render_status, status_data
 
-    data = status_data(ctx, ctx.model)
-    data["champion_check"] = _champion_check(ctx)
-    click.echo(json.dumps(data, indent=2) if as_json else render_status(data))
-    if not as_json:
-        click.echo(_champion_line(data["champion_check"]))
+    data = []
+    for model_ctx in ctx.each_model():
+        one = status_data(model_ctx, model_ctx.model)
+        one["champion_check"] = _champion_check(model_ctx)
+        data.append(one)
+    if as_json:
+        click.echo(json.dumps(data[0] if not ctx.several else {"models": data}, indent=2))
+    else:
+        shown = [f"{render_status(one)}\n{_champion_line(one['champion_check'])}" for one in data]
+        click.echo("\n\n".join(shown))
 
 
 def _champion_check(ctx: Context) -> dict[str, Any]:
@@ -353,6 +370,9 @@ def history(
     if at is not None:
         if limit is not None or since is not None or until is not None:
             raise click.UsageError("--at answers alone: leave out --limit, --since and --until")
+        if ctx.several:
+            names = ", ".join(ctx.model_names())
+            raise click.UsageError(f"--at answers for one model: add --model (one of: {names})")
         click.echo(render_at(ctx.model, at, champion_at(ctx, ctx.model, at), fmt))
         return
     explicit = click.get_current_context().params.get("model")
@@ -368,8 +388,9 @@ class _VerifyFailed(click.ClickException):
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @connection_options
 def verify(fmt: str, **kwargs: Any) -> None:
-    """Is the champion the one the audit ledger says was approved? Exit 0 yes, 1 no (drift, or
-    a ledger entry deleted in MLflow), 2 when it cannot be told (an error). Reads only."""
+    """Is each model's champion the one the audit ledger says was approved? Exit 0 yes, 1 no
+    (drift, or a ledger entry deleted in MLflow), 2 when it cannot be told (an error). Reads
+    only."""
     from bot.errors import BotError
 
     try:
@@ -377,7 +398,7 @@ def verify(fmt: str, **kwargs: Any) -> None:
         from bot.ledger_views import verify as check_ledger
 
         ctx = _context(kwargs)
-        result = check_ledger(ctx, ctx.model)
+        results = [check_ledger(one, one.model) for one in ctx.each_model()]
     except BotError as exc:
         raise _VerifyFailed(_scrub(str(exc))) from None
     except Exception as exc:  # a monitor must never read an unexpected failure as "drift"
@@ -385,9 +406,14 @@ def verify(fmt: str, **kwargs: Any) -> None:
             click.echo(_scrub(traceback.format_exc().rstrip()), err=True)
         what = f"unexpected {type(exc).__name__}: {_scrub(str(exc))} (run with -v for details)"
         raise _VerifyFailed(what) from None
-    click.echo(render_verification(result, fmt))
-    if result.exit_code:
-        raise click.exceptions.Exit(result.exit_code)
+    if fmt == "json" and ctx.several:
+        shown = json.dumps({"models": [json.loads(render_verification(r, fmt)) for r in results]})
+    else:
+        shown = "\n".join(render_verification(result, fmt) for result in results)
+    click.echo(shown)
+    worst = max(result.exit_code for result in results)  # any model drifted: 1
+    if worst:
+        raise click.exceptions.Exit(worst)
 
 
 @cli.command()

@@ -7,7 +7,7 @@ not in params.yaml (where the registry and the forge are, secrets) is `bot.setti
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -118,6 +118,9 @@ class RequestConfig(_Section):
 
 class Approvers(_Section):
     users: Listed[str] = ()
+    # GitHub teams `org/team-slug`, GitLab groups `group/subgroup`: their members, as the forge's
+    # membership API says at the time of the command (subgroups inherit a group's members).
+    teams: Listed[str] = ()
     min_role: str | None = "maintainer"
     required_approvals: int = Field(1, ge=1)
     allow_self_approval: bool = False
@@ -128,12 +131,17 @@ class Approvers(_Section):
     def _usernames(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(check.person(item) for item in value)
 
+    @field_validator("teams")
+    @classmethod
+    def _team_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check.team(item) for item in value)
+
     _role = field_validator("min_role")(check.min_role)
 
     @model_validator(mode="after")
     def _someone_may_approve(self) -> Approvers:
-        if self.min_role is None and not self.users:
-            raise ValueError("min_role is null and users is empty: nobody could approve")
+        if self.min_role is None and not self.users and not self.teams:
+            raise ValueError("min_role is null and users and teams are empty: nobody could approve")
         return self
 
 
@@ -265,8 +273,14 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{key}: {message}" if key else message  # cross-key checks name their keys
 
 
-def parse_params(data: Any, source: str = DEFAULT_PARAMS) -> Params:
-    """Validate a parsed YAML document; raise ConfigError naming the file and the first bad key."""
+def parse_params(
+    data: Any,
+    source: str = DEFAULT_PARAMS,
+    source_of: Callable[[Sequence[str | int]], str] | None = None,
+) -> Params:
+    """Validate a parsed YAML document; raise ConfigError naming the file and the first bad key.
+
+    `source_of` names the file a key came from, when a model's params merge two files."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -274,9 +288,11 @@ def parse_params(data: Any, source: str = DEFAULT_PARAMS) -> Params:
     try:
         return Params.model_validate(data)
     except ValidationError as exc:
-        problems = [_describe(err) for err in exc.errors()]
+        errors = exc.errors()
+        problems = [_describe(err) for err in errors]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ConfigError(f"{source}: {problems[0]}{more}") from None
+        where = source_of(errors[0]["loc"]) if source_of is not None else source
+        raise ConfigError(f"{where}: {problems[0]}{more}") from None
 
 
 def load_params(path: str | Path | None = None) -> Params:
@@ -288,8 +304,13 @@ def load_params(path: str | Path | None = None) -> Params:
             raise ConfigError(f"{file}: no such file")
         log.debug("no %s here; using the built-in defaults", file)
         return Params()
+    return parse_params(read_yaml(file), str(file))
+
+
+def read_yaml(file: Path) -> Any:
+    """One YAML document; every way it cannot be read is one ConfigError naming the file."""
     try:
-        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+        return yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -303,7 +324,6 @@ def load_params(path: str | Path | None = None) -> Params:
         raise ConfigError(
             f"{file}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line})"
         ) from None
-    return parse_params(data, str(file))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -80,6 +80,18 @@ def reviewer(value: str) -> str:
     return value
 
 
+def team(value: str) -> str:
+    """A GitHub team `org/team-slug` or a GitLab group path `group[/subgroup...]`."""
+    parts = value.split("/")
+    if value.startswith("@") or not all(
+        part and part == part.strip() and " " not in part for part in parts
+    ):
+        raise ValueError(
+            f"{value!r} is not a team (GitHub org/team-slug) or a group path (GitLab group/sub)"
+        )
+    return value
+
+
 def label(value: str) -> str:
     # python-gitlab sends labels comma-joined: "a,b" would become two labels.
     if not value.strip() or "," in value:

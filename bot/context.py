@@ -1,4 +1,9 @@
-"""What a command needs, built lazily: MLflow and the forge client are created on first use."""
+"""What a command needs, built lazily: MLflow and the forge client are created on first use.
+
+With several models (params.yaml's `models:`), one Context serves them all and `for_model`
+gives each model's own, sharing the registry, forge and lock-store clients of the first: one
+`GET /user`, one MLflow client per process whatever the number of models.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ if TYPE_CHECKING:
     from bot.coordination import RedisStore
     from bot.forges.base import Forge
     from bot.ledger import Ledger
+    from bot.model_set import ModelSet
     from bot.registry import Registry
 
 
@@ -23,22 +29,32 @@ class Context:
     settings: Settings
     params: Params = field(default_factory=Params)
     echo: Callable[[str], None] | None = None  # the local platform prints requests and answers
+    # Every model this run serves (None: `params` alone); `params` is then the first one's.
+    models: ModelSet | None = None
+    root: Context | None = field(default=None, repr=False, compare=False)  # whose clients
 
     @cached_property
     def registry(self) -> Registry:
+        if self.root is not None:
+            return self.root.registry
         from bot.registry import Registry
 
         return Registry(self.settings.tracking_uri)
 
     @cached_property
     def ledger(self) -> Ledger:
-        """The audit ledger in the registry's tracking server (docs/design.md, "The ledger")."""
+        """The audit ledger in the registry's tracking server (docs/design.md, "The ledger"):
+        one for every model, as the registry is."""
+        if self.root is not None:
+            return self.root.ledger
         from bot.ledger import Ledger
 
         return Ledger(self.registry, self.settings.ledger_experiment)
 
     @cached_property
     def forge(self) -> Forge:
+        if self.root is not None:
+            return self.root.forge
         from bot.forges import make_forge
 
         return make_forge(self.settings, echo=self.echo)
@@ -46,6 +62,8 @@ class Context:
     @cached_property
     def lock_store(self) -> RedisStore | None:
         """The shared Redis (PROMOTION_BOT_LOCK_URL), or None: this machine's file lock."""
+        if self.root is not None:
+            return self.root.lock_store
         if not self.settings.lock_url:
             return None
         from bot.coordination import RedisStore
@@ -55,6 +73,26 @@ class Context:
     @property
     def model(self) -> str:
         return self.params.register_model.model_name
+
+    @property
+    def several(self) -> bool:
+        """More than one model to serve: commands are routed to their request's model."""
+        return self.models is not None and len(self.models) > 1
+
+    def model_names(self) -> tuple[str, ...]:
+        return self.models.names if self.models is not None else (self.model,)
+
+    def for_model(self, name: str) -> Context:
+        """The Context of model `name`: its own params, the same clients."""
+        if name == self.model:
+            return self
+        params = self.models.get(name) if self.models is not None else None
+        if params is None:
+            raise KeyError(name)
+        return Context(self.settings, params, self.echo, self.models, self.root or self)
+
+    def each_model(self) -> list[Context]:
+        return [self.for_model(name) for name in self.model_names()]
 
     def render(self, template: str, **context: Any) -> str:
         """Render a packaged template, or its override from promotion.templates_dir."""

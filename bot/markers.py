@@ -26,6 +26,11 @@ def _clean(value: object) -> str:
     return _SAFE_VALUE.sub("_", str(value)) or "_"
 
 
+def marker_token(value: object) -> str:
+    """`value` as a marker holds it: two models whose names read the same here are ambiguous."""
+    return _clean(value)
+
+
 def request_marker(**fields: object) -> str:
     pairs = " ".join(f"{key}={_clean(value)}" for key, value in fields.items() if value != "")
     return f"<!-- promotion-bot:request {pairs} -->"

@@ -148,6 +148,17 @@ class Registry:
             found = self._models.search_model_versions(query)
         return sorted(int(mv.version) for mv in found)
 
+    def models_requested_in(self, names: Sequence[str], url: str) -> list[str]:
+        """Which of the models `names` has a version whose request is the thread at `url`: one
+        search, whatever the number of models (model names hold no quote: `config_checks`)."""
+        if not url or "'" in url or "\\" in url or not names:
+            return []
+        listed = ", ".join(f"'{name}'" for name in names)
+        query = f"name IN ({listed}) and tags.`{REQUESTED_IN_TAG}` = '{url}'"
+        with self._call(f"models requested in {url}"):
+            found = self._models.search_model_versions(query)
+        return sorted({mv.name for mv in found})
+
     def version_by_run(self, name: str, run_id: str) -> VersionInfo | None:
         if not _RUN_ID.fullmatch(run_id):
             raise RegistryError(f"run id {run_id!r} is not a valid MLflow run id")

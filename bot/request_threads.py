@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 
 from bot.context import Context
-from bot.markers import parse_request_marker, replace_section
-from bot.threads import Thread
+from bot.markers import marker_token, parse_request_marker, replace_section
+from bot.threads import Thread, ThreadKind
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +36,38 @@ def find_requests(
     record of a request whose marker a person damaged or removed); `unmarked` keeps the bot's
     threads that carry no marker at all (the handler asks the registry about those).
     """
-    model = model or ctx.model
+    request = ctx.params.promotion.request
+    return _listed(
+        ctx, request.labels, (request.thread_kind,), {model or ctx.model}, state, also, unmarked
+    )
+
+
+def find_all_requests(ctx: Context, state: str = "open", *, unmarked: bool = False) -> list[Thread]:
+    """`find_requests` for every model served, in one listing (one per request kind on GitLab):
+    by the labels all their requests carry (`ModelSet.listing_labels`)."""
+    if not ctx.several or ctx.models is None:
+        return find_requests(ctx, state=state, unmarked=unmarked)
+    models = ctx.models
+    names = {marker_token(name) for name in models.names}
+    return _listed(ctx, models.listing_labels, models.thread_kinds, names, state, "", unmarked)
+
+
+def _listed(
+    ctx: Context,
+    labels: Sequence[str],
+    kinds: Sequence[ThreadKind],
+    models: set[str],
+    state: str,
+    also: str,
+    unmarked: bool,
+) -> list[Thread]:
     bot_name = ctx.forge.bot_username()
     bot = bot_name.lower()
-    request = ctx.params.promotion.request
     found = []
-    listed = ctx.forge.find_threads(
-        request.labels, state=state, kinds=(request.thread_kind,), author=bot_name
-    )
+    listed = ctx.forge.find_threads(labels, state=state, kinds=kinds, author=bot_name)
     for thread in listed:
         fields = parse_request_marker(thread.body)
-        ours = unmarked if fields is None else fields.get("model") == model
+        ours = unmarked if fields is None else fields.get("model") in models
         if not ours and not (also and thread.url == also):
             continue
         if thread.author and thread.author.lower() != bot:

@@ -3,7 +3,9 @@ that separate processes (`promotion-bot serve` replicas, `poll`) share one forge
 
 The fake's routes are the ones it installs into `responses`; this server collects them, rewrites
 each request's URL to the fake's own base URL and answers with the same callbacks, one request at
-a time (the fake's state is plain dicts). Every request is recorded.
+a time (the fake's state is plain dicts). Every request is recorded. `latency` holds each
+answer back that many seconds, outside that lock, as a forge's API does (the benchmark of
+several models at once, bench/many_models.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +41,9 @@ class _Routes:
 
 
 class FakeForgeServer:
-    def __init__(self, fake: FakeForge, base: str) -> None:
+    def __init__(self, fake: FakeForge, base: str, latency: float = 0.0) -> None:
         self.fake = fake
+        self.latency = latency
         self._base = base.rstrip("/")  # the URL the fake's routes expect, e.g. api.github.com
         collected = _Routes()
         fake.install(collected)  # type: ignore[arg-type]
@@ -64,6 +68,8 @@ class FakeForgeServer:
 
     def answer(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Any:
         request = _Request(method, self._base + path, body, headers)
+        if self.latency:
+            time.sleep(self.latency)  # the network and the forge's own work, in parallel
         with self.lock:
             self.requests.append(request)
             for wanted, pattern, callback in self._routes:

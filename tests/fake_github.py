@@ -19,6 +19,11 @@ class FakeGitHub(FakeForge):
     api = "https://api.github.com"
     repo = "octo-org/models"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.teams: dict[str, dict[str, str]] = {}  # "org/slug" -> {login: state}
+        self.failing_teams: set[str] = set()  # answered 403: the token may not read the team
+
     def body(self, number: int) -> str:
         return str(self.threads[number]["body"])
 
@@ -87,6 +92,7 @@ class FakeGitHub(FakeForge):
             ("POST", rf"{r}/issues/(\d+)/comments{q}", self._bot_comment),
             ("POST", rf"{r}/issues/comments/(\d+)/reactions{q}", self._reaction),
             ("GET", rf"{r}/collaborators/([^/?]+)/permission{q}", self._permission),
+            ("GET", rf"{host}/orgs/([^/]+)/teams/([^/]+)/memberships/([^/?]+){q}", self._team),
         ]
         self._install(rsps, routes)
 
@@ -141,3 +147,13 @@ class FakeGitHub(FakeForge):
         data = github("collaborator_permission", permission=legacy, role_name=role)
         data["user"] = self._user(login)
         return json_reply(200, data)
+
+    def _team(self, _r: Any, m: re.Match[str]) -> Reply:
+        """A team membership: 404 for a non-member and for a team the token cannot see."""
+        team, login = f"{m.group(1)}/{m.group(2)}", m.group(3)
+        if team in self.failing_teams:
+            return json_reply(403, github("not_accessible_403"))
+        state = self.teams.get(team, {}).get(login)
+        if state is None:
+            return json_reply(404, github("not_found_404"))
+        return json_reply(200, github("team_membership", state=state))

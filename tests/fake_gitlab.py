@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote
 
 import responses
 
@@ -25,6 +26,12 @@ class FakeGitLab(FakeForge):
     platform = "gitlab"
     base = "https://gitlab.example.com"
     project = "ml-team/soccer"
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Group path -> {username: access level}; a subgroup inherits its ancestors' members.
+        self.groups: dict[str, dict[str, int]] = {}
+        self.failing_groups: set[str] = set()  # answered 500: the lookup fails
 
     @property
     def api(self) -> str:
@@ -92,6 +99,7 @@ class FakeGitLab(FakeForge):
             ("POST", rf"{p}/issues/(\d+)/notes{q}", self._bot_comment),
             ("POST", rf"{p}/issues/(\d+)/notes/(\d+)/award_emoji{q}", self._award),
             ("GET", rf"{p}/members/all/(\d+){q}", self._member),
+            ("GET", rf"{api}/groups/([^/?]+)/members/all/(\d+){q}", self._group_member),
         ]
         self._install(rsps, routes)
 
@@ -147,3 +155,17 @@ class FakeGitLab(FakeForge):
         return json_reply(
             200, gitlab("member", id=int(m.group(1)), username=name, access_level=level)
         )
+
+    def _group_member(self, _r: Any, m: re.Match[str]) -> Reply:
+        """`members/all` of a group: direct members and those of every ancestor group."""
+        path, uid = unquote(m.group(1)), int(m.group(2))
+        if path in self.failing_groups:
+            return json_reply(500, {"message": "500 Internal Server Error"})
+        if path not in self.groups:
+            return json_reply(404, gitlab("group_not_found_404"))
+        name = next((n for n in [*PEOPLE, *OUTSIDERS] if user_id(n) == uid), None)
+        ancestors = [g for g in self.groups if path == g or path.startswith(f"{g}/")]
+        levels = [self.groups[g][name] for g in ancestors if name in self.groups[g]]
+        if name is None or not levels:
+            return json_reply(404, {"message": "404 Not found"})
+        return json_reply(200, gitlab("member", id=uid, username=name, access_level=max(levels)))

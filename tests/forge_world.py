@@ -204,6 +204,35 @@ def world_settings(fake: FakeForge, tracking_uri: str) -> Settings:
 
 
 @contextmanager
+def more_people() -> Iterator[None]:
+    """The people of both fakes include MORE_PEOPLE while this lasts."""
+    saved_people, saved_roles = dict(PEOPLE), dict(GITHUB_ROLES)
+    PEOPLE.update({name: (uid, level) for name, (uid, level, _role) in MORE_PEOPLE.items()})
+    GITHUB_ROLES.update({name: role for name, (_uid, _level, role) in MORE_PEOPLE.items()})
+    GITHUB_IDS.update({name: uid for name, (uid, _level, _role) in MORE_PEOPLE.items()})
+    try:
+        yield
+    finally:
+        PEOPLE.clear()
+        PEOPLE.update(saved_people)
+        GITHUB_ROLES.clear()
+        GITHUB_ROLES.update(saved_roles)
+        for name in MORE_PEOPLE:
+            GITHUB_IDS.pop(name, None)
+
+
+def open_ticked_request(ctx: Context, fake: FakeForge, tracking_uri: str) -> int:
+    """v1 trained, registered, gated (the candidate), its request opened by `request` and its
+    checklist ticked: the thread's number."""
+    run_id = log_training_run(tracking_uri, {"final.logloss": 0.6, "final.accuracy": 0.7})
+    version = register(ctx, run_id=run_id, alias="smoke").version.version
+    gate(ctx, version=version)
+    number = int(open_or_update_request(ctx).number)
+    fake.set_body(number, fake.body(number).replace("- [ ]", "- [x]"))
+    return number
+
+
+@contextmanager
 def make_world(
     platform: str,
     tracking_uri: str,
@@ -217,35 +246,19 @@ def make_world(
     `promotion`: params.yaml's promotion section; `settings`: Settings fields to override
     (e.g. `requested_by`). The people of both fakes include MORE_PEOPLE while the world lives.
     """
-    saved_people, saved_roles = dict(PEOPLE), dict(GITHUB_ROLES)
-    PEOPLE.update({name: (uid, level) for name, (uid, level, _role) in MORE_PEOPLE.items()})
-    GITHUB_ROLES.update({name: role for name, (_uid, _level, role) in MORE_PEOPLE.items()})
-    GITHUB_IDS.update({name: uid for name, (uid, _level, _role) in MORE_PEOPLE.items()})
-    try:
-        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-            rsps.add_passthru(tracking_uri)
-            fake = make_fake(platform)
-            fake.install(rsps)
-            params = parse_params(
-                {"register_model": {"model_name": model}, "promotion": promotion or {}}, "test"
-            )
-            base = world_settings(fake, tracking_uri)
-            ctx = Context(settings=dataclasses.replace(base, **settings), params=params)
-            run_id = log_training_run(tracking_uri, {"final.logloss": 0.6, "final.accuracy": 0.7})
-            version = register(ctx, run_id=run_id, alias="smoke").version.version
-            gate(ctx, version=version)
-            number = int(open_or_update_request(ctx).number)
-            fake.set_body(number, fake.body(number).replace("- [ ]", "- [x]"))
-            rsps.calls.reset()
-            yield World(ctx, fake, rsps, number, tmp_path)
-            assert fake.errors == []
-    finally:
-        PEOPLE.clear()
-        PEOPLE.update(saved_people)
-        GITHUB_ROLES.clear()
-        GITHUB_ROLES.update(saved_roles)
-        for name in MORE_PEOPLE:
-            GITHUB_IDS.pop(name, None)
+    with more_people(), responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_passthru(tracking_uri)
+        fake = make_fake(platform)
+        fake.install(rsps)
+        params = parse_params(
+            {"register_model": {"model_name": model}, "promotion": promotion or {}}, "test"
+        )
+        base = world_settings(fake, tracking_uri)
+        ctx = Context(settings=dataclasses.replace(base, **settings), params=params)
+        number = open_ticked_request(ctx, fake, tracking_uri)
+        rsps.calls.reset()
+        yield World(ctx, fake, rsps, number, tmp_path)
+        assert fake.errors == []
 
 
 def _author(comment: dict[str, Any]) -> str:

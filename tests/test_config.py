@@ -48,6 +48,7 @@ DOCUMENTED_DEFAULTS = {
         },
         "approvers": {
             "users": (),
+            "teams": (),
             "min_role": "maintainer",
             "required_approvals": 1,
             "allow_self_approval": False,

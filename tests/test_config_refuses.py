@@ -58,7 +58,7 @@ def test_yaml_null_still_means_the_users_list_only(tmp_path: Path) -> None:
     approvers = load_params(tmp_path / "p.yaml").promotion.approvers
     assert (approvers.min_role, approvers.users) == (None, ("ana",))
     message = refused({"approvers": {"min_role": None}})
-    assert "min_role is null and users is empty: nobody could approve" in message
+    assert "min_role is null and users and teams are empty: nobody could approve" in message
 
 
 def test_an_unknown_role_that_slips_past_loading_admits_nobody(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def handled(monkeypatch: pytest.MonkeyPatch) -> list[CommentEvent]:
         seen.append(event)
         return Outcome("handled", f"comment {event.comment_id}")
 
-    monkeypatch.setattr("bot.intake.entry.handle_comment", record)
+    monkeypatch.setattr("bot.intake.entry.route_comment", record)
     return seen
 
 

@@ -343,6 +343,35 @@ def test_access_level_of_an_unknown_user_is_zero(
     assert forge.access_level("ghost") == 0
 
 
+TEAM = github_url("/orgs/octo-org/teams/churn-owners/memberships/dana")
+
+
+@pytest.mark.parametrize(
+    ("reply", "member"),
+    [
+        ({"json": github("team_membership")}, True),
+        ({"json": github("team_membership", state="pending")}, False),  # invited, not yet in
+        ({"json": github("not_found_404"), "status": 404}, False),
+    ],
+    ids=["active", "pending", "no member or no team"],
+)
+def test_team_membership(
+    forge: GitHubForge, rsps: responses.RequestsMock, reply: dict[str, object], member: bool
+) -> None:
+    rsps.get(TEAM, **reply)  # type: ignore[arg-type]
+    assert forge.team_member("octo-org/churn-owners", "dana") is member
+
+
+def test_a_team_lookup_the_token_may_not_make_raises_instead_of_saying_no(
+    forge: GitHubForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(TEAM, json=github("not_accessible_403"), status=403)
+    with pytest.raises(ForgeError, match="HTTP 403"):
+        forge.team_member("octo-org/churn-owners", "dana")
+    with pytest.raises(ForgeError, match="no team"):
+        forge.team_member("octo-org", "dana")
+
+
 def test_access_level_without_push_access_is_an_auth_error(
     forge: GitHubForge, rsps: responses.RequestsMock
 ) -> None:

@@ -394,6 +394,51 @@ def test_access_level_of_an_unknown_user_is_zero(
     assert forge.access_level("nobody") == 0
 
 
+GROUP = f"{BASE}/api/v4/groups/ml-team%2Fchurn-owners/members/all"
+
+
+@pytest.mark.parametrize(
+    ("reply", "member"),
+    [
+        ({"json": gitlab("member", access_level=10)}, True),  # a guest of the group is in it
+        ({"json": gitlab("member", access_level=5)}, False),  # minimal access is not
+        ({"json": gitlab("member", membership_state="awaiting")}, False),  # not accepted yet
+        ({"json": {"message": "404 Not found"}, "status": 404}, False),
+    ],
+    ids=["guest", "minimal access", "awaiting", "no member"],
+)
+def test_group_membership_reads_members_all_of_the_group_path(
+    forge: GitLabForge, rsps: responses.RequestsMock, reply: dict[str, object], member: bool
+) -> None:
+    rsps.get(f"{GROUP}/18", **reply)  # type: ignore[arg-type]
+    assert forge.team_member("ml-team/churn-owners", "dana", "18") is member
+
+
+def test_group_membership_looks_the_user_up_by_name_without_an_id(
+    forge: GitLabForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(f"{BASE}/api/v4/users", json=gitlab("users"))
+    rsps.get(f"{GROUP}/18", json=gitlab("member"))
+    assert forge.team_member("ml-team/churn-owners", "dana")
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ({"json": gitlab("group_not_found_404"), "status": 404}, "no group ml-team/churn-owners"),
+        ({"json": {"message": "403 Forbidden"}, "status": 403}, "HTTP 403"),
+    ],
+    ids=["no such group", "forbidden"],
+)
+def test_a_group_lookup_that_fails_raises_instead_of_saying_no(
+    forge: GitLabForge, rsps: responses.RequestsMock, reply: dict[str, object], problem: str
+) -> None:
+    rsps.get(f"{GROUP}/18", **reply)  # type: ignore[arg-type]
+    with pytest.raises(ForgeError, match=problem) as failed:
+        forge.team_member("ml-team/churn-owners", "dana", "18")
+    assert TOKEN not in str(failed.value)
+
+
 @pytest.mark.parametrize(
     ("response", "expected"),
     [

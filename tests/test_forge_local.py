@@ -193,6 +193,19 @@ def test_roles_give_access_levels(forge: LocalForge) -> None:
         forge.set_role("carol", "wizard")
 
 
+def test_teams_come_from_local_json_and_a_parent_groups_members_belong(
+    forge: LocalForge,
+) -> None:
+    forge.root.mkdir(parents=True, exist_ok=True)
+    teams = {"ml-team": ["Olga"], "ml-team/churn": ["devon"]}
+    (forge.root / "local.json").write_text(json.dumps({"teams": teams}), encoding="utf-8")
+    assert forge.team_member("ml-team/churn", "devon")
+    assert forge.team_member("ml-team/churn", "olga")  # a member of the parent group
+    assert not forge.team_member("ml-team", "devon")  # not the other way round
+    assert not forge.team_member("ml-team/fraud", "maria")
+    assert not forge.team_member("ml-team-x", "olga")  # a prefix of a name is no parent
+
+
 def test_platform_approval(forge: LocalForge) -> None:
     forge.commit_file("br", "main", "f", "x", "m")
     mr = forge.open_merge_request("t", "", [], "br", "main")

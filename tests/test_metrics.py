@@ -59,7 +59,7 @@ def value(found: Samples, name: str, **labels: str) -> float:
 def test_metrics_count_what_a_scripted_run_did(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = bot.intake.entry.handle_comment
+    real = bot.intake.entry.route_comment
     attempts: dict[str, int] = {}
 
     def flaky(ctx: Any, event: CommentEvent, thread: Any = None, **options: Any) -> Outcome:
@@ -69,7 +69,7 @@ def test_metrics_count_what_a_scripted_run_did(
             raise RuntimeError("the forge hiccuped")
         return real(ctx, event, thread, **options)
 
-    monkeypatch.setattr(bot.intake.entry, "handle_comment", flaky)
+    monkeypatch.setattr(bot.intake.entry, "route_comment", flaky)
     app = serve_app(world.ctx, retry_delays=(0.01, 0.01))
     app.start()
     try:

@@ -72,7 +72,7 @@ def test_poll_cli_exits_1_when_a_command_failed(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("registry fell over")
 
-    monkeypatch.setattr("bot.intake.poll.handle_comment", broken)
+    monkeypatch.setattr("bot.intake.poll.route_comment", broken)
     result = pg.cli("poll")
     assert result.exit_code == 1, result.output
     assert "failed" in result.output

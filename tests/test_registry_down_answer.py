@@ -81,6 +81,6 @@ def test_no_such_answer_when_an_attempt_failed_after_it_could_have_written(
     def handle(_ctx: Any, _event: Any, _thread: Any = None) -> Outcome:
         raise next(failures, RegistryUnavailable("down"))
 
-    monkeypatch.setattr(bot.intake.entry, "handle_comment", handle)
+    monkeypatch.setattr(bot.intake.entry, "route_comment", handle)
     serve_once(world.ctx, world, "/promote")
     assert world.answers() == []

@@ -115,3 +115,34 @@ def test_a_released_key_may_be_claimed_again():
     assert keys.claim(["mlflow:delivery:7"])
     keys.release(["mlflow:delivery:7", "never-claimed"])
     assert keys.claim(["mlflow:delivery:7"])
+
+
+def test_one_lanes_jobs_run_in_order_while_other_lanes_go_on():
+    """A lane is a request thread: its commands wait for each other without holding the worker
+    another thread's (another model's) command needs."""
+    workers = WorkerPool(2, 10, retry_delays=(), sleep=lambda _s: None)
+    workers.start()
+    release = threading.Event()
+    events: list[str] = []
+
+    def blocking(name: str) -> None:
+        events.append(f"{name} start")
+        release.wait(5)
+        events.append(f"{name} end")
+
+    def quick(name: str) -> None:
+        events.append(name)
+
+    assert workers.submit(Job("a1", lambda: blocking("a1"), lane="thread-a"))
+    assert workers.submit(Job("a2", lambda: quick("a2"), lane="thread-a"))
+    assert workers.submit(Job("b1", lambda: quick("b1"), lane="thread-b"))
+    for _ in range(500):  # up to 5 s
+        if "b1" in events:
+            break
+        threading.Event().wait(0.01)
+    # b1 ran on the second worker while a1 blocks; a2 waits for a1, not for a worker
+    assert events == ["a1 start", "b1"] and workers.queued == 1
+    release.set()
+    assert workers.drain(5)
+    assert events == ["a1 start", "b1", "a1 end", "a2"]
+    assert workers.stop(5)

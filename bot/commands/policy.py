@@ -6,11 +6,12 @@ Each check returns a `Refusal` (why + what to do) or None. Nothing here writes a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.context import Context
-from bot.errors import NotFoundError
+from bot.errors import ForgeError, NotFoundError
 from bot.forges.base import role_level
 from bot.gates import GateCheck, evaluate_gates, failed
 from bot.markers import read_request_marker, read_ticks
@@ -18,6 +19,8 @@ from bot.records import HistoryEntry
 from bot.tags import CHAMPION_SINCE_TAG
 from bot.threads import Thread, thread_noun
 from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,9 @@ def actor_refusal(
 
     A listed name must still be a member of the project: a name is whoever holds it now (a
     renamed or deleted account frees it). One role lookup decides both rules; `roles` keeps
-    the level it found, by lower-case name, for the audit ledger.
+    the level it found, by lower-case name, for the audit ledger. Teams are asked only when
+    neither admits, one membership lookup each until one does; a lookup that fails is a
+    refusal saying so, since that team might have admitted the actor.
     """
     approvers = ctx.params.promotion.approvers
     if author.lower() == ctx.forge.bot_username().lower():
@@ -47,6 +52,17 @@ def actor_refusal(
         if roles is not None:
             roles[author.lower()] = level
         eligible = (listed and level > 0) or (required > 0 and level >= required)
+    unread: list[str] = []
+    if not eligible and approvers.teams:
+        eligible, unread = _team_member(ctx, approvers.teams, author, author_id)
+    if not eligible and unread:
+        return Refusal(
+            "team_lookup_failed",
+            f"the bot could not read whether @{author} is a member of {', '.join(unread)}",
+            "Comment again in a while. If it keeps failing, the bot's token must be able to "
+            "read the team's members (GitHub: the read:org scope, or a GitHub App's Members "
+            "read permission; GitLab: a token that can see the group).",
+        )
     if not eligible:
         return Refusal(
             "not_eligible",
@@ -54,6 +70,21 @@ def actor_refusal(
             _eligibility_hint(ctx),
         )
     return None
+
+
+def _team_member(
+    ctx: Context, teams: Sequence[str], author: str, author_id: str
+) -> tuple[bool, list[str]]:
+    """(a member of one of `teams`, the teams whose membership could not be read)."""
+    unread = []
+    for team in teams:
+        try:
+            if ctx.forge.team_member(team, author, author_id):
+                return True, []
+        except ForgeError as exc:
+            log.warning("membership of %s in %s unknown: %s", author, team, exc)
+            unread.append(team)
+    return False, unread
 
 
 def self_approval_refusal(
@@ -97,6 +128,8 @@ def _eligibility_hint(ctx: Context) -> str:
         rules.append("listed in `promotion.approvers.users`")
     if approvers.min_role:
         rules.append(f"at least {approvers.min_role} on this project")
+    if approvers.teams:
+        rules.append(f"members of {', '.join(approvers.teams)}")
     return "Approvers are people " + " or ".join(rules) + "." if rules else "No approvers are set."
 
 

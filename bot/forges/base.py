@@ -147,3 +147,9 @@ class Forge(Protocol):
     # --- people ----------------------------------------------------------------------------
     def access_level(self, username: str, user_id: str = "") -> int:
         """The user's role on the project on the `ROLE_LEVELS` scale; 0 for non-members."""
+
+    def team_member(self, team: str, username: str, user_id: str = "") -> bool:
+        """Whether the user is a member of `team` (a GitHub team `org/team-slug`, a GitLab group
+        path, members of ancestor groups included), as the forge's membership records say now.
+        A lookup that fails (no access, the forge down) raises ForgeError: never "not a member"
+        by accident, never a crash."""

@@ -116,9 +116,10 @@ class GitHubForge:
 
     def _request(self, verb: str, path: str, body: Any = None) -> Any:
         """An endpoint PyGithub has no one-call method for, through its own requester."""
-        _, data = self._gh.requester.requestJsonAndCheck(
-            verb, f"{self._repo().url}{path}", input=body
-        )
+        return self._api(verb, f"{self._repo().url}{path}", body)
+
+    def _api(self, verb: str, path: str, body: Any = None) -> Any:
+        _, data = self._gh.requester.requestJsonAndCheck(verb, path, input=body)
         return data
 
     # --- identity and capabilities -------------------------------------------------------
@@ -352,6 +353,25 @@ class GitHubForge:
         role = str(data.get("role_name") or "").lower()
         level = role_level(role) or role_level(str(data.get("permission") or "none"))
         return 0 if level <= role_level("read") else level
+
+    def team_member(self, team: str, username: str, user_id: str = "") -> bool:
+        """An active member of the team `org/team-slug` (GitHub's membership record; a pending
+        invitation is none). GitHub answers 404 for a non-member and for a team the token cannot
+        see alike: both are no membership."""
+        org, _, slug = team.partition("/")
+        if not org or not slug or "/" in slug:
+            raise ForgeError(f"GitHub: {team!r} is no team (org/team-slug)")
+        path = "/orgs/{}/teams/{}/memberships/{}".format(
+            *(quote(part, safe="") for part in (org, slug, username))
+        )
+        try:
+            data = self._call(
+                f"read the membership of {username} in the team {team}",
+                lambda: self._api("GET", path),
+            )
+        except ForgeNotFoundError:
+            return False
+        return isinstance(data, dict) and data.get("state") == "active"
 
 
 def _decoded(data: dict[str, Any]) -> str | None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import gitlab
 import requests
@@ -32,7 +33,7 @@ from bot.forges._gitlab_support import (
     when,
 )
 from bot.forges._retry import RetryPolicy, http_error, network_error
-from bot.forges.base import ALL_KINDS
+from bot.forges.base import ALL_KINDS, role_level
 from bot.threads import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind, thread_noun
 
 if TYPE_CHECKING:
@@ -345,15 +346,20 @@ class GitLabForge:
             log.warning("could not react to a note (best effort): %s", exc)
 
     # --- people ----------------------------------------------------------------------------
+    def _user_id(self, username: str, user_id: str) -> str:
+        """The webhook's or note's user id, else the id the name belongs to now ("" if none)."""
+        if user_id:
+            return user_id
+        users = self._call(
+            f"look up user {username}",
+            lambda: self._gl.users.list(username=username, get_all=False),
+        )
+        return str(users[0].attributes["id"]) if users else ""
+
     def access_level(self, username: str, user_id: str = "") -> int:
+        user_id = self._user_id(username, user_id)
         if not user_id:
-            users = self._call(
-                f"look up user {username}",
-                lambda: self._gl.users.list(username=username, get_all=False),
-            )
-            if not users:
-                return 0
-            user_id = str(users[0].attributes["id"])
+            return 0
         try:
             member = self._call(
                 f"read the project role of {username}",
@@ -362,3 +368,32 @@ class GitLabForge:
         except ForgeNotFoundError:
             return 0
         return int(member.attributes.get("access_level") or 0)
+
+    def team_member(self, team: str, username: str, user_id: str = "") -> bool:
+        """A member of the group at path `team`, directly or inherited from an ancestor group
+        (`members/all`: a parent group's member belongs to its subgroups), at guest or above;
+        an invitation not yet accepted is none."""
+        user_id = self._user_id(username, user_id)
+        if not user_id:
+            return False
+        path = f"/groups/{quote(team, safe='')}/members/all/{int(user_id)}"
+
+        def fetch() -> Any:
+            try:
+                return self._gl.http_get(path)
+            except GitlabError as exc:
+                # "404 Not found" is no member; "404 Group Not Found" is no group: an error.
+                if exc.response_code == 404 and "group" not in error_message(exc).lower():
+                    return None
+                raise
+
+        try:
+            data = self._call(f"read the membership of {username} in the group {team}", fetch)
+        except ForgeNotFoundError:
+            raise ForgeError(
+                f"GitLab: no group {team} that the bot's token can see (promotion.approvers.teams)"
+            ) from None
+        if not isinstance(data, dict):
+            return False
+        state = data.get("membership_state", "active")
+        return state == "active" and int(data.get("access_level") or 0) >= role_level("guest")

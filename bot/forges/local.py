@@ -298,6 +298,15 @@ class LocalForge:
         role = self._read_meta().get("roles", {}).get(username.lower(), "none")
         return role_level(role)
 
+    def team_member(self, team: str, username: str, user_id: str = "") -> bool:
+        """local.json's `teams` ({"org/team": [names]}); members of a parent count, as on GitLab."""
+        teams = self._read_meta().get("teams", {})
+        return any(
+            username.lower() in {name.lower() for name in names}
+            for group, names in teams.items()
+            if team == group or team.startswith(f"{group}/")
+        )
+
     def set_role(self, username: str, role: str) -> None:
         """Make `username` a member with `role` (a GitLab or GitHub role name, or "none")."""
         if role.strip().lower() not in ROLE_LEVELS:

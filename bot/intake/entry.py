@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.commands.handler import handle_comment
+from bot.commands.routing import context_of_thread, route_comment
 from bot.commands.unavailable import answer_unavailable
 from bot.context import Context
 from bot.errors import BotError, Unavailable
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from bot.intake.wsgi import WebhookApp
 
 log = logging.getLogger(__name__)
+
+MAX_WORKERS = 16  # serve's worker threads: one per model (and one more), up to this
 
 
 def handle_event_file(ctx: Context, event_name: str, event_file: str) -> Outcome:
@@ -39,7 +41,7 @@ def handle_event_file(ctx: Context, event_name: str, event_file: str) -> Outcome
         raise BotError(f"{path}: malformed {event_name} payload: {exc}") from None
     if event is None:
         return Outcome("ignored", f"{event_name} events need no work")
-    return handle_comment(ctx, event)
+    return route_comment(ctx, event)
 
 
 def local_comment(ctx: Context, thread: str, body: str, author: str) -> Outcome:
@@ -55,7 +57,7 @@ def local_comment(ctx: Context, thread: str, body: str, author: str) -> Outcome:
     current = forge.get_thread("issue", number)
     comment = forge.add_comment(number, author, body)
     event = CommentEvent.from_comment("local", forge.project_ref(), current, comment)
-    return handle_comment(ctx, event)
+    return route_comment(ctx, event, current)
 
 
 def serve(ctx: Context, host: str, port: int) -> None:
@@ -87,7 +89,7 @@ def serve_app(ctx: Context, **options: Any) -> WebhookApp:
     def dispatch(event: CommentEvent) -> Outcome:
         # A comment the forge does not list yet raises: the worker retries it (API lag behind
         # the webhook) and, after the last attempt, gives up on it.
-        outcome = handle_comment(ctx, event, wait_for_forge=True)
+        outcome = route_comment(ctx, event, wait_for_forge=True)
         _log_outcome(event, "handled", outcome)
         return outcome
 
@@ -96,19 +98,23 @@ def serve_app(ctx: Context, **options: Any) -> WebhookApp:
     _ = ctx.registry, ctx.forge
     store = ctx.lock_store
     delays = options.pop("retry_delays", RETRY_DELAYS)
+    models = ctx.each_model()
     return WebhookApp(
         ctx.settings,
         dispatch,
-        on_alias_change=lambda change: report_external_change(ctx, change),
-        champion_alias=ctx.params.promotion.champion_alias,
+        on_alias_change=lambda change: report_external_change(_of_model(ctx, change.model), change),
+        champion_alias={model.params.promotion.champion_alias for model in models},
+        # One model's commands wait for its lock; the other models' run meanwhile.
+        workers=options.pop("workers", min(max(2, len(models) + 1), MAX_WORKERS)),
         # Only the configured forge's comments: another forge's issue numbers and user ids mean
         # nothing here (MLflow's route is always open).
         allowed_platforms=[ctx.settings.platform],
         # Only the configured project's: one secret often signs a whole group's deliveries.
         binding=Binding.of(ctx.forge),
         retry_delays=delays,
-        # Replicas share what they took; keys carry the model, so bots can share one Redis.
-        seen=SharedKeys(store, ctx.model) if store is not None else None,
+        # Replicas share what they took; keys carry the model (or the project, for several), so
+        # bots can share one Redis.
+        seen=SharedKeys(store, _namespace(ctx)) if store is not None else None,
         on_give_up=_after_the_last_attempt(ctx, sum(delays)),
         readiness=Readiness(_readiness_checks(ctx)),
         **options,
@@ -128,10 +134,26 @@ def _after_the_last_attempt(
             isinstance(failure, Unavailable) for failure in failures
         ):
             return
-        outcome = answer_unavailable(ctx, event, last, attempts=len(failures), seconds=seconds)
+        model_ctx = context_of_thread(ctx, event)
+        outcome = answer_unavailable(
+            model_ctx, event, last, attempts=len(failures), seconds=seconds
+        )
         _log_outcome(event, "after its last attempt", outcome)
 
     return give_up
+
+
+def _of_model(ctx: Context, model: str) -> Context:
+    """The served model's Context, by the name the registry's event gives (ignored if none)."""
+    return ctx.for_model(model) if model in ctx.model_names() else ctx
+
+
+def _namespace(ctx: Context) -> str:
+    """Where a delivery's keys live in the shared Redis: the model's, as before, or with several
+    models (a delivery is taken before its model is known) the project's."""
+    if not ctx.several:
+        return ctx.model
+    return f"{ctx.settings.platform}:{ctx.forge.project_ref()}"
 
 
 def _log_outcome(event: CommentEvent, when: str, outcome: Outcome) -> None:

@@ -2,9 +2,10 @@
 "Polling").
 
 For forges without inbound network (GitLab scheduled pipelines): one listing call for the
-model's requests, then one comments call per open (or recently active closed) request. First,
-the champion is checked against the audit ledger (one model read), so a champion moved outside
-the bot is caught without an MLflow webhook (docs/design.md, "Drift").
+requests of every model served (one per request kind on GitLab), then one comments call per
+open (or recently active closed) request; each command goes to its request's model. First,
+each model's champion is checked against the audit ledger (one model read each), so a champion
+moved outside the bot is caught without an MLflow webhook (docs/design.md, "Drift").
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from bot.commands.grammar import parse_comment
-from bot.commands.handler import handle_comment
+from bot.commands.routing import route_comment
 from bot.context import Context
 from bot.markers import answered_comment_ids
 from bot.records import Outcome
-from bot.request_threads import find_requests
+from bot.request_threads import find_all_requests
 from bot.threads import Comment, CommentEvent, Thread
 from bot.timestamps import parse_iso
 
@@ -32,17 +33,15 @@ class PollResult:
     threads: int = 0
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    champion: Outcome | None = None  # the drift check, when it found something to record
-    check_failure: str = ""  # the drift check could not be made
+    champions: list[tuple[str, Outcome]] = field(default_factory=list)  # (model, drift found)
+    check_failures: list[str] = field(default_factory=list)  # drift checks that could not be made
 
     def summary(self) -> str:
         lines = [f"checked {self.threads} request(s); {len(self.outcomes)} command(s) handled"]
-        if self.champion is not None:
-            lines.append(f"  champion moved outside the bot: {self.champion}")
+        lines += [f"  {model}: champion moved outside the bot: {o}" for model, o in self.champions]
         lines += [f"  comment {cid}: {outcome}" for cid, outcome in self.outcomes]
         lines += [f"  failed: {problem}" for problem in self.failures]
-        if self.check_failure:
-            lines.append(f"  failed: the champion check: {self.check_failure}")
+        lines += [f"  failed: the champion check of {problem}" for problem in self.check_failures]
         return "\n".join(lines)
 
 
@@ -51,7 +50,8 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
     forge = ctx.forge
     bot = forge.bot_username().lower()
     result = PollResult()
-    _check_champion(ctx, result)
+    for model_ctx in ctx.each_model():
+        _check_champion(model_ctx, result)
     pending: list[tuple[str, Thread, Comment]] = []
     for thread in _model_threads(ctx, now):
         result.threads += 1
@@ -69,7 +69,7 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
     for _created, thread, comment in pending:
         event = CommentEvent.from_comment(forge.platform, project, thread, comment)
         try:
-            result.outcomes.append((comment.id, handle_comment(ctx, event, thread=thread)))
+            result.outcomes.append((comment.id, route_comment(ctx, event, thread=thread)))
         except Exception as exc:  # one failing command must not stop the others
             log.exception("comment %s on #%s failed", comment.id, thread.number)
             result.failures.append(f"comment {comment.id} on #{thread.number}: {exc}")
@@ -85,10 +85,10 @@ def _check_champion(ctx: Context, result: PollResult) -> None:
         outcome, check = report_drift(ctx, "poll")
     except Exception as exc:
         log.exception("checking the champion of %s failed", ctx.model)
-        result.check_failure = str(exc)
+        result.check_failures.append(f"{ctx.model}: {exc}")
         return
     if check is not None and check.unrecorded:
-        result.champion = outcome
+        result.champions.append((ctx.model, outcome))
 
 
 def _model_threads(ctx: Context, now: datetime) -> list[Thread]:
@@ -96,7 +96,7 @@ def _model_threads(ctx: Context, now: datetime) -> list[Thread]:
         thread
         # Unmarked: a request whose marker a person removed is answered as damaged (the
         # handler asks the registry); the bot opens no other labelled threads.
-        for thread in find_requests(ctx, state="all", unmarked=True)
+        for thread in find_all_requests(ctx, state="all", unmarked=True)
         if thread.state == "open" or _recent(thread.updated_at, now)
     ]
 

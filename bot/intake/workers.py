@@ -11,10 +11,9 @@ delivery there, so a manual redelivery from the forge is taken instead of called
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -35,11 +34,18 @@ class Job:
     run: Callable[[], object]
     extra: dict[str, str] = field(default_factory=dict)  # delivery_id, platform
     on_give_up: Callable[[], object] | None = None  # after the last attempt failed
+    # Jobs of one lane run one at a time, in order; "" runs whenever a worker is free.
+    lane: str = ""
 
 
 class WorkerPool:
-    """Threads reading a bounded queue. A failing job is retried, logged, and never kills its
-    thread. `sleep` is injectable so tests need not wait out the retry delays."""
+    """Threads taking the oldest job whose lane is free. A failing job is retried, logged, and
+    never kills its thread. `sleep` is injectable so tests need not wait out the retry delays.
+
+    A lane (a request thread) keeps a burst of commands in one thread from holding every worker
+    while they wait for one model's lock: the other models' commands go on in parallel (the
+    model lock still serialises one model's commands across threads, processes and replicas).
+    """
 
     def __init__(
         self,
@@ -52,13 +58,16 @@ class WorkerPool:
         if workers < 1 or queue_size < 1:
             raise ValueError("workers and queue_size must be at least 1")
         self._workers = workers
+        self._queue_size = queue_size
         self._retry_delays = tuple(retry_delays)
         self._sleep = sleep
-        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
+        self._jobs: deque[Job] = deque()
+        self._busy_lanes: set[str] = set()
         self._threads: list[threading.Thread] = []
         self._unfinished = 0  # queued + running
-        self._idle = threading.Condition()
+        self._changed = threading.Condition()
         self._accepting = False
+        self._stopping = False
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -66,6 +75,7 @@ class WorkerPool:
             if self._threads:
                 return
             self._accepting = True
+            self._stopping = False
             for number in range(self._workers):
                 thread = threading.Thread(
                     target=self._loop, name=f"promotion-bot-worker-{number}", daemon=True
@@ -75,7 +85,7 @@ class WorkerPool:
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return len(self._jobs)
 
     @property
     def healthy(self) -> bool:
@@ -85,44 +95,40 @@ class WorkerPool:
             self._accepting
             and bool(threads)
             and all(thread.is_alive() for thread in threads)
-            and not self._queue.full()
+            and len(self._jobs) < self._queue_size
         )
 
     def submit(self, job: Job) -> bool:
         """Queue a job; False when the queue is full or the pool is not running."""
-        if not self._accepting:
-            return False
-        with self._idle:
+        with self._changed:
+            if not self._accepting or len(self._jobs) >= self._queue_size:
+                return False
+            self._jobs.append(job)
             self._unfinished += 1
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            self._done()
-            return False
+            self._changed.notify_all()
         return True
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every queued job has finished; False if `timeout` passed first."""
         deadline = time.monotonic() + timeout
-        with self._idle:
+        with self._changed:
             while self._unfinished:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._idle.wait(remaining):
+                if remaining <= 0 or not self._changed.wait(remaining):
                     return self._unfinished == 0
         return True
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Refuse new jobs, finish the ones in hand, then end the threads. True if all finished."""
         deadline = time.monotonic() + timeout
-        self._accepting = False
+        with self._changed:
+            self._accepting = False
         drained = self.drain(timeout)
         with self._lock:
             threads, self._threads = self._threads, []
-        for _ in threads:
-            try:  # one sentinel per thread, behind any job still queued
-                self._queue.put(None, timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Full:
-                break
+        with self._changed:  # the threads end once no job is left
+            self._stopping = True
+            self._changed.notify_all()
         for thread in threads:
             thread.join(max(deadline - time.monotonic(), 0.01))
         stuck = [thread.name for thread in threads if thread.is_alive()]
@@ -134,15 +140,29 @@ class WorkerPool:
             )
         return drained and not stuck
 
+    def _next(self) -> Job | None:
+        """The oldest job whose lane is free (waiting for one); None once stopping and idle."""
+        with self._changed:
+            while True:
+                for index, job in enumerate(self._jobs):
+                    if not job.lane or job.lane not in self._busy_lanes:
+                        del self._jobs[index]
+                        if job.lane:
+                            self._busy_lanes.add(job.lane)
+                        return job
+                if self._stopping and not self._jobs:
+                    return None
+                self._changed.wait()
+
     def _loop(self) -> None:
         while True:
-            job = self._queue.get()
+            job = self._next()
             if job is None:
                 return
             try:
                 self._run(job)
             finally:
-                self._done()
+                self._done(job)
 
     def _run(self, job: Job) -> None:
         attempts = len(self._retry_delays) + 1
@@ -179,11 +199,11 @@ class WorkerPool:
                     "%s: clean-up after the last attempt failed", job.what, extra=job.extra
                 )
 
-    def _done(self) -> None:
-        with self._idle:
+    def _done(self, job: Job) -> None:
+        with self._changed:
+            self._busy_lanes.discard(job.lane)
             self._unfinished -= 1
-            if self._unfinished == 0:
-                self._idle.notify_all()
+            self._changed.notify_all()
 
 
 class KeyMemory(Protocol):

@@ -75,7 +75,7 @@ class WebhookApp:
         dispatch: Callable[[CommentEvent], object],
         on_alias_change: Callable[[AliasChange], object] | None = None,
         *,
-        champion_alias: str = "champion",
+        champion_alias: str | Iterable[str] = "champion",
         workers: int = 2,
         queue_size: int = 1000,
         dedup_size: int = 10_000,
@@ -95,7 +95,8 @@ class WebhookApp:
         self._allowed = frozenset(allowed | always)
         self._dispatch = dispatch
         self._on_alias_change = on_alias_change
-        self._champion_alias = champion_alias
+        aliases = (champion_alias,) if isinstance(champion_alias, str) else champion_alias
+        self._champion_aliases = frozenset(aliases)  # one per model: they may differ
         self.pool = WorkerPool(workers, queue_size, retry_delays=retry_delays, sleep=sleep)
         self.seen: KeyMemory = RecentKeys(dedup_size) if seen is None else seen
         # After a comment job's last attempt: `serve` answers there when a service was down.
@@ -243,12 +244,14 @@ class WebhookApp:
             if self._on_give_up is not None:
                 self._on_give_up(event, tuple(job.failures))
 
-        return self._enqueue(Job(what, job.run, extra), keys, give_up)
+        # One thread's commands one at a time, without holding the workers other models need.
+        lane = f"{event.platform}:{event.thread_kind}:{event.thread_number}"
+        return self._enqueue(Job(what, job.run, extra, lane=lane), keys, give_up)
 
     def _alias_change(
         self, change: AliasChange, extra: dict[str, str], received: float
     ) -> Response:
-        if change.alias != self._champion_alias:
+        if change.alias not in self._champion_aliases:
             return _ignored(f"alias {change.alias!r} is not the champion alias", extra)
         if self._on_alias_change is None:
             return _ignored("alias changes are not reported", extra)
@@ -256,7 +259,7 @@ class WebhookApp:
         what = f"{change.alias} change of {change.model}"
         keys = [f"mlflow:delivery:{change.delivery_id}"] if change.delivery_id else []
         job = MeteredRun(self.metrics, "mlflow", received, lambda: report(change))
-        return self._enqueue(Job(what, job.run, extra), keys)
+        return self._enqueue(Job(what, job.run, extra, lane=f"mlflow:{change.model}"), keys)
 
     def _enqueue(
         self, job: Job, keys: list[str], give_up: Callable[[], object] | None = None

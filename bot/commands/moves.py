@@ -1,0 +1,186 @@
+"""`/promote` and `/rollback` once the comment, the thread and the actor passed: the rules of
+the move, the approvals the registry records, the ledger's evidence, the change and its answer
+(docs/design.md, "Rules for a champion change" and "The change")."""
+
+from __future__ import annotations
+
+import json
+
+from bot.commands.evidence import promote_evidence, rollback_evidence
+from bot.commands.grammar import Command
+from bot.commands.handling import Handling
+from bot.commands.policy import Refusal
+from bot.context import Context
+from bot.errors import NotFoundError
+from bot.records import Action, Approval, Change, Outcome
+from bot.registry import ModelState
+from bot.tags import APPROVALS_TAG
+from bot.timestamps import utc_now_iso
+from bot.versions import VersionInfo
+
+
+def promote(run: Handling, command: Command) -> Outcome:
+    """Judge `/promote` by the model's rules; record an approval, or move the champion."""
+    from bot.commands.change import move_champion
+    from bot.commands.policy import promote_refusal, self_approval_refusal
+
+    ctx, event = run.ctx, run.event
+    version = run.version
+    assert version is not None  # bind_to_registry read it for every /promote
+    # Only the registry knows who trained it: the marker's requested_by is display, and anyone
+    # who may edit the request description could change it.
+    refusal = self_approval_refusal(ctx, event.author, event.author_id, version)
+    if refusal is None:
+        merges = ctx.params.promotion.request.merge_on_promote
+        if run.thread.kind == "merge_request" and merges and not run.thread.head_sha:
+            # A listing (GitHub's issues endpoint) has no head: the rule needs the MR/PR's own.
+            run.thread = ctx.forge.get_thread(run.thread.kind, run.thread.number)
+        candidate = aliased(run, ctx.params.promote_model.candidate_alias, version)
+        champion = aliased(run, ctx.params.promotion.champion_alias, version)
+        refusal, gates = promote_refusal(ctx, run.thread, version, candidate, champion)
+    if refusal is not None:
+        run.replies.refused(command, refusal)
+        return Outcome("refused", refusal.code)
+    required = ctx.params.promotion.approvers.required_approvals
+    approvals = [Approval(event.author, event.author_id, event.comment_id, utc_now_iso())]
+    if required > 1:
+        # Approvals are evidence: the registry's record, never markers in comments (any
+        # workflow posts as github-actions[bot], and people delete the bot's answers).
+        recorded = Approval.parse_all(version.tags.get(APPROVALS_TAG))
+        mine = next((a for a in recorded if a.is_by(event.author, event.author_id)), None)
+        earlier = still_eligible(ctx, [a for a in recorded if a is not mine], run.roles)
+        approvals = [*earlier, mine or approvals[0]]
+        approvers = [a.user for a in approvals]
+        if len(approvers) < required:
+            if mine is None:  # one person, one approval: a second /promote records nothing
+                mine = Approval(event.author, event.author_id, event.comment_id, utc_now_iso())
+                value = json.dumps([a.stored() for a in [*recorded, mine]], separators=(",", ":"))
+                run.lease.check()
+                ctx.registry.set_version_tag(ctx.model, version.version, APPROVALS_TAG, value)
+            run.replies.approval_recorded(version.version, approvers, required)
+            return Outcome("approval", f"{len(approvers)} of {required}")
+    approvers = [a.user for a in approvals]
+    evidence = promote_evidence(ctx, run.thread, event, version, approvals, run.roles, gates)
+    change = move_champion(
+        ctx.registry,
+        ctx.params.promotion.champion_alias,
+        new_change(run, command, "promote", version.version),
+        run.state,
+        run.lease.check,
+        ledger=ctx.ledger,
+        evidence=evidence,
+    )
+    run.changed = True
+    # The merge is pinned to the commit the rule checked: a push since fails it.
+    run.replies.changed(
+        change,
+        approvers,
+        reason=command.reason,
+        merge_sha=version.request_head,
+        rollback_to=returns_to(run.state, change.from_version),
+    )
+    return Outcome("changed", arrow(change), change)
+
+
+def rollback(run: Handling, command: Command) -> Outcome:
+    """Judge `/rollback <version>` (or `previous`); move the champion back and answer."""
+    from bot.commands.change import move_champion
+    from bot.commands.policy import rollback_refusal
+
+    ctx = run.ctx
+    champion = run.state.aliases.get(ctx.params.promotion.champion_alias)
+    number, refusal = rollback_target(run, command, champion)
+    target = None
+    if refusal is None:
+        try:
+            target = ctx.registry.version(ctx.model, number)
+        except NotFoundError:
+            target = None
+        refusal = rollback_refusal(ctx, target, number, champion, run.state.history)
+    if refusal is not None:
+        run.replies.refused(command, refusal)
+        return Outcome("refused", refusal.code)
+    assert target is not None  # rollback_refusal refuses a version that does not exist
+    change = new_change(run, command, "rollback", number)
+    change = move_champion(
+        ctx.registry,
+        ctx.params.promotion.champion_alias,
+        change,
+        run.state,
+        run.lease.check,
+        ledger=ctx.ledger,
+        evidence=rollback_evidence(ctx, run.thread, run.event, target, run.roles, change.at),
+    )
+    run.changed = True
+    back = returns_to(run.state, change.from_version)
+    run.replies.changed(change, [run.event.author], reason=command.reason, rollback_to=back)
+    return Outcome("changed", arrow(change), change)
+
+
+def returns_to(state: ModelState, version: int | None) -> int | None:
+    """`version`, when `/rollback` would take it: a version the bot made champion (the history
+    names it as a `to`). A champion set by hand before the bot's first change is none."""
+    if version is None or not any(entry.to_version == version for entry in state.history):
+        return None
+    return version
+
+
+def still_eligible(ctx: Context, recorded: list[Approval], roles: dict[str, int]) -> list[Approval]:
+    """Earlier approvals count only while their authors are still eligible (roles change)."""
+    from bot.commands.policy import actor_refusal
+
+    return [a for a in recorded if actor_refusal(ctx, a.user, a.user_id, roles) is None]
+
+
+def rollback_target(
+    run: Handling, command: Command, champion: int | None
+) -> tuple[int, Refusal | None]:
+    """The version a `/rollback` names; for `/rollback previous`, the champion before the
+    current one: the `from` of the ledger's newest entry whose `to` is the champion."""
+    if not command.previous:
+        return int(command.version or 0), None
+    from bot.commands.policy import no_previous_refusal
+    from bot.ledger import Where
+    from bot.ledger_setup import prepare
+
+    ctx = run.ctx
+    entry = None
+    if champion is not None:
+        experiment_id = prepare(ctx.ledger, ctx.model, run.state, run.lease.check)
+        entry = ctx.ledger.latest(experiment_id, Where(model=ctx.model, to_version=champion))
+    if entry is None or entry.from_version is None:
+        return 0, no_previous_refusal(champion)
+    return entry.from_version, None
+
+
+def aliased(run: Handling, alias: str, known: VersionInfo) -> VersionInfo | None:
+    """The version `alias` points at (from the state read under the lock); `known` if it is that."""
+    number = run.state.aliases.get(alias)
+    if number is None:
+        return None
+    return known if number == known.version else run.ctx.registry.version(run.ctx.model, number)
+
+
+def new_change(run: Handling, command: Command, action: Action, to_version: int) -> Change:
+    reason = command.reason
+    if run.event.internal:
+        # The registry is read by a wider audience than the project's members (serving teams,
+        # a company-wide MLflow): it keeps where the reason is, not the reason.
+        where = run.ctx.forge.comment_url(run.thread, run.event.comment_id)
+        reason = f"(internal note) {where}"
+    return Change(
+        model=run.ctx.model,
+        from_version=None,
+        to_version=to_version,
+        actor=run.event.author,
+        action=action,
+        reason=reason,
+        request_url=run.thread.url,
+        comment_id=run.event.comment_id,
+        at=utc_now_iso(),
+    )
+
+
+def arrow(change: Change) -> str:
+    before = f"v{change.from_version}" if change.from_version is not None else "no champion"
+    return f"{before} -> v{change.to_version}"

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.ledger_entry import LedgerEntry
+from bot.model_state import ModelState
 from bot.records import HistoryEntry
-from bot.registry import ModelState
 
 
 @dataclass(frozen=True)

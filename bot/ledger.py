@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from bot.errors import RegistryError
 from bot.ledger_entry import EXTERNAL, LedgerEntry
-from bot.registry import ModelState, Registry
+from bot.model_state import ModelState
+from bot.registry import Registry
 from bot.settings import DEFAULT_LEDGER_EXPERIMENT
 from bot.tags import LEDGER_KEY_TAG
 from bot.versions import RunRecord

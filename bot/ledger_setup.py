@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 
 from bot.ledger import Ledger, Where, quoted
 from bot.ledger_entry import Approver, Evidence, LedgerEntry
+from bot.model_state import ModelState
 from bot.records import HistoryEntry
-from bot.registry import ModelState
 from bot.tags import LEDGER_KEY_TAG, LEDGER_TAG
 from bot.timestamps import ms_from_iso
 from bot.versions import RunRecord

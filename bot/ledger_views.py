@@ -22,7 +22,7 @@ from bot.drift import ChampionCheck, check_champion
 from bot.ledger import Where, last_and_approved
 from bot.ledger_entry import FIELDS, LedgerEntry
 from bot.ledger_setup import imported_entry
-from bot.registry import ModelState
+from bot.model_state import ModelState
 from bot.timestamps import iso_from_ms
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ MLflow is inconsistent in ways that matter here, and this layer hides that:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -18,18 +17,14 @@ import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import NotFoundError, RegistryError
+from bot.model_state import ModelState, compact_json
 from bot.records import HistoryEntry
 from bot.tags import (
-    EXTERNAL_TAG,
-    HANDLED_TAG,
     HISTORY_TAG,
-    LEDGER_TAG,
     PENDING_TAG,
     REQUESTED_IN_TAG,
 )
@@ -57,9 +52,6 @@ HISTORY_LIMIT = 200  # entries kept on the model; older ones drop off (tag value
 # VARCHAR(5000): PostgreSQL and MySQL refuse anything longer. The history must fit in that.
 HISTORY_MAX_CHARS = 5000
 HISTORY_REASON_CHARS = 500  # the full reason stays in the thread; the tag keeps its start
-# The handled comment ids live in the same kind of column: ten-digit ids (GitLab note ids,
-# GitHub comment ids today) and their commas fit 454 at a time.
-HANDLED_MAX_CHARS = 5000
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
 # MLflow's "API request to <full URI, password included> failed with [timeout ]exception ...".
 _GAVE_UP = re.compile(r"failed with (timeout )?exception")
@@ -335,10 +327,10 @@ class Registry:
             stored["reason"] = reason[: HISTORY_REASON_CHARS - 1] + "…"
         current = self.history(name) if known is None else known
         entries = [*(old.stored for old in current), stored][-HISTORY_LIMIT:]
-        raw = _compact_json(entries)
+        raw = compact_json(entries)
         while len(raw) > HISTORY_MAX_CHARS and len(entries) > 1:  # oldest entries drop off
             entries = entries[1:]
-            raw = _compact_json(entries)
+            raw = compact_json(entries)
         self.set_model_tag(name, HISTORY_TAG, raw)
 
     def pending(self, name: str) -> HistoryEntry | None:
@@ -347,7 +339,7 @@ class Registry:
     def set_pending(self, name: str, entry: HistoryEntry, ledger_key: str = "") -> None:
         """The intent of a change: its history entry, and the key of the ledger run it begins."""
         stored = {**entry.stored, "ledger": ledger_key} if ledger_key else dict(entry.stored)
-        self.set_model_tag(name, PENDING_TAG, _compact_json(stored))
+        self.set_model_tag(name, PENDING_TAG, compact_json(stored))
 
     def clear_pending(self, name: str) -> None:
         self.delete_model_tag(name, PENDING_TAG)
@@ -372,101 +364,6 @@ class Registry:
         return f"{base}/#/models/{name}/versions/{version}" if base else ""
 
 
-def _compact_json(value: Any) -> str:
-    # ensure_ascii=False: an emoji costs 1 character of the tag budget, not 12 (\ud83d\ude80).
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-@dataclass(frozen=True)
-class ModelState:
-    """One read of a registered model: aliases and tags; the history and intent parsed once."""
-
-    aliases: dict[str, int]
-    tags: dict[str, str]
-
-    @cached_property
-    def history(self) -> tuple[HistoryEntry, ...]:
-        return tuple(HistoryEntry.parse(item) for item in _json_list(self.tags.get(HISTORY_TAG)))
-
-    @cached_property
-    def pending(self) -> HistoryEntry | None:
-        """The intent of a change in flight, if any: the intent tag, unless the history already
-        holds its entry (the change is done; the tag stays until the next change)."""
-        intent = _pending(self.tags.get(PENDING_TAG))
-        if intent is None or any(_same_change(entry, intent) for entry in self.history):
-            return None
-        return intent
-
-    @cached_property
-    def ledger(self) -> tuple[str, str]:
-        """(experiment name, experiment id) of the model's audit ledger; ("", "") before the
-        history tag was imported into it."""
-        try:
-            value = json.loads(self.tags.get(LEDGER_TAG) or "{}")
-        except ValueError:
-            return "", ""
-        if not isinstance(value, dict):
-            return "", ""
-        name, experiment_id = value.get("experiment"), value.get("experiment_id")
-        if isinstance(name, str) and isinstance(experiment_id, str) and name and experiment_id:
-            return name, experiment_id
-        return "", ""
-
-    @cached_property
-    def expected_champion(self) -> tuple[bool, int | None]:
-        """(known, version): what the records say the champion is without reading the ledger:
-        the newest change seen outside the bot when it came after the history cache's newest
-        entry, else that entry's `to`. Not known while an intent is in flight."""
-        if self.pending is not None:
-            return False, None
-        newest = self.history[-1] if self.history else None
-        after = _change_key(newest) if newest else ""
-        try:
-            outside = json.loads(self.tags.get(EXTERNAL_TAG) or "{}")
-        except ValueError:
-            outside = {}
-        if isinstance(outside, dict) and outside.get("after") == after and "to" in outside:
-            to = outside.get("to")
-            return True, to if isinstance(to, int) and not isinstance(to, bool) else None
-        return True, newest.to_version if newest else None
-
-    @cached_property
-    def handled(self) -> tuple[str, ...]:
-        """The comment ids the bot handled, oldest first (as many as the tag holds)."""
-        return tuple(parse_handled(self.tags.get(HANDLED_TAG)))
-
-
-def external_value(newest: HistoryEntry | None, to_version: int | None) -> str:
-    """The `promotion.external` tag of a champion seen outside the bot after `newest`."""
-    return _compact_json({"to": to_version, "after": _change_key(newest) if newest else ""})
-
-
-def _change_key(entry: HistoryEntry) -> str:
-    return f"{entry.comment_id}/{entry.to_version}/{entry.at}"
-
-
-def _same_change(entry: HistoryEntry, intent: HistoryEntry) -> bool:
-    return (entry.comment_id, entry.to_version, entry.at) == (
-        intent.comment_id,
-        intent.to_version,
-        intent.at,
-    )
-
-
-def parse_handled(raw: str | None) -> list[str]:
-    return [item for item in (raw or "").split(",") if item]
-
-
-def handled_value(known: Sequence[str], comment_id: str) -> str:
-    """The `promotion.handled` tag with `comment_id` added; the oldest ids drop off to fit."""
-    kept = [item for item in known if item != comment_id] + [comment_id]
-    size, start = -1, len(kept)
-    while start > 0 and size + len(kept[start - 1]) + 1 <= HANDLED_MAX_CHARS:
-        start -= 1
-        size += len(kept[start]) + 1
-    return ",".join(kept[start:])
-
-
 def _registry_client(client: Any) -> Any:
     """MLflow's registry client under `MlflowClient`, whose every write first re-reads the model
     to check it is not a prompt (7 extra round trips per champion change). The bot only touches
@@ -487,23 +384,6 @@ def _metric(value: Any) -> float:
 def _first_line(text: str) -> str:
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     return redact_urls_in(line)[:200]  # a server message may quote a URI with a password
-
-
-def _json_list(raw: str | None) -> list[dict[str, Any]]:
-    try:
-        value = json.loads(raw or "[]")
-    except ValueError:
-        log.warning("ignoring a %s tag that is not JSON", HISTORY_TAG)
-        return []
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _pending(raw: str | None) -> HistoryEntry | None:
-    try:
-        value = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    return HistoryEntry.parse(value) if isinstance(value, dict) else None
 
 
 def _run_info(run: Any) -> RunInfo:

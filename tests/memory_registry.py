@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.errors import NotFoundError
+from bot.model_state import ModelState
 from bot.records import HistoryEntry
-from bot.registry import ModelState
 from bot.tags import HISTORY_TAG
 from bot.versions import RunInfo, VersionInfo
 

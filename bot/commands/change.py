@@ -23,8 +23,9 @@ from bot.errors import RegistryError
 from bot.ledger import Ledger, new_key, now_ms
 from bot.ledger_entry import Evidence, LedgerEntry
 from bot.ledger_setup import prepare
+from bot.model_state import ModelState
 from bot.records import Change, HistoryEntry
-from bot.registry import ModelState, Registry
+from bot.registry import Registry
 from bot.tags import CHAMPION_SINCE_TAG, PROMOTED_BY_TAG, REQUEST_URL_TAG
 from bot.timestamps import ms_from_iso
 

@@ -23,8 +23,8 @@ from bot.command_forms import format_command
 from bot.drift import ChampionCheck, agrees_with_records, check_champion
 from bot.ledger import last_and_approved, now_ms
 from bot.ledger_entry import EXTERNAL, LedgerEntry
+from bot.model_state import ModelState, external_value
 from bot.records import Outcome
-from bot.registry import ModelState, external_value
 from bot.tags import EXTERNAL_TAG
 from bot.threads import Thread
 

@@ -44,8 +44,8 @@ from bot.errors import (
     RegistryUnavailable,
 )
 from bot.markers import RequestMarker, answered_comment_ids, read_request_marker
+from bot.model_state import handled_value
 from bot.records import Approval, Outcome, Status
-from bot.registry import handled_value
 from bot.tags import APPROVALS_TAG, HANDLED_TAG
 from bot.threads import CommentEvent, Thread
 

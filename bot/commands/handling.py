@@ -9,7 +9,7 @@ from bot.commands.locking import Lease
 from bot.commands.replies import Replies
 from bot.context import Context
 from bot.markers import RequestMarker
-from bot.registry import ModelState
+from bot.model_state import ModelState
 from bot.threads import CommentEvent, Thread
 from bot.versions import VersionInfo
 

@@ -12,8 +12,8 @@ from bot.commands.handling import Handling
 from bot.commands.policy import Refusal
 from bot.context import Context
 from bot.errors import NotFoundError
+from bot.model_state import ModelState
 from bot.records import Action, Approval, Change, Outcome
-from bot.registry import ModelState
 from bot.tags import APPROVALS_TAG
 from bot.timestamps import utc_now_iso
 from bot.versions import VersionInfo

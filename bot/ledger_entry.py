@@ -184,17 +184,20 @@ class LedgerEntry:
         return self._fields()
 
     def csv_row(self) -> dict[str, str]:
-        return {key: _cell(value) for key, value in self._fields().items()}
+        """The CSV row, every cell safe to open in a spreadsheet (`inert`)."""
+        return {key: inert(_cell(value)) for key, value in self._fields().items()}
 
     @classmethod
     def from_csv_row(cls, row: Mapping[str, str]) -> LedgerEntry:
-        return cls.from_fields({key: _uncell(key, row.get(key, "")) for key in FIELDS})
+        return cls.from_fields({key: _uncell(key, revived(row.get(key, ""))) for key in FIELDS})
 
     @classmethod
     def from_fields(cls, data: Mapping[str, Any], start_ms: int | None = None) -> LedgerEntry:
         at_ms = ms_from_iso(data.get("at")) or 0
-        gates = data.get("gates") or []
-        checklist = data.get("checklist") or []
+        # Anyone who may write to the ledger experiment can plant a run: a field of the wrong
+        # shape reads as empty, never as an error that would stop every reader of the ledger.
+        approvers = _mappings(data.get("approvers"))
+        gates, checklist = _mappings(data.get("gates")), _mappings(data.get("checklist"))
         return cls(
             model=read_text(data.get("model")),
             action=read_text(data.get("action")),
@@ -206,15 +209,11 @@ class LedgerEntry:
             request_url=read_text(data.get("request_url")),
             comment_id=read_text(data.get("comment_id")),
             evidence=Evidence(
-                approvers=tuple(
-                    Approver.parse(item)
-                    for item in data.get("approvers") or []
-                    if isinstance(item, Mapping)
-                ),
+                approvers=tuple(Approver.parse(item) for item in approvers),
                 run_id=read_text(data.get("run_id")),
                 metrics=_metrics(data.get("metrics")),
-                gates=tuple(dict(item) for item in gates if isinstance(item, Mapping)),
-                checklist=tuple(dict(item) for item in checklist if isinstance(item, Mapping)),
+                gates=tuple(dict(item) for item in gates),
+                checklist=tuple(dict(item) for item in checklist),
                 comment_url=read_text(data.get("comment_url")),
             ),
             imported=data.get("imported") is True,
@@ -297,6 +296,28 @@ def _uncell(key: str, text: str) -> Any:
         except ValueError:
             return {} if key == "metrics" else []
     return text
+
+
+def _mappings(value: object) -> list[Mapping[str, Any]]:
+    """The objects of a JSON list; anything else (a number, a string, an object) holds none."""
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, Mapping)]
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(cell: str) -> str:
+    """A CSV cell no spreadsheet evaluates: a leading `'` before a formula's first character
+    (and before a leading `'`, so that `revived` gives back exactly what was written)."""
+    return f"'{cell}" if cell.startswith((*_FORMULA_STARTS, "'")) else cell
+
+
+def revived(cell: str) -> str:
+    """The text `inert` was given."""
+    return cell[1:] if cell.startswith("'") else cell
 
 
 def _metrics(value: object) -> dict[str, float | None]:

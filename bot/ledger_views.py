@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -121,23 +122,39 @@ def _line(entry: LedgerEntry) -> str:
         for mark, on in (("imported", entry.imported), ("deleted in MLflow", entry.deleted))
         if on
     )
-    reason = f" — {entry.reason}" if entry.reason else ""
-    where = f"  {entry.request_url}" if entry.request_url else ""
+    reason = f" — {shown(entry.reason)}" if entry.reason else ""
+    where = f"  {shown(entry.request_url)}" if entry.request_url else ""
     return (
-        f"{entry.at}  {entry.model}  {entry.action or '?':<8} {before} -> {after}  "
+        f"{entry.at}  {shown(entry.model)}  {shown(entry.action) or '?':<8} {before} -> {after}  "
         f"by {who(entry)}{reason}{where}{marks}"
     )
+
+
+def shown(text: str) -> str:
+    """`text` on one line of a terminal: line breaks and every other control or format
+    character (ESC sequences, bidirectional overrides) written as escapes. A reason is an
+    approver's free text, and any field can come from a run someone planted in the ledger: a
+    second line must never read as a change that did not happen."""
+    return "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(char) in _UNSHOWN
+        else char
+        for char in text
+    )
+
+
+_UNSHOWN = frozenset(("Cc", "Cf", "Zl", "Zp"))  # controls, formats, line/paragraph separators
 
 
 def who(entry: LedgerEntry) -> str:
     """The approvers with their roles, or what set the champion."""
     if entry.evidence.approvers:
         return ", ".join(
-            f"{a.user} ({a.role})" if a.role else a.user for a in entry.evidence.approvers
+            shown(f"{a.user} ({a.role})" if a.role else a.user) for a in entry.evidence.approvers
         )
     if not entry.approved and entry.action:
-        return f"nobody (set outside promotion-bot, seen by {entry.seen_by or '?'})"
-    return entry.actor or "?"
+        return f"nobody (set outside promotion-bot, seen by {shown(entry.seen_by) or '?'})"
+    return shown(entry.actor) or "?"
 
 
 def render_at(model: str, at_ms: int, entry: LedgerEntry | None, fmt: str) -> str:
@@ -155,21 +172,22 @@ def render_at(model: str, at_ms: int, entry: LedgerEntry | None, fmt: str) -> st
         )
     if fmt == "csv":
         return render_csv([entry] if entry else [])
+    model = shown(model)
     if entry is None:
         return f"{model} at {iso_from_ms(at_ms)}: no champion change recorded before then"
     version = f"v{entry.to_version}" if entry.to_version is not None else "no version"
     before = f"v{entry.from_version}" if entry.from_version is not None else "none"
     lines = [
         f"{model} at {iso_from_ms(at_ms)}: {version} was champion, since {entry.at}",
-        f"  {entry.action or '?'} from {before}, approved by {who(entry)}"
+        f"  {shown(entry.action) or '?'} from {before}, approved by {who(entry)}"
         if entry.approved
         else f"  set by {who(entry)}",
     ]
     if entry.reason:
-        lines.append(f"  reason: {entry.reason}")
+        lines.append(f"  reason: {shown(entry.reason)}")
     for label, url in (("request", entry.request_url), ("comment", entry.evidence.comment_url)):
         if url:
-            lines.append(f"  {label}: {url}")
+            lines.append(f"  {label}: {shown(url)}")
     return "\n".join(lines)
 
 

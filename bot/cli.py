@@ -278,7 +278,7 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 def status(ctx: Context, as_json: bool) -> None:
     """Aliases, their versions and metrics, open requests (every model, or --model); a champion
     moved outside the bot is recorded in the ledger and reported."""
-    from bot.views import render_status, status_data
+    from bot.views import champion_line, render_status, status_data
 
     data = []
     for model_ctx in ctx.each_model():
@@ -288,35 +288,19 @@ def status(ctx: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data[0] if not ctx.several else {"models": data}, indent=2))
     else:
-        shown = [f"{render_status(one)}\n{_champion_line(one['champion_check'])}" for one in data]
+        shown = [f"{render_status(one)}\n{champion_line(one['champion_check'])}" for one in data]
         click.echo("\n\n".join(shown))
 
 
 def _champion_check(ctx: Context) -> dict[str, Any]:
     """`status` asks the drift question as `poll` does (and records and reports what it finds)."""
-    from bot.commands.external_change import report_drift
+    from bot.commands.external_change import drift_summary
     from bot.errors import BotError
 
     try:
-        outcome, check = report_drift(ctx, "status")
+        return drift_summary(ctx, "status")
     except BotError as exc:  # status still shows the registry's aliases (as for the forge)
         return {"outcome": "unavailable", "detail": f"{type(exc).__name__}: {_scrub(str(exc))}"}
-    found = check.as_dict() if check else {}
-    return {"outcome": outcome.status, "detail": outcome.detail, **found}
-
-
-def _champion_line(found: dict[str, Any]) -> str:
-    if found.get("drifted"):
-        approved = f"v{found['approved']}" if found.get("approved") is not None else "none"
-        champion = f"v{found['champion']}" if found.get("champion") is not None else "not set"
-        where = f"; reported in {found['detail']}" if found["outcome"] == "reported" else ""
-        return (
-            f"champion: DRIFT: {champion} was set outside promotion-bot (approved: {approved})"
-            f"{where}"
-        )
-    if found["outcome"] == "unavailable":
-        return f"champion: not checked against the audit ledger ({found['detail']})"
-    return "champion: as the audit ledger records it"
 
 
 def _time_ms(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:

@@ -22,7 +22,7 @@ from bot.context import Context
 from bot.intake.entry import local_comment
 from bot.ledger_views import Query, history_entries, render_table
 from bot.settings import Settings
-from bot.views import render_status, status_data
+from bot.views import champion_line, render_status, status_data
 
 Echo = Callable[[str], None]
 
@@ -94,7 +94,10 @@ def run_demo(workdir: str | None, echo: Echo) -> None:
     for line in render_table(history_entries(ctx, Query(model=ctx.model))).splitlines():
         echo(f"   {line}")
     step("And `promotion-bot status`:")
-    for line in render_status(status_data(ctx, ctx.model)).splitlines():
+    from bot.commands.external_change import drift_summary
+
+    checked = champion_line(drift_summary(ctx, "status"))
+    for line in f"{render_status(status_data(ctx, ctx.model))}\n{checked}".splitlines():
         echo(f"   {line}")
     echo(f"\nDone in {time.monotonic() - started:.1f}s. Files: {folder}")
     echo(

@@ -84,3 +84,18 @@ def render_status(data: dict[str, Any]) -> str:
         lines.append("open requests:")
         lines.extend(f"  #{r['number']} v{r['version']}  {r['url']}" for r in requests)
     return "\n".join(lines)
+
+
+def champion_line(found: dict[str, Any]) -> str:
+    """`status`'s last line for a model: what its drift check found (`drift_summary`)."""
+    if found.get("drifted"):
+        approved = f"v{found['approved']}" if found.get("approved") is not None else "none"
+        champion = f"v{found['champion']}" if found.get("champion") is not None else "not set"
+        where = f"; reported in {found['detail']}" if found["outcome"] == "reported" else ""
+        return (
+            f"champion: DRIFT: {champion} was set outside promotion-bot (approved: {approved})"
+            f"{where}"
+        )
+    if found["outcome"] == "unavailable":
+        return f"champion: not checked against the audit ledger ({found['detail']})"
+    return "champion: as the audit ledger records it"

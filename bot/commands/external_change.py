@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.command_forms import format_command
 from bot.drift import ChampionCheck, agrees_with_records, check_champion
@@ -58,6 +58,13 @@ def report_external_change(ctx: Context, change: AliasChange) -> Outcome:
         return Outcome("ignored", "not this bot's model or alias")
     outcome, _check = report_drift(ctx, "webhook", delivery_id=change.delivery_id)
     return outcome
+
+
+def drift_summary(ctx: Context, seen_by: str) -> dict[str, Any]:
+    """`report_drift` as `status` shows it: the outcome, its detail and the check's fields."""
+    outcome, check = report_drift(ctx, seen_by)
+    found = check.as_dict() if check else {}
+    return {"outcome": outcome.status, "detail": outcome.detail, **found}
 
 
 def report_drift(

@@ -415,7 +415,9 @@ def main() -> None:
     See docs/design.md, "Command line".
     """
     try:
-        cli.main(prog_name="promotion-bot", standalone_mode=False)
+        # Without standalone mode click hands an `Exit` raised inside a command (verify's 1)
+        # back as the return value instead of exiting with it.
+        returned = cli.main(prog_name="promotion-bot", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -428,7 +430,7 @@ def main() -> None:
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
-    sys.exit(0)
+    sys.exit(returned if isinstance(returned, int) and not isinstance(returned, bool) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
-from click.testing import CliRunner, Result
 
-from bot.cli import cli
+from bot.cli import main
 from bot.context import Context
 from bot.intake.entry import serve_app
 from bot.intake.poll import poll
@@ -114,13 +118,35 @@ def webhook(world: World, version: int, deliveries: int = 1) -> None:
         app.stop(5)
 
 
-def verify(world: World, *args: str, tracking_uri: str = "") -> Result:
-    """`promotion-bot verify` as a monitor runs it: the registry alone, no forge credentials."""
+@dataclass(frozen=True)
+class Ran:
+    exit_code: int
+    output: str
+
+
+def verify(world: World, *args: str, tracking_uri: str = "") -> Ran:
+    """`promotion-bot verify` as a monitor runs it: through the installed script's entry point,
+    whose exit code is the answer (click's test runner would hide a code the script loses), with
+    the registry alone, no forge credentials."""
     uri = tracking_uri or world.ctx.settings.tracking_uri
     params = world.tmp_path / "params.yaml"
     params.write_text(f"register_model:\n  model_name: {world.model}\n", encoding="utf-8")
     common = ["--params", str(params), "--platform", "local", "--tracking-uri", uri]
-    return CliRunner().invoke(cli, ["verify", *args, *common])
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["promotion-bot", "verify", *args, *common]
+    try:
+        with (
+            mock.patch.object(sys, "argv", argv),
+            redirect_stdout(out),
+            redirect_stderr(err),
+            pytest.raises(SystemExit) as exited,
+        ):
+            main()
+    finally:
+        root.handlers[:], root.level = handlers, level
+    return Ran(int(exited.value.code or 0), out.getvalue() + err.getvalue())
 
 
 def test_poll_records_and_reports_a_hand_move_once(world: World) -> None:

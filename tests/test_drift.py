@@ -30,6 +30,7 @@ from bot.intake.entry import serve_app
 from bot.intake.poll import poll
 from bot.ledger import Where
 from bot.settings import Secret
+from bot.views import champion_line
 from bot.webhook_auth import sign_mlflow
 from tests.forge_world import World, make_world
 from tests.helpers import log_training_run
@@ -206,8 +207,15 @@ def test_status_sees_it_too_and_records_it_once(world: World) -> None:
     )
     assert len(reports(world)) == 1
     again = _champion_check(fresh(world))
+    # Recorded and reported once, but still not the approved champion: status keeps saying so.
     assert again["outcome"] == "ignored" and len(reports(world)) == 1
+    assert (again["drifted"], again["champion"], again["approved"]) == (True, 2, 1)
+    assert champion_line(again).startswith("champion: DRIFT: v2 was set outside promotion-bot")
     assert externals(world) == [(1, 2)]
+    outcome = world.handle(world.post(world.number, "/rollback 1\nPut back the approved model."))
+    assert outcome.status == "changed", outcome
+    restored = champion_line(_champion_check(fresh(world)))
+    assert restored == "champion: as the audit ledger records it"
 
 
 def test_verify_exits_1_until_the_approved_champion_is_restored(world: World) -> None:

@@ -61,8 +61,19 @@ def report_external_change(ctx: Context, change: AliasChange) -> Outcome:
 
 
 def drift_summary(ctx: Context, seen_by: str) -> dict[str, Any]:
-    """`report_drift` as `status` shows it: the outcome, its detail and the check's fields."""
+    """`report_drift` as `status` shows it: the outcome, its detail and the check's fields.
+
+    A drift recorded before agrees with the records, so `report_drift` looks no further; but
+    until the approved champion is back, `status` must still say so: when the champion is not
+    the `to` of the bot's last change, the ledger is asked as `verify` asks it."""
+    from bot.ledger_views import verify
+
     outcome, check = report_drift(ctx, seen_by)
+    if check is None:
+        state = ctx.registry.state(ctx.model)
+        last_change = state.history[-1].to_version if state.history else None
+        if state.aliases.get(ctx.params.promotion.champion_alias) != last_change:
+            check = verify(ctx, ctx.model).check
     found = check.as_dict() if check else {}
     return {"outcome": outcome.status, "detail": outcome.detail, **found}
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.drift import ChampionCheck, check_champion
+from bot.errors import NotFoundError
 from bot.ledger import Where, last_and_approved
 from bot.ledger_entry import FIELDS, LedgerEntry
 from bot.ledger_setup import imported_entry
@@ -207,6 +208,9 @@ def verify(ctx: Context, model: str) -> Verification:
     editing the model's tags): the model read, then one search."""
     alias = ctx.params.promotion.champion_alias
     state = ctx.registry.state(model)
+    if not state.aliases and not state.tags and not ctx.registry.model_exists(model):
+        # A monitor with a misspelt model must not stay green: "cannot tell", not "as approved".
+        raise NotFoundError(f"no registered model {model!r} in the registry")
     experiment_id = ctx.ledger.ready(state) or ctx.ledger.experiment_id()
     newest: list[LedgerEntry] = []
     if experiment_id:

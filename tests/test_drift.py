@@ -254,6 +254,9 @@ def test_verify_exits_2_when_it_cannot_tell(world: World) -> None:
     down = verify(world, tracking_uri=f"http://bot:pw-71c@127.0.0.1:{free_port()}")
     assert down.exit_code == 2, down.output
     assert "unreachable" in down.output and "pw-71c" not in down.output
+    misspelt = verify(world, "--model", f"{world.model}-typo")
+    assert misspelt.exit_code == 2, misspelt.output
+    assert f"no registered model '{world.model}-typo'" in misspelt.output
 
 
 def test_a_ledger_entry_deleted_in_mlflow_fails_verify(world: World) -> None:

@@ -9,7 +9,8 @@ as a single file: an error names the file the bad key came from.
 
 Across models, what would make a request ambiguous is refused: two models with one name, two
 names that read the same in a request marker, two merge-request models committing one record
-file, and models whose requests share no label (`poll` finds every model's requests in one
+file, two models reading one run id file or writing one gate result, and models whose requests
+share no label (`poll` finds every model's requests in one
 listing, by the labels they all carry).
 """
 
@@ -27,6 +28,13 @@ from bot.markers import marker_token
 from bot.threads import ThreadKind
 
 MODELS_KEY = "models"
+# With several models, the files a model's training and gate write default to its own folder
+# (data/models/<name>/...) instead of the single-model paths every model would share.
+DEFAULT_FOLDER = "data/models"
+_PER_MODEL_FILES = (
+    ("register_model", "run_id_file", "final_run_id.json"),
+    ("promote_model", "output", "promoted_model.json"),
+)
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,12 @@ def _one_model(file: Path, index: int, entry: object, shared: dict[str, Any]) ->
         # A key the model sets is its file's; one only the shared part sets, the top file's.
         return source if _has(own, loc) or not _has(shared, loc) else str(file)
 
-    return parse_params(deep_merge(shared, own), source, source_of)
+    merged = deep_merge(shared, own)
+    name = named["model_name"]
+    for section, key, default in _PER_MODEL_FILES:
+        if isinstance(name, str) and not _has(merged, (section, key)):
+            merged = deep_merge(merged, {section: {key: f"{DEFAULT_FOLDER}/{name}/{default}"}})
+    return parse_params(merged, source, source_of)
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,6 +192,7 @@ def _has(data: object, loc: Sequence[str | int]) -> bool:
 def _refuse_ambiguity(file: Path, models: tuple[Params, ...]) -> None:
     seen: dict[str, str] = {}
     records: dict[str, str] = {}
+    files: dict[tuple[str, str], str] = {}  # (key, path) -> the model that reads or writes it
     for params in models:
         name = params.model_name
         token = marker_token(name)
@@ -188,6 +202,17 @@ def _refuse_ambiguity(file: Path, models: tuple[Params, ...]) -> None:
             shown = repr(name) if other == name else f"{other!r} and {name!r}"
             raise ConfigError(f"{file}: {MODELS_KEY}: {why} {shown}")
         seen[token] = name
+        # One model's training output or gate result must never be taken for another's.
+        for key, path in (
+            ("register_model.run_id_file", params.register_model.run_id_file),
+            ("promote_model.output", params.promote_model.output),
+        ):
+            if (key, path) in files:
+                raise ConfigError(
+                    f"{file}: {MODELS_KEY}: {files[key, path]!r} and {name!r} both use {path} "
+                    f"({key}): give each model its own, next to its pipeline"
+                )
+            files[key, path] = name
         request = params.promotion.request
         if request.thread_kind == "merge_request":
             record = request.record_path.format(model_name=name)

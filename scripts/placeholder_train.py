@@ -75,17 +75,24 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.N
     return parser.parse_args(argv)
 
 
-def run_id_file_from_params(params_path: str) -> str:
-    """The bot reads the run id from `register_model.run_id_file`: write it where it will look."""
+def run_id_file_from_params(params_path: str, model: str = "") -> str:
+    """The bot reads the run id from the model's `register_model.run_id_file`: write it where it
+    will look. With several models (`models:`) that is the model PROMOTION_BOT_MODEL names, as
+    the bot's own loader reads it (per-model defaults included)."""
     path = Path(params_path)
     if not path.exists():
         return DEFAULT_RUN_ID_FILE
-    import yaml  # a dependency of MLflow itself
+    try:
+        from bot.model_set import load_models
+    except ImportError:  # training without the bot installed: read the single-model key
+        import yaml  # a dependency of MLflow itself
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    section = data.get("register_model") if isinstance(data, dict) else None
-    value = section.get("run_id_file") if isinstance(section, dict) else None
-    return str(value) if value else DEFAULT_RUN_ID_FILE
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        section = data.get("register_model") if isinstance(data, dict) else None
+        value = section.get("run_id_file") if isinstance(section, dict) else None
+        return str(value) if value else DEFAULT_RUN_ID_FILE
+    params = load_models(path).pick(model or None, required=True)
+    return params.register_model.run_id_file
 
 
 def run_tags(env: Mapping[str, str], data_version: str) -> dict[str, str]:
@@ -127,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     env = os.environ
     args = parse_args(argv, env)
-    run_id_file = args.run_id_file or run_id_file_from_params(args.params)
+    run_id_file = args.run_id_file or run_id_file_from_params(
+        args.params, env.get("PROMOTION_BOT_MODEL", "")
+    )
     run_id = log_run(args, run_tags(env, args.data_version))
     write_run_id(run_id_file, run_id)
     log.info(

@@ -74,6 +74,29 @@ def test_each_model_is_the_shared_defaults_with_its_own_values_merged_over(tmp_p
     assert models.thread_kinds == ("issue", "merge_request")
 
 
+def test_each_model_trains_and_gates_into_its_own_files_unless_it_says_where(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        {
+            "params.yaml": "models:\n  - register_model: {model_name: a}\n"
+            "  - {register_model: {model_name: b, run_id_file: b/run.json}}\n"
+        },
+    )
+    a, b = load_models(path)
+    assert (a.register_model.run_id_file, a.promote_model.output) == (
+        "data/models/a/final_run_id.json",
+        "data/models/a/promoted_model.json",
+    )
+    assert (b.register_model.run_id_file, b.promote_model.output) == (
+        "b/run.json",
+        "data/models/b/promoted_model.json",
+    )
+    single = load_models(write(tmp_path / "one", {"params.yaml": "{}\n"}))
+    assert single.models[0].register_model.run_id_file == "data/models/final_run_id.json"
+
+
 def test_pick_requires_a_model_when_several_are_configured(tmp_path: Path) -> None:
     models = load_models(
         write(tmp_path, {"params.yaml": SHARED, "models/churn/params.yaml": CHURN})
@@ -121,6 +144,22 @@ REFUSED = {
             "  - register_model: {model_name: b}\n"
         },
         "params.yaml: models: 'a' and 'b' both commit p.json (promotion.request.record_path)",
+    ),
+    "one run id file for two models": (
+        {
+            "params.yaml": "register_model: {run_id_file: data/run.json}\n"
+            "models:\n  - register_model: {model_name: a}\n"
+            "  - register_model: {model_name: b}\n"
+        },
+        "params.yaml: models: 'a' and 'b' both use data/run.json (register_model.run_id_file)",
+    ),
+    "one gate result for two models": (
+        {
+            "params.yaml": "models:\n"
+            "  - {register_model: {model_name: a}, promote_model: {output: gate.json}}\n"
+            "  - {register_model: {model_name: b}, promote_model: {output: gate.json}}\n"
+        },
+        "params.yaml: models: 'a' and 'b' both use gate.json (promote_model.output)",
     ),
     "no label in common": (
         {

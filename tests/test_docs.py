@@ -67,7 +67,8 @@ def cited_files() -> list[Path]:
     files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     for folder in ("bot", "tests", "bench"):
         files += sorted((ROOT / folder).rglob("*.py"))
-    files += [ROOT / "bench" / "RESULTS.md"]
+    files += [ROOT / "bench" / "RESULTS.md", ROOT / "params.yaml", ROOT / "dvc.yaml"]
+    files += sorted((ROOT / "templates").glob("*.j2"))
     return [path for path in files if path.name != "test_docs.py"]  # its own examples
 
 

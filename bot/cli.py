@@ -369,7 +369,9 @@ class _VerifyFailed(click.ClickException):
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 @connection_options
 def verify(fmt: str, **kwargs: Any) -> None:
     """Is each model's champion the one the audit ledger says was approved? Exit 0 yes, 1 no
@@ -391,7 +393,8 @@ def verify(fmt: str, **kwargs: Any) -> None:
         what = f"unexpected {type(exc).__name__}: {_scrub(str(exc))} (run with -v for details)"
         raise _VerifyFailed(what) from None
     if fmt == "json" and ctx.several:
-        shown = json.dumps({"models": [json.loads(render_verification(r, fmt)) for r in results]})
+        models = [json.loads(render_verification(r, fmt)) for r in results]
+        shown = json.dumps({"models": models}, indent=2)
     else:
         shown = "\n".join(render_verification(result, fmt) for result in results)
     click.echo(shown)

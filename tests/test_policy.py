@@ -100,8 +100,8 @@ def test_the_not_eligible_answer_says_who_is(tmp_path: Path):
     refusal = actor_refusal(ctx, "dana", "")
     assert refusal is not None and refusal.why == "@dana is not an eligible approver"
     assert refusal.todo == (
-        "Approvers are people listed in `promotion.approvers.users` or at least owner on this "
-        "project."
+        "Approvers are the people listed in `promotion.approvers.users` or anyone with at least "
+        "owner on this project."
     )
 
 

@@ -125,12 +125,12 @@ def _eligibility_hint(ctx: Context) -> str:
     approvers = ctx.params.promotion.approvers
     rules = []
     if approvers.users:
-        rules.append("listed in `promotion.approvers.users`")
+        rules.append("the people listed in `promotion.approvers.users`")
     if approvers.min_role:
-        rules.append(f"at least {approvers.min_role} on this project")
+        rules.append(f"anyone with at least {approvers.min_role} on this project")
     if approvers.teams:
-        rules.append(f"members of {', '.join(approvers.teams)}")
-    return "Approvers are people " + " or ".join(rules) + "." if rules else "No approvers are set."
+        rules.append(f"the members of {', '.join(approvers.teams)}")
+    return "Approvers are " + " or ".join(rules) + "." if rules else "No approvers are set."
 
 
 def promote_refusal(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,9 @@ INSTALL_HINT = (
     f"needed): apt-get install -y rsync && npm install --global gitlab-ci-local@"
     f"{GITLAB_CI_LOCAL_VERSION}   (.ci/run does this)"
 )
+README = REPO_ROOT / "README.md"
+# The pin the copy-paste examples leave to the reader: the tag or commit sha they reviewed.
+PIN = "<tag or commit sha>"
 # gitlab-ci-local warns when a test sets variables GitLab itself defines; here that is the point.
 _PREDEFINED_OVERRIDES = "CI_PIPELINE_SOURCE,CI_COMMIT_BRANCH,GITLAB_CI"
 
@@ -62,6 +66,17 @@ def split_documents(path: Path, folder: Path) -> list[Path]:
         file.write_text(part.strip() + "\n", encoding="utf-8")
         files.append(file)
     return files
+
+
+def readme_include(template: str) -> str:
+    """The README's `include:` example of ci/<template> as a reader copies it, with each remote
+    made the local copy the tests hold (no remote can be fetched here)."""
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    (block,) = [b for b in blocks if b.startswith("include:") and f"/ci/{template}\n" in b]
+    remote = rf"remote: https://[^\n]*?/-/raw/{re.escape(PIN)}/(ci/\S+\.yml)"
+    local, count = re.subn(remote, r"local: \1", block)
+    assert count and "remote:" not in local, f"an unpinned remote in the README:\n{block}"
+    return local
 
 
 def preview(repo: Path, home: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import json, os, sys
 with open({out!r}, "a") as out:
     env = {{k: os.environ.get(k, "") for k in ("PROMOTION_BOT_MODEL", "PROMOTION_BOT_PARAMS")}}
     out.write(json.dumps({{"argv": sys.argv[1:], "env": env}}) + "\\n")
+sys.exit(int(os.environ.get("RECORDER_EXIT", "0")))
 """
 
 
@@ -76,6 +78,22 @@ def recorder(tmp_path: Path) -> tuple[Path, Path]:
     return bin_dir, calls
 
 
+def accepted_commands() -> list[str]:
+    """The first words the `bot` step lets through: the arms of its `case`, as bash reads them."""
+    script = step("bot")["run"]
+    cases = script[script.index('case "${words[0]}" in') : script.index("esac")]
+    arms = re.findall(r"^\s*([a-z][a-z |]*)\)", cases, re.MULTILINE)
+    return [word.strip() for arm in arms for word in arm.split("|")]
+
+
+def named_commands(text: str, pattern: str) -> list[str]:
+    """The commands a sentence lists ("a, `b` or c"), from `pattern`'s one group."""
+    match = re.search(pattern, text, re.DOTALL)
+    assert match, f"no {pattern!r} in the text"
+    words = re.split(r",\s*|\s+or\s+", " ".join(match[1].split()))
+    return [word.strip("`") for word in words]
+
+
 def calls_of(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -114,6 +132,27 @@ def test_action_takes_the_four_inputs_and_installs_the_bot_from_its_own_checkout
     assert spec["outputs"]["request-url"]["value"] == "${{ steps.bot.outputs.request_url }}"
 
 
+def test_the_accepted_commands_are_the_ones_the_docs_name_and_the_bot_has() -> None:
+    accepted = accepted_commands()
+    assert len(accepted) == len(set(accepted)) and "verify" in accepted
+    description = action()["inputs"]["command"]["description"]
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    named = {
+        "description": named_commands(description, r"One of (.+?), with its options"),
+        "refusal": named_commands(
+            step("bot")["run"], r"unknown command '\$\{words\[0\]\}' \(one of (.+?)\)"
+        ),
+        "README": named_commands(readme, r"Inputs: `command` \(one of\s+(.+?), with its\s+options"),
+    }
+    for where, commands in named.items():
+        assert sorted(commands) == sorted(accepted), where
+    from bot.cli import cli
+
+    # Left out on purpose: `demo` (a throwaway registry), `comment` (posts as anyone it is told),
+    # `serve` (a server, not a step). A new command of the bot is a decision to make here.
+    assert set(cli.commands) - set(accepted) == {"comment", "demo", "serve"}
+
+
 # --- the command step ------------------------------------------------------------------------
 
 
@@ -122,6 +161,7 @@ def test_action_takes_the_four_inputs_and_installs_the_bot_from_its_own_checkout
     [
         ("register --alias ci-smoke", ["register", "--alias", "ci-smoke"]),
         ("  gate  ", ["gate"]),
+        ("verify --format json", ["verify", "--format", "json"]),
         ("handle", ["handle", "--event-name", "issue_comment", "--event-file", "EVENT"]),
         (
             "handle --event-name x --event-file y",
@@ -161,6 +201,17 @@ def test_other_commands_are_refused_before_the_bot_runs(
     assert done.returncode == 1
     assert "::error::promotion-bot: unknown command" in done.stdout
     assert calls_of(calls) == [] and not list(tmp_path.glob("pwned*"))
+
+
+@pytest.mark.parametrize("code", [0, 1, 2], ids=["as approved", "drift", "cannot tell"])
+def test_verify_runs_and_the_step_exits_with_its_code(
+    tmp_path: Path, recorder: tuple[Path, Path], code: int
+) -> None:
+    """The README's drift monitor: a scheduled `command: verify` step fails on 1 and 2."""
+    bin_dir, calls = recorder
+    done = run_step(tmp_path, "verify", bin_dir, RECORDER_EXIT=str(code))
+    assert done.returncode == code, done.stdout + done.stderr
+    assert [call["argv"] for call in calls_of(calls)] == [["verify"]]
 
 
 def test_no_registry_configured_is_refused(tmp_path: Path, recorder: tuple[Path, Path]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bot.ci.request import DOTENV_FILE
 from bot.config import Params, load_params, parse_params
@@ -64,6 +65,11 @@ def gitlab_pipeline() -> dict[str, Any]:
 
 def gitlab_jobs() -> dict[str, dict[str, Any]]:
     return ci_runner.jobs(gitlab_pipeline())
+
+
+def spec_header(template: Path) -> Any:
+    """The `spec:` document of an include template (the jobs after `---` hold GitLab tags)."""
+    return yaml.safe_load(template.read_text(encoding="utf-8").split("\n---\n")[0])
 
 
 def run_lines(job: dict[str, Any]) -> list[str]:
@@ -265,13 +271,10 @@ def test_gitlab_rules_pick_the_jobs_of_each_pipeline(
     assert {name for name, when in jobs.items() if when != "never"} == expected
 
 
-# A new repository: its whole .gitlab-ci.yml is the include (the template is a local file here,
-# as no remote can be fetched in the tests).
-ADOPTER_CI = """include:
-  - local: ci/promotion-bot.yml
-    inputs:
-      train-script: python train.py
-"""
+# A new repository: its whole .gitlab-ci.yml is the README's include, placeholders and all (the
+# template is a local file here, as no remote can be fetched in the tests).
+ADOPTER_CI = ci_runner.readme_include(TEMPLATE.name)
+PINNED_INSTALL = f"git+https://<gitlab host>/<group>/promotion-bot.git@{ci_runner.PIN}"
 ADOPTER_CASES = {
     "push to main": ({}, (), {"train:test"}),  # no smoke-script: no train:smoke
     "merge request": ({"CI_PIPELINE_SOURCE": "merge_request_event"}, ("CI_COMMIT_BRANCH",), set()),
@@ -297,10 +300,17 @@ def test_a_repository_adopts_the_bot_with_one_include(
     job = ci_runner.jobs(ci_runner.preview(repo, tmp_path / "home"))["train:test"]
     assert job["script"][0] == "python train.py"
     assert job["stage"] == "deploy"  # a stage every pipeline has
+    install = job["before_script"][index_of(job["before_script"], r"pip install")]
+    assert f'install --quiet "{PINNED_INSTALL}"' in install
 
 
-def test_the_include_without_its_training_is_refused(tmp_path: Path) -> None:
-    repo = gitlab_repo(tmp_path / "adopter", "include:\n  - local: ci/promotion-bot.yml\n")
+@pytest.mark.parametrize("missing", ["install", "train-script"])
+def test_the_include_without_a_required_input_is_refused(tmp_path: Path, missing: str) -> None:
+    """No `install`, no job: the include never falls back to a name on PyPI."""
+    lines = ADOPTER_CI.splitlines(keepends=True)
+    kept = [line for line in lines if not line.strip().startswith(f"{missing}:")]
+    assert len(kept) == len(lines) - 1
+    repo = gitlab_repo(tmp_path / "adopter", "".join(kept))
     result = subprocess.run(
         [ci_runner.gitlab_ci_local(), "--list", *ci_runner.gitlab_ci_local_args(tmp_path)],
         cwd=repo,
@@ -310,7 +320,51 @@ def test_the_include_without_its_training_is_refused(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode != 0
-    assert "train-script" in result.stdout + result.stderr
+    assert f"`{missing}` input: required value has not been provided" in result.stderr
+
+
+# --- the copy-paste examples: pinned to what the reader reviewed, never a name on PyPI -----------
+
+EXAMPLES = [
+    ci_runner.README,
+    GITLAB_CI,
+    REPO_ROOT / "action.yml",
+    *sorted((REPO_ROOT / "ci").rglob("*.yml")),
+    *sorted(WORKFLOWS.glob("*.yml")),
+]
+
+
+@pytest.mark.parametrize("template", sorted((REPO_ROOT / "ci").glob("*.yml")), ids=lambda p: p.name)
+def test_every_include_requires_a_pinned_install(template: Path) -> None:
+    """GitLab makes an input without `default:` required; the description says what to give."""
+    install = spec_header(template)["spec"]["inputs"]["install"]
+    assert "default" not in install
+    description = " ".join(install["description"].split())
+    assert (
+        f"`git+https://gitlab.example.com/tools/promotion-bot.git@{ci_runner.PIN}`" in description
+    )
+    assert "or `.` when this repository is the bot" in description
+    assert "never a bare name" in description
+
+
+def test_every_example_pins_the_copy_you_reviewed_and_never_installs_by_name() -> None:
+    found = {"uses": 0, "raw": 0, "install": 0}
+    pinned_git = f"/promotion-bot.git@{ci_runner.PIN}"
+    for path in EXAMPLES:
+        text = path.read_text(encoding="utf-8")
+        for ref in re.findall(r"promotion-bot@(<[^>]*>|[\w.-]+)", text):  # `uses:` of the action
+            assert ref == "<full commit sha>", (path.name, ref)
+            found["uses"] += 1
+        for ref in re.findall(r"/-/raw/(<[^>]*>|[^/\s]+)/ci/", text):  # remote includes
+            assert ref == ci_runner.PIN, (path.name, ref)
+            found["raw"] += 1
+        for value in re.findall(r"\binstall: *([^\n,}#]+)", text):  # the include's input
+            value = value.strip().strip('"`')
+            pinned = value.startswith("git+https://") and value.endswith(pinned_git)
+            assert value == "." or pinned, (path.name, value)
+            found["install"] += 1
+        assert not re.search(r"pip install[^\n]*\bpromotion-bot\[", text), path.name
+    assert all(found.values()), found  # the patterns still match the examples
 
 
 # --- .gitlab-ci.yml: the train:test job, run for real -----------------------------------------

@@ -29,31 +29,41 @@ POLL_TEMPLATE = REPO_ROOT / "ci" / "promotion-bot-poll.yml"
 GITHUB_TEMPLATE = REPO_ROOT / "ci" / "github" / "train-models.yml"
 PLACEHOLDER = REPO_ROOT / "scripts" / "placeholder_train.py"
 
-ADOPTER_CI = """\
+# Pinned as the README says (the runs here set PROMOTION_BOT_SKIP_INSTALL: nothing is fetched).
+INSTALL = (
+    "git+https://gitlab.example.com/tools/promotion-bot.git@" + "0123456789abcdef" * 2 + "01234567"
+)
+ADOPTER_CI = f"""\
 include:
   - local: ci/promotion-bot-model.yml
     inputs:
-      model: {churn}
+      model: {{churn}}
       folder: models/churn
       train-script: python placeholder_train.py --experiment churn --logloss 0.4
+      install: {INSTALL}
   - local: ci/promotion-bot-model.yml
     inputs:
-      model: {fraud}
+      model: {{fraud}}
       folder: models/fraud
       train-script: python placeholder_train.py --experiment fraud
       smoke-script: python placeholder_train.py --experiment fraud-toy
+      install: {INSTALL}
   - local: ci/promotion-bot-poll.yml
+    inputs:
+      install: {INSTALL}
 """
 
 
-def adopter(folder: Path, churn: str = "churn", fraud: str = "fraud") -> Path:
+def adopter(
+    folder: Path, churn: str = "churn", fraud: str = "fraud", gitlab_ci: str = ADOPTER_CI
+) -> Path:
     """A repository with two models, each in its folder, and an `origin` at its first commit
     (gitlab-ci-local evaluates `rules:changes` against origin/main)."""
     (folder / "ci").mkdir(parents=True)
     for template in (MODEL_TEMPLATE, POLL_TEMPLATE):
         shutil.copy2(template, folder / "ci" / template.name)
     shutil.copy2(PLACEHOLDER, folder / PLACEHOLDER.name)
-    (folder / ".gitlab-ci.yml").write_text(ADOPTER_CI.format(churn=churn, fraud=fraud))
+    (folder / ".gitlab-ci.yml").write_text(gitlab_ci.format(churn=churn, fraud=fraud))
     (folder / "params.yaml").write_text(
         "models:\n  - models/churn/params.yaml\n  - models/fraud/params.yaml\n"
     )
@@ -160,6 +170,40 @@ def test_each_model_has_its_own_jobs_resource_group_and_model(two_models: Path, 
     for name, job in jobs.items():
         assert not {"MLFLOW_TRACKING_URI", "GITLAB_TOKEN"} & set(job.get("variables") or {}), name
         assert any("MLFLOW_TRACKING_URI" in line for line in job_commands(job))  # refused if unset
+        assert any(f'install --quiet "{INSTALL}"' in line for line in job_commands(job)), name
+
+
+def test_the_readmes_includes_for_several_models_expand(tmp_path: Path) -> None:
+    """The README's example as a reader copies it, placeholders and all (remotes made local)."""
+    example = ci_runner.readme_include(MODEL_TEMPLATE.name).replace("{", "{{").replace("}", "}}")
+    repo = adopter(tmp_path / "repo", gitlab_ci=example)
+    jobs = ci_runner.jobs(ci_runner.preview(repo, tmp_path / "home"))
+    assert set(jobs) == {
+        f"train:{kind}:{m}" for kind in ("smoke", "test") for m in ("churn", "fraud")
+    } | {"promotion:poll"}
+    pinned = f"git+https://<gitlab host>/<group>/promotion-bot.git@{ci_runner.PIN}"
+    for name, job in jobs.items():
+        assert any(f'install --quiet "{pinned}"' in line for line in job_commands(job)), name
+
+
+@pytest.mark.parametrize("include", [0, 2], ids=["a model's", "the poll's"])
+def test_an_include_without_install_is_refused(tmp_path: Path, include: int) -> None:
+    """No `install`, no pipeline: neither include falls back to a name on PyPI."""
+    parts = ADOPTER_CI.split("  - local: ")
+    parts[include + 1] = "\n".join(
+        line for line in parts[include + 1].split("\n") if "install:" not in line
+    )
+    repo = adopter(tmp_path / "repo", gitlab_ci="  - local: ".join(parts))
+    result = subprocess.run(
+        [ci_runner.gitlab_ci_local(), "--list", *ci_runner.gitlab_ci_local_args(tmp_path)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "`install` input: required value has not been provided" in result.stderr
 
 
 PUSH = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}
@@ -265,7 +309,11 @@ def test_the_github_template_trains_each_model_in_its_own_group() -> None:
         "group": "model-promotion-${{ matrix.model }}",
         "cancel-in-progress": False,
     }
-    bot_steps = [s for s in job["steps"] if str(s.get("uses", "")).endswith("promotion-bot@v0.1.0")]
+    bot_steps = [
+        s
+        for s in job["steps"]
+        if str(s.get("uses", "")).endswith("promotion-bot@<full commit sha>")
+    ]
     commands = [(s.get("with") or {}).get("command", "") for s in bot_steps]
     assert commands == ["", "register --alias smoke", "gate", "request"]
     assert all(s["with"]["model"] == "${{ matrix.model }}" for s in bot_steps[1:])

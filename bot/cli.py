@@ -206,7 +206,7 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
     from bot.ci.request import open_or_update_request, write_ci_outputs
 
     result = open_or_update_request(ctx, version=version, dry_run=dry_run)
-    if dry_run:
+    if dry_run and result.body:
         click.echo(result.body)
         click.echo("would call:")
         for call in result.planned:
@@ -357,11 +357,31 @@ def history(
         if ctx.several:
             names = ", ".join(ctx.model_names())
             raise click.UsageError(f"--at answers for one model: add --model (one of: {names})")
-        click.echo(render_at(ctx.model, at, champion_at(ctx, ctx.model, at), fmt))
+        entry = champion_at(ctx, ctx.model, at)
+        if entry is None and not _known_model(ctx):
+            raise click.ClickException(_unknown_model(ctx))
+        click.echo(render_at(ctx.model, at, entry, fmt))
         return
     explicit = click.get_current_context().params.get("model")
     query = Query(model=ctx.model if explicit else "", since_ms=since, until_ms=until, limit=limit)
-    click.echo(render(history_entries(ctx, query), fmt))
+    entries = history_entries(ctx, query)
+    if explicit and not entries and not _known_model(ctx):
+        raise click.ClickException(_unknown_model(ctx))
+    click.echo(render(entries, fmt))
+
+
+def _unknown_model(ctx: Context) -> str:
+    return f"no registered model {ctx.model!r} and no ledger entry of it"
+
+
+def _known_model(ctx: Context) -> bool:
+    """A model the registry has, or the ledger recorded (it outlives a deleted model): a name
+    neither knows is a typo, not an empty history."""
+    from bot.ledger_views import Query, history_entries
+
+    if ctx.registry.model_exists(ctx.model):
+        return True
+    return bool(history_entries(ctx, Query(model=ctx.model, limit=1)))
 
 
 class _VerifyFailed(click.ClickException):

@@ -126,6 +126,10 @@ class Ran:
 
 
 def verify(world: World, *args: str, tracking_uri: str = "") -> Ran:
+    return run_cli(world, "verify", *args, tracking_uri=tracking_uri)
+
+
+def run_cli(world: World, command: str, *args: str, tracking_uri: str = "") -> Ran:
     """`promotion-bot verify` as a monitor runs it: through the installed script's entry point,
     whose exit code is the answer (click's test runner would hide a code the script loses), with
     the registry alone, no forge credentials."""
@@ -136,7 +140,7 @@ def verify(world: World, *args: str, tracking_uri: str = "") -> Ran:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     out, err = io.StringIO(), io.StringIO()
-    argv = ["promotion-bot", "verify", *args, *common]
+    argv = ["promotion-bot", command, *args, *common]
     try:
         with (
             mock.patch.object(sys, "argv", argv),
@@ -257,6 +261,16 @@ def test_verify_exits_2_when_it_cannot_tell(world: World) -> None:
     misspelt = verify(world, "--model", f"{world.model}-typo")
     assert misspelt.exit_code == 2, misspelt.output
     assert f"no registered model '{world.model}-typo'" in misspelt.output
+
+
+def test_history_of_a_model_nobody_knows_is_an_error_not_an_empty_history(world: World) -> None:
+    typo = f"{world.model}-typo"
+    for args in (("--model", typo), ("--model", typo, "--at", "2026-01-01T00:00:00Z")):
+        ran = run_cli(world, "history", *args)
+        assert ran.exit_code == 1, ran.output
+        assert f"error: no registered model '{typo}' and no ledger entry of it" in ran.output
+    known = run_cli(world, "history", "--model", world.model)
+    assert known.exit_code == 0 and "none -> v1" in known.output
 
 
 def test_a_ledger_entry_deleted_in_mlflow_fails_verify(world: World) -> None:

@@ -134,6 +134,16 @@ def test_times_and_options_people_get_wrong_are_one_line_each(
     assert bad.exit_code == 2 and "'last tuesday' is no time (ISO 8601" in bad.output
     both = history_cli(tracking_uri, tmp_path, "ledger-x", "--at", "2026-03-03", "--limit", "2")
     assert both.exit_code == 2 and "--at answers alone" in both.output
+    unknown = history_cli(tracking_uri, tmp_path, "ledger-x", "--at", "2026-03-03T14:00")
+    assert (unknown.exit_code, unknown.output) == (
+        1,
+        "Error: no registered model 'unused-model' and no ledger entry of it\n",
+    )
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    if not client.search_registered_models(filter_string="name = 'unused-model'"):
+        client.create_registered_model("unused-model")
     nothing = history_cli(tracking_uri, tmp_path, "ledger-x", "--at", "2026-03-03T14:00")
     assert (nothing.exit_code, nothing.output) == (
         0,

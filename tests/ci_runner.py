@@ -182,6 +182,20 @@ def list_jobs(
     return {job["name"]: job["when"] for job in json.loads(result.stdout)}
 
 
+def refusal(repo: Path, home: Path) -> str:
+    """What gitlab-ci-local says when it refuses the pipeline (it must refuse it)."""
+    result = subprocess.run(
+        [gitlab_ci_local(), "--list", *gitlab_ci_local_args(home)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0, f"gitlab-ci-local took the pipeline:\n{result.stdout[-3000:]}"
+    return result.stderr
+
+
 def run_job(
     repo: Path,
     home: Path,

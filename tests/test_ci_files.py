@@ -311,16 +311,8 @@ def test_the_include_without_a_required_input_is_refused(tmp_path: Path, missing
     kept = [line for line in lines if not line.strip().startswith(f"{missing}:")]
     assert len(kept) == len(lines) - 1
     repo = gitlab_repo(tmp_path / "adopter", "".join(kept))
-    result = subprocess.run(
-        [ci_runner.gitlab_ci_local(), "--list", *ci_runner.gitlab_ci_local_args(tmp_path)],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert f"`{missing}` input: required value has not been provided" in result.stderr
+    said = ci_runner.refusal(repo, tmp_path)
+    assert f"`{missing}` input: required value has not been provided" in said
 
 
 # --- the copy-paste examples: pinned to what the reader reviewed, never a name on PyPI -----------

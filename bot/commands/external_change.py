@@ -68,9 +68,9 @@ def drift_summary(ctx: Context, seen_by: str) -> dict[str, Any]:
     the `to` of the bot's last change, the ledger is asked as `verify` asks it."""
     from bot.ledger_views import verify
 
-    outcome, check = report_drift(ctx, seen_by)
+    state = ctx.registry.state(ctx.model)
+    outcome, check = report_drift(ctx, seen_by, state=state)
     if check is None:
-        state = ctx.registry.state(ctx.model)
         last_change = state.history[-1].to_version if state.history else None
         if state.aliases.get(ctx.params.promotion.champion_alias) != last_change:
             check = verify(ctx, ctx.model).check
@@ -79,13 +79,15 @@ def drift_summary(ctx: Context, seen_by: str) -> dict[str, Any]:
 
 
 def report_drift(
-    ctx: Context, seen_by: str, delivery_id: str = ""
+    ctx: Context, seen_by: str, delivery_id: str = "", state: ModelState | None = None
 ) -> tuple[Outcome, ChampionCheck | None]:
     """Record (and report) a champion the ledger does not account for; the check made, or None
-    when the model read alone showed the champion is the recorded one."""
+    when the model read alone showed the champion is the recorded one. `state`: the model as
+    the caller just read it, else it is read here."""
     extra = {"delivery_id": delivery_id, "platform": "mlflow", "model": ctx.model}
     alias = ctx.params.promotion.champion_alias
-    state = ctx.registry.state(ctx.model)  # as it is now, not as an event says
+    if state is None:
+        state = ctx.registry.state(ctx.model)  # as it is now, not as an event says
     if agrees_with_records(state, alias):
         return Outcome("ignored", "the champion is the one the bot recorded"), None
     check = _look(ctx, state, alias)

@@ -4,7 +4,7 @@ Usage: python bench/cli_probe.py REPORT.json ARGS...
 
 Reports whether `mlflow` was imported, how many times it was loaded (the interpreter's `import`
 audit event fires on a real load only, so a second load would mean someone dropped it from
-sys.modules) and how many registry clients (`bot.registry.Registry`) were built.
+sys.modules) and how many registry clients (`bot.registry.client.Registry`) were built.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 
 sys.addaudithook(_audit)
 
-import bot.registry  # noqa: E402 - MLflow-free at import time: Registry() imports it
+import bot.registry.client  # noqa: E402 - MLflow-free at import time: Registry() imports it
 
 built: list[str] = []
-_init = bot.registry.Registry.__init__
+_init = bot.registry.client.Registry.__init__
 
 
 def _counting_init(self: Any, tracking_uri: str) -> None:
@@ -36,7 +36,7 @@ def _counting_init(self: Any, tracking_uri: str) -> None:
     _init(self, tracking_uri)
 
 
-bot.registry.Registry.__init__ = _counting_init  # type: ignore[method-assign]
+bot.registry.client.Registry.__init__ = _counting_init  # type: ignore[method-assign]
 
 
 @atexit.register

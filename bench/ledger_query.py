@@ -23,9 +23,9 @@ from typing import Any
 from bench.counting import HttpLog, count, summary
 from bench.roundtrips import Bench
 from bench.startup import clean_env
-from bot.context import Context
-from bot.ledger_views import champion_at
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.reports.audit import champion_at
+from bot.runtime.context import Context
 from bot.timestamps import iso_from_ms
 from tests.ledger_history import planned_changes, write_changes
 

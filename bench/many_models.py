@@ -37,9 +37,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import open_or_update_request
-from bot.config import parse_params
-from bot.context import Context
-from bot.settings import Secret, Settings
+from bot.config.params import parse_params
+from bot.config.settings import Secret, Settings
+from bot.runtime.context import Context
 from bot.webhook_auth import sign_github
 from tests.fake_forge_server import FakeForgeServer
 from tests.fake_forges import BOT
@@ -294,7 +294,7 @@ def _check(
     server: FakeForgeServer, tracking_uri: str, threads: dict[str, int], names: list[str]
 ) -> None:
     """Each model: champion v1, one history entry, one answer in its thread, the thread closed."""
-    from bot.registry import Registry
+    from bot.registry.client import Registry
 
     registry = Registry(tracking_uri)
     for name in names:

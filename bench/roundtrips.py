@@ -25,15 +25,15 @@ from bot.ci.request import open_or_update_request
 from bot.ci.request_body import render_request_body
 from bot.commands.change import move_champion
 from bot.commands.handler import handle_comment
-from bot.config import parse_params
-from bot.context import Context
+from bot.config.model_set import ModelSet
+from bot.config.params import parse_params
+from bot.config.settings import Secret, Settings
 from bot.intake.poll import poll
-from bot.markers import answer_marker
-from bot.model_set import ModelSet
-from bot.records import Change
-from bot.settings import Secret, Settings
-from bot.tags import REQUESTED_BY_TAG, REQUESTED_IN_TAG
-from bot.threads import CommentEvent, ProjectRef
+from bot.registry.records import Change
+from bot.registry.tags import REQUESTED_BY_TAG, REQUESTED_IN_TAG
+from bot.runtime.context import Context
+from bot.threads.markers import answer_marker
+from bot.threads.thread import CommentEvent, ProjectRef
 from bot.timestamps import utc_now_iso
 from tests.fake_forges import BOT, PEOPLE, FakeForge, make_fake
 from tests.fake_github import FakeGitHub

@@ -17,11 +17,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from bot.config.settings import Secret, Settings
 from bot.intake.http_server import run_server
 from bot.intake.wsgi import StartResponse, WebhookApp
 from bot.logs import configure
-from bot.settings import Secret, Settings
-from bot.threads import CommentEvent
+from bot.threads.thread import CommentEvent
 
 
 class TimedApp:

@@ -18,7 +18,7 @@ import click
 from bot import __version__
 
 if TYPE_CHECKING:
-    from bot.context import Context
+    from bot.runtime.context import Context
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,9 +76,9 @@ _ONE_MODEL = frozenset({"register", "gate", "request"})
 
 def _context(kwargs: dict[str, Any]) -> Context:
     """Build the Context from params.yaml, the environment and this command's options."""
-    from bot.context import Context
-    from bot.model_set import load_models
-    from bot.settings import Settings
+    from bot.config.model_set import load_models
+    from bot.config.settings import Settings
+    from bot.runtime.context import Context
     from bot.urls import url_secrets
 
     click_ctx = click.get_current_context()
@@ -278,7 +278,7 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 def status(ctx: Context, as_json: bool) -> None:
     """Aliases, their versions and metrics, open requests (every model, or --model); a champion
     moved outside the bot is recorded in the ledger and reported."""
-    from bot.views import champion_line, render_status, status_data
+    from bot.reports.status import champion_line, render_status, status_data
 
     data = []
     for model_ctx in ctx.each_model():
@@ -348,7 +348,7 @@ def history(
     """Every champion change from the audit ledger, newest first, across all models unless
     --model: when, from, to, who with which role, why, where. TIME is ISO 8601 (UTC unless it
     says otherwise)."""
-    from bot.ledger_views import Query, champion_at, history_entries, render, render_at
+    from bot.reports.audit import Query, champion_at, history_entries, render, render_at
 
     fmt = "json" if as_json else fmt
     if at is not None:
@@ -377,7 +377,7 @@ def _unknown_model(ctx: Context) -> str:
 def _known_model(ctx: Context) -> bool:
     """A model the registry has, or the ledger recorded (it outlives a deleted model): a name
     neither knows is a typo, not an empty history."""
-    from bot.ledger_views import Query, history_entries
+    from bot.reports.audit import Query, history_entries
 
     if ctx.registry.model_exists(ctx.model):
         return True
@@ -400,8 +400,8 @@ def verify(fmt: str, **kwargs: Any) -> None:
     from bot.errors import BotError
 
     try:
-        from bot.ledger_views import render_verification
-        from bot.ledger_views import verify as check_ledger
+        from bot.reports.audit import render_verification
+        from bot.reports.audit import verify as check_ledger
 
         ctx = _context(kwargs)
         results = [check_ledger(one, one.model) for one in ctx.each_model()]

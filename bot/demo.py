@@ -17,12 +17,12 @@ from pathlib import Path
 from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import RequestResult, open_or_update_request
-from bot.config import Params, parse_params
-from bot.context import Context
+from bot.config.params import Params, parse_params
+from bot.config.settings import Settings
 from bot.intake.entry import local_comment
-from bot.ledger_views import Query, history_entries, render_table
-from bot.settings import Settings
-from bot.views import champion_line, render_status, status_data
+from bot.reports.audit import Query, history_entries, render_table
+from bot.reports.status import champion_line, render_status, status_data
+from bot.runtime.context import Context
 
 Echo = Callable[[str], None]
 

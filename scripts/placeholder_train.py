@@ -83,7 +83,7 @@ def run_id_file_from_params(params_path: str, model: str = "") -> str:
     if not path.exists():
         return DEFAULT_RUN_ID_FILE
     try:
-        from bot.model_set import load_models
+        from bot.config.model_set import load_models
     except ImportError:  # training without the bot installed: read the single-model key
         import yaml  # a dependency of MLflow itself
 

@@ -21,11 +21,11 @@ import responses
 from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import open_or_update_request
-from bot.config import parse_params
-from bot.context import Context
+from bot.config.params import parse_params
+from bot.config.settings import Secret, Settings
 from bot.intake.entry import handle_event_file, serve_app
-from bot.records import Outcome
-from bot.settings import Secret, Settings
+from bot.registry.records import Outcome
+from bot.runtime.context import Context
 from bot.webhook_auth import sign_github
 from tests.fake_forges import BOT, PEOPLE, FakeForge, make_fake
 from tests.fake_github import GITHUB_ROLES, FakeGitHub

@@ -26,10 +26,10 @@ from typing import Any
 import mlflow  # noqa: F401 - imported once in the forkserver, not in every child
 
 from bot.commands.handler import handle_comment
-from bot.context import Context
 from bot.forges.local import LocalForge
-from bot.registry import Registry
-from bot.threads import CommentEvent
+from bot.registry.client import Registry
+from bot.runtime.context import Context
+from bot.threads.thread import CommentEvent
 from tests.promotion_env import make_context
 
 NOT_KILLED = 3

@@ -8,8 +8,8 @@ from __future__ import annotations
 import random
 from concurrent.futures import ThreadPoolExecutor
 
-from bot.ledger import Ledger
-from bot.ledger_entry import EXTERNAL, Approver, Evidence, LedgerEntry
+from bot.ledger.entry import EXTERNAL, Approver, Evidence, LedgerEntry
+from bot.ledger.store import Ledger
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 

@@ -1,6 +1,6 @@
-"""An in-memory registry with the read interface of `bot.registry.Registry`, for fast tests of the
-rules: no MLflow server, no MLflow import. Model tags are kept as the real registry keeps them (the
-history a JSON string), so `ModelState` parses them exactly as it parses MLflow's.
+"""An in-memory registry with the read interface of `bot.registry.client.Registry`, for fast
+tests of the rules: no MLflow server, no MLflow import. Model tags are kept as the real registry
+keeps them (the history a JSON string), so `ModelState` parses them exactly as it parses MLflow's.
 
 tests/test_policy.py checks that every public method here has the signature of the real one.
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.errors import NotFoundError
-from bot.model_state import ModelState
-from bot.records import HistoryEntry
-from bot.tags import HISTORY_TAG
-from bot.versions import RunInfo, VersionInfo
+from bot.registry.model_state import ModelState
+from bot.registry.records import HistoryEntry
+from bot.registry.tags import HISTORY_TAG
+from bot.registry.versions import RunInfo, VersionInfo
 
 
 @dataclass

@@ -15,15 +15,15 @@ from bot.ci.register import register
 from bot.ci.request import request_tags
 from bot.ci.request_body import render_request_body
 from bot.commands.handler import handle_comment
-from bot.config import parse_params
-from bot.context import Context
+from bot.config.params import parse_params
+from bot.config.settings import Settings
 from bot.forges.local import LocalForge
-from bot.ledger import Where
-from bot.ledger_entry import LedgerEntry
-from bot.records import Outcome
-from bot.settings import Settings
-from bot.threads import Comment, CommentEvent, Thread, ThreadKind
-from bot.versions import RunRecord
+from bot.ledger.entry import LedgerEntry
+from bot.ledger.store import Where
+from bot.registry.records import Outcome
+from bot.registry.versions import RunRecord
+from bot.runtime.context import Context
+from bot.threads.thread import Comment, CommentEvent, Thread, ThreadKind
 from tests.helpers import log_training_run
 
 MakePlayground = Callable[..., "Playground"]

@@ -246,6 +246,6 @@ def test_the_step_runs_the_real_bot_and_hands_the_request_to_the_workflow(
     lines = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     assert set(lines) == {"request_url", "request_number"}  # what action.yml's outputs read
     assert lines["request_url"].startswith("file://") and lines["request_number"] == "1"
-    from bot.registry import Registry
+    from bot.registry.client import Registry
 
     assert Registry(tracking_uri).aliases(model_name) == {"smoke": 1, "candidate": 1}

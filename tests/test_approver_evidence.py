@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.config.settings import Secret, Settings
 from bot.forges.github import ACTIONS_BOT, GitHubForge
-from bot.markers import approval_marker
-from bot.records import Approval
-from bot.settings import Secret, Settings
-from bot.tags import APPROVALS_TAG, REQUESTED_BY_ID_TAG, REQUESTED_BY_TAG
+from bot.registry.records import Approval
+from bot.registry.tags import APPROVALS_TAG, REQUESTED_BY_ID_TAG, REQUESTED_BY_TAG
+from bot.threads.markers import approval_marker
 from tests.fake_forges import BOT
 from tests.fake_github import GITHUB_ROLES
 from tests.forge_world import World, make_world

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from bot.ci.request import open_or_update_request
-from bot.config import parse_params
-from bot.context import Context
-from bot.settings import Settings
+from bot.config.params import parse_params
+from bot.config.settings import Settings
+from bot.runtime.context import Context
 from tests.chart_browser import render
 from tests.helpers import log_training_run
 

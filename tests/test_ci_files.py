@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from bot.ci.request import DOTENV_FILE
-from bot.config import Params, load_params, parse_params
+from bot.config.params import Params, load_params, parse_params
 from bot.forges.local import LocalForge
-from bot.markers import parse_request_marker
-from bot.registry import Registry
+from bot.registry.client import Registry
+from bot.threads.markers import parse_request_marker
 from tests import ci_runner
 from tests.ci_runner import REPO_ROOT, job_commands, load_yaml, workflow_triggers
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from bot.forges.local import LocalForge
-from bot.markers import parse_request_marker
-from bot.registry import Registry
+from bot.registry.client import Registry
+from bot.threads.markers import parse_request_marker
 from tests import ci_runner
 from tests.ci_runner import REPO_ROOT, job_commands, load_yaml, workflow_triggers
 

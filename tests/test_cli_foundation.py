@@ -265,8 +265,8 @@ def test_a_usage_error_is_one_line_with_a_hint(tmp_path: Path):
 def test_history_prints_every_recorded_change(
     tracking_uri: str, model_name: str, params_file: Path
 ):
-    from bot.records import HistoryEntry
-    from bot.registry import Registry
+    from bot.registry.client import Registry
+    from bot.registry.records import HistoryEntry
 
     registry = Registry(tracking_uri)
     registry.ensure_model(model_name)
@@ -298,8 +298,8 @@ def test_history_prints_every_recorded_change(
     assert [json.loads(entry["original"]) for entry in as_json[::-1]] == [first, second, foreign]
 
     # Imported for real (as the next change or poll does): the ledger answers the same.
-    from bot.ledger import Ledger
-    from bot.ledger_setup import prepare
+    from bot.ledger.setup import prepare
+    from bot.ledger.store import Ledger
 
     prepare(
         Ledger(registry, ledger["PROMOTION_BOT_LEDGER_EXPERIMENT"]),
@@ -312,12 +312,12 @@ def test_history_prints_every_recorded_change(
 
 def test_status_survives_a_purged_run(model_name: str):
     """A version whose run was garbage-collected still shows its alias, with no metric."""
-    from bot.config import parse_params
-    from bot.context import Context
+    from bot.config.params import parse_params
+    from bot.config.settings import Settings
     from bot.errors import NotFoundError
-    from bot.settings import Settings
-    from bot.versions import VersionInfo
-    from bot.views import render_status, status_data
+    from bot.registry.versions import VersionInfo
+    from bot.reports.status import render_status, status_data
+    from bot.runtime.context import Context
 
     class PurgedRuns:
         def aliases(self, name: str) -> dict[str, int]:

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.command_forms import format_command
 from bot.commands.grammar import (
     MAX_REASON,
     MAX_VERSION,
@@ -19,6 +18,7 @@ from bot.commands.grammar import (
     may_be_command,
     parse_comment,
 )
+from bot.threads.command_forms import format_command
 
 BOT = "promotion-bot"
 
@@ -260,8 +260,8 @@ def test_formatted_commands_parse_back() -> None:
 @pytest.mark.parametrize("slash_ok", [True, False])
 def test_help_and_usage_answers_are_never_commands_themselves(slash_ok: bool) -> None:
     """The bot's own help must not trigger it (nor a GitLab quick action): commands in backticks."""
-    from bot.command_forms import command_lines
     from bot.templating import render
+    from bot.threads.command_forms import command_lines
 
     lines = command_lines(BOT, slash_ok)
     assert [line["usage"] for line in lines] == (

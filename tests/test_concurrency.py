@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from bot.commands.handler import handle_comment
-from bot.markers import answered_comment_ids
-from bot.records import Outcome
+from bot.registry.records import Outcome
+from bot.threads.markers import answered_comment_ids
 from tests.promotion_env import MakePlayground, Playground, make_context
 
 # The request stays open after /promote, so /promote can win again after a rollback.
@@ -38,7 +38,7 @@ def run_commands(
     ctx: Any, thread_number: str, commands: list[tuple[str, str]], start: Callable[[], Any]
 ) -> list[Outcome]:
     """Post and handle `commands` in order, after `start()` released every worker at once."""
-    from bot.threads import CommentEvent
+    from bot.threads.thread import CommentEvent
 
     forge = ctx.forge
     start()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Params, load_params, parse_params
+from bot.config.params import Params, load_params, parse_params
+from bot.config.settings import DEFAULT_TRACKING_URI, Secret, Settings
 from bot.errors import ConfigError
 from bot.logs import JsonFormatter, RedactSecrets
-from bot.settings import DEFAULT_TRACKING_URI, Secret, Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from bot.commands.policy import actor_refusal
-from bot.config import Approvers, Params, load_params, parse_params
-from bot.config_checks import MIN_ROLES
-from bot.context import Context
+from bot.config.checks import MIN_ROLES
+from bot.config.params import Approvers, Params, load_params, parse_params
+from bot.config.settings import Settings
 from bot.errors import ConfigError
 from bot.forges.base import role_level
-from bot.settings import Settings
+from bot.runtime.context import Context
 
 
 def refused(promotion: dict[str, object] | None = None, **sections: object) -> str:

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from bot.config import Params
-from bot.context import Context
+from bot.config.params import Params
+from bot.config.settings import Secret, Settings
 from bot.errors import BotError
 from bot.forges.local import LocalForge
 from bot.intake.entry import handle_event_file, serve
 from bot.intake.wsgi import WebhookApp
-from bot.records import Outcome
-from bot.settings import Secret, Settings
-from bot.threads import CommentEvent
+from bot.registry.records import Outcome
+from bot.runtime.context import Context
+from bot.threads.thread import CommentEvent
 from tests.webhook_fixtures import load_webhook
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.commands.locking import model_lock
-from bot.context import Context
+from bot.config.settings import DEFAULT_LOCK_TTL, Settings
 from bot.errors import ConfigError, LockUnavailable
-from bot.settings import DEFAULT_LOCK_TTL, Settings
+from bot.runtime.context import Context
 
 KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretkeymaterial\n-----END RSA PRIVATE KEY-----\n"
 GITHUB = {"PROMOTION_BOT_PLATFORM": "github", "GITHUB_REPOSITORY": "octo-org/models"}

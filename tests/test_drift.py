@@ -25,12 +25,12 @@ from unittest import mock
 import pytest
 
 from bot.cli import main
-from bot.context import Context
+from bot.config.settings import Secret
 from bot.intake.entry import serve_app
 from bot.intake.poll import poll
-from bot.ledger import Where
-from bot.settings import Secret
-from bot.views import champion_line
+from bot.ledger.store import Where
+from bot.reports.status import champion_line
+from bot.runtime.context import Context
 from bot.webhook_auth import sign_mlflow
 from tests.forge_world import World, make_world
 from tests.helpers import log_training_run

@@ -16,7 +16,7 @@ from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import open_or_update_request
 from bot.intake.poll import poll
-from bot.markers import answered_comment_ids, read_request_marker
+from bot.threads.markers import answered_comment_ids, read_request_marker
 from tests.fake_forges import BOT
 from tests.forge_world import World, make_world
 from tests.helpers import log_training_run

@@ -17,7 +17,7 @@ from bot.intake.payloads import (
     gitlab_comment_event,
     parse_event,
 )
-from bot.threads import CommentEvent, ProjectRef
+from bot.threads.thread import CommentEvent, ProjectRef
 from tests.webhook_fixtures import (
     WEBHOOK_EVENTS,
     load_webhook,

@@ -23,14 +23,14 @@ import requests
 
 from bot.commands.handler import handle_comment
 from bot.commands.post_promote_hook import SIGNATURE_HEADER
-from bot.context import Context
+from bot.config.settings import Secret
 from bot.errors import ForgeError, RegistryError
 from bot.forges.local import LocalForge
 from bot.intake.poll import poll
-from bot.markers import answered_comment_ids
-from bot.records import Outcome
-from bot.settings import Secret
-from bot.threads import Thread
+from bot.registry.records import Outcome
+from bot.runtime.context import Context
+from bot.threads.markers import answered_comment_ids
+from bot.threads.thread import Thread
 from bot.webhook_auth import sign_github
 from tests.mlflow_server import free_port
 from tests.promotion_env import Playground, make_context

@@ -11,13 +11,13 @@ import pytest
 import requests
 import responses
 
+from bot.config.settings import Secret, Settings
 from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundError
 from bot.forges._github_support import review_verdict
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import Forge
 from bot.forges.github import GitHubForge
-from bot.settings import Secret, Settings
-from bot.threads import Thread
+from bot.threads.thread import Thread
 from tests.forge_fixtures import body_of, github, github_url, query_of
 
 TOKEN = "ghp_TOPSECRET0123456789abcdefABCDEF0000"

@@ -9,13 +9,13 @@ import pytest
 import requests
 import responses
 
+from bot.config.settings import Secret, Settings
 from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundError
 from bot.forges._gitlab_support import comment_from
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import Forge
 from bot.forges.gitlab import GitLabForge
-from bot.settings import Secret, Settings
-from bot.threads import ProjectRef, Thread
+from bot.threads.thread import ProjectRef, Thread
 from tests.forge_fixtures import body_of, gitlab, query_of
 
 TOKEN = "glpat-TOPSECRET-4f9a1c77"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.config.settings import Settings
 from bot.errors import ForgeError, ForgeNotFoundError
 from bot.forges import make_forge
 from bot.forges.base import Forge
 from bot.forges.local import LocalForge, readable
-from bot.settings import Settings
 
 PROCS = 4
 COMMENTS_EACH = 25

@@ -1,4 +1,4 @@
-"""bot.gates, fast and pure: the hard gates of `promotion.gates`, from run data alone
+"""bot.rules.gates, fast and pure: the hard gates of `promotion.gates`, from run data alone
 (docs/design.md, "Rules for a champion change")."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bot.config import parse_params
-from bot.gates import GateCheck, evaluate_gates, failed
-from bot.versions import RunInfo
+from bot.config.params import parse_params
+from bot.registry.versions import RunInfo
+from bot.rules.gates import GateCheck, evaluate_gates, failed
 
 
 def params(gates: dict[str, Any] | None = None, **promote_model: Any) -> Any:

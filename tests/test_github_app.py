@@ -23,13 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import open_or_update_request
-from bot.config import parse_params
-from bot.context import Context
+from bot.config.params import parse_params
+from bot.config.settings import Secret, Settings
 from bot.forges.github import GitHubForge
 from bot.intake.entry import handle_event_file
 from bot.intake.poll import poll
-from bot.markers import answered_comment_ids
-from bot.settings import Secret, Settings
+from bot.runtime.context import Context
+from bot.threads.markers import answered_comment_ids
 from tests.fake_forges import json_body, json_reply
 from tests.fake_github import FakeGitHub
 from tests.forge_fixtures import github, github_url

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.markers import answered_comment_ids
+from bot.threads.markers import answered_comment_ids
 from tests.promotion_env import MakePlayground, Playground
 
 
@@ -336,7 +336,7 @@ def test_change_interrupted_before_its_record_is_finished_on_the_next_pass(
 ):
     from bot.commands.change import ChangeFailed
     from bot.commands.handler import handle_comment
-    from bot.registry import Registry
+    from bot.registry.client import Registry
 
     version = pg.train(0.6)
     thread = pg.open_request(version)
@@ -367,7 +367,7 @@ def test_registry_failure_before_the_change_is_answered_and_changes_nothing(
     pg: Playground, monkeypatch: pytest.MonkeyPatch
 ):
     from bot.errors import RegistryError
-    from bot.registry import Registry
+    from bot.registry.client import Registry
 
     thread = pg.open_request(pg.train(0.6))
 

@@ -20,8 +20,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.ledger_entry import inert, revived
-from bot.ledger_views import Query, champion_at, history_entries, read_csv, render, render_at, shown
+from bot.ledger.entry import inert, revived
+from bot.reports.audit import (
+    Query,
+    champion_at,
+    history_entries,
+    read_csv,
+    render,
+    render_at,
+    shown,
+)
 from tests.forge_world import World, make_world
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bot.intake.poll import poll
-from bot.markers import answered_comment_ids
+from bot.threads.markers import answered_comment_ids
 from tests.kill_worker import NOT_KILLED
 from tests.promotion_env import MakePlayground, Playground
 

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from bot.commands.handler import handle_comment
-from bot.context import Context
-from bot.markers import answered_comment_ids
+from bot.runtime.context import Context
+from bot.threads.markers import answered_comment_ids
 from tests.kill_worker import NOT_KILLED
 from tests.promotion_env import Playground
 from tests.redis_server import RedisServer

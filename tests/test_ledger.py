@@ -16,12 +16,12 @@ from click.testing import CliRunner, Result
 
 from bot.cli import cli
 from bot.errors import RegistryError
-from bot.ledger import Ledger, Where
-from bot.ledger_entry import PARAM_CHUNK, Approver, Evidence, LedgerEntry
-from bot.ledger_setup import import_history, prepare
-from bot.ledger_views import read_csv
-from bot.records import HistoryEntry
-from bot.registry import Registry
+from bot.ledger.entry import PARAM_CHUNK, Approver, Evidence, LedgerEntry
+from bot.ledger.setup import import_history, prepare
+from bot.ledger.store import Ledger, Where
+from bot.registry.client import Registry
+from bot.registry.records import HistoryEntry
+from bot.reports.audit import read_csv
 from bot.timestamps import iso_from_ms
 from tests.ledger_history import planned_changes, write_changes
 from tests.promotion_env import Playground

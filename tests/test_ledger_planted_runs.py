@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
-from bot.context import Context
 from bot.intake.poll import poll
-from bot.ledger_views import Query, history_entries
+from bot.reports.audit import Query, history_entries
+from bot.runtime.context import Context
 from tests.forge_world import World, make_world
 from tests.helpers import log_training_run
 

@@ -13,11 +13,11 @@ import pytest
 
 from bot.ci.gate import gate
 from bot.ci.register import read_run_id, register
-from bot.config import parse_params
-from bot.context import Context
+from bot.config.params import parse_params
+from bot.config.settings import Settings
 from bot.errors import BotError, ConfigError, NotFoundError
-from bot.settings import Settings
-from bot.tags import REGISTERED_AS_TAG
+from bot.registry.tags import REGISTERED_AS_TAG
+from bot.runtime.context import Context
 from tests.helpers import log_training_run
 
 GATE_FIELDS = [

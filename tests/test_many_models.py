@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import responses
 
-from bot.context import Context
+from bot.config.model_set import load_models
 from bot.intake.entry import serve_app
 from bot.intake.poll import poll
-from bot.markers import read_request_marker
-from bot.model_set import load_models
-from bot.records import Outcome
+from bot.registry.records import Outcome
+from bot.runtime.context import Context
+from bot.threads.markers import read_request_marker
 from tests.fake_forges import FakeForge, make_fake
 from tests.fake_github import FakeGitHub
 from tests.fake_gitlab import FakeGitLab

@@ -1,11 +1,11 @@
-"""bot.markers, fast and pure: the hidden markers the bot writes and reads back
+"""bot.threads.markers, fast and pure: the hidden markers the bot writes and reads back
 (docs/design.md, "Markers")."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.markers import (
+from bot.threads.markers import (
     answer_marker,
     answered_comment_ids,
     approval_marker,

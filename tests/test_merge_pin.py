@@ -18,13 +18,13 @@ import responses
 
 from bot.ci.request import open_or_update_request
 from bot.commands import replies
+from bot.config.settings import Secret, Settings
 from bot.forges._github_support import thread_from as github_thread
 from bot.forges._gitlab_support import thread_from as gitlab_thread
 from bot.forges.github import GitHubForge
 from bot.forges.gitlab import GitLabForge
-from bot.settings import Secret, Settings
-from bot.tags import REQUEST_HEAD_TAG
-from bot.threads import Thread
+from bot.registry.tags import REQUEST_HEAD_TAG
+from bot.threads.thread import Thread
 from tests.forge_fixtures import body_of, github, github_url, gitlab
 from tests.promotion_env import MakePlayground, Playground
 

@@ -18,11 +18,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import bot.intake.entry
+from bot.config.settings import Secret, Settings
 from bot.intake.entry import serve_app
 from bot.intake.wsgi import WebhookApp
-from bot.records import Outcome
-from bot.settings import Secret, Settings
-from bot.threads import CommentEvent
+from bot.registry.records import Outcome
+from bot.threads.thread import CommentEvent
 from bot.webhook_auth import sign_github
 from tests.forge_world import World, deliver, make_world
 

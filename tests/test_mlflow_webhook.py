@@ -14,16 +14,16 @@ import pytest
 from bot.ci.request_body import RequestData, Side, render_request_body, request_title
 from bot.commands.change import move_champion
 from bot.commands.external_change import AliasChange, report_external_change
-from bot.config import Params
-from bot.context import Context
+from bot.config.params import Params
+from bot.config.settings import Secret, Settings
 from bot.forges.local import LocalForge
 from bot.intake.payloads import PayloadError, parse_alias_change
-from bot.ledger import Where
-from bot.records import Change
-from bot.registry import Registry
-from bot.settings import Secret, Settings
+from bot.ledger.store import Where
+from bot.registry.client import Registry
+from bot.registry.records import Change
+from bot.registry.versions import RunInfo, VersionInfo
+from bot.runtime.context import Context
 from bot.timestamps import utc_now_iso
-from bot.versions import RunInfo, VersionInfo
 from tests.helpers import log_training_run
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 
@@ -241,7 +241,7 @@ def test_changes_the_bot_accounts_for_are_not_reported(bot: Bot, threads: list[s
     assert bot.report(6) == "ignored"  # the event for 6, read after the move to 7
     # MLflow fired between the bot's intent and its record: the intent accounts for it
     intent = Change(bot.model, 7, 3, "dana", "rollback", "", "", "c-flight", utc_now_iso())
-    bot.registry.set_pending(bot.model, intent.entry())
+    bot.registry.client.set_pending(bot.model, intent.entry())
     bot.by_hand(3)
     assert bot.report(3) == "ignored"
     # another model, or not the champion alias

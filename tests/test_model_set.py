@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Params, load_params
+from bot.config.model_set import load_models
+from bot.config.params import Params, load_params
 from bot.errors import ConfigError
-from bot.model_set import load_models
 
 SHARED = """\
 promotion:

@@ -17,14 +17,14 @@ from bot.ci.gate import gate
 from bot.ci.recipients import recipients
 from bot.ci.register import register
 from bot.ci.request import RequestResult, open_or_update_request
-from bot.config import parse_params
-from bot.context import Context
+from bot.config.params import parse_params
+from bot.config.settings import Secret, Settings
 from bot.forges._retry import RetryPolicy
 from bot.forges.github import GitHubForge
 from bot.forges.gitlab import GitLabForge
 from bot.forges.local import LocalForge
-from bot.settings import Secret, Settings
-from bot.threads import Recipients
+from bot.runtime.context import Context
+from bot.threads.thread import Recipients
 from tests.fake_forges import FakeForge, make_fake
 from tests.forge_fixtures import body_of, github, github_url, gitlab, query_of
 from tests.forge_world import world_settings

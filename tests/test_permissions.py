@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.intake.poll import poll
-from bot.markers import answered_comment_ids, approval_marker, parse_request_marker
-from bot.threads import Thread
+from bot.threads.markers import answered_comment_ids, approval_marker, parse_request_marker
+from bot.threads.thread import Thread
 from tests.promotion_env import MakePlayground, Playground
 
 BOT = "promotion-bot"

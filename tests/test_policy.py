@@ -21,15 +21,20 @@ from bot.commands.policy import (
     rollback_refusal,
     self_approval_refusal,
 )
-from bot.config import parse_params
-from bot.context import Context
+from bot.config.params import parse_params
+from bot.config.settings import Settings
 from bot.forges.local import LocalForge
-from bot.records import HistoryEntry
-from bot.registry import Registry
-from bot.settings import Settings
-from bot.tags import CHAMPION_SINCE_TAG, REGISTERED_AS_TAG, REQUEST_HEAD_TAG, REQUESTED_IN_TAG
-from bot.threads import Thread
-from bot.versions import VersionInfo
+from bot.registry.client import Registry
+from bot.registry.records import HistoryEntry
+from bot.registry.tags import (
+    CHAMPION_SINCE_TAG,
+    REGISTERED_AS_TAG,
+    REQUEST_HEAD_TAG,
+    REQUESTED_IN_TAG,
+)
+from bot.registry.versions import VersionInfo
+from bot.runtime.context import Context
+from bot.threads.thread import Thread
 from tests.memory_registry import MemoryRegistry
 
 MODEL = "churn"
@@ -343,7 +348,7 @@ def test_a_failed_registration_is_no_version_to_roll_back_to(tmp_path: Path):
     ],
 )
 def test_the_history_is_read_once_into_types(tmp_path: Path, stored: dict[str, Any], counts: bool):
-    """A hand-edited history entry is read the same way by every rule (bot.records)."""
+    """A hand-edited history entry is read the same way by every rule (bot.registry.records)."""
     ctx, registry, _ = context(tmp_path)
     registry.add_version(MODEL)
     registry.add_version(MODEL)

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from bot.context import Context
 from bot.intake.entry import serve_app
 from bot.intake.readiness import Readiness
+from bot.runtime.context import Context
 from tests.forge_fixtures import github_url
 from tests.forge_world import World, make_world
 from tests.mlflow_server import free_port

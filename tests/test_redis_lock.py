@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from bot.commands.locking import model_lock
-from bot.config import parse_params
-from bot.context import Context
-from bot.coordination import KEY_PREFIX, RedisStore
+from bot.config.params import parse_params
+from bot.config.settings import Settings
 from bot.errors import BotError, LockLost
 from bot.intake.workers import SharedKeys
-from bot.settings import Settings
+from bot.runtime.context import Context
+from bot.runtime.shared_store import KEY_PREFIX, RedisStore
 from tests.redis_server import RedisServer
 
 MODEL = "lock-test-model"

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from bot.context import Context
 from bot.intake.entry import serve_app
-from bot.markers import answered_comment_ids
-from bot.registry import Registry
+from bot.registry.client import Registry
+from bot.runtime.context import Context
+from bot.threads.markers import answered_comment_ids
 from tests.forge_world import World, deliver, make_world
 from tests.redis_server import RedisServer
 

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-import bot.registry as registry_module
+import bot.registry.client as registry_module
 from bot.errors import NotFoundError, RegistryError
-from bot.records import HistoryEntry
-from bot.registry import Registry
-from bot.tags import HISTORY_TAG, PENDING_TAG
+from bot.registry.client import Registry
+from bot.registry.records import HistoryEntry
+from bot.registry.tags import HISTORY_TAG, PENDING_TAG
 from bot.urls import redact_url
 from tests.helpers import log_training_run
 from tests.mlflow_server import free_port

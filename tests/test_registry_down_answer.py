@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 import bot.intake.entry
-from bot.context import Context
 from bot.errors import RegistryUnavailable
 from bot.intake.entry import serve_app
 from bot.intake.poll import poll
-from bot.markers import answered_comment_ids
-from bot.records import Outcome
+from bot.registry.records import Outcome
+from bot.runtime.context import Context
+from bot.threads.markers import answered_comment_ids
 from tests.forge_world import World, deliver, make_world
 from tests.mlflow_server import free_port
 

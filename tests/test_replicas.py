@@ -21,7 +21,7 @@ import pytest
 from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import open_or_update_request
-from bot.markers import answered_comment_ids
+from bot.threads.markers import answered_comment_ids
 from tests.fake_forge_server import FakeForgeServer
 from tests.fake_forges import BOT
 from tests.forge_world import World, make_world

@@ -17,15 +17,15 @@ import pytest
 from bot.ci.request import open_or_update_request, write_ci_outputs
 from bot.ci.request_body import WAITING, RequestData, Side, render_request_body
 from bot.ci.trend import Trend, TrendPoint
-from bot.config import parse_params
-from bot.context import Context
+from bot.config.params import parse_params
+from bot.config.settings import Settings
 from bot.errors import BotError
 from bot.forges.local import LocalForge
-from bot.markers import parse_request_marker, read_section, read_ticks
-from bot.request_threads import find_requests, refresh_status
-from bot.settings import Settings
-from bot.threads import Thread
-from bot.versions import RunInfo, VersionInfo
+from bot.registry.versions import RunInfo, VersionInfo
+from bot.runtime.context import Context
+from bot.runtime.request_threads import find_requests, refresh_status
+from bot.threads.markers import parse_request_marker, read_section, read_ticks
+from bot.threads.thread import Thread
 from tests.helpers import log_training_run
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -20,7 +20,7 @@ from bot.ci.request import open_or_update_request
 from bot.forges.local import LocalForge
 from bot.intake.entry import local_comment
 from bot.intake.poll import poll
-from bot.threads import Thread
+from bot.threads.thread import Thread
 from tests.forge_fixtures import body_of
 from tests.forge_world import World, make_world
 from tests.promotion_env import Playground

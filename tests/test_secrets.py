@@ -25,7 +25,7 @@ from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.cli import cli
 from bot.errors import RegistryError
-from bot.registry import Registry
+from bot.registry.client import Registry
 from bot.urls import redact_url
 from tests.helpers import log_training_run
 from tests.mlflow_server import free_port

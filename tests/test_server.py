@@ -24,10 +24,10 @@ import pytest
 import requests
 
 from bot.commands.external_change import AliasChange
+from bot.config.settings import Secret, Settings
 from bot.intake.http_server import HttpServer, log_route_warnings
 from bot.intake.wsgi import MAX_BODY, WebhookApp
-from bot.settings import Secret, Settings
-from bot.threads import CommentEvent, ProjectRef
+from bot.threads.thread import CommentEvent, ProjectRef
 from bot.webhook_auth import sign_github, sign_mlflow
 from tests.mlflow_server import free_port
 from tests.webhook_fixtures import load_webhook, raw_webhook
@@ -712,7 +712,7 @@ _SERVER_SCRIPT = textwrap.dedent(
     """
     import logging, sys, time
     from pathlib import Path
-    from bot.settings import Secret, Settings
+    from bot.config.settings import Secret, Settings
     from bot.intake.http_server import run_server
     from bot.intake.wsgi import WebhookApp
 

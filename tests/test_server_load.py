@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.config.settings import Secret, Settings
 from bot.intake.http_server import HttpServer
 from bot.intake.wsgi import WebhookApp
-from bot.settings import Secret, Settings
-from bot.threads import CommentEvent
+from bot.threads.thread import CommentEvent
 
 SECRET = "load-test-secret-not-real"
 DELIVERIES = 2000

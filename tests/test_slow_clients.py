@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from bot.config.settings import Secret, Settings
 from bot.intake.http_server import HttpServer
 from bot.intake.wsgi import WebhookApp
-from bot.settings import Secret, Settings
 from bot.webhook_auth import sign_github
 from tests.helpers import start_serve, wait_until_serving
 from tests.mlflow_server import free_port

@@ -13,11 +13,11 @@ import pytest
 
 from bot.ci.request import open_or_update_request
 from bot.ci.trend import CHART_VERSIONS, Trend, TrendPoint, load_trend, mermaid_chart
-from bot.config import parse_params
-from bot.context import Context
-from bot.registry import Registry
-from bot.settings import Settings
-from bot.versions import RunInfo
+from bot.config.params import parse_params
+from bot.config.settings import Settings
+from bot.registry.client import Registry
+from bot.registry.versions import RunInfo
+from bot.runtime.context import Context
 from tests.helpers import log_training_run
 
 

@@ -18,19 +18,19 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bot.binding import Binding
 from bot.commands.handler import handle_comment
-from bot.config import Params
-from bot.context import Context
+from bot.config.params import Params
+from bot.config.settings import Secret, Settings
 from bot.errors import BotError
 from bot.forges.github import GitHubForge
 from bot.forges.gitlab import GitLabForge
+from bot.forges.project_binding import Binding
 from bot.intake.entry import handle_event_file
 from bot.intake.payloads import parse_event
 from bot.intake.poll import poll
 from bot.intake.wsgi import WebhookApp
-from bot.settings import Secret, Settings
-from bot.threads import CommentEvent, ProjectRef
+from bot.runtime.context import Context
+from bot.threads.thread import CommentEvent, ProjectRef
 from tests.forge_world import (
     FOREIGN_GITHUB,
     FOREIGN_GITLAB,

@@ -15,8 +15,8 @@ import pytest
 import responses
 
 from bot.commands.post_promote_hook import call_hook
+from bot.config.settings import Settings
 from bot.logs import RedactSecrets
-from bot.settings import Settings
 from bot.urls import redact_url, redact_urls_in, url_secrets
 from tests import test_secrets
 from tests.mlflow_server import free_port

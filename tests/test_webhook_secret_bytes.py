@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.settings import Secret, Settings
+from bot.config.settings import Secret, Settings
 from bot.webhook_auth import (
     WebhookAuthError,
     check_github,

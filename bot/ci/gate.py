@@ -1,7 +1,7 @@
 """Stage 2 `gate`: a new version becomes the candidate when its metric is no worse than the
 current candidate's (within the tolerance). A failed gate is an expected outcome, returned.
 
-See docs/design.md, "The lifecycle". The hard gates checked at /promote are `bot.gates`.
+See docs/design.md, "The lifecycle". The hard gates checked at /promote are `bot.rules.gates`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bot.context import Context
 from bot.errors import BotError
-from bot.versions import TOY_ALIAS, VersionInfo
+from bot.registry.versions import TOY_ALIAS, VersionInfo
+from bot.runtime.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from bot.config import Params
-from bot.threads import Recipients, Thread, ThreadKind
+from bot.config.params import Params
+from bot.threads.thread import Recipients, Thread, ThreadKind
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.context import Context
 from bot.errors import ConfigError
-from bot.tags import REGISTERED_AS_TAG, REQUESTED_BY_ID_TAG, REQUESTED_BY_TAG
-from bot.versions import VersionInfo
+from bot.registry.tags import REGISTERED_AS_TAG, REQUESTED_BY_ID_TAG, REQUESTED_BY_TAG
+from bot.registry.versions import VersionInfo
+from bot.runtime.context import Context
 
 log = logging.getLogger(__name__)
 

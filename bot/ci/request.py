@@ -31,14 +31,14 @@ from bot.ci.request_body import (
     render_request_body,
     request_title,
 )
-from bot.context import Context
 from bot.errors import BotError
-from bot.markers import parse_request_marker, read_request_marker, read_section, read_ticks
-from bot.request_threads import find_requests
-from bot.tags import REQUEST_HEAD_TAG, REQUESTED_IN_TAG
-from bot.threads import Thread
+from bot.registry.tags import REQUEST_HEAD_TAG, REQUESTED_IN_TAG
+from bot.registry.versions import TOY_ALIAS, RunInfo, VersionInfo
+from bot.runtime.context import Context
+from bot.runtime.request_threads import find_requests
+from bot.threads.markers import parse_request_marker, read_request_marker, read_section, read_ticks
+from bot.threads.thread import Thread
 from bot.timestamps import utc_now_iso
-from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
 
 log = logging.getLogger(__name__)
 

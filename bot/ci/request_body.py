@@ -13,18 +13,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.ci.trend import Trend, load_trend, mermaid_chart
-from bot.command_forms import request_commands
 from bot.errors import NotFoundError
-from bot.gates import evaluate_gates
-from bot.markers import check_marker, request_marker, section
-from bot.tags import REGISTERED_AS_TAG
+from bot.registry.tags import REGISTERED_AS_TAG
+from bot.registry.versions import RunInfo, VersionInfo
+from bot.rules.gates import evaluate_gates
 from bot.templating import escape_markdown, inline_code
-from bot.threads import ThreadKind, thread_noun
-from bot.versions import RunInfo, VersionInfo
+from bot.threads.command_forms import request_commands
+from bot.threads.markers import check_marker, request_marker, section
+from bot.threads.thread import ThreadKind, thread_noun
 
 if TYPE_CHECKING:
-    from bot.context import Context
-    from bot.registry import Registry
+    from bot.registry.client import Registry
+    from bot.runtime.context import Context
 
 METRICS_COLLAPSE_AT = 8  # more rows than this go inside <details> (renders on GitHub and GitLab)
 WAITING = "⏳ Waiting for approval."

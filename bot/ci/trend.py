@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from bot.versions import RunInfo, VersionInfo
+from bot.registry.versions import RunInfo, VersionInfo
 
 if TYPE_CHECKING:
-    from bot.registry import Registry
+    from bot.registry.client import Registry
 
 CHART_VERSIONS = 10  # the newest real versions charted (besides the candidate and the champion)
 # Every pipeline may also register a toy version (ci-smoke): look further back for real ones.

@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from bot.errors import RegistryError
-from bot.ledger import Ledger, new_key, now_ms
-from bot.ledger_entry import Evidence, LedgerEntry
-from bot.ledger_setup import prepare
-from bot.model_state import ModelState
-from bot.records import Change, HistoryEntry
-from bot.registry import Registry
-from bot.tags import CHAMPION_SINCE_TAG, PROMOTED_BY_TAG, REQUEST_URL_TAG
+from bot.ledger.entry import Evidence, LedgerEntry
+from bot.ledger.setup import prepare
+from bot.ledger.store import Ledger, new_key, now_ms
+from bot.registry.client import Registry
+from bot.registry.model_state import ModelState
+from bot.registry.records import Change, HistoryEntry
+from bot.registry.tags import CHAMPION_SINCE_TAG, PROMOTED_BY_TAG, REQUEST_URL_TAG
 from bot.timestamps import ms_from_iso
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 
 from bot.commands.handling import Handling
-from bot.context import Context
 from bot.errors import BotError, NotFoundError
-from bot.markers import RequestMarker
-from bot.records import Outcome
-from bot.tags import REQUESTED_IN_TAG
-from bot.threads import Comment, CommentEvent, Thread
+from bot.registry.records import Outcome
+from bot.registry.tags import REQUESTED_IN_TAG
+from bot.runtime.context import Context
+from bot.threads.markers import RequestMarker
+from bot.threads.thread import Comment, CommentEvent, Thread
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from bot.context import Context
 from bot.forges.base import role_name
-from bot.gates import GateCheck
-from bot.ledger_entry import Approver, Evidence
-from bot.markers import read_ticks
-from bot.records import Approval
-from bot.threads import CommentEvent, Thread
-from bot.versions import VersionInfo
+from bot.ledger.entry import Approver, Evidence
+from bot.registry.records import Approval
+from bot.registry.versions import VersionInfo
+from bot.rules.gates import GateCheck
+from bot.runtime.context import Context
+from bot.threads.markers import read_ticks
+from bot.threads.thread import CommentEvent, Thread
 
 
 def promote_evidence(

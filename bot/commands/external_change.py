@@ -1,13 +1,13 @@
 """A champion moved outside the bot (someone used the MLflow UI): recorded in the audit ledger and
 reported in the request thread, once, whichever path sees it first (docs/design.md, "Drift").
 
-Every path asks the same question: MLflow's alias webhook (which only says that something moved;
-the bot's own changes fire it too), `poll` before it handles commands, and `status`. The model is
-read; when the champion is what the records say (bot.drift.agrees_with_records) nothing more is
-read. Otherwise the ledger decides (bot.drift.check_champion), and under the model lock a champion
-no ledger entry accounts for is recorded as an `external` entry, reported in the model's latest
-request thread with the `/rollback` that restores the approved champion when it drifted from it
-(a hand move back to the approved version is recorded, not reported). Recorded once, it is
+Every path asks the same question: MLflow's alias webhook (which only says that something moved; the
+bot's own changes fire it too), `poll` before it handles commands, and `status`. The model is read;
+when the champion is what the records say (bot.ledger.drift.agrees_with_records) nothing more is
+read. Otherwise the ledger decides (bot.ledger.drift.check_champion), and under the model lock a
+champion no ledger entry accounts for is recorded as an `external` entry, reported in the model's
+latest request thread with the `/rollback` that restores the approved champion when it drifted from
+it (a hand move back to the approved version is recorded, not reported). Recorded once, it is
 reported once: the next look finds the ledger agreeing. No time window: a hand move back to a
 version the bot set a minute ago is still a hand move.
 """
@@ -19,18 +19,18 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from bot.command_forms import format_command
-from bot.drift import ChampionCheck, agrees_with_records, check_champion
-from bot.ledger import last_and_approved, now_ms
-from bot.ledger_entry import EXTERNAL, LedgerEntry
-from bot.model_state import ModelState, external_value
-from bot.records import Outcome
-from bot.tags import EXTERNAL_TAG
-from bot.threads import Thread
+from bot.ledger.drift import ChampionCheck, agrees_with_records, check_champion
+from bot.ledger.entry import EXTERNAL, LedgerEntry
+from bot.ledger.store import last_and_approved, now_ms
+from bot.registry.model_state import ModelState, external_value
+from bot.registry.records import Outcome
+from bot.registry.tags import EXTERNAL_TAG
+from bot.threads.command_forms import format_command
+from bot.threads.thread import Thread
 
 if TYPE_CHECKING:
     from bot.commands.locking import Lease
-    from bot.context import Context
+    from bot.runtime.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def drift_summary(ctx: Context, seen_by: str) -> dict[str, Any]:
     A drift recorded before agrees with the records, so `report_drift` looks no further; but
     until the approved champion is back, `status` must still say so: when the champion is not
     the `to` of the bot's last change, the ledger is asked as `verify` asks it."""
-    from bot.ledger_views import verify
+    from bot.reports.audit import verify
 
     state = ctx.registry.state(ctx.model)
     outcome, check = report_drift(ctx, seen_by, state=state)
@@ -99,7 +99,7 @@ def report_drift(
     with model_lock(ctx) as lease:
         state = ctx.registry.state(ctx.model)
         state = recover_pending(ctx.registry, ctx.model, alias, state, lease.check, ctx.ledger)
-        from bot.ledger_setup import prepare
+        from bot.ledger.setup import prepare
 
         experiment_id = prepare(ctx.ledger, ctx.model, state, lease.check)
         last, approved = last_and_approved(ctx.ledger, experiment_id, ctx.model)
@@ -200,7 +200,7 @@ def _latest_report(ctx: Context, thread: Thread) -> str:
 
 def _latest_request(ctx: Context, model: str) -> Thread | None:
     """The newest request the bot opened: a person's issue quoting a marker gets no report."""
-    from bot.request_threads import find_requests
+    from bot.runtime.request_threads import find_requests
 
     found = find_requests(ctx, model, state="all")  # newest first
     return found[0] if found else None

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.command_forms import format_command
+from bot.threads.command_forms import format_command
 
 CommandName = Literal["promote", "rollback", "help"]
 CommandForm = Literal["slash", "mention"]

@@ -1,11 +1,11 @@
 """One comment in, at most one answer and one champion change out (docs/design.md, "Which
 comments the bot acts on" and "Exactly once").
 
-Binding first: the event must come from this bot's forge and project (`bot.binding`), and the
-thread must be a request the bot opened for this model; then, under the model lock, the comment
-must be the forge's own record and the thread one the registry names
-(`bot.commands.confirmation`). A marker a person damaged gets an answer saying so, nothing else.
-The moves themselves, with their rules and evidence, are `bot.commands.moves`.
+Binding first: the event must come from this bot's forge and project (`bot.forges.project_binding`),
+and the thread must be a request the bot opened for this model; then, under the model lock, the
+comment must be the forge's own record and the thread one the registry names
+(`bot.commands.confirmation`). A marker a person damaged gets an answer saying so, nothing else. The
+moves themselves, with their rules and evidence, are `bot.commands.moves`.
 
 Exactly once: under the model lock the handler first looks for its own answer to the comment in
 the thread, then for the comment id among the handled ones the registry keeps (people can
@@ -21,7 +21,6 @@ import contextlib
 import logging
 from dataclasses import replace
 
-from bot.binding import Binding
 from bot.commands.change import ChangeFailed, find_recorded, recover_pending
 from bot.commands.confirmation import (
     UnconfirmedComment,
@@ -34,7 +33,6 @@ from bot.commands.handling import Handling
 from bot.commands.locking import model_lock
 from bot.commands.moves import promote, returns_to, rollback
 from bot.commands.replies import Replies, shown_command
-from bot.context import Context
 from bot.errors import (
     BotError,
     ForgeError,
@@ -43,11 +41,13 @@ from bot.errors import (
     RegistryError,
     RegistryUnavailable,
 )
-from bot.markers import RequestMarker, answered_comment_ids, read_request_marker
-from bot.model_state import handled_value
-from bot.records import Approval, Outcome, Status
-from bot.tags import APPROVALS_TAG, HANDLED_TAG
-from bot.threads import CommentEvent, Thread
+from bot.forges.project_binding import Binding
+from bot.registry.model_state import handled_value
+from bot.registry.records import Approval, Outcome, Status
+from bot.registry.tags import APPROVALS_TAG, HANDLED_TAG
+from bot.runtime.context import Context
+from bot.threads.markers import RequestMarker, answered_comment_ids, read_request_marker
+from bot.threads.thread import CommentEvent, Thread
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 from bot.commands.locking import Lease
 from bot.commands.replies import Replies
-from bot.context import Context
-from bot.markers import RequestMarker
-from bot.model_state import ModelState
-from bot.threads import CommentEvent, Thread
-from bot.versions import VersionInfo
+from bot.registry.model_state import ModelState
+from bot.registry.versions import VersionInfo
+from bot.runtime.context import Context
+from bot.threads.markers import RequestMarker
+from bot.threads.thread import CommentEvent, Thread
 
 
 @dataclass

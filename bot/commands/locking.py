@@ -33,9 +33,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.context import Context
+from bot.config.settings import lock_folder
 from bot.errors import BotError, ConfigError, LockLost, LockUnavailable
-from bot.settings import lock_folder
+from bot.runtime.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,13 @@ from bot.commands.evidence import promote_evidence, rollback_evidence
 from bot.commands.grammar import Command
 from bot.commands.handling import Handling
 from bot.commands.policy import Refusal
-from bot.context import Context
 from bot.errors import NotFoundError
-from bot.model_state import ModelState
-from bot.records import Action, Approval, Change, Outcome
-from bot.tags import APPROVALS_TAG
+from bot.registry.model_state import ModelState
+from bot.registry.records import Action, Approval, Change, Outcome
+from bot.registry.tags import APPROVALS_TAG
+from bot.registry.versions import VersionInfo
+from bot.runtime.context import Context
 from bot.timestamps import utc_now_iso
-from bot.versions import VersionInfo
 
 
 def promote(run: Handling, command: Command) -> Outcome:
@@ -140,8 +140,8 @@ def rollback_target(
     if not command.previous:
         return int(command.version or 0), None
     from bot.commands.policy import no_previous_refusal
-    from bot.ledger import Where
-    from bot.ledger_setup import prepare
+    from bot.ledger.setup import prepare
+    from bot.ledger.store import Where
 
     ctx = run.ctx
     entry = None

@@ -10,15 +10,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.context import Context
 from bot.errors import ForgeError, NotFoundError
 from bot.forges.base import role_level
-from bot.gates import GateCheck, evaluate_gates, failed
-from bot.markers import read_request_marker, read_ticks
-from bot.records import HistoryEntry
-from bot.tags import CHAMPION_SINCE_TAG
-from bot.threads import Thread, thread_noun
-from bot.versions import TOY_ALIAS, RunInfo, VersionInfo
+from bot.registry.records import HistoryEntry
+from bot.registry.tags import CHAMPION_SINCE_TAG
+from bot.registry.versions import TOY_ALIAS, RunInfo, VersionInfo
+from bot.rules.gates import GateCheck, evaluate_gates, failed
+from bot.runtime.context import Context
+from bot.threads.markers import read_request_marker, read_ticks
+from bot.threads.thread import Thread, thread_noun
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ def _newer_request(ctx: Context, candidate: VersionInfo | None) -> str:
         return ""
     if candidate.requested_in:  # the registry's record: no listing needed
         return candidate.requested_in
-    from bot.request_threads import find_requests
+    from bot.runtime.request_threads import find_requests
 
     for thread in find_requests(ctx):
         marker = read_request_marker(thread.body)

@@ -7,15 +7,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bot.command_forms import command_lines, format_command
 from bot.commands.grammar import Command, Usage
 from bot.commands.policy import Refusal
-from bot.context import Context
 from bot.errors import ForgeError, LockLost
-from bot.markers import answer_marker, approval_marker
-from bot.records import Change
-from bot.request_threads import refresh_status
-from bot.threads import CommentEvent, Thread
+from bot.registry.records import Change
+from bot.runtime.context import Context
+from bot.runtime.request_threads import refresh_status
+from bot.threads.command_forms import command_lines, format_command
+from bot.threads.markers import answer_marker, approval_marker
+from bot.threads.thread import CommentEvent, Thread
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 
-from bot.binding import Binding
 from bot.commands.grammar import may_be_command, parse_comment
 from bot.commands.handler import handle_comment
-from bot.context import Context
-from bot.markers import read_request_marker
-from bot.records import Outcome
-from bot.threads import CommentEvent, Thread
+from bot.forges.project_binding import Binding
+from bot.registry.records import Outcome
+from bot.runtime.context import Context
+from bot.threads.markers import read_request_marker
+from bot.threads.thread import CommentEvent, Thread
 
 log = logging.getLogger(__name__)
 

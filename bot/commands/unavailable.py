@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 from bot.commands.locking import model_lock
 from bot.commands.replies import Replies
-from bot.context import Context
 from bot.errors import LockUnavailable, Unavailable
-from bot.markers import answered_comment_ids
-from bot.records import Outcome
-from bot.threads import CommentEvent, Thread
+from bot.registry.records import Outcome
+from bot.runtime.context import Context
+from bot.threads.markers import answered_comment_ids
+from bot.threads.thread import CommentEvent, Thread
 
 log = logging.getLogger(__name__)
 

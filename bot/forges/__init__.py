@@ -10,7 +10,7 @@ from bot.forges.base import Forge
 from bot.urls import redact_url
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.config.settings import Settings
 
 __all__ = ["Forge", "make_forge"]
 

@@ -21,7 +21,7 @@ from bot.forges._github_support import build_client, call
 from bot.forges._retry import DEFAULT_TIMEOUT, RetryPolicy
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.config.settings import Settings
 
 HINTS = {
     401: "check GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (the App's current key)",

@@ -11,7 +11,7 @@ import requests
 from github import Auth, Github, GithubException
 
 from bot.forges._retry import DEFAULT_TIMEOUT, RetryPolicy, http_error, network_error
-from bot.threads import Comment, Thread, ThreadState
+from bot.threads.thread import Comment, Thread, ThreadState
 from bot.timestamps import parse_iso
 
 log = logging.getLogger(__name__)

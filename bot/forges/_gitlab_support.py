@@ -13,7 +13,7 @@ from gitlab.exceptions import GitlabError
 
 from bot.errors import ForgeError
 from bot.forges._retry import DEFAULT_TIMEOUT, RetryingSession, RetryPolicy
-from bot.threads import Comment, Thread, ThreadKind, ThreadState
+from bot.threads.thread import Comment, Thread, ThreadKind, ThreadState
 from bot.timestamps import parse_iso
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from bot.threads import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind
+from bot.threads.thread import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind
 
 # One access scale for both platforms' roles, so `approvers.min_role` compares across forges.
 # GitLab access levels are used as the scale; GitHub roles are placed on it.
@@ -74,7 +74,8 @@ class Forge(Protocol):
         """False where `/promote` is eaten by the forge (GitLab EE quick action)."""
 
     def project_ref(self) -> ProjectRef:
-        """The configured project as the configuration names it (no API call): see bot.binding."""
+        """The configured project as the configuration names it (no API call): see
+        bot.forges.project_binding."""
 
     def ping(self) -> None:
         """One cheap authenticated read of the project, for readiness; a ForgeError if it fails."""

@@ -32,10 +32,18 @@ from bot.forges._github_support import (
 )
 from bot.forges._retry import RetryPolicy
 from bot.forges.base import ALL_KINDS, role_level
-from bot.threads import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind, thread_noun
+from bot.threads.thread import (
+    NOBODY,
+    Comment,
+    ProjectRef,
+    Recipients,
+    Thread,
+    ThreadKind,
+    thread_noun,
+)
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.config.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.errors import ForgeError, ForgeNotFoundError
 from bot.forges.base import ALL_KINDS, ROLE_LEVELS, role_level
-from bot.threads import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind
+from bot.threads.thread import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind
 from bot.timestamps import parse_iso
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.config.settings import Settings
 
 log = logging.getLogger(__name__)
 

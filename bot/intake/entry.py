@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.commands.routing import context_of_thread, route_comment
 from bot.commands.unavailable import answer_unavailable
-from bot.context import Context
 from bot.errors import BotError, Unavailable
 from bot.intake.payloads import PayloadError, parse_event
-from bot.records import Outcome
-from bot.threads import CommentEvent
+from bot.registry.records import Outcome
+from bot.runtime.context import Context
+from bot.threads.thread import CommentEvent
 
 if TYPE_CHECKING:
     from bot.intake.wsgi import WebhookApp
@@ -80,8 +80,8 @@ def serve_app(ctx: Context, **options: Any) -> WebhookApp:
     """The WSGI app `serve` runs: comments go to the shared handler, alias changes to the report.
 
     `options` go to the WebhookApp (tests: shorter retry delays)."""
-    from bot.binding import Binding
     from bot.commands.external_change import report_external_change
+    from bot.forges.project_binding import Binding
     from bot.intake.readiness import Readiness
     from bot.intake.workers import RETRY_DELAYS, SharedKeys
     from bot.intake.wsgi import WebhookApp

@@ -34,8 +34,8 @@ from bot.intake.sources import SOURCES
 from bot.intake.wsgi import MAX_BODY
 
 if TYPE_CHECKING:
+    from bot.config.settings import Settings
     from bot.intake.wsgi import WebhookApp
-    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 

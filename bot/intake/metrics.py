@@ -28,7 +28,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from bot.records import Outcome
+from bot.registry.records import Outcome
 
 # The words a delivery is counted under: the answer's own status where it has one, else its code.
 STATUS_WORDS = {

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.commands.external_change import AliasChange
-from bot.threads import CommentAction, CommentEvent, ProjectRef, ThreadKind
+from bot.threads.thread import CommentAction, CommentEvent, ProjectRef, ThreadKind
 
 # GitLab sends notes on confidential issues and internal notes as "Confidential Note Hook".
 CONFIDENTIAL_NOTE_HEADER = "Confidential Note Hook"
@@ -138,7 +138,8 @@ def _gitlab_project(root: dict[Any, Any]) -> ProjectRef:
 
 
 def _project_ref(obj: object, path_key: str, where: str) -> ProjectRef:
-    """Absent or null fields are "" (such an event is then not for any bot, see bot.binding)."""
+    """Absent or null fields are "" (such an event is then not for any bot, see
+    bot.forges.project_binding)."""
     path = _optional_string(obj, path_key, where)
     if isinstance(obj, dict) and obj.get("id") is not None:
         return ProjectRef(id=_identifier(obj, "id", where), path=path)

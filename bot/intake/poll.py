@@ -16,11 +16,11 @@ from datetime import datetime, timedelta, timezone
 
 from bot.commands.grammar import parse_comment
 from bot.commands.routing import route_comment
-from bot.context import Context
-from bot.markers import answered_comment_ids
-from bot.records import Outcome
-from bot.request_threads import find_all_requests
-from bot.threads import Comment, CommentEvent, Thread
+from bot.registry.records import Outcome
+from bot.runtime.context import Context
+from bot.runtime.request_threads import find_all_requests
+from bot.threads.markers import answered_comment_ids
+from bot.threads.thread import Comment, CommentEvent, Thread
 from bot.timestamps import parse_iso
 
 log = logging.getLogger(__name__)

@@ -22,10 +22,10 @@ from bot.intake.payloads import (
     gitlab_comment_event,
     parse_alias_change,
 )
-from bot.threads import CommentEvent
+from bot.threads.thread import CommentEvent
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.config.settings import Settings
 
 Event = CommentEvent | AliasChange
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from bot.errors import LockUnavailable
 
 if TYPE_CHECKING:
-    from bot.coordination import RedisStore
+    from bot.runtime.shared_store import RedisStore
 
 log = logging.getLogger(__name__)
 

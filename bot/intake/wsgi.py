@@ -24,20 +24,20 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from bot.binding import Binding
 from bot.commands.external_change import AliasChange
 from bot.commands.grammar import command_word, may_be_command
+from bot.forges.project_binding import Binding
 from bot.intake.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.intake.metrics import MeteredRun, Metrics
 from bot.intake.payloads import PayloadError
 from bot.intake.sources import BY_ROUTE, SOURCES, Headers, Source, decode
 from bot.intake.workers import RETRY_DELAYS, Job, KeyMemory, RecentKeys, WorkerPool
-from bot.threads import CommentEvent
+from bot.threads.thread import CommentEvent
 from bot.webhook_auth import WebhookAuthError
 
 if TYPE_CHECKING:
+    from bot.config.settings import Settings
     from bot.intake.readiness import Readiness
-    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 

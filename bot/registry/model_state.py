@@ -1,7 +1,7 @@
 """One read of a registered model, and the encodings of the tags the bot keeps on it: the
 history cache, the intent of a change in flight, the ledger's address, the champion seen outside
 the bot and the handled comment ids (docs/design.md, "Registry tags"). No I/O: `Registry.state`
-reads, `bot.registry` writes."""
+reads, `bot.registry.client` writes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from bot.records import HistoryEntry
-from bot.tags import EXTERNAL_TAG, HANDLED_TAG, HISTORY_TAG, LEDGER_TAG, PENDING_TAG
+from bot.registry.records import HistoryEntry
+from bot.registry.tags import EXTERNAL_TAG, HANDLED_TAG, HISTORY_TAG, LEDGER_TAG, PENDING_TAG
 
 log = logging.getLogger(__name__)
 

@@ -1,16 +1,16 @@
 """`status`: what the registry and the forge say about a model, for people (`history` is
-bot.ledger_views)."""
+bot.reports.audit)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from bot.context import Context
 from bot.errors import NotFoundError
-from bot.markers import parse_request_marker
-from bot.tags import REGISTERED_AS_TAG
-from bot.versions import TOY_ALIAS
+from bot.registry.tags import REGISTERED_AS_TAG
+from bot.registry.versions import TOY_ALIAS
+from bot.runtime.context import Context
+from bot.threads.markers import parse_request_marker
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _metric_value(ctx: Context, run_id: str, metric: str) -> float | None:
 
 
 def _open_requests(ctx: Context, model: str) -> list[dict[str, Any]] | str:
-    from bot.request_threads import find_requests
+    from bot.runtime.request_threads import find_requests
 
     try:
         threads = find_requests(ctx, model, state="open")

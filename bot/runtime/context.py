@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from bot.config import Params
-from bot.settings import Settings
+from bot.config.params import Params
+from bot.config.settings import Settings
 from bot.templating import render
 
 if TYPE_CHECKING:
-    from bot.coordination import RedisStore
+    from bot.config.model_set import ModelSet
     from bot.forges.base import Forge
-    from bot.ledger import Ledger
-    from bot.model_set import ModelSet
-    from bot.registry import Registry
+    from bot.ledger.store import Ledger
+    from bot.registry.client import Registry
+    from bot.runtime.shared_store import RedisStore
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Context:
     def registry(self) -> Registry:
         if self.root is not None:
             return self.root.registry
-        from bot.registry import Registry
+        from bot.registry.client import Registry
 
         return Registry(self.settings.tracking_uri)
 
@@ -47,7 +47,7 @@ class Context:
         one for every model, as the registry is."""
         if self.root is not None:
             return self.root.ledger
-        from bot.ledger import Ledger
+        from bot.ledger.store import Ledger
 
         return Ledger(self.registry, self.settings.ledger_experiment)
 
@@ -66,7 +66,7 @@ class Context:
             return self.root.lock_store
         if not self.settings.lock_url:
             return None
-        from bot.coordination import RedisStore
+        from bot.runtime.shared_store import RedisStore
 
         return RedisStore(self.settings.lock_url)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.threads import CommentEvent, ProjectRef
+from bot.threads.thread import CommentEvent, ProjectRef
 
 if TYPE_CHECKING:
     from bot.forges.base import Forge

@@ -21,15 +21,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import NotFoundError, RegistryError
-from bot.model_state import ModelState, compact_json
-from bot.records import HistoryEntry
-from bot.tags import (
+from bot.registry.model_state import ModelState, compact_json
+from bot.registry.records import HistoryEntry
+from bot.registry.tags import (
     HISTORY_TAG,
     PENDING_TAG,
     REQUESTED_IN_TAG,
 )
+from bot.registry.versions import RunInfo, RunRecord, VersionInfo
 from bot.urls import redact_url, redact_urls_in
-from bot.versions import RunInfo, RunRecord, VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ class Registry:
             self._client.set_terminated(run.info.run_id)
         return str(run.info.run_id)
 
-    # --- runs of the audit ledger (bot.ledger; docs/design.md, "The ledger") ---------------------
+    # --- runs of the audit ledger (bot.ledger.store; docs/design.md, "The ledger") -------------
     def experiment_id(self, name: str, create: bool = True) -> str:
         """The id of the experiment `name`, created when missing ("" when missing and not
         `create`); a deleted one is an error."""

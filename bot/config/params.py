@@ -1,7 +1,7 @@
 """params.yaml: every key with its default and its checks (docs/design.md, "Configuration").
 
 A broken file is one `ConfigError` line naming the file and the key, never a traceback. What is
-not in params.yaml (where the registry and the forge are, secrets) is `bot.settings`.
+not in params.yaml (where the registry and the forge are, secrets) is `bot.config.settings`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot import config_checks as check
+from bot.config import checks as check
 from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)

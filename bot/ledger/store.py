@@ -1,7 +1,7 @@
 """The audit ledger: one MLflow run per champion change, in one experiment for every model of the
 registry (docs/design.md, "The ledger").
 
-A run's params are the entry (`bot.ledger_entry`): MLflow refuses to change a logged param, so
+A run's params are the entry (`bot.ledger.entry`): MLflow refuses to change a logged param, so
 an entry cannot be rewritten. Its start time is the change's time, so `search_runs` filters and
 orders by time natively, newest first, a page at a time. Its status says whether the change
 happened: a run begins RUNNING with the intent of a change, before the alias moves, and becomes
@@ -9,7 +9,7 @@ FINISHED once the alias read back as moved, or FAILED when the move never happen
 FINISHED runs only, deleted ones included (flagged): deleting a run in MLflow hides nothing from
 `history`. Runs are not tied to the registered model, so the ledger outlives a deleted model.
 
-Every write goes through `bot.registry.Registry`, the only module that imports MLflow.
+Every write goes through `bot.registry.client.Registry`, the only module that imports MLflow.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from bot.config.settings import DEFAULT_LEDGER_EXPERIMENT
 from bot.errors import RegistryError
-from bot.ledger_entry import EXTERNAL, LedgerEntry
-from bot.model_state import ModelState
-from bot.registry import Registry
-from bot.settings import DEFAULT_LEDGER_EXPERIMENT
-from bot.tags import LEDGER_KEY_TAG
-from bot.versions import RunRecord
+from bot.ledger.entry import EXTERNAL, LedgerEntry
+from bot.registry.client import Registry
+from bot.registry.model_state import ModelState
+from bot.registry.tags import LEDGER_KEY_TAG
+from bot.registry.versions import RunRecord
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bot import config_checks as check
+from bot.config import checks as check
 from bot.errors import ConfigError
 from bot.urls import redact_url, url_secrets
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.tags import (
+from bot.registry.tags import (
     REGISTERED_AS_TAG,
     REQUEST_HEAD_TAG,
     REQUESTED_BY_ID_TAG,

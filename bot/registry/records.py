@@ -1,9 +1,9 @@
 """The bot's records: a champion change, the history entry it leaves, what a delivery came to.
 
 The history and the intent of a change in flight are read from the registry once, into
-`HistoryEntry` (`bot.model_state.ModelState`), so every rule reads typed fields. An entry keeps the
-JSON it was read from (`stored`): `history --json` prints it and appending keeps it, so the bot
-never rewrites an entry, even one edited by hand. See docs/design.md, "Registry tags" and
+`HistoryEntry` (`bot.registry.model_state.ModelState`), so every rule reads typed fields. An entry
+keeps the JSON it was read from (`stored`): `history --json` prints it and appending keeps it, so
+the bot never rewrites an entry, even one edited by hand. See docs/design.md, "Registry tags" and
 "Exactly once".
 """
 

@@ -29,20 +29,20 @@ PROMOTED_BY_TAG = "promotion.promoted_by"
 REQUEST_URL_TAG = "promotion.request_url"
 
 # --- on the registered model --------------------------------------------------------------------
-# The bounded, append-only champion history: a JSON list of history entries (bot.records).
+# The bounded, append-only champion history: a JSON list of history entries (bot.registry.records).
 HISTORY_TAG = "promotion.history"
 # The intent of the latest champion change: the history entry it is about to append, and the key
 # of its ledger run. Done once the history holds that entry (it is not deleted: one call less).
 PENDING_TAG = "promotion.pending"
 # Where the model's audit ledger lives ({"experiment", "experiment_id"}), written once, when the
-# history tag above had been imported into it (bot.ledger).
+# history tag above had been imported into it (bot.ledger.store).
 LEDGER_TAG = "promotion.ledger"
 # The newest champion change seen outside the bot, as the ledger recorded it ({"to", "after"}:
 # the history entry it followed). With the history cache it says what the champion should be
-# without reading the ledger (bot.drift).
+# without reading the ledger (bot.ledger.drift).
 EXTERNAL_TAG = "promotion.external"
 
-# --- on a run of the audit ledger (bot.ledger) --------------------------------------------------
+# --- on a run of the audit ledger (bot.ledger.store) ---------------------------------------------
 # The intent's token (or an imported entry's key): how a later pass finds a run a dead one began.
 LEDGER_KEY_TAG = "promotion.key"
 # The ids of the comments the bot handled (answered), newest last, as many as one SQL tag holds:

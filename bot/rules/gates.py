@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from bot.config import Params
-from bot.versions import RunInfo
+from bot.config.params import Params
+from bot.registry.versions import RunInfo
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ characters in a param and would cut a longer one silently, so a long value is sp
 `key`, `key.2`, `key.3`, ... of 6,000 characters each, and joined back in that order. An empty
 value is no param at all (a missing param reads as empty).
 
-Pure: no I/O. `bot.ledger` does the reading and writing.
+Pure: no I/O. `bot.ledger.store` does the reading and writing.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.records import Change, read_text, read_version
+from bot.registry.records import Change, read_text, read_version
+from bot.registry.versions import RunRecord
 from bot.timestamps import iso_from_ms, ms_from_iso
-from bot.versions import RunRecord
 
 SCHEMA = "1"
 PARAM_CHUNK = 6000  # MLflow's MAX_PARAM_VAL_LENGTH

@@ -11,9 +11,9 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
-from bot.context import Context
-from bot.markers import marker_token, parse_request_marker, replace_section
-from bot.threads import Thread, ThreadKind
+from bot.runtime.context import Context
+from bot.threads.markers import marker_token, parse_request_marker, replace_section
+from bot.threads.thread import Thread, ThreadKind
 
 log = logging.getLogger(__name__)
 

@@ -19,16 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.drift import ChampionCheck, check_champion
 from bot.errors import NotFoundError
-from bot.ledger import Where, last_and_approved
-from bot.ledger_entry import FIELDS, LedgerEntry
-from bot.ledger_setup import imported_entry
-from bot.model_state import ModelState
+from bot.ledger.drift import ChampionCheck, check_champion
+from bot.ledger.entry import FIELDS, LedgerEntry
+from bot.ledger.setup import imported_entry
+from bot.ledger.store import Where, last_and_approved
+from bot.registry.model_state import ModelState
 from bot.timestamps import iso_from_ms
 
 if TYPE_CHECKING:
-    from bot.context import Context
+    from bot.runtime.context import Context
 
 FORMATS = ("table", "json", "csv")
 

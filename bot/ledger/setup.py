@@ -17,13 +17,13 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 
-from bot.ledger import Ledger, Where, quoted
-from bot.ledger_entry import Approver, Evidence, LedgerEntry
-from bot.model_state import ModelState
-from bot.records import HistoryEntry
-from bot.tags import LEDGER_KEY_TAG, LEDGER_TAG
+from bot.ledger.entry import Approver, Evidence, LedgerEntry
+from bot.ledger.store import Ledger, Where, quoted
+from bot.registry.model_state import ModelState
+from bot.registry.records import HistoryEntry
+from bot.registry.tags import LEDGER_KEY_TAG, LEDGER_TAG
+from bot.registry.versions import RunRecord
 from bot.timestamps import ms_from_iso
-from bot.versions import RunRecord
 
 log = logging.getLogger(__name__)
 

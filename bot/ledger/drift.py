@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.ledger_entry import LedgerEntry
-from bot.model_state import ModelState
-from bot.records import HistoryEntry
+from bot.ledger.entry import LedgerEntry
+from bot.registry.model_state import ModelState
+from bot.registry.records import HistoryEntry
 
 
 @dataclass(frozen=True)

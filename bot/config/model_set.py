@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot import config_checks as check
-from bot.config import DEFAULT_PARAMS, Params, parse_params, read_yaml
+from bot.config import checks as check
+from bot.config.params import DEFAULT_PARAMS, Params, parse_params, read_yaml
 from bot.errors import ConfigError
-from bot.markers import marker_token
-from bot.threads import ThreadKind
+from bot.threads.markers import marker_token
+from bot.threads.thread import ThreadKind
 
 MODELS_KEY = "models"
 # With several models, the files a model's training and gate write default to its own folder

@@ -1,0 +1,2 @@
+"""The audit ledger: the store of MLflow runs (`store`), one entry (`entry`), where a model's
+ledger lives and the import of older history (`setup`), and the drift question (`drift`)."""

@@ -18,7 +18,7 @@ from bot.registry.versions import TOY_ALIAS, RunInfo, VersionInfo
 from bot.rules.gates import GateCheck, evaluate_gates, failed
 from bot.runtime.context import Context
 from bot.threads.markers import read_request_marker, read_ticks
-from bot.threads.thread import Thread, thread_noun
+from bot.threads.thread import Thread, same_person, thread_noun
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def actor_refusal(
     refusal saying so, since that team might have admitted the actor.
     """
     approvers = ctx.params.promotion.approvers
-    if author.lower() == ctx.forge.bot_username().lower():
+    if ctx.forge.is_bot(author):
         return Refusal("bot", "the bot never acts on its own comments", "")
     listed = author.lower() in {user.lower() for user in approvers.users}
     required = role_level(approvers.min_role) if approvers.min_role else 0  # > 0 when set
@@ -107,11 +107,7 @@ def self_approval_refusal(
             "`promotion-bot register` or `request` runs and re-run `promotion-bot request`, or "
             "set `promotion.approvers.allow_self_approval: true`.",
         )
-    if user_id and author_id:
-        same = user_id == author_id
-    else:
-        same = bool(name) and author.lower() == name.lower()
-    if same:
+    if same_person(name, user_id, author, author_id):
         return Refusal(
             "self_approval",
             f"@{author} triggered this training run and may not approve it",

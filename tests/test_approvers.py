@@ -14,7 +14,7 @@ from bot.config.params import Approvers, parse_params
 from bot.config.settings import Settings
 from bot.errors import ForgeError
 from bot.registry.versions import RunInfo, VersionInfo
-from bot.rules.approvers import NOBODY, Eligibility, describe, eligibility
+from bot.rules.approvers import NOBODY, Eligibility, describe, eligibility, is_listed
 from bot.runtime.context import Context
 
 MAINTAINERS = "anyone with the maintainer role or higher"
@@ -41,6 +41,12 @@ def test_describe(approvers: dict[str, Any], expected: str) -> None:
 def test_describe_nobody_only_for_a_section_the_checks_would_refuse() -> None:
     nobody = Approvers.model_construct(users=(), teams=(), min_role=None)
     assert describe(nobody) == NOBODY
+
+
+def test_is_listed_compares_names_without_letter_case() -> None:
+    approvers = Approvers(users=("Maria",))
+    assert is_listed(approvers, "maria") and is_listed(approvers, "MARIA")
+    assert not is_listed(approvers, "mari") and not is_listed(approvers, "")
 
 
 class People:

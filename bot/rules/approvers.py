@@ -32,9 +32,14 @@ class Eligibility:
     unread: tuple[str, ...] = ()  # teams whose membership could not be read
 
 
+def is_listed(approvers: Approvers, author: str) -> bool:
+    """Whether `promotion.approvers.users` names `author` (any letter case)."""
+    return any(same_person(user, "", author, "") for user in approvers.users)
+
+
 def eligibility(forge: Forge, approvers: Approvers, author: str, author_id: str) -> Eligibility:
     """Whether `author` may approve now, as the forge's roles and memberships say."""
-    listed = any(same_person(user, "", author, "") for user in approvers.users)
+    listed = is_listed(approvers, author)
     required = role_level(approvers.min_role) if approvers.min_role else 0  # > 0 when set
     level: int | None = None
     eligible = False

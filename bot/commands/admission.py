@@ -47,10 +47,10 @@ def admit(event: CommentEvent) -> Admitted:
 def for_this_bot(ctx: Context, event: CommentEvent, admitted: Admitted | None = None) -> Admitted:
     """`admitted` (else `admit(event)`) when the event is for this bot; Ignored otherwise.
 
-    Checks in the order people expect the reasons: chatter first (a group webhook's chatter
-    from other projects is routine), then the project binding (a command-shaped comment from
-    elsewhere is worth a warning), then the author and the mention, which need the bot's name.
-    Running it again on its own answer changes nothing and reads no text.
+    Chatter first (a group webhook's chatter from other projects is routine, and needs no forge
+    client), then the project binding (a command-shaped comment from elsewhere is worth a
+    warning), then the author and the mention, which need the bot's name. Running it again on
+    its own answer changes nothing and reads no text.
     """
     if admitted is None:
         admitted = admit(event)

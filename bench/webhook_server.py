@@ -50,7 +50,7 @@ def main() -> None:
     settings = Settings(github_webhook_secret=Secret(os.environ["GITHUB_WEBHOOK_SECRET"]))
     timed: TimedApp
 
-    def dispatch(_event: CommentEvent) -> None:
+    def dispatch(_event: CommentEvent, _command: object) -> None:
         timed.dispatched += 1
 
     timed = TimedApp(WebhookApp(settings, dispatch))

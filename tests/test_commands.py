@@ -15,8 +15,8 @@ from bot.commands.grammar import (
     MAX_VERSION,
     Command,
     Usage,
-    may_be_command,
     parse_comment,
+    read_comment,
 )
 from bot.threads.command_forms import format_command
 
@@ -431,12 +431,14 @@ def test_reason_is_preserved(command: str, separator: str, reason: str) -> None:
         ("", False),
     ],
 )
-def test_may_be_command(body: str, expected: bool) -> None:
-    assert may_be_command(body) is expected
+def test_read_comment_keeps_a_mention_of_any_name(body: str, expected: bool) -> None:
+    assert (read_comment(body) is not None) is expected
 
 
 @given(st.one_of(fragment_soup, grammar_like), st.sampled_from([BOT, "", "PROMOTION-BOT", "x"]))
-def test_the_prefilter_never_drops_a_command(body: str, bot_username: str) -> None:
-    """The network-free filter runs before the bot's name is known: it must keep every command."""
-    if parse_comment(body, bot_username) is not None:
-        assert may_be_command(body)
+def test_reading_before_the_name_is_known_never_drops_a_command(body: str, bot_username: str):
+    """The network-free reading runs before the bot's name is known: it must keep every
+    command, and it is the command the bot's name then accepts."""
+    parsed = parse_comment(body, bot_username)
+    if parsed is not None:
+        assert read_comment(body) == parsed

@@ -138,7 +138,10 @@ def unsigned(app: WebhookApp, payload: dict[str, Any]) -> int:
 
 def test_each_app_counts_in_its_own_registry() -> None:
     settings = Settings(github_webhook_secret=Secret("s"))
-    first, second = WebhookApp(settings, lambda _e: None), WebhookApp(settings, lambda _e: None)
+    first, second = (
+        WebhookApp(settings, lambda _e, _c: None),
+        WebhookApp(settings, lambda _e, _c: None),
+    )
     first.metrics.delivery("github", 401, {})
     assert (
         value(

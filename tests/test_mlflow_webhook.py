@@ -369,7 +369,7 @@ def test_mlflow_delivers_a_signed_alias_event_we_accept(webhook_mlflow: MlflowSe
 
     secret = "real-mlflow-secret"
     app = WebhookApp(
-        Settings(mlflow_webhook_secret=Secret(secret)), lambda _e: None, on_alias_change
+        Settings(mlflow_webhook_secret=Secret(secret)), lambda _e, _c: None, on_alias_change
     )
     server = HttpServer(app, "127.0.0.1", 0)
     app.start()

@@ -104,10 +104,8 @@ def test_the_not_eligible_answer_says_who_is(tmp_path: Path):
     ctx, _, _ = context(tmp_path, approvers={"users": ["olga"], "min_role": "owner"})
     refusal = actor_refusal(ctx, "dana", "")
     assert refusal is not None and refusal.why == "@dana is not an eligible approver"
-    assert refusal.todo == (
-        "Approvers are the people listed in `promotion.approvers.users` or anyone with at least "
-        "owner on this project."
-    )
+    # the words of the request body's "Who may approve" (bot.rules.approvers.describe)
+    assert refusal.todo == "Approvers are `olga` or anyone with the owner role or higher."
 
 
 @pytest.mark.parametrize(

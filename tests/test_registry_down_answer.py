@@ -78,7 +78,7 @@ def test_no_such_answer_when_an_attempt_failed_after_it_could_have_written(
     pass to finish: saying "nothing was changed" could be false, so nothing is said."""
     failures = iter([RegistryUnavailable("down"), RuntimeError("failed mid-change")])
 
-    def handle(_ctx: Any, _event: Any, _thread: Any = None) -> Outcome:
+    def handle(_ctx: Any, _event: Any, _thread: Any = None, **_options: Any) -> Outcome:
         raise next(failures, RegistryUnavailable("down"))
 
     monkeypatch.setattr(bot.intake.entry, "route_comment", handle)

@@ -55,7 +55,7 @@ class Recorder:
     started: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
 
-    def __call__(self, item: Any) -> None:
+    def __call__(self, item: Any, _command: Any = None) -> None:
         self.started.set()
         if self.gate is not None:
             assert self.gate.wait(10), "the test never opened the gate"
@@ -718,7 +718,7 @@ _SERVER_SCRIPT = textwrap.dedent(
 
     out = Path(sys.argv[2])
 
-    def dispatch(event):
+    def dispatch(event, _command):
         time.sleep(0.5)  # slow work still in hand when SIGTERM arrives
         with out.open("a") as f:
             f.write(event.comment_id + "\\n")

@@ -31,7 +31,7 @@ def test_two_thousand_deliveries_fifty_at_once_nothing_lost_nothing_twice() -> N
     dispatched: Counter[str] = Counter()
     lock = threading.Lock()
 
-    def dispatch(event: CommentEvent) -> None:
+    def dispatch(event: CommentEvent, _command: object) -> None:
         with lock:
             dispatched[event.comment_id] += 1
 

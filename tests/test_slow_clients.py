@@ -93,7 +93,7 @@ def server(**limits: float) -> Iterator[tuple[str, list[str]]]:
     dispatched: list[str] = []
     app = WebhookApp(
         Settings(github_webhook_secret=Secret(SECRET)),
-        lambda event: dispatched.append(event.comment_id),
+        lambda event, _command: dispatched.append(event.comment_id),
     )
     app.start()
     http = HttpServer(app, "127.0.0.1", 0, **limits)  # type: ignore[arg-type]
@@ -191,7 +191,7 @@ def test_past_max_connections_the_longest_waiting_are_closed_and_new_ones_get_in
 
 def test_a_content_length_of_non_ascii_digits_is_not_trusted() -> None:
     """ "²" is a digit to str.isdigit() but not to int(): it must not become a 500."""
-    app = WebhookApp(Settings(github_webhook_secret=Secret(SECRET)), lambda _event: None)
+    app = WebhookApp(Settings(github_webhook_secret=Secret(SECRET)), lambda _event, _command: None)
     body = io.BytesIO(b"{}")
     environ = {
         "REQUEST_METHOD": "POST",

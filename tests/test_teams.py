@@ -66,7 +66,7 @@ def test_a_project_maintainer_outside_the_team_is_refused(teams_world: World) ->
     [answer] = world.answers()
     team = GITLAB_TEAM if world.platform == "gitlab" else GITHUB_TEAM
     assert "@maria is not an eligible approver" in answer
-    assert f"Approvers are the members of {team}." in answer
+    assert f"Approvers are the members of `{team}`." in answer
 
 
 def test_membership_as_each_forge_records_it(teams_world: World) -> None:

@@ -241,7 +241,7 @@ def test_gitlab_note_hooks_reach_the_handler_only_for_the_configured_project(
     reached = _handle_reaches_the_handler(ctx, tmp_path, "Note Hook", payload)
     event(f"reached the handler: {reached}")
     assert reached == _oracle_gitlab(configured, fields, project_id)
-    app = WebhookApp(ctx.settings, lambda _e: None, binding=Binding.of(ctx.forge))
+    app = WebhookApp(ctx.settings, lambda _e, _c: None, binding=Binding.of(ctx.forge))
     status, _answer = deliver(app, "gitlab", payload, "Note Hook")
     # Not started, the app cannot queue: 503 means it tried, i.e. the event got past the binding.
     assert (status == 503) == reached
@@ -265,7 +265,7 @@ def test_github_comments_reach_the_handler_only_for_the_configured_repository(
     ours = isinstance(name, str) and name.lower() == _OUR_PATH.lower()
     event(f"reached the handler: {ours}")
     assert _handle_reaches_the_handler(ctx, tmp_path, "issue_comment", payload) == ours
-    app = WebhookApp(ctx.settings, lambda _e: None, binding=Binding.of(ctx.forge))
+    app = WebhookApp(ctx.settings, lambda _e, _c: None, binding=Binding.of(ctx.forge))
     status, _answer = deliver(app, "github", payload, "issue_comment")
     assert (status == 503) == ours
 

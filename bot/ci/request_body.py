@@ -16,8 +16,8 @@ from bot.ci.trend import Trend, load_trend, mermaid_chart
 from bot.errors import NotFoundError
 from bot.registry.tags import REGISTERED_AS_TAG
 from bot.registry.versions import RunInfo, VersionInfo
+from bot.rules.approvers import describe as describe_approvers
 from bot.rules.gates import evaluate_gates
-from bot.templating import escape_markdown, inline_code
 from bot.threads.command_forms import request_commands
 from bot.threads.markers import check_marker, request_marker, section
 from bot.threads.thread import ThreadKind, thread_noun
@@ -167,7 +167,7 @@ def template_context(
         "require_checklist": params.promotion.require_checklist,
         "slash_promote": slash_ok,
         "commands": request_commands(bot, slash_ok, champ.version.version if champ else None),
-        "who_may_approve": who_may_approve(ctx),
+        "who_may_approve": describe_approvers(params.promotion.approvers),
         "required_approvals": params.promotion.approvers.required_approvals,
         "self_approval": params.promotion.approvers.allow_self_approval,
         "platform_approval": params.promotion.approvers.require_platform_approval,
@@ -245,14 +245,3 @@ def metric_rows(candidate: RunInfo, champion: RunInfo | None, primary: str) -> l
             }
         )
     return rows
-
-
-def who_may_approve(ctx: Context) -> str:
-    approvers = ctx.params.promotion.approvers
-    parts = []
-    if approvers.users:
-        # Names as code: listing approvers must not ping them all on every update.
-        parts.append(", ".join(inline_code(user) for user in approvers.users))
-    if approvers.min_role:
-        parts.append(f"anyone with the {escape_markdown(approvers.min_role)} role or higher")
-    return " or ".join(parts) if parts else "nobody (configure `promotion.approvers`)"

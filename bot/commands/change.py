@@ -16,13 +16,13 @@ twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 from bot.errors import RegistryError
 from bot.ledger.entry import Evidence, LedgerEntry
 from bot.ledger.setup import prepare
-from bot.ledger.store import Ledger, new_key, now_ms
+from bot.ledger.store import Guard, Ledger, new_key, now_ms, unguarded
 from bot.registry.client import Registry
 from bot.registry.model_state import ModelState
 from bot.registry.records import Change, HistoryEntry
@@ -30,12 +30,6 @@ from bot.registry.tags import CHAMPION_SINCE_TAG, PROMOTED_BY_TAG, REQUEST_URL_T
 from bot.timestamps import ms_from_iso
 
 log = logging.getLogger(__name__)
-
-Guard = Callable[[], None]
-
-
-def _unguarded() -> None:
-    return None
 
 
 class ChangeFailed(RegistryError):
@@ -51,7 +45,7 @@ def move_champion(
     alias: str,
     change: Change,
     state: ModelState | None = None,
-    guard: Guard = _unguarded,
+    guard: Guard = unguarded,
     *,
     ledger: Ledger | None = None,
     evidence: Evidence | None = None,
@@ -108,7 +102,7 @@ def _record(
     registry: Registry,
     change: Change,
     history: Sequence[HistoryEntry] | None = None,
-    guard: Guard = _unguarded,
+    guard: Guard = unguarded,
 ) -> None:
     version = change.to_version
     guard()
@@ -128,7 +122,7 @@ def recover_pending(
     model: str,
     alias: str,
     state: ModelState,
-    guard: Guard = _unguarded,
+    guard: Guard = unguarded,
     ledger: Ledger | None = None,
 ) -> ModelState:
     """Finish or drop an intent left by a process that died mid-change.

@@ -18,7 +18,7 @@ from bot.registry.records import Outcome
 from bot.registry.tags import REQUESTED_IN_TAG
 from bot.runtime.context import Context
 from bot.threads.markers import RequestMarker
-from bot.threads.thread import Comment, CommentEvent, Thread
+from bot.threads.thread import Comment, CommentEvent, Thread, same_person
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,7 @@ def confirm(
         return f"no such comment {event.comment_id} in {where} (deleted, or never written)", None
     if found.edited:
         return f"comment {event.comment_id} in {where} was edited after it was posted", None
-    if event.author_id and found.author_id:
-        same_author = event.author_id == found.author_id
-    else:
-        same_author = event.author.lower() == found.author.lower()
-    if not same_author:
+    if not same_person(event.author, event.author_id, found.author, found.author_id):
         return f"comment {event.comment_id} in {where} is another person's", None
     if _text(event.body) != _text(found.body):
         return f"comment {event.comment_id} in {where} says something else", None

@@ -13,6 +13,7 @@ from bot.forges.base import role_name
 from bot.ledger.entry import Approver, Evidence
 from bot.registry.records import Approval
 from bot.registry.versions import VersionInfo
+from bot.rules.approvers import is_listed
 from bot.rules.gates import GateCheck
 from bot.runtime.context import Context
 from bot.threads.markers import read_ticks
@@ -62,8 +63,7 @@ def rollback_evidence(
 
 def _approver(ctx: Context, approval: Approval, roles: Mapping[str, int]) -> Approver:
     level = roles.get(approval.user.lower())
-    listed_users = {user.lower() for user in ctx.params.promotion.approvers.users}
-    listed = approval.user.lower() in listed_users
+    listed = is_listed(ctx.params.promotion.approvers, approval.user)
     return Approver(
         user=approval.user,
         user_id=approval.user_id,

@@ -189,9 +189,8 @@ def _record(
 
 def _latest_report(ctx: Context, thread: Thread) -> str:
     """The state key of the bot's newest external-change report in the thread, if any."""
-    bot = ctx.forge.bot_username().lower()
     for comment in reversed(ctx.forge.list_comments(thread)):
-        if comment.author.lower() == bot:
+        if ctx.forge.is_bot(comment.author):
             found = _REPORT_RE.search(comment.body)
             if found:
                 return found.group(1)

@@ -1,5 +1,5 @@
 """Comment commands (docs/design.md, "Commands"): a pure parser, comment text in,
-Command | Usage | None out.
+Command | Usage | None out. `bot.commands.admission` calls it once per delivered comment.
 
 Grammar, checked against the FIRST NON-EMPTY line of a comment only (lines end at \\n, \\r\\n or
 \\r; a line holding only spaces and tabs is empty):
@@ -24,13 +24,15 @@ Decisions, all on the strict side because a champion change must never come from
   line a non-command. Code blocks, quotes and inline code never match because the line must start
   with `/` or `@` after at most 3 spaces.
 - The mention form needs the bot's username (compared case-insensitively); for a GitHub App login
-  `name[bot]`, `@name` is accepted too, since that is how people mention an app.
+  `name[bot]`, `@name` is accepted too, since that is how people mention an app. `read_comment`
+  reads a mention of any name and keeps the name (`to`), so the text is read once before the
+  bot's name is known (the webhook's answer path has no network); `addressed_to` then decides.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.threads.command_forms import format_command
@@ -50,6 +52,9 @@ class Command:
     reason: str = ""  # the lines after the first, stripped, at most MAX_REASON characters
     form: CommandForm = "slash"
     previous: bool = False  # `/rollback previous`: the version comes from the ledger
+    # The username a mention names, as typed ("" for the slash form): where the command was
+    # sent, not what it asks, so it takes no part in equality.
+    to: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class Usage:
 
     name: str  # "rollback"
     problem: str  # Markdown, never echoes the commenter's text
+    to: str = field(default="", compare=False)  # as in Command
 
 
 _CONTENT = re.compile(r"[^ \t\r\n]")
@@ -71,7 +77,14 @@ _BLANKS = " \t"
 
 
 def parse_comment(body: str, bot_username: str = "") -> Command | Usage | None:
-    """The command in `body`, a Usage answer for a malformed one, or None to ignore the comment."""
+    """The command in `body` for the bot `bot_username`, a Usage answer for a malformed one, or
+    None to ignore the comment."""
+    parsed = read_comment(body)
+    return parsed if parsed is not None and addressed_to(parsed, bot_username) else None
+
+
+def read_comment(body: str) -> Command | Usage | None:
+    """The command in `body`, whatever name a mention form names (see `addressed_to`)."""
     if not isinstance(body, str):
         return None
     first = _CONTENT.search(body)
@@ -83,11 +96,8 @@ def parse_comment(body: str, bot_username: str = "") -> Command | Usage | None:
     match = _LINE.fullmatch(line)
     if match is None:
         return None
-    form: CommandForm = "slash"
-    if match.group("user") is not None:
-        if not _is_bot(match.group("user"), bot_username):
-            return None
-        form = "mention"
+    to = match.group("user") or ""
+    form: CommandForm = "mention" if to else "slash"
     word = match.group("word").lower()
     rest = match.group("rest")
     if word not in COMMANDS or (rest and rest[0] not in _BLANKS):
@@ -95,15 +105,19 @@ def parse_comment(body: str, bot_username: str = "") -> Command | Usage | None:
     args = rest.strip(_BLANKS)
     reason = _reason(body, eol.end() if eol else len(body))
     if word == "rollback":
-        return _rollback(args, reason, form, bot_username)
+        return _rollback(args, reason, form, to)
     if args:
         return None  # strict: `/promote now please` is conversation, not a command
-    return Command(name="promote" if word == "promote" else "help", reason=reason, form=form)
+    return Command(name="promote" if word == "promote" else "help", reason=reason, form=form, to=to)
 
 
-def _is_bot(mentioned: str, bot_username: str) -> bool:
+def addressed_to(parsed: Command | Usage, bot_username: str) -> bool:
+    """Is `parsed` for the bot `bot_username`: the slash form always, a mention when it names
+    the bot (any letter case; `@name` for a GitHub App's `name[bot]`)."""
+    if not parsed.to:
+        return True
     names = _bot_names(bot_username)
-    return bool(names) and mentioned.lower() in names
+    return bool(names) and parsed.to.lower() in names
 
 
 def _bot_names(bot_username: str) -> set[str]:
@@ -120,46 +134,24 @@ def _reason(body: str, start: int) -> str:
     return body[start:].strip()[:MAX_REASON]
 
 
-def _rollback(args: str, reason: str, form: CommandForm, bot_username: str) -> Command | Usage:
-    example = format_command("rollback", version=7, mention=form == "mention", bot=bot_username)
+def _rollback(args: str, reason: str, form: CommandForm, to: str) -> Command | Usage:
+    # The example repeats the name the mention used (the bot's, once `addressed_to` agrees).
+    example = format_command("rollback", version=7, mention=form == "mention", bot=to)
     if not args:
-        return Usage("rollback", f"a version (or `previous`) is required: `{example}`")
+        return Usage("rollback", f"a version (or `previous`) is required: `{example}`", to)
     if args.isascii() and args.lower() == "previous":
-        return Command(name="rollback", reason=reason, form=form, previous=True)
+        return Command(name="rollback", reason=reason, form=form, previous=True, to=to)
     match = _VERSION.fullmatch(args)
     if match is None:
         return Usage(
             "rollback",
             f"the version must be one number, such as `7` or `v7`, or `previous`: `{example}`",
+            to,
         )
     # Length first: int() of a huge digit string is slow and, past 4300 digits, an error.
     digits = match.group(1).lstrip("0")
     if not digits or len(digits) > len(str(MAX_VERSION)) or int(digits) > MAX_VERSION:
-        return Usage("rollback", f"the version must be between 1 and {MAX_VERSION}: `{example}`")
-    return Command(name="rollback", version=int(digits), reason=reason, form=form)
-
-
-_ANY_MENTION = re.compile(r" {0,3}@([A-Za-z0-9_.\-\[\]]+)[ \t]")
-
-
-def may_be_command(body: str) -> bool:
-    """Could this comment be a command for *some* bot username? Network-free, for filtering.
-
-    The webhook server and the handler use it to drop chatter before any forge client is built;
-    the handler then decides for real with the bot's own username.
-    """
-    return _any_bot_command(body) is not None
-
-
-def command_word(body: str) -> str:
-    """ "promote", "rollback" or "help" for a comment `may_be_command` admits, else "" (labels)."""
-    parsed = _any_bot_command(body)
-    if parsed is None:
-        return ""
-    return parsed.name
-
-
-def _any_bot_command(body: str) -> Command | Usage | None:
-    first = next((line for line in _EOL.split(body) if line.strip(" \t")), "")
-    mention = _ANY_MENTION.match(first)
-    return parse_comment(body, mention.group(1) if mention else "")
+        return Usage(
+            "rollback", f"the version must be between 1 and {MAX_VERSION}: `{example}`", to
+        )
+    return Command(name="rollback", version=int(digits), reason=reason, form=form, to=to)

@@ -21,6 +21,7 @@ import contextlib
 import logging
 from dataclasses import replace
 
+from bot.commands.admission import Admitted, Ignored, for_this_bot
 from bot.commands.change import ChangeFailed, find_recorded, recover_pending
 from bot.commands.confirmation import (
     UnconfirmedComment,
@@ -28,7 +29,7 @@ from bot.commands.confirmation import (
     confirm,
     named_by_registry,
 )
-from bot.commands.grammar import Command, Usage, may_be_command, parse_comment
+from bot.commands.grammar import Command, Usage
 from bot.commands.handling import Handling
 from bot.commands.locking import model_lock
 from bot.commands.moves import promote, returns_to, rollback
@@ -41,7 +42,6 @@ from bot.errors import (
     RegistryError,
     RegistryUnavailable,
 )
-from bot.forges.project_binding import Binding
 from bot.registry.model_state import handled_value
 from bot.registry.records import Approval, Outcome, Status
 from bot.registry.tags import APPROVALS_TAG, HANDLED_TAG
@@ -68,9 +68,15 @@ _ANSWERED: frozenset[Status] = frozenset(
 
 
 def handle_comment(
-    ctx: Context, event: CommentEvent, thread: Thread | None = None, *, wait_for_forge: bool = False
+    ctx: Context,
+    event: CommentEvent,
+    thread: Thread | None = None,
+    *,
+    wait_for_forge: bool = False,
+    admitted: Admitted | None = None,
 ) -> Outcome:
-    """Handle one comment; `thread` may be passed by a caller that already fetched it.
+    """Handle one comment; `thread` may be passed by a caller that already fetched it, and
+    `admitted` by one that already admitted the comment (`bot.commands.admission`).
 
     A comment the thread does not hold as delivered is ignored, or with `wait_for_forge` (the
     webhook server, whose worker retries) raises UnconfirmedComment.
@@ -80,23 +86,12 @@ def handle_comment(
         "thread_number": event.thread_number,
         "model": ctx.model,
     }
-    if event.action != "created":
-        return Outcome("ignored", "edited comments are not commands")
-    if not may_be_command(event.body):  # chatter: no forge client is even built for it
-        return Outcome("ignored", "not a command")
-    unbound = Binding.of(ctx.forge).refusal(event)
-    if unbound is not None:
-        log.warning("ignored: %s", unbound, extra=extra)
-        return Outcome("ignored", unbound)
-    bot = ctx.forge.bot_username()
-    if event.author.lower() == bot.lower():
-        return Outcome("ignored", "the bot's own comment")
-    parsed = parse_comment(event.body, bot)
-    if parsed is None:
-        return Outcome("ignored", "not a command")
+    parsed = for_this_bot(ctx, event, admitted)
+    if isinstance(parsed, Ignored):
+        return Outcome("ignored", parsed.reason)
     if thread is None:
         thread = ctx.forge.get_thread(event.thread_kind, event.thread_number)
-    by_bot = thread.author.lower() == bot.lower()
+    by_bot = ctx.forge.is_bot(thread.author)
     marker = read_request_marker(thread.body)
     if marker is not None and not by_bot:
         # A person's own issue quoting a request marker must not act as a request. An unknown
@@ -132,10 +127,9 @@ def _under_lock(
     extra: dict[str, str],
     wait_for_forge: bool,
 ) -> Outcome:
-    bot = ctx.forge.bot_username()
     with model_lock(ctx) as lease:
         comments = ctx.forge.list_comments(thread)
-        bot_bodies = [c.body for c in comments if c.author.lower() == bot.lower()]
+        bot_bodies = [c.body for c in comments if ctx.forge.is_bot(c.author)]
         if event.comment_id in answered_comment_ids(bot_bodies):
             return Outcome("duplicate", "already answered")
         problem, confirmed = confirm(event, comments, thread)

@@ -6,21 +6,18 @@ Each check returns a `Refusal` (why + what to do) or None. Nothing here writes a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.errors import ForgeError, NotFoundError
-from bot.forges.base import role_level
+from bot.errors import NotFoundError
 from bot.registry.records import HistoryEntry
 from bot.registry.tags import CHAMPION_SINCE_TAG
 from bot.registry.versions import TOY_ALIAS, RunInfo, VersionInfo
+from bot.rules.approvers import describe, eligibility
 from bot.rules.gates import GateCheck, evaluate_gates, failed
 from bot.runtime.context import Context
 from bot.threads.markers import read_request_marker, read_ticks
-from bot.threads.thread import Thread, thread_noun
-
-log = logging.getLogger(__name__)
+from bot.threads.thread import Thread, same_person, thread_noun
 
 
 @dataclass(frozen=True)
@@ -33,58 +30,33 @@ class Refusal:
 def actor_refusal(
     ctx: Context, author: str, author_id: str, roles: dict[str, int] | None = None
 ) -> Refusal | None:
-    """The actor must be an eligible approver, and never the bot.
+    """The actor must be an eligible approver (`bot.rules.approvers`), and never the bot.
 
-    A listed name must still be a member of the project: a name is whoever holds it now (a
-    renamed or deleted account frees it). One role lookup decides both rules; `roles` keeps
-    the level it found, by lower-case name, for the audit ledger. Teams are asked only when
-    neither admits, one membership lookup each until one does; a lookup that fails is a
-    refusal saying so, since that team might have admitted the actor.
+    `roles` keeps the level the role lookup found, by lower-case name, for the audit ledger. A
+    team lookup that fails is a refusal saying so, since that team might have admitted the actor.
     """
     approvers = ctx.params.promotion.approvers
-    if author.lower() == ctx.forge.bot_username().lower():
+    if ctx.forge.is_bot(author):
         return Refusal("bot", "the bot never acts on its own comments", "")
-    listed = author.lower() in {user.lower() for user in approvers.users}
-    required = role_level(approvers.min_role) if approvers.min_role else 0  # > 0 when set
-    eligible = False
-    if listed or required:
-        level = ctx.forge.access_level(author, author_id)
-        if roles is not None:
-            roles[author.lower()] = level
-        eligible = (listed and level > 0) or (required > 0 and level >= required)
-    unread: list[str] = []
-    if not eligible and approvers.teams:
-        eligible, unread = _team_member(ctx, approvers.teams, author, author_id)
-    if not eligible and unread:
+    found = eligibility(ctx.forge, approvers, author, author_id)
+    if roles is not None and found.level is not None:
+        roles[author.lower()] = found.level
+    if not found.eligible and found.unread:
         return Refusal(
             "team_lookup_failed",
-            f"the bot could not read whether @{author} is a member of {', '.join(unread)}",
+            f"the bot could not read whether @{author} is a member of {', '.join(found.unread)}",
             "Comment again in a while. If it keeps failing, the bot's token must be able to "
             "read the team's members (GitHub: the read:org scope, or a GitHub App's Members "
             "read permission; GitLab: a token that can see the group).",
         )
-    if not eligible:
+    if not found.eligible:
+        # The request body says who may approve in these same words.
         return Refusal(
             "not_eligible",
             f"@{author} is not an eligible approver",
-            _eligibility_hint(ctx),
+            f"Approvers are {describe(approvers)}.",
         )
     return None
-
-
-def _team_member(
-    ctx: Context, teams: Sequence[str], author: str, author_id: str
-) -> tuple[bool, list[str]]:
-    """(a member of one of `teams`, the teams whose membership could not be read)."""
-    unread = []
-    for team in teams:
-        try:
-            if ctx.forge.team_member(team, author, author_id):
-                return True, []
-        except ForgeError as exc:
-            log.warning("membership of %s in %s unknown: %s", author, team, exc)
-            unread.append(team)
-    return False, unread
 
 
 def self_approval_refusal(
@@ -107,11 +79,7 @@ def self_approval_refusal(
             "`promotion-bot register` or `request` runs and re-run `promotion-bot request`, or "
             "set `promotion.approvers.allow_self_approval: true`.",
         )
-    if user_id and author_id:
-        same = user_id == author_id
-    else:
-        same = bool(name) and author.lower() == name.lower()
-    if same:
+    if same_person(name, user_id, author, author_id):
         return Refusal(
             "self_approval",
             f"@{author} triggered this training run and may not approve it",
@@ -119,18 +87,6 @@ def self_approval_refusal(
             "`promotion.approvers.allow_self_approval: true`.",
         )
     return None
-
-
-def _eligibility_hint(ctx: Context) -> str:
-    approvers = ctx.params.promotion.approvers
-    rules = []
-    if approvers.users:
-        rules.append("the people listed in `promotion.approvers.users`")
-    if approvers.min_role:
-        rules.append(f"anyone with at least {approvers.min_role} on this project")
-    if approvers.teams:
-        rules.append(f"the members of {', '.join(approvers.teams)}")
-    return "Approvers are " + " or ".join(rules) + "." if rules else "No approvers are set."
 
 
 def promote_refusal(

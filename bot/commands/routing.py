@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import logging
 
-from bot.commands.grammar import may_be_command, parse_comment
+from bot.commands.admission import Admitted, Ignored, for_this_bot
 from bot.commands.handler import handle_comment
-from bot.forges.project_binding import Binding
 from bot.registry.records import Outcome
 from bot.runtime.context import Context
 from bot.threads.markers import read_request_marker
@@ -28,12 +27,21 @@ log = logging.getLogger(__name__)
 
 
 def route_comment(
-    ctx: Context, event: CommentEvent, thread: Thread | None = None, *, wait_for_forge: bool = False
+    ctx: Context,
+    event: CommentEvent,
+    thread: Thread | None = None,
+    *,
+    wait_for_forge: bool = False,
+    admitted: Admitted | None = None,
 ) -> Outcome:
-    """Handle `event` with the Context of its request's model (`handle_comment`'s contract)."""
-    if not ctx.several or not _may_act(ctx, event):
+    """Handle `event` with the Context of its request's model (`handle_comment`'s contract);
+    `admitted`: the comment as `bot.commands.admission` already admitted it, if it did."""
+    if ctx.several:
+        # The handler's own first checks, which need no thread (and chatter no forge client).
+        admitted = for_this_bot(ctx, event, admitted)
+    if not ctx.several or isinstance(admitted, Ignored):
         # One model, or a comment the handler ignores before reading anything.
-        return handle_comment(ctx, event, thread, wait_for_forge=wait_for_forge)
+        return handle_comment(ctx, event, thread, wait_for_forge=wait_for_forge, admitted=admitted)
     if thread is None:
         thread = ctx.forge.get_thread(event.thread_kind, event.thread_number)
     marker = read_request_marker(thread.body)
@@ -41,10 +49,12 @@ def route_comment(
     outcome: Outcome | None = None
     if named is not None:
         model_ctx = ctx.for_model(named.model_name)
-        outcome = handle_comment(model_ctx, event, thread, wait_for_forge=wait_for_forge)
+        outcome = handle_comment(
+            model_ctx, event, thread, wait_for_forge=wait_for_forge, admitted=admitted
+        )
         if outcome.status != "ignored":
             return outcome
-    if thread.author.lower() != ctx.forge.bot_username().lower():
+    if not ctx.forge.is_bot(thread.author):
         # A person's thread is no request, whatever it quotes.
         return outcome or Outcome("ignored", "not a promotion request")
     owners = [
@@ -65,7 +75,8 @@ def route_comment(
         marker.model if marker else "nothing",
         extra={"comment_id": event.comment_id, "model": owners[0]},
     )
-    return handle_comment(ctx.for_model(owners[0]), event, thread, wait_for_forge=wait_for_forge)
+    owner = ctx.for_model(owners[0])
+    return handle_comment(owner, event, thread, wait_for_forge=wait_for_forge, admitted=admitted)
 
 
 def context_of_thread(ctx: Context, event: CommentEvent) -> Context:
@@ -77,13 +88,3 @@ def context_of_thread(ctx: Context, event: CommentEvent) -> Context:
     marker = read_request_marker(thread.body)
     named = ctx.models.named_in_marker(marker.model) if marker else None
     return ctx.for_model(named.model_name) if named is not None else ctx
-
-
-def _may_act(ctx: Context, event: CommentEvent) -> bool:
-    """The handler's own first checks, which need no thread (and chatter no forge client)."""
-    if event.action != "created" or not may_be_command(event.body):
-        return False
-    if Binding.of(ctx.forge).refusal(event) is not None:
-        return False
-    bot = ctx.forge.bot_username()
-    return event.author.lower() != bot.lower() and parse_comment(event.body, bot) is not None

@@ -13,11 +13,11 @@ answer is then written without the lock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from bot.commands.locking import model_lock
 from bot.commands.replies import Replies
 from bot.errors import LockUnavailable, Unavailable
+from bot.ledger.store import Guard
 from bot.registry.records import Outcome
 from bot.runtime.context import Context
 from bot.threads.markers import answered_comment_ids
@@ -43,12 +43,11 @@ def _answer_once(
     event: CommentEvent,
     thread: Thread,
     problem: Unavailable,
-    guard: Callable[[], None],
+    guard: Guard,
     attempts: int,
     seconds: float,
 ) -> Outcome:
-    bot = ctx.forge.bot_username().lower()
-    bodies = [c.body for c in ctx.forge.list_comments(thread) if c.author.lower() == bot]
+    bodies = [c.body for c in ctx.forge.list_comments(thread) if ctx.forge.is_bot(c.author)]
     if event.comment_id in answered_comment_ids(bodies):
         return Outcome("duplicate", "answered meanwhile")
     log.warning(

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from bot.threads.thread import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind
+from bot.threads.thread import (
+    NOBODY,
+    Comment,
+    ProjectRef,
+    Recipients,
+    Thread,
+    ThreadKind,
+    same_person,
+)
 
 # One access scale for both platforms' roles, so `approvers.min_role` compares across forges.
 # GitLab access levels are used as the scale; GitHub roles are placed on it.
@@ -62,13 +70,20 @@ def role_name(platform: str, level: int) -> str:
 
 @runtime_checkable
 class Forge(Protocol):
-    """What promotion-bot needs from a code forge."""
+    """What promotion-bot needs from a code forge. The adapters subclass it, so a verb written
+    here once (`is_bot`) is theirs unless their platform differs."""
 
     platform: str  # "gitlab" | "github" | "local"
 
     # --- identity and capabilities -------------------------------------------------------
     def bot_username(self) -> str:
         """The account the bot posts as (cached after the first call)."""
+
+    def is_bot(self, author: str) -> bool:
+        """Whether `author` is the account the bot posts as: the one test of "is this the bot?"
+        for comments, threads and commands (a GitHub App's comments are by `<slug>[bot]`, which
+        is its `bot_username`). Names only: the bot's own user id is never looked up."""
+        return same_person(author, "", self.bot_username(), "")
 
     def slash_promote_works(self) -> bool:
         """False where `/promote` is eaten by the forge (GitLab EE quick action)."""

@@ -31,7 +31,7 @@ from bot.forges._github_support import (
     thread_from,
 )
 from bot.forges._retry import RetryPolicy
-from bot.forges.base import ALL_KINDS, role_level
+from bot.forges.base import ALL_KINDS, Forge, role_level
 from bot.threads.thread import (
     NOBODY,
     Comment,
@@ -52,7 +52,7 @@ MAX_THREADS = 200  # find_threads looks at the newest ones only (two pages)
 ACTIONS_BOT = "github-actions[bot]"
 
 
-class GitHubForge:
+class GitHubForge(Forge):
     platform = "github"
 
     def __init__(

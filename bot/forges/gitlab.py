@@ -33,7 +33,7 @@ from bot.forges._gitlab_support import (
     when,
 )
 from bot.forges._retry import RetryPolicy, http_error, network_error
-from bot.forges.base import ALL_KINDS, role_level
+from bot.forges.base import ALL_KINDS, Forge, role_level
 from bot.threads.thread import (
     NOBODY,
     Comment,
@@ -58,7 +58,7 @@ _HINTS = {
 }
 
 
-class GitLabForge:
+class GitLabForge(Forge):
     platform = "gitlab"
 
     def __init__(

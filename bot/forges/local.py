@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import ForgeError, ForgeNotFoundError
-from bot.forges.base import ALL_KINDS, ROLE_LEVELS, role_level
+from bot.forges.base import ALL_KINDS, ROLE_LEVELS, Forge, role_level
 from bot.threads.thread import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind
 from bot.timestamps import parse_iso
 
@@ -56,7 +56,7 @@ def readable(body: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-class LocalForge:
+class LocalForge(Forge):
     """A forge whose threads are files; implements `bot.forges.base.Forge`."""
 
     platform = "local"

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.commands.grammar import Command, Usage
 from bot.commands.routing import context_of_thread, route_comment
 from bot.commands.unavailable import answer_unavailable
 from bot.errors import BotError, Unavailable
@@ -86,10 +87,11 @@ def serve_app(ctx: Context, **options: Any) -> WebhookApp:
     from bot.intake.workers import RETRY_DELAYS, SharedKeys
     from bot.intake.wsgi import WebhookApp
 
-    def dispatch(event: CommentEvent) -> Outcome:
+    def dispatch(event: CommentEvent, admitted: Command | Usage) -> Outcome:
         # A comment the forge does not list yet raises: the worker retries it (API lag behind
-        # the webhook) and, after the last attempt, gives up on it.
-        outcome = route_comment(ctx, event, wait_for_forge=True)
+        # the webhook) and, after the last attempt, gives up on it. The app admitted the
+        # comment before queueing it: its command travels on, never read from the text again.
+        outcome = route_comment(ctx, event, wait_for_forge=True, admitted=admitted)
         _log_outcome(event, "handled", outcome)
         return outcome
 

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from bot.commands.grammar import parse_comment
+from bot.commands.admission import Admitted, Ignored, for_this_bot
 from bot.commands.routing import route_comment
 from bot.registry.records import Outcome
 from bot.runtime.context import Context
@@ -48,28 +48,29 @@ class PollResult:
 def poll(ctx: Context, now: datetime | None = None) -> PollResult:
     now = now or datetime.now(timezone.utc)
     forge = ctx.forge
-    bot = forge.bot_username().lower()
     result = PollResult()
     for model_ctx in ctx.each_model():
         _check_champion(model_ctx, result)
-    pending: list[tuple[str, Thread, Comment]] = []
+    pending: list[tuple[Comment, Thread, CommentEvent, Admitted]] = []
+    project = forge.project_ref()  # read from this forge's project: bound by construction
     for thread in _model_threads(ctx, now):
         result.threads += 1
         comments = forge.list_comments(thread)
-        answered = answered_comment_ids([c.body for c in comments if c.author.lower() == bot])
+        answered = answered_comment_ids([c.body for c in comments if forge.is_bot(c.author)])
         for comment in comments:
-            if comment.system or comment.edited or comment.author.lower() == bot:
+            if comment.system or comment.edited or comment.id in answered:
                 continue  # edits are never commands: only what was posted counts
-            if comment.id in answered:
-                continue
-            if parse_comment(comment.body, forge.bot_username()) is not None:
-                pending.append((comment.created_at, thread, comment))
-    pending.sort(key=lambda item: (item[0], _numeric(item[2].id)))
-    project = forge.project_ref()  # read from this forge's project: bound by construction
-    for _created, thread, comment in pending:
-        event = CommentEvent.from_comment(forge.platform, project, thread, comment)
+            if forge.is_bot(comment.author):
+                continue  # its own answers: not worth reading (for_this_bot would say so)
+            event = CommentEvent.from_comment(forge.platform, project, thread, comment)
+            admitted = for_this_bot(ctx, event)  # read once; routed with the thread below
+            if not isinstance(admitted, Ignored):
+                pending.append((comment, thread, event, admitted))
+    pending.sort(key=lambda item: (item[0].created_at, _numeric(item[0].id)))
+    for comment, thread, event, admitted in pending:
         try:
-            result.outcomes.append((comment.id, route_comment(ctx, event, thread=thread)))
+            outcome = route_comment(ctx, event, thread=thread, admitted=admitted)
+            result.outcomes.append((comment.id, outcome))
         except Exception as exc:  # one failing command must not stop the others
             log.exception("comment %s on #%s failed", comment.id, thread.number)
             result.failures.append(f"comment {comment.id} on #{thread.number}: {exc}")

@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from bot.commands.admission import Ignored, admit
 from bot.commands.external_change import AliasChange
-from bot.commands.grammar import command_word, may_be_command
+from bot.commands.grammar import Command, Usage
 from bot.forges.project_binding import Binding
 from bot.intake.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.intake.metrics import MeteredRun, Metrics
@@ -72,7 +73,7 @@ class WebhookApp:
     def __init__(
         self,
         settings: Settings,
-        dispatch: Callable[[CommentEvent], object],
+        dispatch: Callable[[CommentEvent, Command | Usage], object],
         on_alias_change: Callable[[AliasChange], object] | None = None,
         *,
         champion_alias: str | Iterable[str] = "champion",
@@ -221,11 +222,10 @@ class WebhookApp:
         return _ignored("event needs no work", extra)
 
     def _comment(self, event: CommentEvent, extra: dict[str, str], received: float) -> Response:
-        if event.action != "created":
-            return _ignored("edited comments are not commands", extra)
-        if not may_be_command(event.body):
-            return _ignored("not a command", extra)
-        # After the two checks above: a group webhook's chatter from other projects is routine,
+        admitted = admit(event)  # the one reading of the text: it travels with the job
+        if isinstance(admitted, Ignored):
+            return _ignored(admitted.reason, extra)
+        # After the check above: a group webhook's chatter from other projects is routine,
         # a command-shaped comment from one is worth a warning.
         unbound = self._binding.refusal(event) if self._binding is not None else None
         if unbound is not None:
@@ -235,9 +235,11 @@ class WebhookApp:
         if event.delivery_id:
             keys.append(f"{event.platform}:delivery:{event.delivery_id}")
         what = f"comment {event.comment_id} on {event.thread_kind} #{event.thread_number}"
-        command = command_word(event.body)
+        command = admitted.name
         dispatch = self._dispatch
-        job = MeteredRun(self.metrics, event.platform, received, lambda: dispatch(event), command)
+        job = MeteredRun(
+            self.metrics, event.platform, received, lambda: dispatch(event, admitted), command
+        )
 
         def give_up() -> None:
             self.metrics.command(command, "failed")

@@ -15,10 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from bot.ledger.entry import Approver, Evidence, LedgerEntry
-from bot.ledger.store import Ledger, Where, quoted
+from bot.ledger.store import Guard, Ledger, Where, quoted, unguarded
 from bot.registry.model_state import ModelState
 from bot.registry.records import HistoryEntry
 from bot.registry.tags import LEDGER_KEY_TAG, LEDGER_TAG
@@ -27,14 +27,8 @@ from bot.timestamps import ms_from_iso
 
 log = logging.getLogger(__name__)
 
-Guard = Callable[[], None]
 
-
-def _unguarded() -> None:
-    return None
-
-
-def prepare(ledger: Ledger, model: str, state: ModelState, guard: Guard = _unguarded) -> str:
+def prepare(ledger: Ledger, model: str, state: ModelState, guard: Guard = unguarded) -> str:
     """The experiment id for writing `model`'s entries: from the model's marker, no call.
 
     The first time (and after PROMOTION_BOT_LEDGER_EXPERIMENT changed) the experiment is looked
@@ -58,7 +52,7 @@ def import_history(
     experiment_id: str,
     model: str,
     history: Sequence[HistoryEntry],
-    guard: Guard = _unguarded,
+    guard: Guard = unguarded,
 ) -> int:
     """Copy `history` (oldest first) into the ledger; the number of entries written now."""
     if not history:

@@ -33,10 +33,13 @@ log = logging.getLogger(__name__)
 PAGE = 1000  # runs per search call (MLflow's default page)
 _NEWEST_FIRST = ("attributes.start_time DESC",)
 
+# Runs before each write made under the model lock: the lease's check (bot.commands.locking),
+# which raises LockLost once the lease is gone. Every writer under the lock takes one.
 Guard = Callable[[], None]
 
 
-def _unguarded() -> None:
+def unguarded() -> None:
+    """The Guard of a writer that holds no lock (tests, the CLI's one-off repairs)."""
     return None
 
 
@@ -92,7 +95,7 @@ class Ledger:
     # --- writing -----------------------------------------------------------------------------
     # Every write takes `guard`, the lease's check (bot.commands.locking), and runs it first.
     def begin(
-        self, experiment_id: str, entry: LedgerEntry, key: str, guard: Guard = _unguarded
+        self, experiment_id: str, entry: LedgerEntry, key: str, guard: Guard = unguarded
     ) -> str:
         """The run of a change about to be made (RUNNING): two calls, the entry in full."""
         tags = {LEDGER_KEY_TAG: key, "mlflow.user": "promotion-bot"}
@@ -102,25 +105,25 @@ class Ledger:
         self.registry.log_params(run_id, entry.to_params())
         return run_id
 
-    def commit(self, run_id: str, guard: Guard = _unguarded) -> None:
+    def commit(self, run_id: str, guard: Guard = unguarded) -> None:
         """The change happened: the run is FINISHED, and from now on an entry of the ledger."""
         guard()
         self.registry.finish_run(run_id, "FINISHED", now_ms())
 
-    def abandon(self, run_id: str, guard: Guard = _unguarded) -> None:
+    def abandon(self, run_id: str, guard: Guard = unguarded) -> None:
         """The change never happened: the run stays, FAILED, out of every query."""
         guard()
         self.registry.finish_run(run_id, "FAILED", now_ms())
 
     def record(
-        self, experiment_id: str, entry: LedgerEntry, key: str, guard: Guard = _unguarded
+        self, experiment_id: str, entry: LedgerEntry, key: str, guard: Guard = unguarded
     ) -> str:
         """An entry of something already done (seen from outside, imported): three calls."""
         run_id = self.begin(experiment_id, entry, key, guard)
         self.commit(run_id, guard)
         return run_id
 
-    def complete(self, run: RunRecord, entry: LedgerEntry, guard: Guard = _unguarded) -> None:
+    def complete(self, run: RunRecord, entry: LedgerEntry, guard: Guard = unguarded) -> None:
         """Finish a run a dead pass began: its params if they never landed, then FINISHED."""
         if not run.params.get("model"):
             guard()

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.threads.thread import same_person
 from bot.timestamps import iso_from_epoch
 
 Action = Literal["promote", "rollback"]
@@ -126,10 +127,8 @@ class Approval:
     at: str = ""
 
     def is_by(self, user: str, user_id: str) -> bool:
-        """The same person: by forge ids when both are known, else by name (any case)."""
-        if self.user_id and user_id:
-            return self.user_id == user_id
-        return self.user.lower() == user.lower()
+        """The same person (`bot.threads.thread.same_person`)."""
+        return same_person(self.user, self.user_id, user, user_id)
 
     def stored(self) -> dict[str, str]:
         return {

@@ -61,16 +61,15 @@ def _listed(
     also: str,
     unmarked: bool,
 ) -> list[Thread]:
-    bot_name = ctx.forge.bot_username()
-    bot = bot_name.lower()
     found = []
-    listed = ctx.forge.find_threads(labels, state=state, kinds=kinds, author=bot_name)
+    author = ctx.forge.bot_username()  # filtered by the forge too: see Forge.find_threads
+    listed = ctx.forge.find_threads(labels, state=state, kinds=kinds, author=author)
     for thread in listed:
         fields = parse_request_marker(thread.body)
         ours = unmarked if fields is None else fields.get("model") in models
         if not ours and not (also and thread.url == also):
             continue
-        if thread.author and thread.author.lower() != bot:
+        if thread.author and not ctx.forge.is_bot(thread.author):
             log.warning(
                 "ignoring #%s: request marker in a thread not opened by the bot", thread.number
             )

@@ -65,6 +65,15 @@ class Recipients:
 NOBODY = Recipients()
 
 
+def same_person(name: str, user_id: str, other_name: str, other_id: str) -> bool:
+    """One rule for "the same person": the forge's user ids when both sides have one (a renamed
+    account keeps its id, a new holder of a name gets another), else the usernames, in any
+    letter case as both forges compare them; an empty name is nobody."""
+    if user_id and other_id:
+        return user_id == other_id
+    return bool(name) and name.lower() == other_name.lower()
+
+
 @dataclass(frozen=True)
 class Comment:
     """One comment (GitLab note, GitHub issue comment) in a thread."""

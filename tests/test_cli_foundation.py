@@ -330,9 +330,10 @@ def test_status_survives_a_purged_run(model_name: str):
             raise NotFoundError(f"run {run_id}: not found in the registry")
 
     ctx = Context(
-        settings=Settings(), params=parse_params({"register_model": {"model_name": model_name}})
+        settings=Settings(),
+        params=parse_params({"register_model": {"model_name": model_name}}),
+        registry=PurgedRuns(),
     )
-    ctx.__dict__["registry"] = PurgedRuns()  # the cached_property's slot
     data = status_data(ctx, model_name)
     assert data["aliases"][0]["value"] is None
     assert "@champion   v4    final.logloss=n/a  run gone" in render_status(data)

@@ -24,8 +24,8 @@ from bot.forges.github import ACTIONS_BOT, GitHubForge
 from bot.registry.records import Approval
 from bot.registry.tags import APPROVALS_TAG, REQUESTED_BY_ID_TAG, REQUESTED_BY_TAG
 from bot.threads.markers import approval_marker
-from tests.fake_forges import BOT
-from tests.fake_github import GITHUB_ROLES
+from tests.fakes.forges import BOT
+from tests.fakes.github import GITHUB_ROLES
 from tests.forge_world import World, make_world
 from tests.promotion_env import MakePlayground
 

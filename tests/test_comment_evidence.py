@@ -27,7 +27,7 @@ from bot.ci.request import open_or_update_request
 from bot.intake.poll import poll
 from bot.registry.model_state import HANDLED_MAX_CHARS, handled_value, parse_handled
 from bot.registry.tags import HANDLED_TAG
-from tests.fake_forges import BOT, FakeForge
+from tests.fakes.forges import BOT, FakeForge
 from tests.forge_world import World, make_world
 from tests.helpers import log_training_run
 

@@ -30,8 +30,8 @@ from bot.intake.entry import handle_event_file
 from bot.intake.poll import poll
 from bot.runtime.context import Context
 from bot.threads.markers import answered_comment_ids
-from tests.fake_forges import json_body, json_reply
-from tests.fake_github import FakeGitHub
+from tests.fakes.forges import json_body, json_reply
+from tests.fakes.github import FakeGitHub
 from tests.forge_fixtures import github, github_url
 from tests.helpers import log_training_run
 from tests.webhook_fixtures import load_webhook

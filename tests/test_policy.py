@@ -2,7 +2,7 @@
 order a person would fix them (docs/design.md, "Rules for a champion change").
 
 No MLflow server: the registry is an in-memory double with the real read interface
-(tests/memory_registry.py), the forge the local one in a temporary folder.
+(tests/fakes/memory_registry.py), the forge the local one in a temporary folder.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from bot.registry.tags import (
 from bot.registry.versions import VersionInfo
 from bot.runtime.context import Context
 from bot.threads.thread import Thread
-from tests.memory_registry import MemoryRegistry
+from tests.fakes.memory_registry import MemoryRegistry
 
 MODEL = "churn"
 _REQUESTER_27 = {"promotion.requested_by": "dana", "promotion.requested_by_id": "27"}

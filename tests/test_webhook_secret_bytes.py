@@ -23,11 +23,11 @@ from bot.webhook_auth import (
     check_mlflow,
     sign_github,
 )
-from tests import test_server
-from tests.test_server import Served
+from tests import test_http_server
+from tests.test_http_server import Served
 from tests.webhook_fixtures import raw_webhook
 
-serve = test_server.serve  # the fixture: waitress on loopback around the real WSGI app
+serve = test_http_server.serve  # the fixture: waitress on loopback around the real WSGI app
 
 # Non-ASCII secrets: Cyrillic, an emoji (4 UTF-8 bytes), and "à", whose UTF-8 ends in 0xA0 —
 # a byte str.strip() would eat once the header is decoded as latin-1.

@@ -194,6 +194,7 @@ def test_a_bad_model_option_is_one_error_line(tmp_path: Path, tracking_uri: str)
     ]
 
 
+@pytest.mark.mlflow  # creates the embedded registry
 def test_the_default_registry_is_an_embedded_sqlite_file(tmp_path: Path):
     result = invoke("status", "--model", "x")
     assert result.exit_code == 0, result.output
@@ -241,6 +242,7 @@ def test_verbose_shows_the_traceback_then_the_error_line(tmp_path: Path):
     )
 
 
+@pytest.mark.slow  # a process importing MLflow, then its client giving up on the registry
 def test_an_unreachable_registry_error_names_no_password(tmp_path: Path):
     uri = f"http://alice:pw-SECRET-1@127.0.0.1:{free_port()}"
     done = run_bot("register", "--run-id", "0" * 32, "--tracking-uri", uri, cwd=tmp_path)

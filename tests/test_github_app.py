@@ -1,4 +1,4 @@
-"""The bot as a GitHub App (issue 14): a JWT signed with the App's key, the installation token
+"""The bot as a GitHub App: a JWT signed with the App's key, the installation token
 exchange and its refresh after expiry, `<slug>[bot]` as the bot's login — all through PyGithub,
 mocked at HTTP level with `responses`, asserting the requests sent.
 

@@ -1,5 +1,5 @@
-"""Two `serve` replicas and `poll` runs sharing one Redis (issue 14): any number of them may run
-at once on any machines.
+"""Two `serve` replicas and `poll` runs sharing one Redis (docs/design.md, "Locking"): any
+number of them may run at once on any machines.
 
 Each is its own process with its own lock folder, as on separate machines, so only the Redis
 lease can keep them apart. 50 `/promote` and `/rollback` commands are spread over the two

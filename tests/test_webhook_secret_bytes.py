@@ -1,4 +1,5 @@
-"""Webhook secrets are compared as exact bytes on every route, over real HTTP (issue 10, item 2).
+"""Webhook secrets are compared as exact bytes on every route, over real HTTP
+(docs/security.md, "Webhook routes").
 
 Before: the GitLab token and the secret were encoded with `errors="replace"`, so every character
 outside latin-1 became `?` and a token of as many `?` passed for a Cyrillic secret.

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from bot.runtime.shared_store import RedisStore
 
 
-@dataclass(init=False)
+@dataclass(init=False)  # the init below: the collaborators are arguments, not fields
 class Context:
     settings: Settings
     params: Params

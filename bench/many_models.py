@@ -2,8 +2,8 @@
 one `/promote` alone (docs/design.md, "Webhooks": commands on different models run in parallel).
 
 Everything on 127.0.0.1: the real `mlflow server`, `promotion-bot serve` in its own process with
-one params.yaml listing every model (`models:`), and the GitHub fake of tests/fake_github.py
-behind a real HTTP server in this process (tests/fake_forge_server.py), optionally answering each
+one params.yaml listing every model (`models:`), and the GitHub fake of tests/fakes/github.py
+behind a real HTTP server in this process (tests/fakes/forge_server.py), optionally answering each
 call `latency` seconds late, as a forge across the internet does. Each model has v1 as its
 candidate and its request open, with the checklist ticked; maria (a maintainer) comments.
 
@@ -41,9 +41,9 @@ from bot.config.params import parse_params
 from bot.config.settings import Secret, Settings
 from bot.runtime.context import Context
 from bot.webhook_auth import sign_github
-from tests.fake_forge_server import FakeForgeServer
-from tests.fake_forges import BOT
-from tests.fake_github import FakeGitHub
+from tests.fakes.forge_server import FakeForgeServer
+from tests.fakes.forges import BOT
+from tests.fakes.github import FakeGitHub
 from tests.forge_fixtures import FIXTURES
 from tests.helpers import wait_until_serving
 from tests.mlflow_server import free_port

@@ -35,9 +35,9 @@ from bot.runtime.context import Context
 from bot.threads.markers import answer_marker
 from bot.threads.thread import CommentEvent, ProjectRef
 from bot.timestamps import utc_now_iso
-from tests.fake_forges import BOT, PEOPLE, FakeForge, make_fake
-from tests.fake_github import FakeGitHub
-from tests.fake_gitlab import FakeGitLab
+from tests.fakes.forges import BOT, PEOPLE, FakeForge, make_fake
+from tests.fakes.github import FakeGitHub
+from tests.fakes.gitlab import FakeGitLab
 
 PLATFORMS = ("gitlab", "github")
 OPEN_REQUESTS = 50

@@ -52,8 +52,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from bench import ledger_query, machine, many_models, startup, webhook_load
     from bench.counting import HttpLog
     from bench.roundtrips import Bench, run_all
-    from tests.fake_github import FakeGitHub
-    from tests.fake_gitlab import FakeGitLab
+    from tests.fakes.github import FakeGitHub
+    from tests.fakes.gitlab import FakeGitLab
     from tests.mlflow_server import start_mlflow_server
 
     results: dict[str, Any] = {"mode": "quick" if args.quick else "full"}

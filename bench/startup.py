@@ -71,7 +71,8 @@ def probes(files: dict[str, Path]) -> list[Probe]:
             False,
             github,
         ),
-        # The champion is checked against the ledger first (issue 12): poll reads the registry.
+        # The champion is checked against the ledger first (docs/design.md, "Drift"): poll reads
+        # the registry.
         Probe("poll (local, nothing to do)", ["poll"], True, local),
         Probe("gate", ["gate"], True, local),
         Probe("status", ["status"], True, local),

@@ -24,6 +24,18 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 _model_counter = itertools.count(1)
 
+# The fixtures that start the session's real `mlflow server`. A test using one, directly or through
+# another fixture (tracking_uri, world, pg...), needs MLflow: marked `mlflow` at collection, so
+# `-m "not slow and not mlflow"` is the fast run. A test starting a server of its own says so.
+MLFLOW_FIXTURES = frozenset({"mlflow_server"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if MLFLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.mlflow)
+
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:

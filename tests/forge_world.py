@@ -1,5 +1,5 @@
 """A promotion world on a real forge adapter: the real MLflow registry, python-gitlab or PyGithub
-talking to the stateful GitLab/GitHub fakes (tests/fake_*.py) over `responses`, a request opened
+talking to the stateful GitLab/GitHub fakes (tests/fakes/) over `responses`, a request opened
 by the real `promotion-bot request`. Deliveries go in as the forge would send them (webhook payloads
 shaped like tests/fixtures/webhooks), through `serve`'s WSGI app, `handle`'s event file or `poll`.
 """
@@ -27,9 +27,9 @@ from bot.intake.entry import handle_event_file, serve_app
 from bot.registry.records import Outcome
 from bot.runtime.context import Context
 from bot.webhook_auth import sign_github
-from tests.fake_forges import BOT, PEOPLE, FakeForge, make_fake
-from tests.fake_github import GITHUB_ROLES, FakeGitHub
-from tests.fake_gitlab import FakeGitLab
+from tests.fakes.forges import BOT, PEOPLE, FakeForge, make_fake
+from tests.fakes.github import GITHUB_ROLES, FakeGitHub
+from tests.fakes.gitlab import FakeGitLab
 from tests.helpers import log_training_run
 from tests.webhook_fixtures import load_webhook
 

@@ -1,6 +1,6 @@
 """Replicas for the shared-lock tests: `promotion-bot serve` and `poll` as separate processes
 (each its own lock folder, as on separate machines) sharing one Redis, the session's MLflow
-server, and a GitHub fake served over HTTP (tests/fake_forge_server.py).
+server, and a GitHub fake served over HTTP (tests/fakes/forge_server.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.webhook_auth import sign_github
-from tests.fake_forges import BOT
+from tests.fakes.forges import BOT
 from tests.forge_world import WEBHOOK_SECRET
 from tests.helpers import wait_until_serving
 from tests.mlflow_server import free_port

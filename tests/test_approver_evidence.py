@@ -1,13 +1,12 @@
-"""Who approves is decided from forge ids and the registry, never from text (the attacker review
-of issue 10).
+"""Who approves is decided from forge ids and the registry, never from text (docs/security.md,
+"Comment text").
 
 - Approvals are recorded on the version in the registry (`promotion.approvals`): a comment by
   the bot's account that the bot did not write (on Actions, any workflow posts as
-  `github-actions[bot]`) adds none, and deleting the bot's answers removes none (finding 4).
+  `github-actions[bot]`) adds none, and deleting the bot's answers removes none.
 - The self-approval rule compares the forge's user ids when both sides have one, so a renamed
-  requester is still the requester; with no requester recorded at all it refuses (finding 5).
-- A listed approver must still be a member of the project: a name is whoever holds it now
-  (finding 6).
+  requester is still the requester; with no requester recorded at all it refuses.
+- A listed approver must still be a member of the project: a name is whoever holds it now.
 """
 
 from __future__ import annotations
@@ -24,8 +23,8 @@ from bot.forges.github import ACTIONS_BOT, GitHubForge
 from bot.registry.records import Approval
 from bot.registry.tags import APPROVALS_TAG, REQUESTED_BY_ID_TAG, REQUESTED_BY_TAG
 from bot.threads.markers import approval_marker
-from tests.fake_forges import BOT
-from tests.fake_github import GITHUB_ROLES
+from tests.fakes.forges import BOT
+from tests.fakes.github import GITHUB_ROLES
 from tests.forge_world import World, make_world
 from tests.promotion_env import MakePlayground
 
@@ -44,7 +43,7 @@ def _approvals(world: World) -> list[dict[str, str]]:
     return list(json.loads(tags.get(APPROVALS_TAG, "[]")))
 
 
-# --- finding 4: approvals are evidence, so they live in the registry ----------------------------
+# --- approvals are evidence, so they live in the registry ----------------------------------------
 
 
 def test_a_comment_by_the_bots_account_that_the_bot_did_not_write_adds_no_approval(
@@ -118,7 +117,7 @@ def test_the_shared_actions_account_is_warned_about(
     assert "every workflow" in warning and "GitHub App" in warning
 
 
-# --- finding 5: the requester is a user id when the forge gives one -------------------------------
+# --- the requester is a user id when the forge gives one -----------------------------------------
 
 
 @pytest.mark.parametrize("platform", ["gitlab", "github"])
@@ -200,7 +199,7 @@ def _requester(env: dict[str, str]) -> tuple[str, str]:
     return settings.requested_by, settings.requested_by_id
 
 
-# --- finding 6: a listed name must still be a member -------------------------------------------
+# --- a listed name must still be a member --------------------------------------------------------
 
 
 @pytest.mark.parametrize("platform", ["github", "gitlab"])

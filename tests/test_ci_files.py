@@ -258,6 +258,7 @@ RULE_CASES = {
 }
 
 
+@pytest.mark.slow  # gitlab-ci-local, a few seconds a run
 @pytest.mark.parametrize(("variables", "unset", "expected"), RULE_CASES.values(), ids=RULE_CASES)
 def test_gitlab_rules_pick_the_jobs_of_each_pipeline(
     pipeline_repo: Path,
@@ -287,6 +288,7 @@ ADOPTER_CASES = {
 }
 
 
+@pytest.mark.slow  # gitlab-ci-local, a few seconds a run
 @pytest.mark.parametrize(
     ("variables", "unset", "expected"), ADOPTER_CASES.values(), ids=ADOPTER_CASES
 )
@@ -304,6 +306,7 @@ def test_a_repository_adopts_the_bot_with_one_include(
     assert f'install --quiet "{PINNED_INSTALL}"' in install
 
 
+@pytest.mark.slow  # gitlab-ci-local, a few seconds a run
 @pytest.mark.parametrize("missing", ["install", "train-script"])
 def test_the_include_without_a_required_input_is_refused(tmp_path: Path, missing: str) -> None:
     """No `install`, no job: the include never falls back to a name on PyPI."""
@@ -417,6 +420,7 @@ def test_gitlab_train_test_job_runs_with_a_local_runner(
     assert f"PROMOTION_REQUEST_URL={threads[0].url}\n" in dotenv
 
 
+@pytest.mark.slow  # gitlab-ci-local, a few seconds a run
 def test_gitlab_bot_jobs_refuse_to_run_without_a_registry(
     pipeline_repo: Path, tmp_path: Path
 ) -> None:

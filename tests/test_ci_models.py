@@ -138,6 +138,7 @@ def two_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return adopter(tmp_path_factory.mktemp("two-models") / "repo")
 
 
+@pytest.mark.slow  # gitlab-ci-local, a few seconds a run
 def test_each_model_has_its_own_jobs_resource_group_and_model(two_models: Path, tmp_path: Path):
     jobs = ci_runner.jobs(ci_runner.preview(two_models, tmp_path))
     assert set(jobs) == {
@@ -173,6 +174,7 @@ def test_each_model_has_its_own_jobs_resource_group_and_model(two_models: Path, 
         assert any(f'install --quiet "{INSTALL}"' in line for line in job_commands(job)), name
 
 
+@pytest.mark.slow  # gitlab-ci-local, a few seconds a run
 def test_the_readmes_includes_for_several_models_expand(tmp_path: Path) -> None:
     """The README's example as a reader copies it, placeholders and all (remotes made local)."""
     example = ci_runner.readme_include(MODEL_TEMPLATE.name).replace("{", "{{").replace("}", "}}")
@@ -186,6 +188,7 @@ def test_the_readmes_includes_for_several_models_expand(tmp_path: Path) -> None:
         assert any(f'install --quiet "{pinned}"' in line for line in job_commands(job)), name
 
 
+@pytest.mark.slow  # gitlab-ci-local, a few seconds a run
 @pytest.mark.parametrize("include", [0, 2], ids=["a model's", "the poll's"])
 def test_an_include_without_install_is_refused(tmp_path: Path, include: int) -> None:
     """No `install`, no pipeline: neither include falls back to a name on PyPI."""
@@ -231,6 +234,7 @@ CHANGE_CASES = {
 }
 
 
+@pytest.mark.slow  # gitlab-ci-local, a few seconds a run
 @pytest.mark.parametrize(
     ("changed", "variables", "expected"), CHANGE_CASES.values(), ids=CHANGE_CASES
 )

@@ -1,5 +1,5 @@
 """Each bad input is one clear `error: ...` line from the CLI, at load time where it is
-configuration, never `unexpected ...` (issue 10, item 11). Run through `bot.cli.main`, as the
+configuration, never `unexpected ...`. Run through `bot.cli.main`, as the
 installed `promotion-bot` runs; `serve` in a subprocess, since a server that starts never returns.
 """
 
@@ -149,6 +149,8 @@ def serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # a process creating an embedded registry before it binds
+@pytest.mark.mlflow
 def test_serve_on_a_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -160,6 +162,8 @@ def test_serve_on_a_port_in_use(tmp_path: Path) -> None:
     assert "serving" not in done.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.mlflow
 @pytest.mark.parametrize("host", ["no-such-host.invalid", "999.1.1.1", "127.0.0.1; rm"])
 def test_serve_on_an_invalid_host(tmp_path: Path, host: str) -> None:
     done = serve(tmp_path, "--host", host, "--port", "0")

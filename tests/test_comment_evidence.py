@@ -1,14 +1,15 @@
-"""A command counts only as the forge keeps it, and once (the attacker review of issue 10).
+"""A command counts only as the forge keeps it, and once (docs/design.md, "Which comments the
+bot acts on").
 
 - GitLab `poll` skips notes edited after they were posted (a Maintainer may edit anyone's note),
-  except when the move of `updated_at` is the discussion being resolved (finding 1).
+  except when the move of `updated_at` is the discussion being resolved.
 - A delivery is acted on only when the thread the handler lists has its comment, with the same
   author id and text, not edited: a deleted command is retracted, a forged one is nobody's
-  (finding 8). `serve` retries first, for replication lag.
+  `serve` retries first, for replication lag.
 - Handled commands are remembered in the registry (`promotion.handled`), where people cannot
   delete them: deleting the bot's answer revives nothing; a change whose answer was lost is
-  re-announced only while it is the latest, and the hook is never called again (finding 7).
-- An internal note's reason stays out of the registry (finding 10).
+  re-announced only while it is the latest, and the hook is never called again.
+- An internal note's reason stays out of the registry.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from bot.ci.request import open_or_update_request
 from bot.intake.poll import poll
 from bot.registry.model_state import HANDLED_MAX_CHARS, handled_value, parse_handled
 from bot.registry.tags import HANDLED_TAG
-from tests.fake_forges import BOT, FakeForge
+from tests.fakes.forges import BOT, FakeForge
 from tests.forge_world import World, make_world
 from tests.helpers import log_training_run
 
@@ -55,7 +56,7 @@ def _statuses(result: Any) -> list[str]:
     return [outcome.status for _cid, outcome in result.outcomes]
 
 
-# --- finding 1: a GitLab note edited after it was posted is no command --------------------------
+# --- a GitLab note edited after it was posted is no command --------------------------------------
 
 
 def test_gitlab_poll_ignores_a_colleagues_note_edited_into_the_second_approval(
@@ -104,7 +105,7 @@ def test_gitlab_poll_acts_on_a_command_whose_discussion_was_resolved(
         assert world.champion() == 1
 
 
-# --- finding 8: the comment must be in the thread, as the forge keeps it ------------------------
+# --- the comment must be in the thread, as the forge keeps it ------------------------------------
 
 
 @pytest.mark.parametrize("path", ["handle", "serve"])
@@ -171,7 +172,7 @@ def test_serve_retries_a_comment_the_forge_does_not_list_yet(world: World) -> No
     assert world.champion() == 1
 
 
-# --- finding 7: handled commands are remembered where nobody can delete them -------------------
+# --- handled commands are remembered where nobody can delete them --------------------------------
 
 
 def test_a_refused_promote_stays_refused_after_its_answer_is_deleted(
@@ -324,7 +325,7 @@ def test_handled_ids_are_recorded_on_the_model(world: World) -> None:
     assert parse_handled(tags[HANDLED_TAG]) == [answered]
 
 
-# --- finding 10: an internal note's reason stays out of the registry -----------------------------
+# --- an internal note's reason stays out of the registry -----------------------------------------
 
 PRIVATE_REASON = "customer ACME's churn model misbehaves, see incident INC-4711 (confidential)"
 

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
+@pytest.mark.mlflow  # an embedded registry, in a subprocess
 def test_demo_tells_the_whole_story_and_writes_only_into_its_folder(tmp_path: Path) -> None:
     cwd = tmp_path / "project"
     cwd.mkdir()

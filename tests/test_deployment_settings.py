@@ -1,4 +1,4 @@
-"""The settings of a production deployment (issue 14): the shared lock and the GitHub App.
+"""The settings of a production deployment: the shared lock and the GitHub App.
 
 A value that cannot work is one error naming its variable, at start-up; the Redis password and
 the App's private key never show in a repr, an error or a log line.

@@ -1,9 +1,11 @@
 """The documentation stays true to the code (in the manner of sqlite-utils' test_docs.py):
 
 - the README's Layout lists every module of bot/, and nothing that is not there;
-- every `docs/design.md, "Section"` cited in code, tests or docs names a section that exists;
+- every `docs/design.md, "Section"` cited in code, tests or docs names a section that exists,
+  and every `docs/security.md, "Boundary"` a boundary;
 - every module docs/design.md names exists, and each of its rule sections names one;
-- nothing cites a specification outside the repository.
+- nothing cites a specification outside the repository, nor an issue or a review a reader of
+  the repository cannot open.
 """
 
 from __future__ import annotations
@@ -88,6 +90,30 @@ def test_the_design_is_cited_and_every_citation_names_a_section():
     assert unknown == [], f"no such section in docs/design.md: {unknown}"
 
 
+SECURITY = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+# A boundary is cited by the start of its heading, without its number: "Comment text".
+BOUNDARIES = [
+    re.sub(r"^\d+a?\. ", "", title) for title in re.findall(r"^##+ (.+)$", SECURITY, re.M)
+]
+SECURITY_CITATION = re.compile(r'docs/security\.md,\s+"([^"]+)"')
+
+
+def test_every_security_citation_names_a_boundary():
+    found = []
+    for path in cited_files():
+        text = re.sub(r"\s*\n\s*#?\s*", " ", path.read_text(encoding="utf-8"))
+        found += [
+            (path.relative_to(ROOT).as_posix(), name) for name in SECURITY_CITATION.findall(text)
+        ]
+    assert len(found) >= 5
+    unknown = sorted(
+        f"{where}: {name!r}"
+        for where, name in found
+        if not any(title.startswith(name) for title in BOUNDARIES)
+    )
+    assert unknown == [], f"no such boundary in docs/security.md: {unknown}"
+
+
 def test_the_designs_modules_exist():
     named = sorted(set(MODULE_PATH.findall(DESIGN)))
     assert len(named) >= 30
@@ -156,3 +182,91 @@ def test_every_test_the_docs_cite_exists():
         or not re.search(rf"^def {name}\(", (ROOT / path).read_text(encoding="utf-8"), re.M)
     )
     assert missing == [], f"cited, but no such test: {missing}"
+
+
+# --- no citation a reader of the repository cannot open -----------------------------------------
+
+# An issue tracker's or a review's numbering means nothing in a clone: code and tests cite the
+# docs/design.md section or the docs/security.md boundary instead. Wrapped lines are joined first.
+UNOPENABLE = re.compile(
+    r"\bissues? \d+\b|\(issue:|\battacker review|\breview(?:er)?(?:'s)? findings?\b"
+    r"|\bfindings? \d+\b|\breview [A-Z]\d+(?:-\d+)?\b|\(items? \d+\b|\bitems? \d+ (?:and|of)\b",
+    re.IGNORECASE,
+)
+# Inside a comment only, a tracker's number: thread numbers in data and `#{number}` stay legal.
+TRACKER_REF = re.compile(r"\b(?:see|fixes|fixed|closes|refs?|cf\.?)\s+#\d+\b|\(#\d+\)|\bGH-\d+\b")
+COMMENT = re.compile(r"(?:^|\s)#\s.*$|\{#.*?#\}")  # Python or YAML; Jinja
+
+
+def unopenable_citations(text: str) -> list[str]:
+    joined = re.sub(r"\s*\n\s*#?\s*", " ", text)
+    found = [match.group(0) for match in UNOPENABLE.finditer(joined)]
+    for line in text.splitlines():
+        comment = COMMENT.search(line)
+        if comment:
+            found += [match.group(0) for match in TRACKER_REF.finditer(comment.group(0))]
+    return found
+
+
+def guarded_files(root: Path) -> list[Path]:
+    files = [root / "params.yaml", *sorted((root / "templates").glob("*.j2"))]
+    files += sorted((root / "ci").rglob("*.yml"))
+    for folder in ("bot", "tests", "bench"):
+        files += sorted((root / folder).rglob("*.py")) + sorted((root / folder).glob("*.md"))
+    return [
+        path
+        for path in files
+        if path.exists() and path.name != "test_docs.py" and "node_modules" not in path.parts
+    ]
+
+
+def unopenable_in(root: Path) -> list[str]:
+    return [
+        f"{path.relative_to(root).as_posix()}: {hit!r}"
+        for path in guarded_files(root)
+        for hit in unopenable_citations(path.read_text(encoding="utf-8"))
+    ]
+
+
+def test_nothing_cites_an_issue_or_a_review_a_reader_cannot_open():
+    hits = unopenable_in(ROOT)
+    assert hits == [], f'cite docs/design.md, "Section" or a docs/security.md boundary: {hits}'
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        '"""Edited notes are no commands (the attacker review\nof issue 10)."""',
+        "# --- finding 13: non-finite metric values ---",
+        "x = 1  # as review A2-1 asked",
+        '"""Slow clients (issue 10, item 9)."""',
+        "# an internal note (item 6)",
+        "# the reviewer finding on templates",
+        "# fixes #12",
+        "value = parse(raw)  # (#12)",
+        "{# see #40 #}",
+        '"""The webhook server under load (issue: load)."""',
+    ],
+)
+def test_a_planted_citation_is_refused(planted: str, tmp_path: Path):
+    assert unopenable_citations(planted) != []
+    (tmp_path / "bot" / "deep").mkdir(parents=True)
+    (tmp_path / "bot" / "deep" / "module.py").write_text(planted, encoding="utf-8")
+    assert unopenable_in(tmp_path) != []
+
+
+@pytest.mark.parametrize(
+    "legitimate",
+    [
+        'what: str  # for log lines: "comment 123 on issue #7"',
+        'body = f"comment on #{thread.number}"',
+        "- gitlab_note_issue (Note Hook): issue #7 (closed), note 3102 by dana",
+        'assert f"see [#3]({new.url})" in comment.body',
+        "for item in promotion.checklist:",
+        "THREAD must be an issue number such as 3 or #3",
+        "Merged !{{ number }} (#{{ number }}) at {{ head }}",
+        "# a review request GitHub refuses (422), then finding the thread again",
+    ],
+)
+def test_legitimate_text_is_not_taken_for_a_citation(legitimate: str):
+    assert unopenable_citations(legitimate) == []

@@ -1,6 +1,6 @@
-"""Drift on every path (issue 12): a champion moved with MLflow's own client is recorded in the
-ledger and reported once, whether `poll`, the MLflow webhook or `status` sees it first, and
-`verify` exits 1 until the approved champion is back.
+"""Drift on every path (docs/design.md, "Drift"): a champion moved with MLflow's own client is
+recorded in the ledger and reported once, whether `poll`, the MLflow webhook or `status` sees it
+first, and `verify` exits 1 until the approved champion is back.
 
 Both forges through their real adapters (python-gitlab, PyGithub over the stateful fakes), the
 session's real `mlflow server`, the webhook through `serve`'s WSGI app and its workers.

@@ -1,7 +1,7 @@
 """The whole journey on both forges: `request` -> `/promote` -> `/rollback` -> `poll`.
 
 python-gitlab and PyGithub talk over `responses` to the stateful fakes the benchmark uses too
-(tests/fake_*.py), the registry is the real MLflow server of the session. Deliveries arrive as
+(tests/fakes/), the registry is the real MLflow server of the session. Deliveries arrive as
 the forge sends them: a webhook to `serve`'s app, an Actions event file to `handle`, and a
 comment whose webhook never came, found by `poll`.
 """
@@ -17,7 +17,7 @@ from bot.ci.register import register
 from bot.ci.request import open_or_update_request
 from bot.intake.poll import poll
 from bot.threads.markers import answered_comment_ids, read_request_marker
-from tests.fake_forges import BOT
+from tests.fakes.forges import BOT
 from tests.forge_world import World, make_world
 from tests.helpers import log_training_run
 

@@ -562,7 +562,7 @@ def test_connection_errors_are_retried_then_reported(
     assert TOKEN not in str(info.value)
 
 
-# --- the attacker review, finding 1: edited notes ------------------------------------------------
+# --- edited notes --------------------------------------------------------------------------------
 
 CREATED = "2025-03-08T09:00:00.000Z"
 

@@ -93,7 +93,7 @@ def test_a_threshold_on_a_metric_the_run_lacks_fails_and_says_so():
     assert checks[1].detail == "`f1` missing on the candidate run"
 
 
-# --- the attacker review, finding 13: non-finite metric values ------------------------------------
+# --- non-finite metric values --------------------------------------------------------------------
 
 NON_FINITE = [float("-inf"), float("inf"), float("nan")]
 

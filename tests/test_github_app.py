@@ -1,4 +1,4 @@
-"""The bot as a GitHub App (issue 14): a JWT signed with the App's key, the installation token
+"""The bot as a GitHub App: a JWT signed with the App's key, the installation token
 exchange and its refresh after expiry, `<slug>[bot]` as the bot's login — all through PyGithub,
 mocked at HTTP level with `responses`, asserting the requests sent.
 
@@ -30,8 +30,8 @@ from bot.intake.entry import handle_event_file
 from bot.intake.poll import poll
 from bot.runtime.context import Context
 from bot.threads.markers import answered_comment_ids
-from tests.fake_forges import json_body, json_reply
-from tests.fake_github import FakeGitHub
+from tests.fakes.forges import json_body, json_reply
+from tests.fakes.github import FakeGitHub
 from tests.forge_fixtures import github, github_url
 from tests.helpers import log_training_run
 from tests.webhook_fixtures import load_webhook

@@ -445,7 +445,7 @@ def test_promote_works_when_the_champions_run_was_deleted(pg: Playground):
     assert pg.champion() == second
 
 
-# --- the attacker review: a champion set by hand is no rollback target (lower item) -------------
+# --- a champion set by hand is no rollback target ------------------------------------------------
 
 
 def test_rollback_to_a_champion_set_by_hand_is_refused(pg: Playground):
@@ -465,7 +465,7 @@ def test_rollback_to_a_champion_set_by_hand_is_refused(pg: Playground):
     assert "set by hand" in answer or "through a change of the bot" in answer
 
 
-# --- the attacker review, finding 9: templates render in a sandbox -------------------------------
+# --- templates render in a sandbox ---------------------------------------------------------------
 
 STOLEN = "glpat-this-is-the-bots-token"
 

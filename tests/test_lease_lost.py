@@ -1,4 +1,5 @@
-"""A holder of the Redis lease paused past its TTL while another replica acts (issue 14).
+"""A holder of the Redis lease paused past its TTL while another replica acts (docs/design.md,
+"Locking").
 
 A child process (tests/kill_worker.py) handles a `/promote` holding the shared lease and stops
 itself (SIGSTOP) right after one write of the change. The lease expires; this process, another

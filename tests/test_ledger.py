@@ -1,6 +1,6 @@
-"""The audit ledger (issue 12) against the session's real `mlflow server`: every change kept, with
-its approval snapshot, queryable by time; `/rollback previous`; the old history tag imported once;
-what MLflow lets nobody rewrite.
+"""The audit ledger (docs/design.md, "The ledger") against the session's real `mlflow server`:
+every change kept, with its approval snapshot, queryable by time; `/rollback previous`; the old
+history tag imported once; what MLflow lets nobody rewrite.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A run someone planted in the ledger experiment with a field of the wrong shape.
 
-Anyone who may write runs to the ledger experiment can plant one (docs/security.md, "The audit
-ledger"), and so can another tool sharing it. One param a JSON number where a list belongs
+Anyone who may write runs to the ledger experiment can plant one (docs/security.md, "The
+registry"), and so can another tool sharing it. One param a JSON number where a list belongs
 (`approvers=5`) once made every reader of the ledger fail: `history` for every model (the
 experiment is shared), `verify` ("cannot tell" for every model) and the drift check of `poll`
 and the MLflow webhook, so that a champion then moved by hand went unreported. A field of the

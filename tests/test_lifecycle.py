@@ -337,7 +337,7 @@ def test_a_custom_candidate_alias_and_output_path(tracking_uri: str, model_name:
     assert json.loads(Path("out/deep/gate.json").read_text())["passed"] is True
 
 
-# --- the attacker review, finding 13: a metric that is no finite number --------------------------
+# --- a metric that is no finite number -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("value", [float("-inf"), float("inf"), float("nan")])

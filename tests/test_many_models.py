@@ -23,9 +23,9 @@ from bot.intake.poll import poll
 from bot.registry.records import Outcome
 from bot.runtime.context import Context
 from bot.threads.markers import read_request_marker
-from tests.fake_forges import FakeForge, make_fake
-from tests.fake_github import FakeGitHub
-from tests.fake_gitlab import FakeGitLab
+from tests.fakes.forges import FakeForge, make_fake
+from tests.fakes.github import FakeGitHub
+from tests.fakes.gitlab import FakeGitLab
 from tests.forge_world import (
     World,
     deliver,

@@ -1,5 +1,5 @@
-"""`merge_on_promote` merges only the commit the bot made at `request` (the attacker review of
-issue 10, finding 2).
+"""`merge_on_promote` merges only the commit the bot made at `request` (docs/security.md,
+"The promotion branch").
 
 The promotion branch is not protected: anyone who may push (GitHub Write, GitLab Developer) can
 add commits to it after `request` (a params.yaml listing themselves as approver, a workflow that

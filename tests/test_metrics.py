@@ -1,5 +1,5 @@
-"""`GET /metrics` after a scripted run of `serve`'s real app (issue 14): every count equals what
-the run did. Parsed with prometheus_client's own parser.
+"""`GET /metrics` after a scripted run of `serve`'s real app (docs/design.md, "Metrics and
+readiness"): every count equals what the run did. Parsed with prometheus_client's own parser.
 
 The app and its workers run in this process (tests/forge_world.py: PyGithub over `responses` to
 the GitHub fake, the session's MLflow server). One comment's handling fails once and is retried,

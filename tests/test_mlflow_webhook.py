@@ -314,7 +314,7 @@ def test_a_hand_move_back_to_a_version_the_bot_set_minutes_ago_is_reported(
     bot: Bot, threads: list[str]
 ) -> None:
     """/promote v2, /rollback 1, then champion set to v2 by hand: the registry now disagrees
-    with the ledger, however recently the bot itself had set v2 (issue 10, item 4)."""
+    with the ledger, however recently the bot itself had set v2."""
     bot.change(2, "promote", "maria")
     assert bot.report(2) == "ignored"
     bot.change(1, "rollback", "maria")
@@ -354,6 +354,7 @@ def webhook_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowS
 
 
 @pytest.mark.slow
+@pytest.mark.mlflow  # its own server, not the session's fixture
 def test_mlflow_delivers_a_signed_alias_event_we_accept(webhook_mlflow: MlflowServer) -> None:
     from mlflow import MlflowClient
 

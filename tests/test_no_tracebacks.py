@@ -1,4 +1,4 @@
-"""One line per failure unless -v, everywhere (issue 10, item 8): `poll` with an unreachable
+"""One line per failure unless -v, everywhere: `poll` with an unreachable
 registry, and `serve`'s worker retries on the MLflow webhook path. With -v the traceback shows.
 """
 

@@ -25,7 +25,7 @@ from bot.forges.gitlab import GitLabForge
 from bot.forges.local import LocalForge
 from bot.runtime.context import Context
 from bot.threads.thread import Recipients
-from tests.fake_forges import FakeForge, make_fake
+from tests.fakes.forges import FakeForge, make_fake
 from tests.forge_fixtures import body_of, github, github_url, gitlab, query_of
 from tests.forge_world import world_settings
 from tests.helpers import log_training_run

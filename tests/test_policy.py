@@ -2,7 +2,7 @@
 order a person would fix them (docs/design.md, "Rules for a champion change").
 
 No MLflow server: the registry is an in-memory double with the real read interface
-(tests/memory_registry.py), the forge the local one in a temporary folder.
+(tests/fakes/memory_registry.py), the forge the local one in a temporary folder.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from bot.registry.tags import (
 from bot.registry.versions import VersionInfo
 from bot.runtime.context import Context
 from bot.threads.thread import Thread
-from tests.memory_registry import MemoryRegistry
+from tests.fakes.memory_registry import MemoryRegistry
 
 MODEL = "churn"
 _REQUESTER_27 = {"promotion.requested_by": "dana", "promotion.requested_by_id": "27"}
@@ -43,12 +43,13 @@ TICKED = "- [x] a <!-- check:metrics -->\n- [x] b <!-- check:data -->\n"
 TICKED += "- [x] c <!-- check:contract -->\n- [x] d <!-- check:rollback -->\n"
 
 
-def context(tmp_path: Path, **promotion: Any) -> tuple[Context, MemoryRegistry, LocalForge]:
+def context(
+    tmp_path: Path, registry: MemoryRegistry | None = None, **promotion: Any
+) -> tuple[Context, MemoryRegistry, LocalForge]:
     params = parse_params({"register_model": {"model_name": MODEL}, "promotion": promotion}, "t")
     settings = Settings(platform="local", local_dir=tmp_path / "forge")
-    ctx = Context(settings=settings, params=params)
-    registry = MemoryRegistry()
-    ctx.__dict__["registry"] = registry  # cached_property: the double stands in for MLflow
+    registry = registry or MemoryRegistry()  # the double stands in for MLflow
+    ctx = Context(settings=settings, params=params, registry=registry)
     forge = ctx.forge
     assert isinstance(forge, LocalForge)
     for person, role in {"maria": "maintainer", "dana": "developer", "sam": "reporter"}.items():
@@ -292,8 +293,7 @@ def test_a_merge_request_is_merged_only_at_the_head_request_recorded(tmp_path: P
     forge.commit_file("promotion/churn/v2", "main", "params.yaml", "x", "pushed later")
     moved = forge.get_thread("merge_request", mr.number)
     assert refuse_promote(ctx, registry, candidate, moved) == "unreviewed_commits"
-    unmerged, _, _ = context(tmp_path, request={"merge_on_promote": False})
-    unmerged.__dict__["registry"] = registry
+    unmerged, _, _ = context(tmp_path, registry, request={"merge_on_promote": False})
     assert refuse_promote(unmerged, registry, candidate, moved) is None  # people merge it
 
 

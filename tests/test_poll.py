@@ -78,7 +78,7 @@ def test_poll_cli_exits_1_when_a_command_failed(
     assert "failed" in result.output
 
 
-# --- the attacker review, finding 12: labelled spam cannot hide the bot's requests ---------------
+# --- labelled spam cannot hide the bot's requests ------------------------------------------------
 
 
 @pytest.mark.parametrize("platform", ["gitlab", "github"])

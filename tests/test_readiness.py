@@ -1,5 +1,6 @@
-"""`GET /readyz` (issue 14): the registry, the forge and the lock service asked at once, each
-within a deadline, the answer kept a few seconds; a failed component is named, never described.
+"""`GET /readyz` (docs/design.md, "Metrics and readiness"): the registry, the forge and the lock
+service asked at once, each within a deadline, the answer kept a few seconds; a failed component
+is named, never described.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Redis stopped while `serve` works (issue 14): no change without the lock, a clear answer or a
-retry, and service again once Redis is back.
+"""Redis stopped while `serve` works (docs/design.md, "When a service is down"): no change
+without the lock, a clear answer or a retry, and service again once Redis is back.
 
 `serve`'s real app and workers (tests/forge_world.py: PyGithub over `responses` to the stateful
 GitHub fake, the session's MLflow server) with PROMOTION_BOT_LOCK_URL pointing at the session's

@@ -19,6 +19,10 @@ from bot.urls import redact_url
 from tests.helpers import log_training_run
 from tests.mlflow_server import free_port
 
+# The MLflow adapter: every test reaches MLflow, the server (asked for by name in `uri`, which
+# the fixture-based marking cannot see) or an embedded sqlite registry.
+pytestmark = pytest.mark.mlflow
+
 
 @pytest.fixture(scope="module")
 def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:

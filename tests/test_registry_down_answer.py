@@ -1,7 +1,7 @@
-"""The registry unreachable from the start of a `/promote` (issue 14): after `serve`'s last
-attempt the approver is told, once, that nothing was changed and that the command must be
-repeated — and that is true: `poll` does not take the command up again (the answer marks it
-handled), and the repeated command goes through once the registry is back.
+"""The registry unreachable from the start of a `/promote` (docs/design.md, "When a service is
+down"): after `serve`'s last attempt the approver is told, once, that nothing was changed and that
+the command must be repeated — and that is true: `poll` does not take the command up again (the
+answer marks it handled), and the repeated command goes through once the registry is back.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Two `serve` replicas and `poll` runs sharing one Redis (issue 14): any number of them may run
-at once on any machines.
+"""Two `serve` replicas and `poll` runs sharing one Redis (docs/design.md, "Locking"): any
+number of them may run at once on any machines.
 
 Each is its own process with its own lock folder, as on separate machines, so only the Redis
 lease can keep them apart. 50 `/promote` and `/rollback` commands are spread over the two
@@ -22,8 +22,8 @@ from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import open_or_update_request
 from bot.threads.markers import answered_comment_ids
-from tests.fake_forge_server import FakeForgeServer
-from tests.fake_forges import BOT
+from tests.fakes.forge_server import FakeForgeServer
+from tests.fakes.forges import BOT
 from tests.forge_world import World, make_world
 from tests.helpers import log_training_run
 from tests.redis_server import RedisServer

@@ -1,5 +1,5 @@
-"""What a thread is about comes from the registry, never from its description (issue 10, items
-5 and 7); an internal note is answered internally (item 6).
+"""What a thread is about comes from the registry, never from its description
+(docs/security.md, "Description text and markers"); an internal note is answered internally.
 
 A request description is text anyone who may edit it can change: its hidden marker only says
 where to look. `/promote` acts only in the thread the version's `promotion.requested_in` tag
@@ -49,7 +49,7 @@ def _as_requester(pg: Playground, who: str) -> Playground:
     return dataclasses.replace(pg, ctx=dataclasses.replace(pg.ctx, settings=settings))
 
 
-# --- item 5: the requester only from the registry -----------------------------------------------
+# --- the requester only from the registry --------------------------------------------------------
 
 
 def test_self_approval_holds_when_register_did_not_know_the_requester(pg: Playground) -> None:
@@ -79,7 +79,7 @@ def test_request_never_overwrites_the_requester_register_recorded(pg: Playground
     assert pg.ctx.registry.version(pg.model, version).requested_by == "dana"
 
 
-# --- item 2 of the lead's design: the thread a version's request is ------------------------------
+# --- the thread a version's request is -----------------------------------------------------------
 
 
 def test_a_marker_edited_to_another_version_cannot_promote_it(pg: Playground) -> None:
@@ -138,7 +138,7 @@ def test_a_version_the_registry_does_not_have_is_ignored(pg: Playground) -> None
     assert pg.answers(thread) == []
 
 
-# --- item 7: a damaged marker is one request answered as damaged ---------------------------------
+# --- a damaged marker is one request answered as damaged -----------------------------------------
 
 DAMAGE = {
     "letters": ("version", "abc"),
@@ -221,7 +221,7 @@ def test_request_repairs_the_damaged_request_of_the_candidate(pg: Playground, ho
     assert [t.number for t in pg.forge.find_threads([], state="all")] == [opened.number]
 
 
-# --- item 6: an internal note is answered internally ---------------------------------------------
+# --- an internal note is answered internally -----------------------------------------------------
 
 
 def test_an_internal_note_is_answered_with_an_internal_note(pg: Playground) -> None:
@@ -301,7 +301,7 @@ def test_local_forge_keeps_the_internal_flag(tmp_path: Path) -> None:
     assert [c.internal for c in forge.list_comments(thread)] == [True, False]
 
 
-# --- the attacker review, finding 14: a marker removed, or edited to another model ---------------
+# --- a marker removed, or edited to another model ------------------------------------------------
 
 _MARKER = re.compile(r"<!--\s*promotion-bot:request[^>]*-->")
 

@@ -1,4 +1,4 @@
-"""The webhook server under a bounded load from a second process on loopback (issue: load).
+"""The webhook server under a bounded load from a second process on loopback.
 
 2,000 deliveries from 50 concurrent senders, mostly chatter, every tenth a command, some
 redelivered: no error, nothing lost, every command dispatched exactly once.

@@ -1,4 +1,5 @@
-"""What a client that never authenticates can hold (issue 10, item 9): connections, time, size.
+"""What a client that never authenticates can hold (docs/security.md, "HTTP connections to
+`serve`"): connections, time, size.
 
 Before: 101 connections sending a partial body and then a byte every few seconds kept /healthz
 from answering for as long as they stayed open (waitress's connection_limit of 100, and its

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_github import FakeGitHub
-from tests.fake_gitlab import FakeGitLab
+from tests.fakes.github import FakeGitHub
+from tests.fakes.gitlab import FakeGitLab
 from tests.forge_world import World, make_world
 
 GITLAB_TEAM = "ml-team/churn-owners"

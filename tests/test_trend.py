@@ -175,8 +175,7 @@ def test_a_request_with_the_chart_turned_off_reads_no_more_than_before(
             }
         )
         settings = Settings(tracking_uri=tracking_uri, local_dir=tmp_path / f"forge-{chart}")
-        ctx = Context(settings=settings, params=params)
-        ctx.__dict__["registry"] = registry  # the cached_property, filled in
+        ctx = Context(settings=settings, params=params, registry=registry)
         registry.calls.clear()
         return open_or_update_request(ctx).body
 

@@ -1,5 +1,5 @@
-"""Events are bound to this bot before anything else (issue 10, item 1): only the configured
-forge's, only the configured project's, on every delivery path.
+"""Events are bound to this bot before anything else (docs/design.md, "Trust boundaries"): only the
+configured forge's, only the configured project's, on every delivery path.
 
 One webhook secret commonly signs a whole group's or organisation's deliveries, and a thread
 number only means something inside one project: a comment in another project on an issue whose
@@ -295,7 +295,7 @@ def test_a_binding_admits_only_its_own_platform_and_project(
     assert admitted == (platform == "gitlab" and project.path.lower() == _OUR_PATH.lower())
 
 
-# --- the attacker review, finding 14: project paths compare as ASCII ------------------------------
+# --- project paths compare as ASCII --------------------------------------------------------------
 
 
 @pytest.mark.parametrize("look_alike", ["octo-org/\u212aube-models", "octo-org/kube-model\u017f"])

@@ -1,5 +1,6 @@
-"""Every URL the bot logs goes through one redaction (issue 10, item 10): GITLAB_URL,
-GITHUB_API_URL, the tracking URI and the post_promote_hook URL, credentials in userinfo or query.
+"""Every URL the bot logs goes through one redaction (docs/security.md, "What the bot writes"):
+GITLAB_URL, GITHUB_API_URL, the tracking URI and the post_promote_hook URL, credentials in userinfo
+or query.
 
 The log records are read raw (before the CLI's masking filter): the URLs must be redacted where
 they are logged, not only masked on the way out. The CLI's output is checked as well.
@@ -210,7 +211,7 @@ def test_settings_check_messages_show_urls_redacted(tmp_path: Path) -> None:
     assert str(caught.value) == "GITLAB_URL: 'gitlab://***@x' is not an http(s) URL with a host"
 
 
-# --- the attacker review, finding 11: a password holding / ? # -----------------------------------
+# --- a password holding / ? # --------------------------------------------------------------------
 
 PASSWORD = "s3cr/et+X"
 

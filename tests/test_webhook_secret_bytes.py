@@ -1,4 +1,5 @@
-"""Webhook secrets are compared as exact bytes on every route, over real HTTP (issue 10, item 2).
+"""Webhook secrets are compared as exact bytes on every route, over real HTTP
+(docs/security.md, "Webhook routes").
 
 Before: the GitLab token and the secret were encoded with `errors="replace"`, so every character
 outside latin-1 became `?` and a token of as many `?` passed for a Cyrillic secret.
@@ -23,11 +24,11 @@ from bot.webhook_auth import (
     check_mlflow,
     sign_github,
 )
-from tests import test_server
-from tests.test_server import Served
+from tests import test_http_server
+from tests.test_http_server import Served
 from tests.webhook_fixtures import raw_webhook
 
-serve = test_server.serve  # the fixture: waitress on loopback around the real WSGI app
+serve = test_http_server.serve  # the fixture: waitress on loopback around the real WSGI app
 
 # Non-ASCII secrets: Cyrillic, an emoji (4 UTF-8 bytes), and "à", whose UTF-8 ends in 0xA0 —
 # a byte str.strip() would eat once the header is decoded as latin-1.

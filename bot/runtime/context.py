@@ -2,7 +2,8 @@
 
 With several models (params.yaml's `models:`), one Context serves them all and `for_model`
 gives each model's own, sharing the registry, forge and lock-store clients of the first: one
-`GET /user`, one MLflow client per process whatever the number of models.
+`GET /user`, one MLflow client per process whatever the number of models. A caller may hand
+its own (`Context(settings, params, registry=..., forge=...)`): tests pass their fakes this way.
 """
 
 from __future__ import annotations
@@ -24,17 +25,44 @@ if TYPE_CHECKING:
     from bot.runtime.shared_store import RedisStore
 
 
-@dataclass
+@dataclass(init=False)  # the init below: the collaborators are arguments, not fields
 class Context:
     settings: Settings
-    params: Params = field(default_factory=Params)
-    echo: Callable[[str], None] | None = None  # the local platform prints requests and answers
+    params: Params
+    echo: Callable[[str], None] | None  # the local platform prints requests and answers
     # Every model this run serves (None: `params` alone); `params` is then the first one's.
-    models: ModelSet | None = None
-    root: Context | None = field(default=None, repr=False, compare=False)  # whose clients
+    models: ModelSet | None
+    root: Context | None = field(repr=False, compare=False)  # whose clients
+
+    def __init__(
+        self,
+        settings: Settings,
+        params: Params | None = None,
+        echo: Callable[[str], None] | None = None,
+        models: ModelSet | None = None,
+        root: Context | None = None,
+        *,
+        registry: Registry | None = None,
+        ledger: Ledger | None = None,
+        forge: Forge | None = None,
+        lock_store: RedisStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.params = params if params is not None else Params()
+        self.echo = echo
+        self.models = models
+        self.root = root
+        # Collaborators the caller brings (a test's fake, the benchmark's counting client) stand
+        # in for the ones made on first use; None keeps the lazy default.
+        self._registry = registry
+        self._ledger = ledger
+        self._forge = forge
+        self._lock_store = lock_store
 
     @cached_property
     def registry(self) -> Registry:
+        if self._registry is not None:
+            return self._registry
         if self.root is not None:
             return self.root.registry
         from bot.registry.client import Registry
@@ -45,6 +73,8 @@ class Context:
     def ledger(self) -> Ledger:
         """The audit ledger in the registry's tracking server (docs/design.md, "The ledger"):
         one for every model, as the registry is."""
+        if self._ledger is not None:
+            return self._ledger
         if self.root is not None:
             return self.root.ledger
         from bot.ledger.store import Ledger
@@ -53,6 +83,8 @@ class Context:
 
     @cached_property
     def forge(self) -> Forge:
+        if self._forge is not None:
+            return self._forge
         if self.root is not None:
             return self.root.forge
         from bot.forges import make_forge
@@ -62,6 +94,8 @@ class Context:
     @cached_property
     def lock_store(self) -> RedisStore | None:
         """The shared Redis (PROMOTION_BOT_LOCK_URL), or None: this machine's file lock."""
+        if self._lock_store is not None:
+            return self._lock_store
         if self.root is not None:
             return self.root.lock_store
         if not self.settings.lock_url:

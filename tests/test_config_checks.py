@@ -1,4 +1,4 @@
-"""Configuration refuses the ambiguous (issue 10, item 3 and its class).
+"""Configuration refuses the ambiguous (docs/security.md, "Configuration").
 
 Every enum-like value is checked against its allowed set, every path, URL and number against what
 it may be, at load time, as one line naming the key. `min_role: None` used to become a role of
@@ -27,7 +27,7 @@ def refused(promotion: dict[str, object] | None = None, **sections: object) -> s
     return str(caught.value)
 
 
-# --- item 3: min_role -------------------------------------------------------------------------
+# --- min_role ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("role", ["None", "none", "NONE", "", " ", "null", "~"])
@@ -220,7 +220,7 @@ def test_usable_environments_pass(tmp_path: Path, env: dict[str, str]) -> None:
     assert settings.validated(env) is settings
 
 
-# --- the attacker review, finding 9: templates are code, so they come from the repository ---------
+# --- templates are code, so they come from the repository ----------------------------------------
 
 
 @pytest.mark.parametrize("folder", ["/tmp", "../..", "templates/../../x", "a\\..\\b"])

@@ -113,10 +113,14 @@ def test_serve_opens_only_the_configured_forges_route(
         mlflow_webhook_secret=Secret("ml"),
     )
     echoed: list[str] = []
-    ctx = Context(settings, Params(), echo=echoed.append)
     # No MLflow and no GitLab here: serve only builds them early to fail fast.
-    ctx.__dict__["registry"] = object()
-    ctx.__dict__["forge"] = LocalForge(tmp_path / "forge")
+    ctx = Context(
+        settings,
+        Params(),
+        echo=echoed.append,
+        registry=object(),
+        forge=LocalForge(tmp_path / "forge"),
+    )
     started: list[WebhookApp] = []
 
     def run_server(
@@ -143,8 +147,7 @@ def test_serve_local_takes_only_mlflow(tmp_path: Path, monkeypatch: pytest.Monke
     settings = Settings(
         platform="local", local_dir=tmp_path / "forge", github_webhook_secret=Secret("gh")
     )
-    ctx = Context(settings, Params(), echo=lambda _line: None)
-    ctx.__dict__["registry"] = object()
+    ctx = Context(settings, Params(), echo=lambda _line: None, registry=object())
     started: list[Any] = []
     monkeypatch.setattr(
         "bot.intake.http_server.run_server", lambda *args, **_: started.append(args[3])

@@ -7,7 +7,7 @@ from typing import Any
 
 import responses
 
-from tests.fake_forges import BOT, FakeForge, Reply, json_body, json_reply, user_id
+from tests.fakes.forges import BOT, FakeForge, Reply, json_body, json_reply, user_id
 from tests.forge_fixtures import github
 
 GITHUB_ROLES = {"maria": "maintain", "dana": "write"}

@@ -194,6 +194,7 @@ def test_a_bad_model_option_is_one_error_line(tmp_path: Path, tracking_uri: str)
     ]
 
 
+@pytest.mark.mlflow  # creates the embedded registry
 def test_the_default_registry_is_an_embedded_sqlite_file(tmp_path: Path):
     result = invoke("status", "--model", "x")
     assert result.exit_code == 0, result.output
@@ -241,6 +242,7 @@ def test_verbose_shows_the_traceback_then_the_error_line(tmp_path: Path):
     )
 
 
+@pytest.mark.slow  # a process importing MLflow, then its client giving up on the registry
 def test_an_unreachable_registry_error_names_no_password(tmp_path: Path):
     uri = f"http://alice:pw-SECRET-1@127.0.0.1:{free_port()}"
     done = run_bot("register", "--run-id", "0" * 32, "--tracking-uri", uri, cwd=tmp_path)
@@ -330,9 +332,10 @@ def test_status_survives_a_purged_run(model_name: str):
             raise NotFoundError(f"run {run_id}: not found in the registry")
 
     ctx = Context(
-        settings=Settings(), params=parse_params({"register_model": {"model_name": model_name}})
+        settings=Settings(),
+        params=parse_params({"register_model": {"model_name": model_name}}),
+        registry=PurgedRuns(),
     )
-    ctx.__dict__["registry"] = PurgedRuns()  # the cached_property's slot
     data = status_data(ctx, model_name)
     assert data["aliases"][0]["value"] is None
     assert "@champion   v4    final.logloss=n/a  run gone" in render_status(data)

@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 import responses
 
-from tests.fake_forges import (
+from tests.fakes.forges import (
     BOT,
     OUTSIDERS,
     PEOPLE,

@@ -1,4 +1,4 @@
-"""The stateful GitHub/GitLab fakes of tests/fake_*.py behind a real HTTP server on loopback, so
+"""The stateful GitHub/GitLab fakes of tests/fakes/ behind a real HTTP server on loopback, so
 that separate processes (`promotion-bot serve` replicas, `poll`) share one forge.
 
 The fake's routes are the ones it installs into `responses`; this server collects them, rewrites
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fake_forges import FakeForge
+from tests.fakes.forges import FakeForge
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""The Redis lease and the shared delivery memory against a real `redis-server` (issue 14): the
-lessons of Atlantis's locks that never released — a TTL always, a token-checked release — and a
-lease that is renewed while held and refuses to be used once lost.
+"""The Redis lease and the shared delivery memory against a real `redis-server` (docs/design.md,
+"Locking"): the lessons of Atlantis's locks that never released — a TTL always, a token-checked
+release — and a lease that is renewed while held and refuses to be used once lost.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def test_replicas_on_different_machines_exclude_each_other_only_through_redis(
             pass
 
 
+@pytest.mark.slow  # waits out two TTLs
 def test_a_lease_is_renewed_while_held_and_frees_itself_when_its_holder_is_gone(
     folders: Path, redis_server: RedisServer
 ) -> None:

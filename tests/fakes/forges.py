@@ -3,7 +3,7 @@
 Just enough of each API for promotion requests: issues (list, get, create, update), notes or
 comments (list, create), reactions, the project role of a user, the bot's own user and GitLab's
 /metadata. State is kept, so a body the bot updates is what it reads back next. This module has
-the shared state and helpers; tests/fake_gitlab.py and tests/fake_github.py the two APIs. The
+the shared state and helpers; tests/fakes/gitlab.py and tests/fakes/github.py the two APIs. The
 tests (tests/forge_world.py) and the benchmark (bench/roundtrips.py) use these same fakes.
 """
 
@@ -160,7 +160,7 @@ def bind(regex: re.Pattern[str], handler: Any, errors: list[str]) -> Any:
 
 
 def make_fake(platform: str) -> FakeForge:
-    from tests.fake_github import FakeGitHub
-    from tests.fake_gitlab import FakeGitLab
+    from tests.fakes.github import FakeGitHub
+    from tests.fakes.gitlab import FakeGitLab
 
     return FakeGitLab() if platform == "gitlab" else FakeGitHub()

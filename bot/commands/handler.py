@@ -46,6 +46,7 @@ from bot.registry.model_state import handled_value
 from bot.registry.records import Approval, Outcome, Status
 from bot.registry.tags import APPROVALS_TAG, HANDLED_TAG
 from bot.runtime.context import Context
+from bot.runtime.request_threads import of_another_bot
 from bot.threads.markers import RequestMarker, answered_comment_ids, read_request_marker
 from bot.threads.thread import CommentEvent, Thread
 
@@ -103,6 +104,11 @@ def handle_comment(
         # author is not the bot either.
         log.warning("request marker in a thread not opened by the bot", extra=extra)
         return Outcome("ignored", "not a request opened by the bot")
+    if marker is not None and of_another_bot(ctx, marker.bot):
+        # Another registry's request on this project: ours only if our registry names it.
+        if not ctx.registry.versions_requested_in(ctx.model, thread.url):
+            log.info("command on a request of bot %s: not ours", marker.bot, extra=extra)
+            return Outcome("ignored", "a request of another bot")
     if marker is None or (marker.model and marker.model != ctx.model):
         named = named_by_registry(ctx, thread, marker, extra) if by_bot else None
         if named is None:

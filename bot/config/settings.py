@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import checks as check
+from bot.config import identity
 from bot.errors import ConfigError
 from bot.urls import redact_url, url_secrets
 
@@ -78,6 +79,21 @@ class Settings:
         }
         fields = ", ".join(f"{key}={value!r}" for key, value in shown.items())
         return f"Settings({fields})"
+
+    @property
+    def instance_id(self) -> str:
+        """This bot, (registry, forge project), as a short id: bot.config.identity."""
+        if self.platform == "gitlab":
+            host, project = self.gitlab_url, self.gitlab_project
+        elif self.platform == "github":
+            host, project = self.github_api_url, self.github_repository
+        else:
+            host, project = "", identity.local_project(self.local_dir)
+        return identity.instance_id(self.tracking_uri, self.platform, host, project)
+
+    @property
+    def registry_id(self) -> str:
+        return identity.registry_id(self.tracking_uri)
 
     def secret_values(self) -> list[str]:
         """Every secret this run knows, for masking in logs and errors."""

@@ -34,7 +34,8 @@ def find_requests(
     listed (one call on GitLab instead of two); requests opened before a change of `kind` are
     not seen. `also` keeps the thread of that URL whatever its marker says (the registry's
     record of a request whose marker a person damaged or removed); `unmarked` keeps the bot's
-    threads that carry no marker at all (the handler asks the registry about those).
+    threads that carry no marker at all (the handler asks the registry about those). A marker
+    naming another bot (`of_another_bot`) is not ours either.
     """
     request = ctx.params.promotion.request
     return _listed(
@@ -67,7 +68,10 @@ def _listed(
     listed = ctx.forge.find_threads(labels, state=state, kinds=kinds, author=bot_name)
     for thread in listed:
         fields = parse_request_marker(thread.body)
-        ours = unmarked if fields is None else fields.get("model") in models
+        if fields is None:
+            ours = unmarked
+        else:
+            ours = fields.get("model") in models and not of_another_bot(ctx, fields.get("bot", ""))
         if not ours and not (also and thread.url == also):
             continue
         if thread.author and thread.author.lower() != bot:
@@ -77,6 +81,14 @@ def _listed(
             continue
         found.append(thread)
     return found
+
+
+def of_another_bot(ctx: Context, bot: str) -> bool:
+    """A request marker's `bot` names another bot (another registry on this project, or this
+    registry with another project): not ours, unless our registry names the thread. A marker
+    without `bot` was written before ids; the registry decides for it alone (docs/design.md,
+    "Markers")."""
+    return bool(bot) and bot != ctx.settings.instance_id
 
 
 def refresh_status(ctx: Context, thread: Thread, status_markdown: str) -> Thread:

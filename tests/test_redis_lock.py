@@ -151,9 +151,12 @@ def test_two_bots_on_one_redis_share_no_lock_and_no_delivery_key(
     # Replicas of one bot do share them; its credentials (rotated, or given only to some
     # processes) do not make it another bot.
     same_bot = replica(redis_server, tracking_uri="https://ci:s3cret@MLflow.example.com:443/")
-    with model_lock(production), pytest.raises(BotError, match="still running"):
-        with model_lock(same_bot, timeout=0.3):
-            pass
+    with (
+        model_lock(production),
+        pytest.raises(BotError, match="still running"),
+        model_lock(same_bot, timeout=0.3),
+    ):
+        pass
     assert not SharedKeys(_store(same_bot), MODEL).claim(["gitlab:note:1234"])
     keys = _store(same_bot)._redis.keys("*")
     assert keys and not any(b"s3cret" in key or b"mlflow" in key.lower() for key in keys)

@@ -104,11 +104,14 @@ def handle_comment(
         # author is not the bot either.
         log.warning("request marker in a thread not opened by the bot", extra=extra)
         return Outcome("ignored", "not a request opened by the bot")
-    if marker is not None and of_another_bot(ctx, marker.bot):
-        # Another registry's request on this project: ours only if our registry names it.
-        if not ctx.registry.versions_requested_in(ctx.model, thread.url):
-            log.info("command on a request of bot %s: not ours", marker.bot, extra=extra)
-            return Outcome("ignored", "a request of another bot")
+    # Another registry's request on this project: ours only if our registry names it.
+    if (
+        marker is not None
+        and of_another_bot(ctx, marker.bot)
+        and not ctx.registry.versions_requested_in(ctx.model, thread.url)
+    ):
+        log.info("command on a request of bot %s: not ours", marker.bot, extra=extra)
+        return Outcome("ignored", "a request of another bot")
     if marker is None or (marker.model and marker.model != ctx.model):
         named = named_by_registry(ctx, thread, marker, extra) if by_bot else None
         if named is None:

@@ -93,8 +93,8 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
         present = bool(candidate.tags.get(tag, "").strip())
         shown = candidate.tags.get(tag, "")
         # The tag's value is the run's, which anyone who can log to the run may set.
-        value = inline_code(shown)
-        detail = f"run tag `{tag}` = {value}" if present else f"run tag `{tag}` is missing"
+        quoted = inline_code(shown)
+        detail = f"run tag `{tag}` = {quoted}" if present else f"run tag `{tag}` is missing"
         results.append(GateCheck(f"tag:{tag}", present, detail))
     return results
 

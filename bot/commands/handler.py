@@ -105,12 +105,7 @@ def handle_comment(
         # author is not the bot either.
         log.warning("request marker in a thread not opened by the bot", extra=extra)
         return Outcome("ignored", "not a request opened by the bot")
-    # Another registry's request on this project: ours only if our registry names it.
-    if (
-        marker is not None
-        and of_another_bot(ctx, marker.bot)
-        and not ctx.registry.versions_requested_in(ctx.model, thread.url)
-    ):
+    if marker is not None and not _ours(ctx, marker, thread):
         log.info("command on a request of bot %s: not ours", marker.bot, extra=extra)
         return Outcome("ignored", "a request of another bot")
     if marker is None or (marker.model and marker.model != ctx.model):
@@ -139,6 +134,17 @@ def handle_comment(
                 raise lost from None
             raise
     raise AssertionError("unreachable")
+
+
+def _ours(ctx: Context, marker: RequestMarker, thread: Thread) -> bool:
+    """A marker naming another bot (another registry on this project, or this registry under
+    another URL) is ours only when our registry names the thread (docs/design.md, "Markers")."""
+    if not of_another_bot(ctx, marker.bot):
+        return True
+    try:
+        return bool(ctx.registry.versions_requested_in(ctx.model, thread.url))
+    except RegistryError as exc:  # the first registry read: nothing read or written yet
+        raise RegistryUnavailable(str(exc)) from None
 
 
 def _under_lock(

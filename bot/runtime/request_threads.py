@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
+from bot.errors import RegistryError
 from bot.runtime.context import Context
 from bot.threads.markers import marker_token, parse_request_marker, replace_section
 from bot.threads.thread import Thread, ThreadKind
@@ -35,12 +36,11 @@ def find_requests(
     not seen. `also` keeps the thread of that URL whatever its marker says (the registry's
     record of a request whose marker a person damaged or removed); `unmarked` keeps the bot's
     threads that carry no marker at all (the handler asks the registry about those). A marker
-    naming another bot (`of_another_bot`) is not ours either.
+    naming another bot (`of_another_bot`) is ours only when our registry names its thread.
     """
     request = ctx.params.promotion.request
-    return _listed(
-        ctx, request.labels, (request.thread_kind,), {model or ctx.model}, state, also, unmarked
-    )
+    name = model or ctx.model
+    return _listed(ctx, request.labels, (request.thread_kind,), [name], state, also, unmarked)
 
 
 def find_all_requests(ctx: Context, state: str = "open", *, unmarked: bool = False) -> list[Thread]:
@@ -49,19 +49,21 @@ def find_all_requests(ctx: Context, state: str = "open", *, unmarked: bool = Fal
     if not ctx.several or ctx.models is None:
         return find_requests(ctx, state=state, unmarked=unmarked)
     models = ctx.models
-    names = {marker_token(name) for name in models.names}
-    return _listed(ctx, models.listing_labels, models.thread_kinds, names, state, "", unmarked)
+    return _listed(
+        ctx, models.listing_labels, models.thread_kinds, models.names, state, "", unmarked
+    )
 
 
 def _listed(
     ctx: Context,
     labels: Sequence[str],
     kinds: Sequence[ThreadKind],
-    models: set[str],
+    names: Sequence[str],
     state: str,
     also: str,
     unmarked: bool,
 ) -> list[Thread]:
+    models = {marker_token(name) for name in names}
     bot_name = ctx.forge.bot_username()
     bot = bot_name.lower()
     found = []
@@ -70,8 +72,10 @@ def _listed(
         fields = parse_request_marker(thread.body)
         if fields is None:
             ours = unmarked
+        elif of_another_bot(ctx, fields.get("bot", "")):
+            ours = fields.get("model") in models and _named(ctx, names, thread)
         else:
-            ours = fields.get("model") in models and not of_another_bot(ctx, fields.get("bot", ""))
+            ours = fields.get("model") in models
         if not ours and not (also and thread.url == also):
             continue
         if thread.author and thread.author.lower() != bot:
@@ -81,6 +85,16 @@ def _listed(
             continue
         found.append(thread)
     return found
+
+
+def _named(ctx: Context, names: Sequence[str], thread: Thread) -> bool:
+    """Our registry names `thread` as a request of one of `names` (one search). When it cannot
+    be asked, the thread is kept: whoever acts on it asks again, and that one action fails."""
+    try:
+        return bool(ctx.registry.models_requested_in(names, thread.url))
+    except RegistryError as exc:
+        log.warning("cannot tell whether #%s is ours: %s", thread.number, exc)
+        return True
 
 
 def of_another_bot(ctx: Context, bot: str) -> bool:

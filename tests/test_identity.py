@@ -4,6 +4,7 @@ and request markers, and two registries on one project that never touch each oth
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -122,11 +123,34 @@ def test_two_registries_on_one_project_keep_to_their_own_requests(
     prod_thread = production.forge.get_thread("issue", ours.number)
     assert prod_thread.state == "open" and not production.answers(prod_thread)
 
-    # A command in production's request is production's alone.
+    # A command in production's request is production's alone...
     outcome, _ = staging.comment(prod_thread, "maria", "/promote")
     assert (outcome.status, outcome.detail) == ("ignored", "a request of another bot")
     assert not staging.answers(prod_thread) and staging.champion() is None
-    production.forge.update_body(prod_thread, prod_thread.body.replace("- [ ]", "- [x]"))
+    # ...also as written before markers carried the id: the registry that names it decides.
+    legacy = re.sub(r" bot=[0-9a-f]{12}", "", prod_thread.body).replace("- [ ]", "- [x]")
+    assert legacy != prod_thread.body and "bot=" not in legacy
+    production.forge.update_body(prod_thread, legacy)
+    outcome, _ = staging.comment(prod_thread, "maria", "/help")
+    assert (outcome.status, outcome.detail) == ("ignored", "a request of another bot")
+    assert open_or_update_request(staging.ctx).superseded == []
+    assert not staging.answers(prod_thread)
     outcome, _ = production.comment(prod_thread, "maria", "/promote")
     assert (outcome.status, outcome.detail) == ("changed", "no champion -> v1")
     assert production.champion() == 1
+
+
+def test_a_named_bot_is_one_bot_whatever_url_its_processes_use() -> None:
+    """`serve` reaches the registry by an internal name, CI by the public one: named alike, they
+    share one lock and one id."""
+    inside = Settings.from_env(
+        {"MLFLOW_TRACKING_URI": "http://mlflow.svc:5000", "PROMOTION_BOT_INSTANCE": "soccer-prod"}
+    )
+    outside = Settings.from_env(
+        {"MLFLOW_TRACKING_URI": PROD, "PROMOTION_BOT_INSTANCE": " soccer-prod "}
+    )
+    assert inside.instance_id == outside.instance_id
+    assert inside.registry_id == outside.registry_id
+    staging = Settings.from_env({"MLFLOW_TRACKING_URI": PROD, "PROMOTION_BOT_INSTANCE": "staging"})
+    assert staging.instance_id != outside.instance_id
+    assert staging.registry_id != outside.registry_id

@@ -138,8 +138,9 @@ def handle_comment(
 
 def _ours(ctx: Context, marker: RequestMarker, thread: Thread) -> bool:
     """A marker naming another bot (another registry on this project, or this registry under
-    another URL) is ours only when our registry names the thread (docs/design.md, "Markers")."""
-    if not of_another_bot(ctx, marker.bot):
+    another URL), or none (written before ids), is ours only when our registry names the thread
+    (docs/design.md, "Markers")."""
+    if marker.bot and not of_another_bot(ctx, marker.bot):
         return True
     try:
         return bool(ctx.registry.versions_requested_in(ctx.model, thread.url))

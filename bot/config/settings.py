@@ -70,6 +70,9 @@ class Settings:
     lock_url: str = ""
     lock_ttl: float = DEFAULT_LOCK_TTL
     ledger_experiment: str = DEFAULT_LEDGER_EXPERIMENT  # docs/design.md, "The ledger"
+    # A name for this bot, for processes that reach the registry by different URLs; "" = the
+    # id is derived from the registry and the project (bot.config.identity).
+    instance: str = ""
 
     def __repr__(self) -> str:
         # Secrets show as Secret(); a credential inside a URL must not show either.
@@ -83,6 +86,8 @@ class Settings:
     @property
     def instance_id(self) -> str:
         """This bot, (registry, forge project), as a short id: bot.config.identity."""
+        if self.instance:
+            return identity.short_id("named bot", self.instance)
         if self.platform == "gitlab":
             host, project = self.gitlab_url, self.gitlab_project
         elif self.platform == "github":
@@ -93,6 +98,8 @@ class Settings:
 
     @property
     def registry_id(self) -> str:
+        if self.instance:
+            return identity.short_id("named registry", self.instance)
         return identity.registry_id(self.tracking_uri)
 
     def secret_values(self) -> list[str]:
@@ -195,6 +202,7 @@ class Settings:
             ledger_experiment=get(
                 "PROMOTION_BOT_LEDGER_EXPERIMENT", default=DEFAULT_LEDGER_EXPERIMENT
             ),
+            instance=get("PROMOTION_BOT_INSTANCE").strip(),
         )
 
 

@@ -7,6 +7,7 @@ threads, where no log masking applies: templates render in Jinja's sandbox, whic
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def _environment(override_dir: str) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # Markdown, not HTML; people's text goes through `md`
+        autoescape=False,  # Markdown, not HTML; outside text goes through `md` or `code`
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -55,17 +56,33 @@ def render(name: str, override_dir: str = "", **context: Any) -> str:
         raise ConfigError(f"template {where}: {type(exc).__name__}: {exc}") from None
 
 
+# Backslash escapes stop emphasis, code spans, links and images, HTML (and so `<!--` markers),
+# table cells, headings, entities (`&#64;` would make an `@`) and strikethrough.
+_ESCAPED = frozenset("\\`*_[]<>|#&~")
+_INVISIBLE = "\u200b"  # a zero-width space: shown as nothing, but no renderer links across it
+# Autolinks (`https://`, `www.`) are found in the rendered text, after backslash escapes are
+# gone: only a character between their parts stops them.
+_AUTOLINK = re.compile(r"(?i)(:)(//)|\b(www)(\.)")
+
+
 def escape_markdown(value: object) -> str:
-    """Neutralise text from people (reasons, usernames) so it cannot inject markup or markers."""
-    text = str(value)
-    for char in ("\\", "`", "*", "_", "[", "]", "<", ">", "|", "#"):
-        text = text.replace(char, "\\" + char)
-    return text.replace("\n", " ")
+    """Text from outside the bot (a person, a marker, a registry tag, a run) made inert in
+    Markdown on both forges: one line; no markup, link, image, HTML comment or marker; no
+    `@mention` (`@all` included: the bot must not ping anyone in someone else's words); and no
+    GitLab quick action, which is a line starting with `/` (docs/security.md, "What the bot
+    writes")."""
+    text = " ".join(str(value).splitlines())
+    text = "".join("\\" + char if char in _ESCAPED else char for char in text)
+    text = text.replace("@", "@" + _INVISIBLE)
+    text = _AUTOLINK.sub(lambda m: _INVISIBLE.join(part for part in m.groups() if part), text)
+    return "\\" + text if text.startswith("/") else text
 
 
 def inline_code(value: object) -> str:
-    """`value` as inline code, the fence widened past any backtick (quoted commands never run)."""
-    text = str(value).replace("\n", " ")
+    """`value` as inline code, the fence widened past any backtick (quoted commands never run).
+    Nothing inside a code span is markup, a mention or a quick action; the value stays on one
+    line (any line break, `\\r` and U+2028 included)."""
+    text = " ".join(str(value).splitlines())
     fence = "`"
     while fence in text:
         fence += "`"

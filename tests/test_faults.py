@@ -478,6 +478,33 @@ def hooked(pg: Playground, url: str, secret: str = HOOK_SECRET) -> Context:
     return Context(settings=settings, params=ctx.params)
 
 
+def test_a_change_left_in_flight_gets_its_hook_from_the_pass_that_finishes_it(
+    pg: Playground, proxy: RegistryProxy, waits: list[float]
+) -> None:
+    """The history write fails after the alias moved: that pass never reached its answer, so
+    never the hook. The next pass finishes the intent, answers, and calls the hook once; a later
+    pass over the same comment calls it no more."""
+    hook = HookServer()
+    try:
+        version = pg.train(0.6)
+        thread = pg.open_request(version)
+        proxy.rule = AFTER_THE_ALIAS["history write 503"]
+        event = command(pg, thread, "maria", "/promote")
+        through_proxy = hooked(pg, hook.url)
+        through_proxy.settings = dataclasses.replace(through_proxy.settings, tracking_uri=proxy.url)
+        failed, _elapsed = timed(lambda: handle_comment(through_proxy, event))
+        assert isinstance(failed, RegistryError) and hook.received == []
+        assert pg.champion() == version and pg.answers(thread) == []
+
+        proxy.rule = lambda call: None
+        assert handle_comment(hooked(pg, hook.url), event).status == "recovered"
+        assert handle_comment(hooked(pg, hook.url), event).status == "duplicate"
+    finally:
+        hook.close()
+    [(_headers, raw)] = hook.received
+    assert json.loads(raw)["to"] == version
+
+
 @pytest.mark.parametrize("secret", [HOOK_SECRET, ""], ids=["signed", "unsigned"])
 def test_hook_receives_one_signed_post_per_change(
     pg: Playground, waits: list[float], secret: str

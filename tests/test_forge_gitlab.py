@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -385,6 +386,37 @@ def test_access_level_of_a_non_member_is_zero(
 ) -> None:
     rsps.get(f"{P}/members/all/18", json={"message": "404 Not found"}, status=404)
     assert forge.access_level("dana", "18") == 0
+
+
+_TODAY = datetime.now(timezone.utc).date()
+# Member objects as GitLab returns them for accounts and memberships that no longer grant access.
+LAPSED = {
+    "blocked": {"state": "blocked"},
+    "deactivated": {"state": "deactivated"},
+    "expired": {"expires_at": "2024-06-30"},
+    "expires today": {"expires_at": _TODAY.isoformat()},
+    "unreadable expiry": {"expires_at": "soon"},
+}
+STILL = {
+    "expires tomorrow": {"expires_at": (_TODAY + timedelta(days=1)).isoformat()},
+    "no expiry": {"expires_at": None},
+}
+
+
+@pytest.mark.parametrize("changes", [*LAPSED.values(), *STILL.values()], ids=[*LAPSED, *STILL])
+def test_blocked_deactivated_and_expired_members_have_no_role(
+    forge: GitLabForge, rsps: responses.RequestsMock, changes: dict[str, object]
+) -> None:
+    rsps.get(f"{P}/members/all/18", json=gitlab("member", **changes))
+    assert forge.access_level("dana", "18") == (40 if changes in STILL.values() else 0)
+
+
+@pytest.mark.parametrize("changes", [*LAPSED.values(), *STILL.values()], ids=[*LAPSED, *STILL])
+def test_blocked_deactivated_and_expired_members_are_in_no_team(
+    forge: GitLabForge, rsps: responses.RequestsMock, changes: dict[str, object]
+) -> None:
+    rsps.get(f"{GROUP}/18", json=gitlab("member", **changes))
+    assert forge.team_member("ml-team/churn-owners", "dana", "18") is (changes in STILL.values())
 
 
 def test_access_level_of_an_unknown_user_is_zero(

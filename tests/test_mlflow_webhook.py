@@ -138,9 +138,11 @@ def bot(tmp_path: Path, tracking_uri: str, model_name: str) -> Bot:
     return Bot(registry, Context(settings=settings, params=params), LocalForge(tmp_path / "forge"))
 
 
-def _request(forge: LocalForge, model: str, version: int) -> str:
-    """A request as the product renders it, from fixed values (no registry is read)."""
-    ctx = Context(settings=Settings(platform="local", local_dir=forge.root), params=Params())
+def _request(forge: LocalForge, model: str, version: int, tracking_uri: str) -> str:
+    """A request as the product renders it, from fixed values (no registry is read), by the
+    bot of `tracking_uri`: its marker carries that bot's id."""
+    settings = Settings(platform="local", local_dir=forge.root, tracking_uri=tracking_uri)
+    ctx = Context(settings=settings, params=Params())
     info = VersionInfo(model=model, version=version, run_id="r1")
     data = RequestData(candidate=Side(info, RunInfo(run_id="r1", experiment_id="0")), champion=None)
     body = render_request_body(ctx, info, data=data)
@@ -154,8 +156,8 @@ def _comments(forge: LocalForge, number: str) -> list[str]:
 @pytest.fixture
 def threads(bot: Bot) -> list[str]:
     """Two requests of the model (older, newer), then a newer one of another model."""
-    forge, model = bot.forge, bot.model
-    return [_request(forge, model, 5), _request(forge, model, 6), _request(forge, "other", 1)]
+    forge, model, uri = bot.forge, bot.model, bot.registry.tracking_uri
+    return [_request(forge, model, v, uri) for v in (5, 6)] + [_request(forge, "other", 1, uri)]
 
 
 def test_an_external_change_is_reported_once_in_the_latest_request(
@@ -290,7 +292,7 @@ def test_a_persons_issue_quoting_a_request_marker_gets_no_report(
 ) -> None:
     latest = threads[1]
     # The newest labelled issue carries the model's marker, but a person opened it.
-    quoted = _request(bot.forge, bot.model, 7)
+    quoted = _request(bot.forge, bot.model, 7, bot.registry.tracking_uri)
     _set_author(bot.forge, quoted, "mallory")
     bot.change(6)
     bot.by_hand(4)
@@ -301,7 +303,7 @@ def test_a_persons_issue_quoting_a_request_marker_gets_no_report(
 
 
 def test_only_a_persons_issue_means_nothing_to_post(bot: Bot) -> None:
-    quoted = _request(bot.forge, bot.model, 7)
+    quoted = _request(bot.forge, bot.model, 7, bot.registry.tracking_uri)
     _set_author(bot.forge, quoted, "mallory")
     bot.change(6)
     bot.by_hand(4)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bot.intake.entry import serve_app
+from bot.intake.poll import poll
 from bot.registry.client import Registry
 from bot.runtime.context import Context
 from bot.threads.markers import answered_comment_ids
@@ -148,3 +149,82 @@ def test_redis_lost_in_the_middle_of_a_change_stops_it_before_the_alias_moves(
     assert len(answered(world)) == 1
     assert "is now `champion`" in world.answers()[0]
     assert time.monotonic() - started < 30
+
+
+def test_redis_lost_right_after_the_alias_moved_is_finished_and_answered_by_the_next_pass(
+    world: World, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis dies right after the champion alias moved and stays down for every attempt: the
+    thread is never told "nothing was changed" and the comment stays unanswered; the next pass
+    (a scheduled `poll`, Redis back) finishes the record and gives the real answer, with the
+    request's status and close."""
+    ctx = with_redis(world, redis_server)
+    real = Registry.set_alias
+
+    def set_alias(self: Registry, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        redis_server.stop()
+
+    monkeypatch.setattr(Registry, "set_alias", set_alias)
+    try:
+        status, _ = serve_once(ctx, world, "/promote")
+    finally:
+        monkeypatch.setattr(Registry, "set_alias", real)
+        redis_server.start()
+
+    assert status == 202 and world.champion() == 1
+    assert world.answers() == [], "no answer may say the command changed nothing"
+    assert world.ctx.registry.pending(world.model) is not None  # the record is unfinished
+
+    result = poll(ctx)
+    assert [outcome.status for _, outcome in result.outcomes] == ["recovered"]
+    [body] = world.answers()
+    assert "is now `champion`" in body
+    [entry] = world.ctx.registry.history(world.model)
+    assert entry.to_version == 1 and world.ctx.registry.pending(world.model) is None
+    thread = world.ctx.forge.get_thread("issue", str(world.number))
+    assert thread.state == "closed" and "Promoted" in thread.body
+    assert poll(ctx).outcomes == [], "answered once"
+
+
+class Killed(BaseException):
+    """The process dies here (no except clause of the bot's catches it)."""
+
+
+def test_no_nothing_was_changed_answer_for_a_change_another_process_began(
+    world: World, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One replica moves the alias and dies; the redelivery reaches a replica while Redis is
+    down for every attempt. Its answer after the last attempt would say "nothing was changed":
+    the registry holds the comment's intent, so it says nothing and leaves it to the next pass."""
+    ctx = with_redis(world, redis_server)
+    payload = world.post(world.number, "/promote")
+    real = Registry.set_alias
+
+    def set_alias(self: Registry, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(Registry, "set_alias", set_alias)
+    with pytest.raises(Killed):
+        world.handle(payload)
+    monkeypatch.setattr(Registry, "set_alias", real)
+    assert world.champion() == 1 and world.answers() == []
+
+    redis_server.stop()
+    try:
+        app = serve_app(ctx, retry_delays=DELAYS)
+        app.start()
+        try:  # the same comment, delivered again
+            assert deliver(app, "github", payload, "issue_comment")[0] == 202
+            assert app.drain(60)
+        finally:
+            app.stop(10)
+    finally:
+        redis_server.start()
+    assert world.answers() == []
+
+    [(_, outcome)] = poll(ctx).outcomes
+    assert outcome.status == "recovered"
+    [body] = world.answers()
+    assert "is now `champion`" in body

@@ -33,6 +33,8 @@ MODEL = "soccer-match-outcome"
 
 
 def assert_golden(name: str, text: str) -> None:
+    # The bot's id hashes the forge's folder, a new temp dir each run.
+    text = re.sub(r" bot=[0-9a-f]{12} -->", " bot=BOT -->", text, count=1)
     path = GOLDEN / name
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.parent.mkdir(exist_ok=True)
@@ -521,3 +523,38 @@ def test_write_ci_outputs(tmp_path: Path) -> None:
         "PROMOTION_REQUEST_URL=https://g/-/issues/4\nPROMOTION_REQUEST_NUMBER=4\n"
     )
     assert write_ci_outputs("u", "1", {}) == []
+
+
+def test_an_edited_marker_neither_gets_a_thread_adopted_nor_a_request_closed(
+    tmp_path: Path, tracking_uri: str, model_name: str
+) -> None:
+    """Someone edits model A's request marker to name model B's next version, then B's routine
+    `request` runs; then to name B's older version. Only the registry says which thread is a
+    version's request: B opens its own request and closes only B's."""
+    a = make_ctx(tmp_path, tracking_uri, f"{model_name}-a")
+    b = make_ctx(tmp_path, tracking_uri, f"{model_name}-b")
+    new_version(a, {"final.logloss": 0.6})
+    a_request = open_or_update_request(a)
+    new_version(b, {"final.logloss": 0.6})
+    b_first = open_or_update_request(b)
+    forge = forge_of(a)
+    a_thread = forge.get_thread("issue", a_request.number)
+    forged = re.sub(r"model=\S+ version=1", f"model={b.model} version=2", a_thread.body)
+    assert forged != a_thread.body
+    forge.update_body(a_thread, forged)
+
+    new_version(b, {"final.logloss": 0.55})
+    b_second = open_or_update_request(b)
+    assert b_second.created and b_second.number not in (a_request.number, b_first.number)
+    assert b_second.superseded == [b_first.number]
+    a_thread = forge.get_thread("issue", a_request.number)
+    assert (a_thread.state, a_thread.body) == ("open", forged), "A's thread was not taken over"
+    assert b.registry.version(b.model, 2).requested_in == b_second.url
+
+    forge.update_body(
+        a_thread, forged.replace(f"model={b.model} version=2", f"model={b.model} version=1")
+    )
+    again = open_or_update_request(b)
+    assert (again.created, again.number, again.superseded) == (False, b_second.number, [])
+    assert forge.get_thread("issue", a_request.number).state == "open"
+    assert not forge.list_comments(a_thread), "nothing was said in A's thread either"

@@ -18,15 +18,17 @@ from bot.config.settings import Settings
 from bot.errors import BotError, LockLost
 from bot.intake.workers import SharedKeys
 from bot.runtime.context import Context
-from bot.runtime.shared_store import KEY_PREFIX, RedisStore
+from bot.runtime.shared_store import RedisStore
 from tests.redis_server import RedisServer
 
 MODEL = "lock-test-model"
 
 
-def replica(redis: RedisServer | None, ttl: float = 5.0) -> Context:
+def replica(
+    redis: RedisServer | None, ttl: float = 5.0, tracking_uri: str = "http://mlflow.internal:5000"
+) -> Context:
     """A replica's context, on the shared Redis when given (else this machine's file lock)."""
-    settings = Settings(tracking_uri="http://mlflow.internal:5000", lock_ttl=ttl)
+    settings = Settings(tracking_uri=tracking_uri, lock_ttl=ttl)
     if redis is not None:
         settings = replace(settings, lock_url=redis.url)
     return Context(
@@ -71,7 +73,8 @@ def test_a_lease_is_renewed_while_held_and_frees_itself_when_its_holder_is_gone(
         lease.check()
 
     # A holder that died without releasing (no renewals, no finally): free after one TTL.
-    store = RedisStore(redis_server.url)
+    store = b.lock_store
+    assert store is not None
     assert store.lock(MODEL, 1.0).acquire(blocking=False)
     started = time.monotonic()
     with model_lock(b, timeout=5):
@@ -83,10 +86,11 @@ def test_a_lost_lease_refuses_every_write_and_its_release_frees_nobody_else(
     folders: Path, redis_server: RedisServer
 ) -> None:
     a, b, c = replica(redis_server), replica(redis_server), replica(redis_server)
-    store = RedisStore(redis_server.url)
+    store = a.lock_store
+    assert store is not None
     with ExitStack() as held_by_a, ExitStack() as held_by_b:
         lease = held_by_a.enter_context(model_lock(a))
-        store._redis.delete(f"{KEY_PREFIX}:lock:{MODEL}")  # expired while its holder was away
+        store._redis.delete(store.lock_key(MODEL))  # expired while its holder was away
         other = held_by_b.enter_context(model_lock(b, timeout=1))  # another replica takes it
         with pytest.raises(LockLost, match="nothing more was written"):
             lease.check()
@@ -129,3 +133,37 @@ def test_without_redis_delivery_keys_fall_back_to_this_process(
     finally:
         redis_server.start()
     assert "remembering this delivery in this process only" in caplog.text
+
+
+def test_two_bots_on_one_redis_share_no_lock_and_no_delivery_key(
+    folders: Path, redis_server: RedisServer
+) -> None:
+    """Staging and production, each with its registry, on one Redis, serving a model of the
+    same name: neither waits for the other's change nor calls the other's deliveries taken."""
+    staging = replica(redis_server, tracking_uri="https://mlflow-staging.example.com")
+    production = replica(redis_server, tracking_uri="https://mlflow.example.com")
+    with model_lock(staging), model_lock(production, timeout=0.3):
+        pass  # both held at once: two registries, two aliases
+    staging_keys = SharedKeys(_store(staging), MODEL)
+    production_keys = SharedKeys(_store(production), MODEL)
+    assert staging_keys.claim(["gitlab:note:1234"])
+    assert production_keys.claim(["gitlab:note:1234"]), "another bot's delivery is no duplicate"
+    assert not production_keys.claim(["gitlab:note:1234"]), "its own redelivery still is"
+    # Replicas of one bot do share them; its credentials (rotated, or given only to some
+    # processes) do not make it another bot.
+    same_bot = replica(redis_server, tracking_uri="https://ci:s3cret@MLflow.example.com:443/")
+    with (
+        model_lock(production),
+        pytest.raises(BotError, match="still running"),
+        model_lock(same_bot, timeout=0.3),
+    ):
+        pass
+    assert not SharedKeys(_store(same_bot), MODEL).claim(["gitlab:note:1234"])
+    keys = _store(same_bot)._redis.keys("*")
+    assert keys and not any(b"s3cret" in key or b"mlflow" in key.lower() for key in keys)
+
+
+def _store(ctx: Context) -> RedisStore:
+    store = ctx.lock_store
+    assert store is not None
+    return store

@@ -4,10 +4,12 @@
 Idempotent: the open request of the same model+version has its body re-rendered, keeping the
 ticks a human made and the status section; otherwise a new issue or MR/PR is opened. That
 request is the thread the version's `promotion.requested_in` tag names (so a request whose
-marker a person damaged is found and repaired), else the one whose marker names the version.
-The version is then tagged with the thread (and with who asked, when the registry does not know
-yet): the handler acts only in the thread the registry names. Older open requests of the model
-are commented on and closed as superseded. With `dry_run`, every write is listed instead of
+marker a person damaged is found and repaired), and only that one: a marker is editable, so a
+thread whose marker merely names the version is never adopted. The version is then tagged with
+the thread (and with who asked, when the registry does not know yet): the handler acts only in
+the thread the registry names. Older open requests of the model are commented on and closed as
+superseded, each only when the registry names it as its version's request (a person cannot get
+another request closed by editing a marker). With `dry_run`, every write is listed instead of
 made (reads still happen).
 """
 
@@ -157,9 +159,9 @@ def open_or_update_request(
     data = load_request_data(ctx, info, aliases=aliases)
     found = find_requests(ctx, model, also=info.requested_in)
     threads = [t for t in found if (parse_request_marker(t.body) or {}).get("model") == model]
-    # The registry's record first: it finds the request even when its marker was damaged.
+    # The registry's record alone: it finds the request even when its marker was damaged, and
+    # a marker edited to name this version finds nothing.
     same = [t for t in found if info.requested_in and t.url == info.requested_in]
-    same = same or [t for t in threads if _version_of(t) == number]
     thread: Thread | None
     not_notified: list[str] = []
     if same:
@@ -175,6 +177,7 @@ def open_or_update_request(
         verb = ("would update" if dry_run else "updated") if plan.calls else "up to date:"
     # Every other version's request is stale: only the candidate can be promoted.
     others = [t for t in threads if _version_of(t) not in (None, number) and t not in same]
+    others = [t for t in others if _named_by_registry(ctx, t)]
     superseded = [_supersede(ctx, plan, old, thread, info) for old in others]
     url = thread.url if thread else ""
     return RequestResult(
@@ -194,6 +197,14 @@ def open_or_update_request(
 def _version_of(thread: Thread) -> int | None:
     marker = read_request_marker(thread.body)
     return marker.version if marker is not None and not marker.problem else None
+
+
+def _named_by_registry(ctx: Context, thread: Thread) -> bool:
+    """The registry names `thread` as the request of the version its marker says (one search)."""
+    if _version_of(thread) in ctx.registry.versions_requested_in(ctx.model, thread.url):
+        return True
+    log.warning("#%s is not closed: the registry does not name it as a request", thread.number)
+    return False
 
 
 def _record(ctx: Context, plan: _Plan, info: VersionInfo, thread: Thread | None) -> None:

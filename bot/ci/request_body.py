@@ -134,6 +134,7 @@ def template_context(
             run=cand.version.run_id,
             requested_by=data.requested_by,
             kind=kind,
+            bot=ctx.settings.instance_id,
         ),
         "model": cand.version.model,
         "version": cand.version.version,

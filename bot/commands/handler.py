@@ -41,11 +41,13 @@ from bot.errors import (
     NotFoundError,
     RegistryError,
     RegistryUnavailable,
+    Unavailable,
 )
 from bot.registry.model_state import handled_value
 from bot.registry.records import Approval, Outcome, Status
 from bot.registry.tags import APPROVALS_TAG, HANDLED_TAG
 from bot.runtime.context import Context
+from bot.runtime.request_threads import of_another_bot
 from bot.threads.markers import RequestMarker, answered_comment_ids, read_request_marker
 from bot.threads.thread import CommentEvent, Thread
 
@@ -98,6 +100,9 @@ def handle_comment(
         # author is not the bot either.
         log.warning("request marker in a thread not opened by the bot", extra=extra)
         return Outcome("ignored", "not a request opened by the bot")
+    if marker is not None and not _ours(ctx, marker, thread):
+        log.info("command on a request of bot %s: not ours", marker.bot, extra=extra)
+        return Outcome("ignored", "a request of another bot")
     if marker is None or (marker.model and marker.model != ctx.model):
         named = named_by_registry(ctx, thread, marker, extra) if by_bot else None
         if named is None:
@@ -106,6 +111,7 @@ def handle_comment(
             log.info("command on a request of model %s: not ours", marker.model, extra=extra)
             return Outcome("ignored", f"a request of another model ({marker.model})")
         marker = named
+    lost: LockLost | None = None
     for attempt in (1, 2):
         try:
             return _under_lock(ctx, event, thread, marker, parsed, extra, wait_for_forge)
@@ -115,7 +121,26 @@ def handle_comment(
             # Everything is read again under the new lock: what the lost holder left (an
             # intent, a record, an answer) is found as any later pass finds it.
             log.warning("%s; handling the comment again under a new lock", exc, extra=extra)
+            lost = exc
+        except Unavailable:
+            # The first pass may have moved the alias before its lease was lost: this is no
+            # "nothing was read or written", which `serve` would answer as "nothing changed".
+            if lost is not None:
+                raise lost from None
+            raise
     raise AssertionError("unreachable")
+
+
+def _ours(ctx: Context, marker: RequestMarker, thread: Thread) -> bool:
+    """A marker naming another bot (another registry on this project, or this registry under
+    another URL), or none (written before ids), is ours only when our registry names the thread
+    (docs/design.md, "Markers")."""
+    if marker.bot and not of_another_bot(ctx, marker.bot):
+        return True
+    try:
+        return bool(ctx.registry.versions_requested_in(ctx.model, thread.url))
+    except RegistryError as exc:  # the first registry read: nothing read or written yet
+        raise RegistryUnavailable(str(exc)) from None
 
 
 def _under_lock(
@@ -173,6 +198,11 @@ def _handle_locked(run: Handling, parsed: Command | Usage, extra: dict[str, str]
     run.state = recover_pending(
         ctx.registry, ctx.model, champion_alias, state, run.lease.check, ctx.ledger
     )
+    # This comment's own change, left in flight and finished just now: the pass that began it
+    # never got to its answer, so never to the hook either (it comes after the answer).
+    finished_here = state.pending is not None and state.pending.caused_by(
+        event.comment_id, run.thread.url
+    )
     if event.comment_id in run.state.handled:
         return Outcome("duplicate", "handled before (the registry keeps its id)")
     recorded = find_recorded(run.state, ctx.model, event.comment_id, run.thread.url)
@@ -187,15 +217,16 @@ def _handle_locked(run: Handling, parsed: Command | Usage, extra: dict[str, str]
             run.replies.change_superseded(recorded, champion)
             return Outcome("recovered", f"v{recorded.to_version}, overtaken since", recorded)
         log.warning("answering a change whose answer was lost", extra=extra)
-        # The hook may have been called before the answer was lost: never call it again. A
-        # merge stays pinned to the commit `request` recorded.
+        # The hook may have been called before the answer was lost: never call it again,
+        # unless the change was still in flight until now. A merge stays pinned to the commit
+        # `request` recorded.
         head = ""  # no recorded head (or no version): the merge is refused, and said so
         if recorded.action == "promote" and run.thread.kind == "merge_request":
             with contextlib.suppress(NotFoundError):
                 head = ctx.registry.version(ctx.model, recorded.to_version).request_head
         back = returns_to(run.state, recorded.from_version)
         run.replies.changed(
-            recorded, [recorded.actor], call_hook=False, merge_sha=head, rollback_to=back
+            recorded, [recorded.actor], call_hook=finished_here, merge_sha=head, rollback_to=back
         )
         return Outcome("recovered", f"v{recorded.to_version}", recorded)
     if run.marker.problem:

@@ -16,6 +16,7 @@ from bot.registry.versions import TOY_ALIAS, RunInfo, VersionInfo
 from bot.rules.approvers import describe, eligibility
 from bot.rules.gates import GateCheck, evaluate_gates, failed
 from bot.runtime.context import Context
+from bot.templating import inline_code
 from bot.threads.markers import read_request_marker, read_ticks
 from bot.threads.thread import Thread, same_person, thread_noun
 
@@ -166,7 +167,9 @@ def unreviewed_commits_refusal(
     noun = thread_noun(thread.kind, ctx.forge.platform)
     if recorded:
         why = (
-            f"this {noun}'s branch is at `{head[:12] or '?'}`, not at `{recorded[:12]}`, the "
+            # The recorded head is a registry tag: quoted so no value can leave its code span.
+            f"this {noun}'s branch is at {inline_code(head[:12] or '?')}, not at "
+            f"{inline_code(recorded[:12])}, the "
             "commit `promotion-bot request` recorded: it holds commits nobody reviewed for this "
             "promotion"
         )

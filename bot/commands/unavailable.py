@@ -7,7 +7,10 @@ answer carries the answer marker, so neither `poll` nor a redelivery takes the c
 it says so and asks for the command to be repeated. It is written under the model lock after a
 fresh look for an answer, so a pass that got through meanwhile (`poll`, once the registry was
 back) is never contradicted; when the lock service itself is down no pass can act at all, so the
-answer is then written without the lock.
+answer is then written without the lock. Before it says "nothing was changed", the registry is
+read: a change this comment began (its intent, or its entry in the history) means a pass got as
+far as moving the alias, whatever failed after; that comment is left unanswered, for the next
+pass to finish its record and answer it (docs/design.md, "When a service is down").
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 
 from bot.commands.locking import model_lock
 from bot.commands.replies import Replies
-from bot.errors import LockUnavailable, Unavailable
+from bot.errors import LockUnavailable, RegistryError, Unavailable
 from bot.ledger.store import Guard
 from bot.registry.records import Outcome
 from bot.runtime.context import Context
@@ -50,6 +53,14 @@ def _answer_once(
     bodies = [c.body for c in ctx.forge.list_comments(thread) if ctx.forge.is_bot(c.author)]
     if event.comment_id in answered_comment_ids(bodies):
         return Outcome("duplicate", "answered meanwhile")
+    if _change_begun(ctx, event, thread):
+        log.warning(
+            "comment %s: its change was begun before %s went away; the next pass finishes it",
+            event.comment_id,
+            problem.service,
+            extra={"comment_id": event.comment_id, "model": ctx.model},
+        )
+        return Outcome("error", "interrupted after its change began; the next pass answers it")
     log.warning(
         "comment %s: %s could not be reached after %d attempts; answering so",
         event.comment_id,
@@ -64,3 +75,16 @@ def _answer_once(
         seconds=seconds,
     )
     return Outcome("error", f"{problem.service} could not be reached")
+
+
+def _change_begun(ctx: Context, event: CommentEvent, thread: Thread) -> bool:
+    """The registry holds an intent or an entry of this comment's change. An unreadable
+    registry says nothing: then only the passes themselves failed on it, before any write."""
+    try:
+        state = ctx.registry.state(ctx.model)
+    except RegistryError:
+        return False
+    pending = state.pending
+    if pending is not None and pending.caused_by(event.comment_id, thread.url):
+        return True
+    return any(entry.caused_by(event.comment_id, thread.url) for entry in state.history)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import checks as check
+from bot.config import identity
 from bot.errors import ConfigError
 from bot.urls import redact_url, url_secrets
 
@@ -69,6 +70,9 @@ class Settings:
     lock_url: str = ""
     lock_ttl: float = DEFAULT_LOCK_TTL
     ledger_experiment: str = DEFAULT_LEDGER_EXPERIMENT  # docs/design.md, "The ledger"
+    # A name for this bot, for processes that reach the registry by different URLs; "" = the
+    # id is derived from the registry and the project (bot.config.identity).
+    instance: str = ""
 
     def __repr__(self) -> str:
         # Secrets show as Secret(); a credential inside a URL must not show either.
@@ -78,6 +82,25 @@ class Settings:
         }
         fields = ", ".join(f"{key}={value!r}" for key, value in shown.items())
         return f"Settings({fields})"
+
+    @property
+    def instance_id(self) -> str:
+        """This bot, (registry, forge project), as a short id: bot.config.identity."""
+        if self.instance:
+            return identity.short_id("named bot", self.instance)
+        if self.platform == "gitlab":
+            host, project = self.gitlab_url, self.gitlab_project
+        elif self.platform == "github":
+            host, project = self.github_api_url, self.github_repository
+        else:
+            host, project = "", identity.local_project(self.local_dir)
+        return identity.instance_id(self.tracking_uri, self.platform, host, project)
+
+    @property
+    def registry_id(self) -> str:
+        if self.instance:
+            return identity.short_id("named registry", self.instance)
+        return identity.registry_id(self.tracking_uri)
 
     def secret_values(self) -> list[str]:
         """Every secret this run knows, for masking in logs and errors."""
@@ -179,6 +202,7 @@ class Settings:
             ledger_experiment=get(
                 "PROMOTION_BOT_LEDGER_EXPERIMENT", default=DEFAULT_LEDGER_EXPERIMENT
             ),
+            instance=get("PROMOTION_BOT_INSTANCE").strip(),
         )
 
 

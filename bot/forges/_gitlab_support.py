@@ -131,6 +131,26 @@ def _edited(data: dict[str, Any]) -> bool:
     return resolved is None or abs(updated - resolved) > EDIT_SLACK
 
 
+def membership_counts(member: Any) -> bool:
+    """A member object of `members/all` (project or group) grants its access level only while
+    the account is active and the membership has not expired: GitLab keeps blocked and
+    deactivated users, and expired memberships until its daily cleanup, in these listings
+    (docs/security.md, "Who may approve"). An invitation not yet accepted is no membership."""
+    if not isinstance(member, dict):
+        return False
+    if member.get("state", "active") != "active":  # blocked, deactivated, banned, ...
+        return False
+    if member.get("membership_state", "active") != "active":  # awaiting, invited
+        return False
+    expires = member.get("expires_at")
+    if expires:
+        ends = parse_iso(expires)
+        # An unreadable date is no proof of access; GitLab expires a membership on its date.
+        if ends is None or ends.date() <= datetime.now(timezone.utc).date():
+            return False
+    return True
+
+
 class UserIds:
     """Usernames -> GitLab user ids for assignees and reviewers: one lookup per name and run.
 

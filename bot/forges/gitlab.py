@@ -28,6 +28,7 @@ from bot.forges._gitlab_support import (
     build_client,
     comment_from,
     error_message,
+    membership_counts,
     thread_from,
     thread_ref,
     when,
@@ -375,12 +376,14 @@ class GitLabForge(Forge):
             )
         except ForgeNotFoundError:
             return 0
+        if not membership_counts(member.attributes):
+            return 0
         return int(member.attributes.get("access_level") or 0)
 
     def team_member(self, team: str, username: str, user_id: str = "") -> bool:
         """A member of the group at path `team`, directly or inherited from an ancestor group
-        (`members/all`: a parent group's member belongs to its subgroups), at guest or above;
-        an invitation not yet accepted is none."""
+        (`members/all`: a parent group's member belongs to its subgroups), at guest or above,
+        while the membership counts (`membership_counts`)."""
         user_id = self._user_id(username, user_id)
         if not user_id:
             return False
@@ -401,7 +404,6 @@ class GitLabForge(Forge):
             raise ForgeError(
                 f"GitLab: no group {team} that the bot's token can see (promotion.approvers.teams)"
             ) from None
-        if not isinstance(data, dict):
+        if not membership_counts(data):
             return False
-        state = data.get("membership_state", "active")
-        return state == "active" and int(data.get("access_level") or 0) >= role_level("guest")
+        return int(data.get("access_level") or 0) >= role_level("guest")

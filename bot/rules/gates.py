@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from bot.config.params import Params
 from bot.registry.versions import RunInfo
+from bot.templating import inline_code
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,9 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
     for tag in gates.required_tags:
         present = bool(candidate.tags.get(tag, "").strip())
         shown = candidate.tags.get(tag, "")
-        detail = f"run tag `{tag}` = `{shown}`" if present else f"run tag `{tag}` is missing"
+        # The tag's value is the run's, which anyone who can log to the run may set.
+        quoted = inline_code(shown)
+        detail = f"run tag `{tag}` = {quoted}" if present else f"run tag `{tag}` is missing"
         results.append(GateCheck(f"tag:{tag}", present, detail))
     return results
 

@@ -102,7 +102,10 @@ class Context:
             return None
         from bot.runtime.shared_store import RedisStore
 
-        return RedisStore(self.settings.lock_url)
+        settings = self.settings
+        return RedisStore(
+            settings.lock_url, bot=settings.instance_id, registry=settings.registry_id
+        )
 
     @property
     def model(self) -> str:

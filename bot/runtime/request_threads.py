@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
+from bot.errors import RegistryError
 from bot.runtime.context import Context
 from bot.threads.markers import marker_token, parse_request_marker, replace_section
 from bot.threads.thread import Thread, ThreadKind
@@ -34,12 +35,12 @@ def find_requests(
     listed (one call on GitLab instead of two); requests opened before a change of `kind` are
     not seen. `also` keeps the thread of that URL whatever its marker says (the registry's
     record of a request whose marker a person damaged or removed); `unmarked` keeps the bot's
-    threads that carry no marker at all (the handler asks the registry about those).
+    threads that carry no marker at all (the handler asks the registry about those). A marker
+    naming another bot (`of_another_bot`) is ours only when our registry names its thread.
     """
     request = ctx.params.promotion.request
-    return _listed(
-        ctx, request.labels, (request.thread_kind,), {model or ctx.model}, state, also, unmarked
-    )
+    name = model or ctx.model
+    return _listed(ctx, request.labels, (request.thread_kind,), [name], state, also, unmarked)
 
 
 def find_all_requests(ctx: Context, state: str = "open", *, unmarked: bool = False) -> list[Thread]:
@@ -48,25 +49,32 @@ def find_all_requests(ctx: Context, state: str = "open", *, unmarked: bool = Fal
     if not ctx.several or ctx.models is None:
         return find_requests(ctx, state=state, unmarked=unmarked)
     models = ctx.models
-    names = {marker_token(name) for name in models.names}
-    return _listed(ctx, models.listing_labels, models.thread_kinds, names, state, "", unmarked)
+    return _listed(
+        ctx, models.listing_labels, models.thread_kinds, models.names, state, "", unmarked
+    )
 
 
 def _listed(
     ctx: Context,
     labels: Sequence[str],
     kinds: Sequence[ThreadKind],
-    models: set[str],
+    names: Sequence[str],
     state: str,
     also: str,
     unmarked: bool,
 ) -> list[Thread]:
+    models = {marker_token(name) for name in names}
     found = []
     author = ctx.forge.bot_username()  # filtered by the forge too: see Forge.find_threads
     listed = ctx.forge.find_threads(labels, state=state, kinds=kinds, author=author)
     for thread in listed:
         fields = parse_request_marker(thread.body)
-        ours = unmarked if fields is None else fields.get("model") in models
+        if fields is None:
+            ours = unmarked
+        elif of_another_bot(ctx, fields.get("bot", "")):
+            ours = fields.get("model") in models and _named(ctx, names, thread)
+        else:
+            ours = fields.get("model") in models
         if not ours and not (also and thread.url == also):
             continue
         if thread.author and not ctx.forge.is_bot(thread.author):
@@ -76,6 +84,24 @@ def _listed(
             continue
         found.append(thread)
     return found
+
+
+def _named(ctx: Context, names: Sequence[str], thread: Thread) -> bool:
+    """Our registry names `thread` as a request of one of `names` (one search). When it cannot
+    be asked, the thread is kept: whoever acts on it asks again, and that one action fails."""
+    try:
+        return bool(ctx.registry.models_requested_in(names, thread.url))
+    except RegistryError as exc:
+        log.warning("cannot tell whether #%s is ours: %s", thread.number, exc)
+        return True
+
+
+def of_another_bot(ctx: Context, bot: str) -> bool:
+    """A request marker's `bot` names another bot (another registry on this project, or this
+    registry with another project): not ours, unless our registry names the thread. A marker
+    without `bot` was written before ids; the registry decides for it alone (docs/design.md,
+    "Markers")."""
+    return bool(bot) and bot != ctx.settings.instance_id
 
 
 def refresh_status(ctx: Context, thread: Thread, status_markdown: str) -> Thread:

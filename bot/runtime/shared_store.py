@@ -5,7 +5,10 @@ comments taken, for any number of `serve` replicas and `poll` runs on any machin
 redis-py is an optional extra (`promotion-bot[redis]`), imported only when the URL is set.
 Calls have short timeouts and a small bounded retry: an unreachable Redis is an error within
 seconds, never a long wait, and never a reason to go on without the lock. Keys live under
-`promotion-bot:` and carry the model name, so one Redis can serve several bots.
+`promotion-bot:` and carry who they belong to (bot.config.identity), so one Redis can serve
+several bots: a model's lock carries the registry's id (the lock guards that registry's aliases,
+whichever bot moves them), the keys taken carry the bot's (a delivery is one bot's work; two
+bots of one project each answer it for their own registry).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ return 1
 class RedisStore:
     """One connection pool to the shared Redis, for every thread of this process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, bot: str = "", registry: str = "") -> None:
         try:
             import redis
             from redis.backoff import ExponentialBackoff
@@ -66,6 +69,8 @@ class RedisStore:
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),  # a dropped connection
         )
         self._token = uuid.uuid4().hex  # marks this process's claims
+        self._bot = bot
+        self._registry = registry
         self._claim = self._redis.register_script(_CLAIM)
         self._release = self._redis.register_script(_RELEASE)
 
@@ -75,8 +80,11 @@ class RedisStore:
         Not thread-local: the thread that renews the lease must see the holder's token.
         """
         return self._redis.lock(
-            f"{KEY_PREFIX}:lock:{model}", timeout=ttl, sleep=ACQUIRE_POLL, thread_local=False
+            self.lock_key(model), timeout=ttl, sleep=ACQUIRE_POLL, thread_local=False
         )
+
+    def lock_key(self, model: str) -> str:
+        return f"{KEY_PREFIX}:lock:{self._registry}:{model}"
 
     def claim(self, namespace: str, keys: Sequence[str]) -> bool:
         """Take every key for TAKEN_SECONDS; False when one of them was taken already."""
@@ -110,6 +118,5 @@ class RedisStore:
                 f"({type(exc).__name__})"
             ) from None
 
-    @staticmethod
-    def _key(namespace: str, key: str) -> str:
-        return f"{KEY_PREFIX}:taken:{namespace}:{key}"
+    def _key(self, namespace: str, key: str) -> str:
+        return f"{KEY_PREFIX}:taken:{self._bot}:{namespace}:{key}"

@@ -1,7 +1,9 @@
 """Hidden HTML-comment markers the bot writes into bodies and comments, and reads back.
 
 They survive Markdown rendering on both forges, so the thread itself carries the state:
-- request:  <!-- promotion-bot:request model=m version=7 run=abc requested_by=dana kind=issue -->
+- request:  <!-- promotion-bot:request model=m version=7 run=abc requested_by=dana kind=issue
+                bot=0123456789ab -->  (`bot`: whose request, bot.config.identity; docs/design.md,
+                "Markers")
 - answer:   <!-- promotion-bot:answer comment=123 -->
 - check:    - [ ] text <!-- check:metrics -->
 - sections: <!-- promotion-bot:status -->...<!-- /promotion-bot:status -->
@@ -56,6 +58,7 @@ class RequestMarker:
     version: int
     requested_by: str = ""
     problem: str = ""
+    bot: str = ""  # the id of the bot that wrote it; "" in requests written before ids
 
 
 _MAX_VERSION_DIGITS = 10
@@ -83,6 +86,7 @@ def read_request_marker(body: str) -> RequestMarker | None:
         version=0 if problem else version,
         requested_by=fields.get("requested_by", ""),
         problem=problem,
+        bot=fields.get("bot", ""),
     )
 
 

@@ -334,5 +334,5 @@ def test_status_survives_a_purged_run(model_name: str):
     )
     ctx.__dict__["registry"] = PurgedRuns()  # the cached_property's slot
     data = status_data(ctx, model_name)
-    assert data["aliases"][0]["value"] is None
+    assert data.aliases[0].value is None
     assert "@champion   v4    final.logloss=n/a  run gone" in render_status(data)

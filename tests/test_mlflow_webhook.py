@@ -241,7 +241,7 @@ def test_changes_the_bot_accounts_for_are_not_reported(bot: Bot, threads: list[s
     assert bot.report(6) == "ignored"  # the event for 6, read after the move to 7
     # MLflow fired between the bot's intent and its record: the intent accounts for it
     intent = Change(bot.model, 7, 3, "dana", "rollback", "", "", "c-flight", utc_now_iso())
-    bot.registry.client.set_pending(bot.model, intent.entry())
+    bot.registry.set_pending(bot.model, intent.entry())
     bot.by_hand(3)
     assert bot.report(3) == "ignored"
     # another model, or not the champion alias

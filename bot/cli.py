@@ -18,6 +18,7 @@ import click
 from bot import __version__
 
 if TYPE_CHECKING:
+    from bot.reports.status import ChampionStatus
     from bot.runtime.context import Context
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -278,29 +279,30 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 def status(ctx: Context, as_json: bool) -> None:
     """Aliases, their versions and metrics, open requests (every model, or --model); a champion
     moved outside the bot is recorded in the ledger and reported."""
-    from bot.reports.status import champion_line, render_status, status_data
+    from dataclasses import replace
 
-    data = []
+    from bot.reports.status import render_status, status_data, status_json
+
+    shown = []
     for model_ctx in ctx.each_model():
         one = status_data(model_ctx, model_ctx.model)
-        one["champion_check"] = _champion_check(model_ctx)
-        data.append(one)
+        shown.append(replace(one, champion_check=_champion_check(model_ctx)))
     if as_json:
-        click.echo(json.dumps(data[0] if not ctx.several else {"models": data}, indent=2))
+        click.echo(status_json(shown, ctx.several))
     else:
-        shown = [f"{render_status(one)}\n{champion_line(one['champion_check'])}" for one in data]
-        click.echo("\n\n".join(shown))
+        click.echo("\n\n".join(render_status(one) for one in shown))
 
 
-def _champion_check(ctx: Context) -> dict[str, Any]:
+def _champion_check(ctx: Context) -> ChampionStatus:
     """`status` asks the drift question as `poll` does (and records and reports what it finds)."""
     from bot.commands.external_change import drift_summary
     from bot.errors import BotError
+    from bot.reports.status import ChampionStatus
 
     try:
         return drift_summary(ctx, "status")
     except BotError as exc:  # status still shows the registry's aliases (as for the forge)
-        return {"outcome": "unavailable", "detail": f"{type(exc).__name__}: {_scrub(str(exc))}"}
+        return ChampionStatus("unavailable", f"{type(exc).__name__}: {_scrub(str(exc))}")
 
 
 def _time_ms(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:

@@ -12,6 +12,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from bot.ci.gate import gate
@@ -21,7 +22,7 @@ from bot.config.params import Params, parse_params
 from bot.config.settings import Settings
 from bot.intake.entry import local_comment
 from bot.reports.audit import Query, history_entries, render_table
-from bot.reports.status import champion_line, render_status, status_data
+from bot.reports.status import render_status, status_data
 from bot.runtime.context import Context
 
 Echo = Callable[[str], None]
@@ -96,8 +97,9 @@ def run_demo(workdir: str | None, echo: Echo) -> None:
     step("And `promotion-bot status`:")
     from bot.commands.external_change import drift_summary
 
-    checked = champion_line(drift_summary(ctx, "status"))
-    for line in f"{render_status(status_data(ctx, ctx.model))}\n{checked}".splitlines():
+    checked = drift_summary(ctx, "status")
+    shown = replace(status_data(ctx, ctx.model), champion_check=checked)
+    for line in render_status(shown).splitlines():
         echo(f"   {line}")
     echo(f"\nDone in {time.monotonic() - started:.1f}s. Files: {folder}")
     echo(

@@ -337,5 +337,5 @@ def test_status_survives_a_purged_run(model_name: str):
         registry=PurgedRuns(),
     )
     data = status_data(ctx, model_name)
-    assert data["aliases"][0]["value"] is None
+    assert data.aliases[0].value is None
     assert "@champion   v4    final.logloss=n/a  run gone" in render_status(data)

@@ -203,7 +203,7 @@ def test_status_sees_it_too_and_records_it_once(world: World) -> None:
 
     found = _champion_check(fresh(world))
 
-    assert (found["outcome"], found["drifted"], found["champion"], found["approved"]) == (
+    assert (found.outcome, found.drifted, found.champion, found.approved) == (
         "reported",
         True,
         2,
@@ -212,8 +212,8 @@ def test_status_sees_it_too_and_records_it_once(world: World) -> None:
     assert len(reports(world)) == 1
     again = _champion_check(fresh(world))
     # Recorded and reported once, but still not the approved champion: status keeps saying so.
-    assert again["outcome"] == "ignored" and len(reports(world)) == 1
-    assert (again["drifted"], again["champion"], again["approved"]) == (True, 2, 1)
+    assert again.outcome == "ignored" and len(reports(world)) == 1
+    assert (again.drifted, again.champion, again.approved) == (True, 2, 1)
     assert champion_line(again).startswith("champion: DRIFT: v2 was set outside promotion-bot")
     assert externals(world) == [(1, 2)]
     outcome = world.handle(world.post(world.number, "/rollback 1\nPut back the approved model."))

@@ -17,7 +17,7 @@ import pytest
 import responses
 
 from bot.ci.request import open_or_update_request
-from bot.commands import replies
+from bot.commands import follow_ups
 from bot.config.settings import Secret, Settings
 from bot.forges._github_support import thread_from as github_thread
 from bot.forges._gitlab_support import thread_from as gitlab_thread
@@ -73,13 +73,13 @@ def test_a_push_between_the_check_and_the_merge_fails_the_merge_and_says_so(
     make_pg: MakePlayground, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pg, thread, branch = _mr_playground(make_pg)
-    real = replies.refresh_status
+    real = follow_ups.refresh_status
 
     def push_first(*args: Any, **kwargs: Any) -> Thread:
         pg.forge.commit_file(branch, "main", EVIL, "on: push\n", "ci: tweak")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(replies, "refresh_status", push_first)
+    monkeypatch.setattr(follow_ups, "refresh_status", push_first)
     outcome, _ = pg.comment(thread, "maria", "/promote")
 
     assert outcome.status == "changed"  # the champion change stands

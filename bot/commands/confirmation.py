@@ -16,6 +16,7 @@ from bot.commands.handling import Handling
 from bot.errors import BotError, NotFoundError
 from bot.registry.records import Outcome
 from bot.registry.tags import REQUESTED_IN_TAG
+from bot.registry.versions import VersionInfo
 from bot.runtime.context import Context
 from bot.threads.markers import RequestMarker
 from bot.threads.thread import Comment, CommentEvent, Thread, same_person
@@ -61,8 +62,11 @@ def named_by_registry(
     return RequestMarker(model=ctx.model, version=0, problem=problem)
 
 
-def bind_to_registry(run: Handling, *, promote: bool, extra: dict[str, str]) -> Outcome | None:
-    """None when the registry vouches for the thread as this model's request, else the outcome.
+def bind_to_registry(
+    run: Handling, *, promote: bool, extra: dict[str, str]
+) -> tuple[Outcome | None, VersionInfo | None]:
+    """(None, the request's version if read) when the registry vouches for the thread as this
+    model's request, else (the outcome, ...).
 
     `/promote` needs the marker's version to name this thread in its `promotion.requested_in`
     tag (a marker edited to another version names a thread the registry does not). The other
@@ -71,20 +75,21 @@ def bind_to_registry(run: Handling, *, promote: bool, extra: dict[str, str]) -> 
     """
     ctx, thread = run.ctx, run.thread
     if not promote and thread.url and any(e.request_url == thread.url for e in run.state.history):
-        return None
+        return None, None
     number = run.marker.version
     try:
-        run.version = ctx.registry.version(ctx.model, number)
+        version = ctx.registry.version(ctx.model, number)
     except NotFoundError:
         log.warning("the request's v%s is not in the registry", number, extra=extra)
-        return Outcome("ignored", f"v{number} of {ctx.model} is not in the registry")
-    tagged = run.version.requested_in
+        return Outcome("ignored", f"v{number} of {ctx.model} is not in the registry"), None
+    tagged = version.requested_in
     if tagged == thread.url:
-        return None
+        return None, version
     if tagged:
         log.warning("not the request of v%s: the registry names %s", number, tagged, extra=extra)
-        return Outcome("ignored", f"the registry names another thread as v{number}'s request")
+        why = f"the registry names another thread as v{number}'s request"
+        return Outcome("ignored", why), version
     # Requested before the registry kept the thread: `request` records it when run again.
     log.warning("v%s has no %s tag", number, REQUESTED_IN_TAG, extra=extra)
     run.replies.unrecorded_request(number)
-    return Outcome("unrecorded", f"v{number} has no recorded request")
+    return Outcome("unrecorded", f"v{number} has no recorded request"), version

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot.ledger.drift import ChampionCheck, agrees_with_records, check_champion
 from bot.ledger.entry import EXTERNAL, LedgerEntry
@@ -30,6 +30,7 @@ from bot.threads.thread import Thread
 
 if TYPE_CHECKING:
     from bot.commands.locking import Lease
+    from bot.reports.status import ChampionStatus
     from bot.runtime.context import Context
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,14 @@ def report_external_change(ctx: Context, change: AliasChange) -> Outcome:
     return outcome
 
 
-def drift_summary(ctx: Context, seen_by: str) -> dict[str, Any]:
-    """`report_drift` as `status` shows it: the outcome, its detail and the check's fields.
+def drift_summary(ctx: Context, seen_by: str) -> ChampionStatus:
+    """`report_drift` as `status` shows it: the outcome, its detail and the check made.
 
     A drift recorded before agrees with the records, so `report_drift` looks no further; but
     until the approved champion is back, `status` must still say so: when the champion is not
     the `to` of the bot's last change, the ledger is asked as `verify` asks it."""
     from bot.reports.audit import verify
+    from bot.reports.status import ChampionStatus
 
     state = ctx.registry.state(ctx.model)
     outcome, check = report_drift(ctx, seen_by, state=state)
@@ -74,8 +76,7 @@ def drift_summary(ctx: Context, seen_by: str) -> dict[str, Any]:
         last_change = state.history[-1].to_version if state.history else None
         if state.aliases.get(ctx.params.promotion.champion_alias) != last_change:
             check = verify(ctx, ctx.model).check
-    found = check.as_dict() if check else {}
-    return {"outcome": outcome.status, "detail": outcome.detail, **found}
+    return ChampionStatus(outcome.status, outcome.detail, check)
 
 
 def report_drift(

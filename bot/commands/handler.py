@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 from bot.commands.admission import Admitted, Ignored, for_this_bot
@@ -32,7 +33,7 @@ from bot.commands.confirmation import (
 from bot.commands.grammar import Command, Usage
 from bot.commands.handling import Handling
 from bot.commands.locking import model_lock
-from bot.commands.moves import promote, returns_to, rollback
+from bot.commands.moves import Moved, announce, arrow, promote, returns_to, rollback
 from bot.commands.replies import Replies, shown_command
 from bot.errors import (
     BotError,
@@ -43,7 +44,7 @@ from bot.errors import (
     RegistryUnavailable,
     Unavailable,
 )
-from bot.registry.model_state import handled_value
+from bot.registry.model_state import ModelState, handled_value
 from bot.registry.records import Approval, Outcome, Status
 from bot.registry.tags import APPROVALS_TAG, HANDLED_TAG
 from bot.runtime.context import Context
@@ -166,8 +167,9 @@ def _under_lock(
         # The forge's flag decides too: a delivery must not turn an internal note public.
         event = replace(event, internal=event.internal or confirmed.internal)
         replies = Replies(ctx, thread, event, guard=lease.check)
-        run = Handling(ctx, event, thread, marker, bot_bodies, replies, lease)
-        outcome = _handle_locked(run, parsed, extra)
+        state, finished_here = _read_state(ctx, event, thread, lease.check)
+        run = Handling(ctx, event, thread, marker, replies, lease, state)
+        outcome = _handle_locked(run, parsed, extra, finished_here)
         if outcome.status in _ANSWERED:
             _remember_handled(run, extra)
         return outcome
@@ -185,24 +187,32 @@ def _remember_handled(run: Handling, extra: dict[str, str]) -> None:
         log.warning("could not record comment %s as handled: %s", comment_id, exc, extra=extra)
 
 
-def _handle_locked(run: Handling, parsed: Command | Usage, extra: dict[str, str]) -> Outcome:
-    ctx, event = run.ctx, run.event
-    champion_alias = ctx.params.promotion.champion_alias
-    # One read of the model under the lock serves every check below (aliases, history, intent).
+def _read_state(
+    ctx: Context, event: CommentEvent, thread: Thread, guard: Callable[[], None]
+) -> tuple[ModelState, bool]:
+    """One read of the model under the lock, for every check after it (aliases, history,
+    intent), once an interrupted change is settled."""
     try:
         state = ctx.registry.state(ctx.model)
     except RegistryError as exc:
         # Nothing read, nothing written by this pass; whether an earlier pass left a change
         # cannot be known, so only `serve`, after its last attempt, answers this (with care).
         raise RegistryUnavailable(str(exc)) from None
-    run.state = recover_pending(
-        ctx.registry, ctx.model, champion_alias, state, run.lease.check, ctx.ledger
-    )
+    alias = ctx.params.promotion.champion_alias
+    settled = recover_pending(ctx.registry, ctx.model, alias, state, guard, ctx.ledger)
     # This comment's own change, left in flight and finished just now: the pass that began it
     # never got to its answer, so never to the hook either (it comes after the answer).
     finished_here = state.pending is not None and state.pending.caused_by(
-        event.comment_id, run.thread.url
+        event.comment_id, thread.url
     )
+    return settled, finished_here
+
+
+def _handle_locked(
+    run: Handling, parsed: Command | Usage, extra: dict[str, str], finished_here: bool
+) -> Outcome:
+    ctx, event = run.ctx, run.event
+    champion_alias = ctx.params.promotion.champion_alias
     if event.comment_id in run.state.handled:
         return Outcome("duplicate", "handled before (the registry keeps its id)")
     recorded = find_recorded(run.state, ctx.model, event.comment_id, run.thread.url)
@@ -225,8 +235,15 @@ def _handle_locked(run: Handling, parsed: Command | Usage, extra: dict[str, str]
             with contextlib.suppress(NotFoundError):
                 head = ctx.registry.version(ctx.model, recorded.to_version).request_head
         back = returns_to(run.state, recorded.from_version)
-        run.replies.changed(
-            recorded, [recorded.actor], call_hook=finished_here, merge_sha=head, rollback_to=back
+        announce(
+            run,
+            Moved(
+                recorded,
+                (recorded.actor,),
+                merge_sha=head,
+                rollback_to=back,
+                call_hook=finished_here,
+            ),
         )
         return Outcome("recovered", f"v{recorded.to_version}", recorded)
     if run.marker.problem:
@@ -236,7 +253,7 @@ def _handle_locked(run: Handling, parsed: Command | Usage, extra: dict[str, str]
         run.replies.damaged_request(run.marker.problem)
         return Outcome("damaged", run.marker.problem)
     try:
-        unproven = bind_to_registry(run, promote=_ispromote(parsed), extra=extra)
+        unproven, version = bind_to_registry(run, promote=_ispromote(parsed), extra=extra)
     except LockLost:
         raise
     except BotError as exc:  # the registry failed: nothing was read, nothing changed
@@ -245,6 +262,7 @@ def _handle_locked(run: Handling, parsed: Command | Usage, extra: dict[str, str]
         return _error(run, parsed, exc, extra)
     if unproven is not None:
         return unproven
+    run = replace(run, version=version)
     if isinstance(parsed, Usage):
         run.replies.usage(parsed)
         return Outcome("usage", parsed.problem)
@@ -259,9 +277,7 @@ def _handle_locked(run: Handling, parsed: Command | Usage, extra: dict[str, str]
         run.replies.refused(parsed, refusal)
         return Outcome("refused", refusal.code)
     try:
-        if parsed.name == "promote":
-            return promote(run, parsed)
-        return rollback(run, parsed)
+        moved = promote(run, parsed) if parsed.name == "promote" else rollback(run, parsed)
     except LockLost:
         raise  # handle_comment starts again under a new lock; nothing more was written
     except ChangeFailed as exc:
@@ -269,11 +285,17 @@ def _handle_locked(run: Handling, parsed: Command | Usage, extra: dict[str, str]
             raise  # the next pass finishes the record and answers (see change.recover_pending)
         return _error(run, parsed, exc, extra)
     except BotError as exc:
-        if run.changed or run.replies.attempted:
-            # The change stands (or an answer may already be in the thread): an "unchanged,
-            # try again" answer would be false. The next pass posts the real answer.
+        if run.replies.attempted:
+            # An answer may already be in the thread: an "unchanged, try again" answer would
+            # contradict it. The next pass posts the real answer.
             raise
         return _error(run, parsed, exc, extra)
+    if isinstance(moved, Outcome):
+        return moved
+    # The change stands: a failure from here on is never answered "unchanged"; it goes up, and
+    # the next pass finds the change recorded and posts its answer.
+    announce(run, moved)
+    return Outcome("changed", arrow(moved.change), moved.change)
 
 
 def _approvals_so_far(run: Handling) -> int:

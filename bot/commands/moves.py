@@ -1,12 +1,20 @@
 """`/promote` and `/rollback` once the comment, the thread and the actor passed: the rules of
-the move, the approvals the registry records, the ledger's evidence, the change and its answer
-(docs/design.md, "Rules for a champion change" and "The change")."""
+the move, the approvals the registry records, the ledger's evidence, the change, then its answer
+and follow-ups (docs/design.md, "Rules for a champion change" and "The change").
+
+A move is two steps for the handler: `promote`/`rollback` judge and make the change, returning
+what it came to; `announce` answers a change made and runs its follow-ups. Once the first step
+returned a `Moved`, the alias has moved: a failure after that must never be answered as
+"nothing changed".
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from bot.commands.evidence import promote_evidence, rollback_evidence
+from bot.commands.follow_ups import follow_up
 from bot.commands.grammar import Command
 from bot.commands.handling import Handling
 from bot.commands.policy import Refusal
@@ -16,15 +24,46 @@ from bot.registry.records import Action, Approval, Change, Outcome
 from bot.registry.tags import APPROVALS_TAG
 from bot.registry.versions import VersionInfo
 from bot.runtime.context import Context
+from bot.threads.thread import Thread
 from bot.timestamps import utc_now_iso
 
 
-def promote(run: Handling, command: Command) -> Outcome:
+@dataclass(frozen=True)
+class Moved:
+    """A champion change made and recorded, not yet answered: what its answer and follow-ups
+    need."""
+
+    change: Change
+    approvers: tuple[str, ...]
+    reason: str | None = None  # the comment's own, when the record keeps another (internal note)
+    merge_sha: str = ""  # the only commit the request's MR/PR is merged at
+    rollback_to: int | None = None  # the version the answer offers `/rollback` to
+    call_hook: bool = True  # False: an earlier pass made the change and may have called it
+
+
+def announce(run: Handling, moved: Moved) -> None:
+    """Answer a change, then its follow-ups (bot.commands.follow_ups), in this order."""
+    change = moved.change
+    run.replies.changed(
+        change, list(moved.approvers), reason=moved.reason, rollback_to=moved.rollback_to
+    )
+    follow_up(
+        run.ctx,
+        run.thread,
+        change,
+        run.replies,
+        run.lease.check,
+        merge_sha=moved.merge_sha,
+        call_hook=moved.call_hook,
+    )
+
+
+def promote(run: Handling, command: Command) -> Outcome | Moved:
     """Judge `/promote` by the model's rules; record an approval, or move the champion."""
     from bot.commands.change import move_champion
     from bot.commands.policy import promote_refusal, self_approval_refusal
 
-    ctx, event = run.ctx, run.event
+    ctx, event, thread = run.ctx, run.event, run.thread
     version = run.version
     assert version is not None  # bind_to_registry read it for every /promote
     # Only the registry knows who trained it: the marker's requested_by is display, and anyone
@@ -32,12 +71,12 @@ def promote(run: Handling, command: Command) -> Outcome:
     refusal = self_approval_refusal(ctx, event.author, event.author_id, version)
     if refusal is None:
         merges = ctx.params.promotion.request.merge_on_promote
-        if run.thread.kind == "merge_request" and merges and not run.thread.head_sha:
+        if thread.kind == "merge_request" and merges and not thread.head_sha:
             # A listing (GitHub's issues endpoint) has no head: the rule needs the MR/PR's own.
-            run.thread = ctx.forge.get_thread(run.thread.kind, run.thread.number)
+            thread = ctx.forge.get_thread(thread.kind, thread.number)
         candidate = aliased(run, ctx.params.promote_model.candidate_alias, version)
         champion = aliased(run, ctx.params.promotion.champion_alias, version)
-        refusal, gates = promote_refusal(ctx, run.thread, version, candidate, champion)
+        refusal, gates = promote_refusal(ctx, thread, version, candidate, champion)
     if refusal is not None:
         run.replies.refused(command, refusal)
         return Outcome("refused", refusal.code)
@@ -59,30 +98,27 @@ def promote(run: Handling, command: Command) -> Outcome:
                 ctx.registry.set_version_tag(ctx.model, version.version, APPROVALS_TAG, value)
             run.replies.approval_recorded(version.version, approvers, required)
             return Outcome("approval", f"{len(approvers)} of {required}")
-    approvers = [a.user for a in approvals]
-    evidence = promote_evidence(ctx, run.thread, event, version, approvals, run.roles, gates)
+    evidence = promote_evidence(ctx, thread, event, version, approvals, run.roles, gates)
     change = move_champion(
         ctx.registry,
         ctx.params.promotion.champion_alias,
-        new_change(run, command, "promote", version.version),
+        new_change(run, thread, command, "promote", version.version),
         run.state,
         run.lease.check,
         ledger=ctx.ledger,
         evidence=evidence,
     )
-    run.changed = True
     # The merge is pinned to the commit the rule checked: a push since fails it.
-    run.replies.changed(
+    return Moved(
         change,
-        approvers,
+        tuple(a.user for a in approvals),
         reason=command.reason,
         merge_sha=version.request_head,
         rollback_to=returns_to(run.state, change.from_version),
     )
-    return Outcome("changed", arrow(change), change)
 
 
-def rollback(run: Handling, command: Command) -> Outcome:
+def rollback(run: Handling, command: Command) -> Outcome | Moved:
     """Judge `/rollback <version>` (or `previous`); move the champion back and answer."""
     from bot.commands.change import move_champion
     from bot.commands.policy import rollback_refusal
@@ -101,7 +137,7 @@ def rollback(run: Handling, command: Command) -> Outcome:
         run.replies.refused(command, refusal)
         return Outcome("refused", refusal.code)
     assert target is not None  # rollback_refusal refuses a version that does not exist
-    change = new_change(run, command, "rollback", number)
+    change = new_change(run, run.thread, command, "rollback", number)
     change = move_champion(
         ctx.registry,
         ctx.params.promotion.champion_alias,
@@ -111,10 +147,8 @@ def rollback(run: Handling, command: Command) -> Outcome:
         ledger=ctx.ledger,
         evidence=rollback_evidence(ctx, run.thread, run.event, target, run.roles, change.at),
     )
-    run.changed = True
     back = returns_to(run.state, change.from_version)
-    run.replies.changed(change, [run.event.author], reason=command.reason, rollback_to=back)
-    return Outcome("changed", arrow(change), change)
+    return Moved(change, (run.event.author,), reason=command.reason, rollback_to=back)
 
 
 def returns_to(state: ModelState, version: int | None) -> int | None:
@@ -161,12 +195,14 @@ def aliased(run: Handling, alias: str, known: VersionInfo) -> VersionInfo | None
     return known if number == known.version else run.ctx.registry.version(run.ctx.model, number)
 
 
-def new_change(run: Handling, command: Command, action: Action, to_version: int) -> Change:
+def new_change(
+    run: Handling, thread: Thread, command: Command, action: Action, to_version: int
+) -> Change:
     reason = command.reason
     if run.event.internal:
         # The registry is read by a wider audience than the project's members (serving teams,
         # a company-wide MLflow): it keeps where the reason is, not the reason.
-        where = run.ctx.forge.comment_url(run.thread, run.event.comment_id)
+        where = run.ctx.forge.comment_url(thread, run.event.comment_id)
         reason = f"(internal note) {where}"
     return Change(
         model=run.ctx.model,
@@ -175,7 +211,7 @@ def new_change(run: Handling, command: Command, action: Action, to_version: int)
         actor=run.event.author,
         action=action,
         reason=reason,
-        request_url=run.thread.url,
+        request_url=thread.url,
         comment_id=run.event.comment_id,
         at=utc_now_iso(),
     )

@@ -9,10 +9,9 @@ from typing import Any
 
 from bot.commands.grammar import Command, Usage
 from bot.commands.policy import Refusal
-from bot.errors import ForgeError, LockLost
+from bot.errors import ForgeError
 from bot.registry.records import Change
 from bot.runtime.context import Context
-from bot.runtime.request_threads import refresh_status
 from bot.threads.command_forms import command_lines, format_command
 from bot.threads.markers import answer_marker, approval_marker
 from bot.threads.thread import CommentEvent, Thread
@@ -35,7 +34,20 @@ def promote_command(ctx: Context) -> str:
     )
 
 
+def common_context(ctx: Context) -> dict[str, Any]:
+    """What every answer template (and the request's status section) is rendered with."""
+    return {
+        "model": ctx.model,
+        "champion_alias": ctx.params.promotion.champion_alias,
+        "candidate_alias": ctx.params.promote_model.candidate_alias,
+    }
+
+
 class Replies:
+    """The reply writer: every text the bot writes in the thread about one comment, and
+    nothing else (the change is `bot.commands.change`, its follow-ups
+    `bot.commands.follow_ups`)."""
+
     def __init__(
         self,
         ctx: Context,
@@ -52,11 +64,7 @@ class Replies:
         self.attempted = False  # a comment was sent: it may be in the thread even if it failed
 
     def _common(self) -> dict[str, Any]:
-        return {
-            "model": self.ctx.model,
-            "champion_alias": self.ctx.params.promotion.champion_alias,
-            "candidate_alias": self.ctx.params.promote_model.candidate_alias,
-        }
+        return common_context(self.ctx)
 
     def _post(self, template: str, extra_marker: str = "", **context: Any) -> None:
         body = defang(self.ctx.render(template, **self._common(), **context).rstrip())
@@ -157,17 +165,13 @@ class Replies:
         approvers: list[str],
         *,
         reason: str | None = None,
-        call_hook: bool = True,
-        merge_sha: str = "",
         rollback_to: int | None = None,
     ) -> None:
-        """Answer, then the request's status, merge/close, and the hook, in this order.
+        """The answer to a change; its follow-ups are `bot.commands.follow_ups`.
 
         `reason`: the comment's own, when the record keeps another (an internal note's answer is
-        internal and may say it). `call_hook`: False for a change made by an earlier pass, which
-        may have called it already. `merge_sha`: the only commit an MR/PR is merged at.
-        `rollback_to`: the version the answer offers `/rollback` to (None: none it would take).
-        See docs/design.md, "The change".
+        internal and may say it). `rollback_to`: the version the answer offers `/rollback` to
+        (None: none it would take). See docs/design.md, "The change".
         """
         template = (
             "answer_promoted.md.j2" if change.action == "promote" else "answer_rolled_back.md.j2"
@@ -183,44 +187,14 @@ class Replies:
             rollback_command=rollback_command(rollback_to) if rollback_to else "",
         )
         self._react("rocket")
-        self._after_change(change, call_hook, merge_sha)
 
-    def _after_change(self, change: Change, call_hook: bool, merge_sha: str) -> None:
-        ctx = self.ctx
-        try:
-            self.guard()
-        except LockLost as exc:
-            # Another holder may have changed the champion since: a status, close or hook
-            # now could be stale. The change and its answer stand.
-            log.warning("%s; the request's status, merge or close and the hook are left out", exc)
-            return
-        try:
-            status = ctx.render(
-                "status_changed.md.j2",
-                **self._common(),
-                action=change.action,
-                to_version=change.to_version,
-                at=change.at,
-                actor=change.actor,
-            )
-            fresh = refresh_status(ctx, self.thread, status)
-            if change.action == "promote" and fresh.state == "open":
-                self._merge_or_close(fresh, change, merge_sha)
-        except ForgeError as exc:
-            log.warning("champion changed, but updating the request failed: %s", exc)
-        if call_hook:
-            self._call_hook(change)
+    def not_merged(self, change: Change, head: str) -> None:
+        """A promoted MR/PR the forge would not merge at the commit the rule checked."""
+        self._report("answer_not_merged.md.j2", change, head=head[:12])
 
-    def _merge_or_close(self, thread: Thread, change: Change, merge_sha: str) -> None:
-        cfg = self.ctx.params.promotion.request
-        if thread.kind == "merge_request" and cfg.merge_on_promote:
-            try:
-                self.ctx.forge.merge(thread, sha=merge_sha)
-            except ForgeError as exc:  # the champion change stands; people merge by hand
-                log.warning("champion changed, but the merge failed: %s", exc)
-                self._report("answer_not_merged.md.j2", change, head=merge_sha[:12])
-        elif thread.kind == "issue" and cfg.close_on_promote:
-            self.ctx.forge.close(thread)
+    def hook_failed(self, change: Change, problem: str) -> None:
+        """`post_promote_hook` failed after its retries; the change stands."""
+        self._report("answer_hook_failed.md.j2", change, problem=problem)
 
     def _report(self, template: str, change: Change, **context: Any) -> None:
         """A follow-up that went wrong, said in the thread (no answer marker: it answers no
@@ -230,24 +204,6 @@ class Replies:
             self.ctx.forge.post_comment(self.thread, defang(body), internal=self.event.internal)
         except ForgeError as exc:  # the change and its answer stand; the log keeps the rest
             log.warning("reporting %s failed: %s", template, exc)
-
-    def _call_hook(self, change: Change) -> None:
-        url = self.ctx.params.promotion.post_promote_hook
-        if not url:
-            return
-        from bot.commands.post_promote_hook import call_hook
-
-        payload = {
-            "model": change.model,
-            "from": change.from_version,
-            "to": change.to_version,
-            "actor": change.actor,
-            "action": change.action,
-            "request_url": change.request_url,
-        }
-        problem = call_hook(url, payload, self.ctx.settings.hook_secret.value)
-        if problem:
-            self._report("answer_hook_failed.md.j2", change, problem=problem)
 
 
 def defang(body: str) -> str:

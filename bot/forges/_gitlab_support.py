@@ -133,9 +133,9 @@ def _edited(data: dict[str, Any]) -> bool:
 
 def membership_counts(member: Any) -> bool:
     """A member object of `members/all` (project or group) grants its access level only while
-    the account is active and the membership has not expired: GitLab keeps blocked and
-    deactivated users, and expired memberships until its daily cleanup, in these listings
-    (docs/design.md, "Rules for a champion change"). An invitation not yet accepted is no membership."""
+    the account is active and the membership has not expired: GitLab keeps blocked and deactivated
+    users, and expired memberships until its daily cleanup, in these listings (docs/design.md,
+    "Rules for a champion change"). An invitation not yet accepted is no membership."""
     if not isinstance(member, dict):
         return False
     if member.get("state", "active") != "active":  # blocked, deactivated, banned, ...

@@ -102,7 +102,10 @@ class Evidence:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One champion change. `ledger_run` and `deleted` describe the run it was read from."""
+    """One record of the audit ledger: a change the bot made, with its evidence (`of_change`),
+    a champion seen set outside the bot, or an entry imported from the history tag (the three
+    record types of a change: bot.registry.records). `ledger_run` and `deleted` describe the
+    run it was read from."""
 
     model: str
     action: str  # promote | rollback | external (an imported entry keeps the action it had)

@@ -1,10 +1,20 @@
 """The bot's records: a champion change, the history entry it leaves, what a delivery came to.
 
-The history and the intent of a change in flight are read from the registry once, into
-`HistoryEntry` (`bot.registry.model_state.ModelState`), so every rule reads typed fields. An entry
-keeps the JSON it was read from (`stored`): `history --json` prints it and appending keeps it, so
-the bot never rewrites an entry, even one edited by hand. See docs/design.md, "Registry tags" and
-"Exactly once".
+A champion change has one type per place it lives, each with one job:
+- `Change`: the change itself, as the bot makes it (or made it): complete and typed, what the
+  rules, the answer and the follow-ups read (`bot.commands`).
+- `HistoryEntry`: the same change as the registry's history tag (and the intent of a change in
+  flight) stores it, read back leniently: a person may have edited the tag. `Change.entry()` and
+  `HistoryEntry.change()` convert one into the other, field by field.
+- `bot.ledger.entry.LedgerEntry`: the audit ledger's record, a change with the evidence it was
+  approved on, or a champion seen set outside the bot; built from a `Change` by
+  `LedgerEntry.of_change`.
+
+The history and the intent are read from the registry once, into `HistoryEntry`
+(`bot.registry.model_state.ModelState`), so every rule reads typed fields. An entry read back
+keeps the JSON it was read from (`stored`): appending writes it back as it was, so the bot never
+rewrites an entry, even one edited by hand. See docs/design.md, "Registry tags" and "Exactly
+once".
 """
 
 from __future__ import annotations
@@ -48,7 +58,8 @@ class HistoryEntry:
     request_url: str = ""
     comment_id: str = ""
     at: str = ""  # ISO 8601 ("" when unreadable)
-    stored: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The JSON it was read from; None for an entry the bot makes now (`Change.entry`).
+    read_from: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, stored: Mapping[str, Any]) -> HistoryEntry:
@@ -63,8 +74,25 @@ class HistoryEntry:
             request_url=read_text(stored.get("request_url")),
             comment_id=read_text(stored.get("comment_id")),
             at=_timestamp(stored.get("at")),
-            stored=dict(stored),
+            read_from=dict(stored),
         )
+
+    @property
+    def stored(self) -> Mapping[str, Any]:
+        """The JSON the tag holds for this entry: as it was read (edited by hand or not), or,
+        for an entry made now, its fields."""
+        if self.read_from is not None:
+            return self.read_from
+        return {
+            "at": self.at,
+            "from": self.from_version,
+            "to": self.to_version,
+            "actor": self.actor,
+            "action": self.action,
+            "reason": self.reason,
+            "request_url": self.request_url,
+            "comment_id": self.comment_id,
+        }
 
     def caused_by(self, comment_id: str, request_url: str) -> bool:
         """This entry is the change `comment_id` in the thread at `request_url` made."""
@@ -89,7 +117,8 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class Change:
-    """One champion change; `entry()` is its audit record (docs/design.md, "The change")."""
+    """One champion change the bot makes or made (docs/design.md, "The change"); `entry()` is
+    how the history tag keeps it, `bot.ledger.entry.LedgerEntry.of_change` how the ledger does."""
 
     model: str
     from_version: int | None
@@ -103,17 +132,15 @@ class Change:
 
     def entry(self) -> HistoryEntry:
         """The history entry this change appends (and, before it is made, its intent)."""
-        return HistoryEntry.parse(
-            {
-                "at": self.at,
-                "from": self.from_version,
-                "to": self.to_version,
-                "actor": self.actor,
-                "action": self.action,
-                "reason": self.reason,
-                "request_url": self.request_url,
-                "comment_id": self.comment_id,
-            }
+        return HistoryEntry(
+            to_version=self.to_version,
+            from_version=self.from_version,
+            action=self.action,
+            actor=self.actor,
+            reason=self.reason,
+            request_url=self.request_url,
+            comment_id=self.comment_id,
+            at=self.at,
         )
 
 

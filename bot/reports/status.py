@@ -1,12 +1,21 @@
 """`status`: what the registry and the forge say about a model, for people (`history` is
-bot.reports.audit)."""
+bot.reports.audit).
+
+One frozen record per thing shown: `ModelStatus` (a model's aliases and open requests, and what
+the drift check found), read by `status_data`; `render_status` writes it for people and
+`status_json` as `status --json` prints it.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import NotFoundError
+from bot.ledger.drift import ChampionCheck
 from bot.registry.tags import REGISTERED_AS_TAG
 from bot.registry.versions import TOY_ALIAS
 from bot.runtime.context import Context
@@ -15,7 +24,88 @@ from bot.threads.markers import parse_request_marker
 log = logging.getLogger(__name__)
 
 
-def status_data(ctx: Context, model: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AliasStatus:
+    """One alias of the model, the version it points at and that version's gate metric."""
+
+    alias: str
+    version: int
+    run_id: str
+    metric: str
+    value: float | None  # None: the run has no such metric, or was purged
+    registered_as: str  # the alias `register` gave the version ("" before the tag existed)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "version": self.version,
+            "run_id": self.run_id,
+            "metric": self.metric,
+            "value": self.value,
+            "registered_as": self.registered_as,
+        }
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """An open request thread of the model."""
+
+    number: str
+    version: str | None  # as its marker says it (a person may have edited it)
+    url: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"number": self.number, "version": self.version, "url": self.url}
+
+
+@dataclass(frozen=True)
+class ChampionStatus:
+    """What `status`'s drift check found (`bot.commands.external_change.drift_summary`)."""
+
+    outcome: str  # what reporting the drift came to (an Outcome's status), or "unavailable"
+    detail: str
+    check: ChampionCheck | None = None  # None: not needed (the records agree), or it failed
+
+    @property
+    def drifted(self) -> bool:
+        return self.check is not None and self.check.drifted
+
+    @property
+    def champion(self) -> int | None:
+        return self.check.champion if self.check else None
+
+    @property
+    def approved(self) -> int | None:
+        return self.check.approved_version if self.check else None
+
+    def as_json(self) -> dict[str, Any]:
+        found = self.check.as_dict() if self.check else {}
+        return {"outcome": self.outcome, "detail": self.detail, **found}
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A model as `status` shows it."""
+
+    model: str
+    aliases: tuple[AliasStatus, ...]
+    open_requests: tuple[OpenRequest, ...]
+    requests_unavailable: str = ""  # why the forge could not list them ("": it did)
+    champion_check: ChampionStatus | None = None  # once `status` asked the drift question
+
+    def as_json(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {
+            "model": self.model,
+            "aliases": [row.as_json() for row in self.aliases],
+            "open_requests": self.requests_unavailable
+            or [request.as_json() for request in self.open_requests],
+        }
+        if self.champion_check is not None:
+            shown["champion_check"] = self.champion_check.as_json()
+        return shown
+
+
+def status_data(ctx: Context, model: str) -> ModelStatus:
     registry = ctx.registry
     aliases = registry.aliases(model)
     rows = []
@@ -23,17 +113,10 @@ def status_data(ctx: Context, model: str) -> dict[str, Any]:
     for alias, number in sorted(aliases.items(), key=lambda item: (item[1], item[0])):
         version = registry.version(model, number)
         value = _metric_value(ctx, version.run_id, metric)
-        rows.append(
-            {
-                "alias": alias,
-                "version": number,
-                "run_id": version.run_id,
-                "metric": metric,
-                "value": value,
-                "registered_as": version.tags.get(REGISTERED_AS_TAG, ""),
-            }
-        )
-    return {"model": model, "aliases": rows, "open_requests": _open_requests(ctx, model)}
+        registered_as = version.tags.get(REGISTERED_AS_TAG, "")
+        rows.append(AliasStatus(alias, number, version.run_id, metric, value, registered_as))
+    requests, unavailable = _open_requests(ctx, model)
+    return ModelStatus(model, tuple(rows), requests, unavailable)
 
 
 def _metric_value(ctx: Context, run_id: str, metric: str) -> float | None:
@@ -46,56 +129,59 @@ def _metric_value(ctx: Context, run_id: str, metric: str) -> float | None:
         return None
 
 
-def _open_requests(ctx: Context, model: str) -> list[dict[str, Any]] | str:
+def _open_requests(ctx: Context, model: str) -> tuple[tuple[OpenRequest, ...], str]:
     from bot.runtime.request_threads import find_requests
 
     try:
         threads = find_requests(ctx, model, state="open")
     except Exception as exc:  # status still shows the registry when the forge fails
         log.warning("could not list open requests: %s", exc)
-        return f"unavailable ({type(exc).__name__})"
-    return [
-        {
-            "number": t.number,
-            "version": (parse_request_marker(t.body) or {}).get("version"),
-            "url": t.url,
-        }
+        return (), f"unavailable ({type(exc).__name__})"
+    return tuple(
+        OpenRequest(t.number, (parse_request_marker(t.body) or {}).get("version"), t.url)
         for t in threads
-    ]
+    ), ""
 
 
-def render_status(data: dict[str, Any]) -> str:
-    lines = [f"model {data['model']}"]
-    if not data["aliases"]:
+def status_json(shown: Sequence[ModelStatus], several: bool) -> str:
+    """`status --json`: one model's object, or {"models": [...]} when several are served."""
+    data = [one.as_json() for one in shown]
+    return json.dumps(data[0] if not several else {"models": data}, indent=2)
+
+
+def render_status(status: ModelStatus) -> str:
+    """For people; the drift check's line last, when it was asked."""
+    lines = [f"model {status.model}"]
+    if not status.aliases:
         lines.append("  no aliases yet (run `promotion-bot register`)")
-    for row in data["aliases"]:
-        value = "n/a" if row["value"] is None else f"{row['value']:.6g}"
-        toy = " (toy)" if row["registered_as"] == TOY_ALIAS else ""
+    for row in status.aliases:
+        value = "n/a" if row.value is None else f"{row.value:.6g}"
+        toy = " (toy)" if row.registered_as == TOY_ALIAS else ""
         lines.append(
-            f"  @{row['alias']:<10} v{row['version']:<4} {row['metric']}={value}  "
-            f"run {row['run_id']}{toy}"
+            f"  @{row.alias:<10} v{row.version:<4} {row.metric}={value}  run {row.run_id}{toy}"
         )
-    requests = data["open_requests"]
-    if isinstance(requests, str):
-        lines.append(f"open requests: {requests}")
-    elif not requests:
+    if status.requests_unavailable:
+        lines.append(f"open requests: {status.requests_unavailable}")
+    elif not status.open_requests:
         lines.append("open requests: none")
     else:
         lines.append("open requests:")
-        lines.extend(f"  #{r['number']} v{r['version']}  {r['url']}" for r in requests)
+        lines.extend(f"  #{r.number} v{r.version}  {r.url}" for r in status.open_requests)
+    if status.champion_check is not None:
+        lines.append(champion_line(status.champion_check))
     return "\n".join(lines)
 
 
-def champion_line(found: dict[str, Any]) -> str:
-    """`status`'s last line for a model: what its drift check found (`drift_summary`)."""
-    if found.get("drifted"):
-        approved = f"v{found['approved']}" if found.get("approved") is not None else "none"
-        champion = f"v{found['champion']}" if found.get("champion") is not None else "not set"
-        where = f"; reported in {found['detail']}" if found["outcome"] == "reported" else ""
+def champion_line(found: ChampionStatus) -> str:
+    """`status`'s last line for a model: what its drift check found."""
+    if found.drifted:
+        approved = f"v{found.approved}" if found.approved is not None else "none"
+        champion = f"v{found.champion}" if found.champion is not None else "not set"
+        where = f"; reported in {found.detail}" if found.outcome == "reported" else ""
         return (
             f"champion: DRIFT: {champion} was set outside promotion-bot (approved: {approved})"
             f"{where}"
         )
-    if found["outcome"] == "unavailable":
-        return f"champion: not checked against the audit ledger ({found['detail']})"
+    if found.outcome == "unavailable":
+        return f"champion: not checked against the audit ledger ({found.detail})"
     return "champion: as the audit ledger records it"

@@ -1,0 +1,151 @@
+"""`status` as people and scripts read it (bot/reports/status.py): the exact text of
+`status --json` and of the lines for people, from typed records (no registry, no forge).
+
+Scripts parse `status --json`: its keys, their order and the indentation are pinned here, text
+for text, for every shape a value can take (a metric or none, requests or why there are none, a
+drift check made, not needed, or failed).
+"""
+
+from __future__ import annotations
+
+from bot.ledger.drift import ChampionCheck
+from bot.ledger.entry import LedgerEntry
+from bot.reports.status import (
+    AliasStatus,
+    ChampionStatus,
+    ModelStatus,
+    OpenRequest,
+    render_status,
+    status_json,
+)
+
+APPROVED = LedgerEntry("churn", "promote", None, 1, 1_770_000_000_000, actor="maria")
+EXTERNAL = LedgerEntry("churn", "external", 1, 2, 1_770_000_100_000)
+
+DRIFTED = ModelStatus(
+    model="churn",
+    aliases=(
+        AliasStatus("champion", 2, "run2", "final.logloss", 0.702, "smoke"),
+        AliasStatus("candidate", 3, "run3", "final.logloss", None, ""),
+    ),
+    open_requests=(OpenRequest("7", "3", "https://forge.example/issues/7"),),
+    champion_check=ChampionStatus(
+        "reported",
+        "https://forge.example/issues/7",
+        ChampionCheck("churn", 2, last=APPROVED, approved=APPROVED),
+    ),
+)
+
+DRIFTED_JSON = """{
+  "model": "churn",
+  "aliases": [
+    {
+      "alias": "champion",
+      "version": 2,
+      "run_id": "run2",
+      "metric": "final.logloss",
+      "value": 0.702,
+      "registered_as": "smoke"
+    },
+    {
+      "alias": "candidate",
+      "version": 3,
+      "run_id": "run3",
+      "metric": "final.logloss",
+      "value": null,
+      "registered_as": ""
+    }
+  ],
+  "open_requests": [
+    {
+      "number": "7",
+      "version": "3",
+      "url": "https://forge.example/issues/7"
+    }
+  ],
+  "champion_check": {
+    "outcome": "reported",
+    "detail": "https://forge.example/issues/7",
+    "model": "churn",
+    "champion": 2,
+    "approved": 1,
+    "approved_at": "2026-02-02T02:40:00.000Z",
+    "approved_by": "maria",
+    "drifted": true,
+    "recorded": false,
+    "in_flight": null
+  }
+}"""
+
+
+def test_one_model_prints_its_object_alone() -> None:
+    assert status_json([DRIFTED], several=False) == DRIFTED_JSON
+
+
+def test_several_models_print_a_list_under_models_with_every_fallback() -> None:
+    quiet = ModelStatus(
+        model="fraud",
+        aliases=(),
+        open_requests=(),
+        requests_unavailable="unavailable (ForgeError)",
+        champion_check=ChampionStatus("unavailable", "RegistryError: down"),
+    )
+    agreeing = ModelStatus(
+        "churn", (), (), champion_check=ChampionStatus("ignored", "the records agree")
+    )
+
+    assert status_json([quiet, agreeing], several=True) == (
+        """{
+  "models": [
+    {
+      "model": "fraud",
+      "aliases": [],
+      "open_requests": "unavailable (ForgeError)",
+      "champion_check": {
+        "outcome": "unavailable",
+        "detail": "RegistryError: down"
+      }
+    },
+    {
+      "model": "churn",
+      "aliases": [],
+      "open_requests": [],
+      "champion_check": {
+        "outcome": "ignored",
+        "detail": "the records agree"
+      }
+    }
+  ]
+}"""
+    )
+
+
+def test_the_lines_for_people() -> None:
+    assert render_status(DRIFTED).splitlines() == [
+        "model churn",
+        "  @champion   v2    final.logloss=0.702  run run2",
+        "  @candidate  v3    final.logloss=n/a  run run3",
+        "open requests:",
+        "  #7 v3  https://forge.example/issues/7",
+        "champion: DRIFT: v2 was set outside promotion-bot (approved: v1); reported in "
+        "https://forge.example/issues/7",
+    ]
+    recorded = ChampionCheck("churn", 1, last=EXTERNAL, approved=APPROVED)
+    back = ModelStatus("churn", (), (), champion_check=ChampionStatus("ignored", "", recorded))
+    assert render_status(back).splitlines() == [
+        "model churn",
+        "  no aliases yet (run `promotion-bot register`)",
+        "open requests: none",
+        "champion: as the audit ledger records it",
+    ]
+    failed = ModelStatus(
+        "churn",
+        (),
+        (),
+        requests_unavailable="unavailable (ForgeError)",
+        champion_check=ChampionStatus("unavailable", "RegistryError: down"),
+    )
+    assert render_status(failed).splitlines()[-2:] == [
+        "open requests: unavailable (ForgeError)",
+        "champion: not checked against the audit ledger (RegistryError: down)",
+    ]

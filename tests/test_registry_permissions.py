@@ -257,6 +257,7 @@ def test_a_refusal_of_mlflow_names_the_missing_permission(
     assert permissions(monkeypatch, capsys, params)[0] == 0
     accounts.use("intern")  # an account the layout never named: the default READ
     run_id = log_training_run(accounts.server.url, {"final.logloss": 0.4}, experiment="intern")
+    capsys.readouterr()  # MLflow's own "View run" line
     args = ["--params", str(params), "register", "--run-id", run_id, "--platform", "local"]
     code, out, err = run_main(monkeypatch, capsys, *args)
     assert code == 1 and out == ""

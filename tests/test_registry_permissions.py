@@ -272,3 +272,23 @@ def test_a_refusal_of_mlflow_names_the_missing_permission(
     assert code == 1
     assert "the registry refused the credentials (401)" in err
     assert "not-the-password" not in err
+
+
+def test_a_server_without_basic_auth_is_one_line(
+    tracking_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    model_name: str,
+) -> None:
+    """The session's plain `mlflow server`: no user API, so nothing to set."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "secret-password-5")
+    code, out, err = permissions(monkeypatch, capsys, params_file(tmp_path, model_name))
+    assert (code, out) == (1, "")
+    assert err.endswith(
+        "/api/2.0/mlflow/users/get: not found: the server is no `mlflow server --app-name "
+        "basic-auth` with MLflow's user permission API\n"
+    ), err
+    assert len(err.splitlines()) == 1 and "secret-password-5" not in err

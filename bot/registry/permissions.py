@@ -88,14 +88,18 @@ class AuthApi:
             raise RegistryError(f"{where}: the admin credentials were refused (401)")
         if answer.status_code == 403:
             raise RegistryError(f"{where}: {self.admin!r} is no MLflow admin (403)")
-        if answer.status_code == 404 and path.startswith(_USERS):
+        code = _error_code(answer)
+        if answer.status_code == 404 and code != "RESOURCE_DOES_NOT_EXIST":  # no such route
             raise RegistryError(
                 f"{where}: not found: the server is no `mlflow server --app-name basic-auth` "
                 "with MLflow's user permission API"
             )
         if not answer.ok:
-            raise RegistryError(f"{where}: HTTP {answer.status_code}: {_error_code(answer)}")
-        body = answer.json() if answer.content else {}
+            raise RegistryError(f"{where}: HTTP {answer.status_code}: {code or 'no error code'}")
+        try:
+            body = answer.json() if answer.content else {}
+        except ValueError:  # a proxy's page, or the UI's
+            raise RegistryError(f"{where}: no MLflow answer (HTTP {answer.status_code})") from None
         return body if isinstance(body, dict) else {}
 
     def has_user(self, username: str) -> bool:
@@ -238,8 +242,9 @@ def _known_users(api: AuthApi, layout: Layout) -> None:
 
 
 def _error_code(answer: requests.Response) -> str:
+    """MLflow's error code; never the body itself, which may echo what was sent."""
     try:
         body = answer.json()
     except ValueError:
-        return answer.text[:200]
+        return ""
     return str(body.get("error_code", "")) if isinstance(body, dict) else ""

@@ -426,6 +426,55 @@ def verify(fmt: str, **kwargs: Any) -> None:
 
 
 @cli.command()
+@click.option("--bot-user", required=True, help="The bot's MLflow account: MANAGE.")
+@click.option(
+    "--training-user",
+    "training_users",
+    multiple=True,
+    help="A training account: READ at most (repeat for several).",
+)
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 listing every deviation.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@click.option("--tracking-uri", help="MLflow tracking URI [env: MLFLOW_TRACKING_URI]")
+def permissions(
+    bot_user: str,
+    training_users: tuple[str, ...],
+    check: bool,
+    dry_run: bool,
+    tracking_uri: str | None,
+) -> None:
+    """Set who may move an alias in MLflow (basic-auth app; an admin's MLFLOW_TRACKING_USERNAME
+    and _PASSWORD): the bot's account MANAGE on every model and the ledger experiment, training
+    accounts READ at most. Idempotent."""
+    import os
+
+    from bot.config.model_set import load_models
+    from bot.config.settings import Settings
+    from bot.registry import permissions as layout_of
+
+    if check and dry_run:
+        raise click.UsageError("--check and --dry-run: choose one")
+    root = click.get_current_context().find_root().obj or {}
+    settings = Settings.from_env().with_overrides(tracking_uri=tracking_uri)
+    if root.get("redactor") is not None:
+        root["redactor"].set_secrets(settings.secret_values())
+    models = load_models(root.get("params_path"))
+    api = layout_of.AuthApi(settings.tracking_uri, os.environ)
+    layout = layout_of.Layout(bot_user, training_users, models.names, settings.ledger_experiment)
+    if check:
+        found = layout_of.deviations(api, layout)
+        for deviation in found:
+            click.echo(str(deviation))
+        if found:
+            raise click.ClickException(f"{len(found)} deviation(s) from the permission layout")
+        click.echo("permissions: as the layout says")
+        return
+    lines = layout_of.plan(api, layout) if dry_run else layout_of.apply(api, layout)
+    prefix = "would " if dry_run else ""
+    click.echo("\n".join(prefix + line for line in lines) or "permissions: nothing to change")
+
+
+@cli.command()
 @click.option("--dir", "workdir", type=click.Path(file_okay=False), help="[default: a temp dir]")
 def demo(workdir: str | None) -> None:
     """The whole lifecycle on an embedded registry and the local platform (under a minute)."""

@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,20 +199,21 @@ def refusal(repo: Path, home: Path) -> str:
 def run_job(
     repo: Path,
     home: Path,
-    job: str,
+    job: str | Sequence[str],
     variables: Mapping[str, str],
     path_prefix: Path,
     timeout: float = 540.0,
 ) -> subprocess.CompletedProcess[str]:
-    """Run one job with the shell executor (no Docker): its commands run in `repo` with PATH
-    starting at `path_prefix`, so they use this environment's python and promotion-bot."""
+    """Run one job (or several, in the order their `needs` give) with the shell executor (no
+    Docker): its commands run in `repo` with PATH starting at `path_prefix`, so they use this
+    environment's python and promotion-bot."""
     env = dict(os.environ, PATH=f"{path_prefix}{os.pathsep}{os.environ.get('PATH', '')}")
     cmd = [
         gitlab_ci_local(),
         "--force-shell-executor",
         "--no-color",
         *gitlab_ci_local_args(home, variables),
-        job,
+        *([job] if isinstance(job, str) else job),
     ]
     return subprocess.run(
         cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout, check=False

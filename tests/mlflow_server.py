@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,12 +38,18 @@ class MlflowServer:
                 self.process.wait(timeout=5)
 
 
-def start_mlflow_server(workdir: Path, timeout: float = 120.0) -> MlflowServer:
-    """`mlflow server` on a free loopback port, in its own process group; waits for /health."""
+def start_mlflow_server(
+    workdir: Path,
+    timeout: float = 120.0,
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+) -> MlflowServer:
+    """`mlflow server` on a free loopback port, in its own process group; waits for /health.
+    `extra_args` / `extra_env` start another app (tests/mlflow_auth_server.py: basic-auth)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / "mlflow-server.log"
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", **(extra_env or {}))
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     cmd = [
         str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
@@ -57,6 +64,7 @@ def start_mlflow_server(workdir: Path, timeout: float = 120.0) -> MlflowServer:
         str(port),
         "--workers",
         "1",
+        *extra_args,
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -35,6 +35,9 @@ DVC_YAML = REPO_ROOT / "dvc.yaml"
 PLACEHOLDER = REPO_ROOT / "scripts" / "placeholder_train.py"
 
 GROUP = "model-promotion"
+TRAINING_JOBS = ("train:smoke", "train:test")  # the project's code: the training account only
+BOT_JOBS = ("promotion:smoke", "promotion:request", "promotion:poll")  # the bot alone
+MODEL_JOBS = TRAINING_JOBS + BOT_JOBS
 # Commands that move an alias (register, gate, and champion changes) or touch the request.
 ALIAS_COMMAND = re.compile(r"\bpromotion-bot\s+(register|gate|request|poll|handle)\b")
 # The project's params.yaml, which the CI files' hard-coded paths must agree with.
@@ -122,9 +125,9 @@ def test_github_workflows_are_valid_for_github() -> None:
         (
             TRAIN_WORKFLOW,
             "vendor.github-workflows",
-            "  cancel-in-progress: false\n",
-            "  cancel_in_progress: false\n",
-            "$.concurrency",
+            "      cancel-in-progress: false\n",
+            "      cancel_in_progress: false\n",
+            "$.jobs['register-smoke']",
         ),
     ],
     ids=["gitlab template job", "gitlab template input", "github"],
@@ -152,29 +155,38 @@ def test_every_gitlab_job_that_moves_an_alias_is_in_the_resource_group() -> None
         for name, job in gitlab_jobs().items()
         if any(ALIAS_COMMAND.search(line) for line in job_commands(job))
     }
-    assert movers == {"train:smoke", "train:test", "promotion:poll"}
+    assert movers == set(BOT_JOBS)  # the training jobs run the project's code, never the bot
     for name in movers:
         assert gitlab_jobs()[name].get("resource_group") == GROUP, name
         assert gitlab_jobs()[name].get("interruptible") is False, name
 
 
+def needed(job: dict[str, Any]) -> list[tuple[str, bool, bool]]:
+    """A job's `needs` as (job, artifacts, optional)."""
+    return [(n["job"], n.get("artifacts", True), n.get("optional", False)) for n in job["needs"]]
+
+
 def test_gitlab_training_jobs_run_the_lifecycle_in_order() -> None:
-    smoke = gitlab_jobs()["train:smoke"]["script"]
-    assert index_of(smoke, r"placeholder_train\.py .*--experiment smoke") < index_of(
-        smoke, r"^promotion-bot register --alias ci-smoke$"
-    )
-    test = gitlab_jobs()["train:test"]["script"]
-    order = [
-        index_of(test, r"^python scripts/placeholder_train\.py"),
-        index_of(test, r"^promotion-bot register --alias smoke$"),
-        index_of(test, r"^promotion-bot gate$"),
-        index_of(test, r"^promotion-bot request$"),
+    """Training, then the bot's job with the training job's run id (its artifact)."""
+    jobs = gitlab_jobs()
+    assert jobs["train:smoke"]["script"] == [
+        "python scripts/placeholder_train.py --experiment smoke --logloss 0.69"
     ]
-    assert order == sorted(order)
+    assert jobs["promotion:smoke"]["script"] == ["promotion-bot register --alias ci-smoke"]
+    assert needed(jobs["promotion:smoke"]) == [("train:smoke", True, False)]
+    assert jobs["train:test"]["script"] == ["python scripts/placeholder_train.py"]
+    assert needed(jobs["train:test"]) == [("promotion:smoke", False, True)]
+    assert jobs["promotion:request"]["script"] == [
+        "promotion-bot register --alias smoke",
+        "promotion-bot gate",
+        "promotion-bot request",
+    ]
+    assert needed(jobs["promotion:request"]) == [("train:test", True, False)]
 
 
-def test_gitlab_train_test_keeps_the_gate_result_and_the_request_dotenv() -> None:
-    artifacts = gitlab_jobs()["train:test"]["artifacts"]
+def test_gitlab_request_job_keeps_the_gate_result_and_the_request_dotenv() -> None:
+    assert gitlab_jobs()["train:test"]["artifacts"]["paths"] == [PARAMS.register_model.run_id_file]
+    artifacts = gitlab_jobs()["promotion:request"]["artifacts"]
     assert PARAMS.promote_model.output in artifacts["paths"]
     assert PARAMS.register_model.run_id_file in artifacts["paths"]
     assert artifacts["reports"]["dotenv"] == DOTENV_FILE
@@ -185,8 +197,8 @@ def test_the_pipeline_is_the_include_with_this_repository_as_the_bot() -> None:
     (include,) = pipeline["include"]
     assert include["local"] == "ci/promotion-bot.yml"
     assert include["inputs"]["install"] == "."
-    assert not {"train:smoke", "train:test", "promotion:poll"} & set(pipeline)  # all included
-    for name in ("train:smoke", "train:test", "promotion:poll"):
+    assert not set(MODEL_JOBS) & set(pipeline)  # all included
+    for name in MODEL_JOBS:
         job = gitlab_jobs()[name]
         assert job["image"] in ("python:3.11-slim", {"name": "python:3.11-slim"})
         install = job["before_script"][index_of(job["before_script"], r"pip install")]
@@ -199,7 +211,7 @@ def test_gitlab_variables_hold_no_secret() -> None:
         variables = job.get("variables") or {}
         for secret in ("MLFLOW_TRACKING_URI", "GITLAB_TOKEN", "MLFLOW_TRACKING_PASSWORD"):
             assert secret not in variables, name
-    assert gitlab_jobs()["train:test"]["variables"]["PROMOTION_BOT_PLATFORM"] == "gitlab"
+    assert gitlab_jobs()["promotion:request"]["variables"]["PROMOTION_BOT_PLATFORM"] == "gitlab"
     for path in (GITLAB_CI, TEMPLATE):
         text = re.sub(r"\s*\n\s*#?\s*", " ", path.read_text(encoding="utf-8"))  # comments joined
         assert "CI_JOB_TOKEN cannot write notes" in text  # why a separate GITLAB_TOKEN
@@ -227,15 +239,14 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return gitlab_repo(tmp_path_factory.mktemp("gitlab-rules"))
 
 
-MODEL_JOBS = ("train:smoke", "train:test", "promotion:poll")
 RULE_CASES = {
-    "push to main": ({}, (), {"test", "train:smoke", "train:test"}),
+    "push to main": ({}, (), {"test", *TRAINING_JOBS, "promotion:smoke", "promotion:request"}),
     "schedule": ({"CI_PIPELINE_SOURCE": "schedule"}, (), {"promotion:poll"}),
     "push to a branch": ({"CI_COMMIT_BRANCH": "feature"}, (), {"test"}),
     "manual run on a branch": (
         {"CI_COMMIT_BRANCH": "feature", "CI_PIPELINE_SOURCE": "web"},
         (),
-        {"test", "train:smoke", "train:test"},
+        {"test", *TRAINING_JOBS, "promotion:smoke", "promotion:request"},
     ),
     # Code nobody has merged never runs with the registry's credentials (docs/security.md).
     "merge request with the registry": (
@@ -277,13 +288,13 @@ def test_gitlab_rules_pick_the_jobs_of_each_pipeline(
 ADOPTER_CI = ci_runner.readme_include(TEMPLATE.name)
 PINNED_INSTALL = f"git+https://<gitlab host>/<group>/promotion-bot.git@{ci_runner.PIN}"
 ADOPTER_CASES = {
-    "push to main": ({}, (), {"train:test"}),  # no smoke-script: no train:smoke
+    "push to main": ({}, (), {"train:test", "promotion:request"}),  # no smoke-script: no smoke
     "merge request": ({"CI_PIPELINE_SOURCE": "merge_request_event"}, ("CI_COMMIT_BRANCH",), set()),
     "schedule": ({"CI_PIPELINE_SOURCE": "schedule"}, (), {"promotion:poll"}),
     "manual run": (
         {"CI_COMMIT_BRANCH": "feature", "CI_PIPELINE_SOURCE": "web"},
         (),
-        {"train:test"},
+        {"train:test", "promotion:request"},
     ),
 }
 
@@ -297,7 +308,7 @@ def test_a_repository_adopts_the_bot_with_one_include(
 ) -> None:
     repo = gitlab_repo(tmp_path / "adopter", ADOPTER_CI)
     jobs = ci_runner.list_jobs(repo, tmp_path / "home", variables, unset)
-    assert set(jobs) == {"train:smoke", "train:test", "promotion:poll"}
+    assert set(jobs) == set(MODEL_JOBS)
     assert {name for name, when in jobs.items() if when != "never"} == expected
     job = ci_runner.jobs(ci_runner.preview(repo, tmp_path / "home"))["train:test"]
     assert job["script"][0] == "python train.py"
@@ -362,7 +373,7 @@ def test_every_example_pins_the_copy_you_reviewed_and_never_installs_by_name() -
     assert all(found.values()), found  # the patterns still match the examples
 
 
-# --- .gitlab-ci.yml: the train:test job, run for real -----------------------------------------
+# --- .gitlab-ci.yml: train:test and the bot's promotion:request, run for real ----------------
 
 
 @pytest.mark.slow
@@ -381,7 +392,7 @@ def test_gitlab_train_test_job_runs_with_a_local_runner(
     result = ci_runner.run_job(
         repo,
         tmp_path / "gcl-home",
-        "train:test",
+        ["train:test", "promotion:request"],
         {
             "MLFLOW_TRACKING_URI": tracking_uri,
             "PROMOTION_BOT_SKIP_INSTALL": "1",
@@ -394,9 +405,10 @@ def test_gitlab_train_test_job_runs_with_a_local_runner(
     )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
-    assert "PASS  train:test" in log
-    assert "train:test $ python scripts/placeholder_train.py\n" in log  # the include's input
-    assert re.search(rf"train:test > PASS\b.*{re.escape(model_name)}.*0\.61", log)  # gate line
+    assert "PASS  train:test" in log and "PASS  promotion:request" in log
+    assert re.search(r"train:test +\$ python scripts/placeholder_train\.py\n", log)  # the input
+    gate_line = rf"promotion:request > PASS\b.*{re.escape(model_name)}.*0\.61"
+    assert re.search(gate_line, log)  # the bot's job found the run id in the artifact
 
     registry = Registry(tracking_uri)
     assert registry.aliases(model_name) == {"smoke": 1, "candidate": 1}
@@ -463,6 +475,8 @@ def steps_of(job: dict[str, Any]) -> list[str]:
 
 
 def test_github_comment_workflow_handles_new_comments_one_at_a_time() -> None:
+    """Which comments start a job, and that they cannot cancel the poll or training:
+    tests/test_ci_privileges.py."""
     workflow = load_yaml(COMMANDS_WORKFLOW)
     triggers = workflow_triggers(workflow)
     assert triggers["issue_comment"] == {"types": ["created"]}
@@ -470,14 +484,12 @@ def test_github_comment_workflow_handles_new_comments_one_at_a_time() -> None:
     handle = workflow["jobs"]["handle"]
     # On the job: a workflow-level group would also queue every ordinary comment's skipped run.
     assert "concurrency" not in workflow
-    assert handle["concurrency"] == {"group": GROUP, "cancel-in-progress": False}
+    assert handle["concurrency"] == {"group": "promotion-handle", "cancel-in-progress": False}
     condition = " ".join(handle["if"].split())
     assert "github.event.comment.user.type != 'Bot'" in condition
-    assert "startsWith(github.event.comment.body, '/')" in condition
-    assert "startsWith(github.event.comment.body, '@')" in condition
     assert steps_of(handle)[-1] == "bot: handle"  # the action adds the event name and file
     poll = workflow["jobs"]["poll"]
-    assert poll["concurrency"] == handle["concurrency"]
+    assert poll["concurrency"] == {"group": "promotion-poll", "cancel-in-progress": False}
     assert steps_of(poll)[-1] == "bot: poll"
     assert workflow["permissions"]["issues"] == "write"
     assert workflow["permissions"]["pull-requests"] == "write"
@@ -488,22 +500,34 @@ def test_github_train_workflow_trains_registers_gates_and_requests() -> None:
     triggers = workflow_triggers(workflow)
     assert triggers["push"] == {"branches": ["main"]}
     assert "workflow_dispatch" in triggers
-    assert workflow["concurrency"] == {"group": GROUP, "cancel-in-progress": False}
-    smoke = steps_of(workflow["jobs"]["train-smoke"])
-    assert smoke[0] == "bot:"  # Python and the bot first: the placeholder training uses MLflow
-    assert index_of(smoke, r"placeholder_train\.py .*--experiment smoke") < index_of(
-        smoke, r"^bot: register --alias ci-smoke$"
-    )
-    job = workflow["jobs"]["train-test"]
-    assert job["needs"] == "train-smoke"
-    steps = steps_of(job)
-    order = [
-        index_of(steps, r"^run: python scripts/placeholder_train\.py"),
-        index_of(steps, r"^bot: register --alias smoke$"),
-        index_of(steps, r"^bot: gate$"),
-        index_of(steps, r"^bot: request$"),
+    jobs = workflow["jobs"]
+    # Python and the bot first (the placeholder training uses its MLflow), then the training.
+    assert steps_of(jobs["train-smoke"]) == [
+        "bot:",
+        "run: python scripts/placeholder_train.py --experiment smoke --logloss 0.69",
     ]
-    assert order == sorted(order)
+    assert (jobs["register-smoke"]["needs"], steps_of(jobs["register-smoke"])) == (
+        "train-smoke",
+        ["bot: register --alias ci-smoke"],
+    )
+    assert jobs["train-test"]["needs"] == "register-smoke"
+    assert steps_of(jobs["train-test"]) == ["bot:", "run: python scripts/placeholder_train.py"]
+    job = jobs["request"]
+    assert job["needs"] == "train-test"
+    assert steps_of(job)[:3] == ["bot: register --alias smoke", "bot: gate", "bot: request"]
+    for name in ("register-smoke", "request"):  # the bot's jobs: one alias mover at a time
+        assert jobs[name]["concurrency"] == {"group": GROUP, "cancel-in-progress": False}
+    # The run id travels as an artifact from the training job to the bot's.
+    uploads = {
+        step["with"]["name"]: name
+        for name, one in jobs.items()
+        for step in one["steps"]
+        if step.get("uses") == "actions/upload-artifact@v4"
+    }
+    for name, trainer in (("register-smoke", "train-smoke"), ("request", "train-test")):
+        (download,) = [s for s in jobs[name]["steps"] if "download-artifact" in s.get("uses", "")]
+        assert uploads[download["with"]["name"]] == trainer
+        assert download["with"]["path"] == "data/models"
     assert job["permissions"] == {
         "contents": "write",
         "issues": "write",
@@ -515,9 +539,10 @@ def test_github_train_workflow_trains_registers_gates_and_requests() -> None:
 
 
 @pytest.mark.parametrize("path", [TRAIN_WORKFLOW, COMMANDS_WORKFLOW], ids=lambda p: p.name)
-def test_only_default_branch_jobs_of_the_registry_environment_hold_its_secrets(path: Path) -> None:
-    """The CI-credential rule (docs/security.md): MLflow's secrets live in the `model-registry`
-    environment, which only the default branch may use; no job outside it names them."""
+def test_only_default_branch_jobs_of_an_environment_hold_its_secrets(path: Path) -> None:
+    """The CI-credential rule (docs/security.md): MLflow's secrets live in the `promotion-bot`
+    and `model-training` environments, which only the default branch may use; no job outside
+    them names them. Which job holds which: tests/test_ci_privileges.py."""
     workflow = load_yaml(path)
     assert workflow["env"]["PROMOTION_BOT_PLATFORM"] == "github"
     assert not [key for key in workflow["env"] if "MLFLOW" in key or "TOKEN" in key]
@@ -526,10 +551,12 @@ def test_only_default_branch_jobs_of_the_registry_environment_hold_its_secrets(p
         blocks = [job.get("env", {})] + [step.get("env", {}) for step in job.get("steps", [])]
         for block in blocks:
             for key, value in block.items():
-                if secret_like.search(key):
+                if key == "PROMOTION_BOT_USERNAME":  # a name, no secret: a repository variable
+                    assert value == f"${{{{ vars.{key} }}}}", (name, key)
+                elif secret_like.search(key):
                     assert value == f"${{{{ secrets.{key} }}}}", (name, key)
         if any(step.startswith("bot: ") for step in steps_of(job)):  # a command: the registry
-            assert job["environment"] == "model-registry", name
+            assert job["environment"] in ("promotion-bot", "model-training"), name
             assert job["env"]["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"
         # No step installs or runs the bot itself: the action does, as for any repository.
         assert not [step for step in steps_of(job) if "promotion-bot" in step], name

@@ -100,6 +100,13 @@ def commit(repo: Path, path: str, text: str = "changed\n") -> None:
     _git(repo, "commit", "-q", "-m", f"change {path}")
 
 
+def model_jobs(model: str) -> list[str]:
+    """One include's jobs: the project's training, then the bot's job that takes its run id."""
+    return [f"{kind}:{model}" for kind in ("train:smoke", "promotion:smoke")] + [
+        f"{kind}:{model}" for kind in ("train:test", "promotion:request")
+    ]
+
+
 # --- schemas ---------------------------------------------------------------------------------
 
 
@@ -141,29 +148,31 @@ def two_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow  # gitlab-ci-local, a few seconds a run
 def test_each_model_has_its_own_jobs_resource_group_and_model(two_models: Path, tmp_path: Path):
     jobs = ci_runner.jobs(ci_runner.preview(two_models, tmp_path))
-    assert set(jobs) == {
-        "train:smoke:churn",
-        "train:test:churn",
-        "train:smoke:fraud",
-        "train:test:fraud",
-        "promotion:poll",
-    }
+    assert set(jobs) == {*model_jobs("churn"), *model_jobs("fraud"), "promotion:poll"}
     for model in ("churn", "fraud"):
-        for kind in ("smoke", "test"):
-            job = jobs[f"train:{kind}:{model}"]
-            assert job["resource_group"] == f"model-promotion-{model}"
+        for kind in ("train:smoke", "train:test", "promotion:smoke", "promotion:request"):
+            job = jobs[f"{kind}:{model}"]
             assert job["variables"]["PROMOTION_BOT_MODEL"] == model
-            assert job["interruptible"] is False
             changes = [rule.get("changes") for rule in job["rules"] if "changes" in rule]
             assert changes == [[f"models/{model}/**/*", "params.yaml"]]
-        test = jobs[f"train:test:{model}"]["script"]
-        assert test[1:] == [
+        for kind in ("promotion:smoke", "promotion:request"):  # the bot's jobs: one at a time
+            job = jobs[f"{kind}:{model}"]
+            assert job["resource_group"] == f"model-promotion-{model}"
+            assert job["interruptible"] is False
+        assert jobs[f"promotion:request:{model}"]["script"] == [
             "promotion-bot register --alias smoke",
             "promotion-bot gate",
             "promotion-bot request",
         ]
-        assert jobs[f"train:test:{model}"]["needs"][0]["job"] == f"train:smoke:{model}"
-    assert jobs["train:test:churn"]["script"][0].endswith("--experiment churn --logloss 0.4")
+        # The run id reaches the bot as the training job's artifact, the model's own file.
+        run_id_file = f"data/models/{model}/final_run_id.json"
+        assert jobs[f"train:test:{model}"]["artifacts"]["paths"] == [run_id_file]
+        (need,) = jobs[f"promotion:request:{model}"]["needs"]
+        assert (need["job"], need["artifacts"]) == (f"train:test:{model}", True)
+        assert jobs[f"train:test:{model}"]["needs"][0]["job"] == f"promotion:smoke:{model}"
+    assert jobs["train:test:churn"]["script"] == [
+        "python placeholder_train.py --experiment churn --logloss 0.4"
+    ]
     poll = jobs["promotion:poll"]
     assert poll["script"] == ["promotion-bot poll"]
     assert "PROMOTION_BOT_MODEL" not in poll["variables"]  # one poll, every model
@@ -180,9 +189,7 @@ def test_the_readmes_includes_for_several_models_expand(tmp_path: Path) -> None:
     example = ci_runner.readme_include(MODEL_TEMPLATE.name).replace("{", "{{").replace("}", "}}")
     repo = adopter(tmp_path / "repo", gitlab_ci=example)
     jobs = ci_runner.jobs(ci_runner.preview(repo, tmp_path / "home"))
-    assert set(jobs) == {
-        f"train:{kind}:{m}" for kind in ("smoke", "test") for m in ("churn", "fraud")
-    } | {"promotion:poll"}
+    assert set(jobs) == {*model_jobs("churn"), *model_jobs("fraud"), "promotion:poll"}
     pinned = f"git+https://<gitlab host>/<group>/promotion-bot.git@{ci_runner.PIN}"
     for name, job in jobs.items():
         assert any(f'install --quiet "{pinned}"' in line for line in job_commands(job)), name
@@ -202,23 +209,17 @@ def test_an_include_without_install_is_refused(tmp_path: Path, include: int) -> 
 
 
 PUSH = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}
+CHURN = {"train:test:churn", "promotion:request:churn"}  # churn has no smoke-script
+FRAUD = set(model_jobs("fraud"))
 CHANGE_CASES = {
-    "a change to churn": ("models/churn/train.py", PUSH, {"train:test:churn"}),
-    "a change to fraud": (
-        "models/fraud/data.csv",
-        PUSH,
-        {"train:smoke:fraud", "train:test:fraud"},
-    ),
-    "the shared params": (
-        "params.yaml",
-        PUSH,
-        {"train:test:churn", "train:smoke:fraud", "train:test:fraud"},
-    ),
+    "a change to churn": ("models/churn/train.py", PUSH, CHURN),
+    "a change to fraud": ("models/fraud/data.csv", PUSH, FRAUD),
+    "the shared params": ("params.yaml", PUSH, CHURN | FRAUD),
     "elsewhere": ("README.md", PUSH, set()),
     "a manual run": (
         "README.md",
         {"CI_PIPELINE_SOURCE": "web", "CI_COMMIT_BRANCH": "main"},
-        {"train:test:churn", "train:smoke:fraud", "train:test:fraud"},
+        CHURN | FRAUD,
     ),
     "a schedule": ("README.md", {"CI_PIPELINE_SOURCE": "schedule"}, {"promotion:poll"}),
     "a merge request": (
@@ -264,7 +265,7 @@ def test_gitlab_ci_local_runs_one_models_train_test(
     result = ci_runner.run_job(
         repo,
         tmp_path / "gcl-home",
-        f"train:test:{churn}",
+        [f"train:test:{churn}", f"promotion:request:{churn}"],
         {
             "MLFLOW_TRACKING_URI": tracking_uri,
             "PROMOTION_BOT_SKIP_INSTALL": "1",
@@ -272,13 +273,15 @@ def test_gitlab_ci_local_runs_one_models_train_test(
             "PROMOTION_BOT_LOCAL_DIR": str(forge_dir),
             "GITLAB_CI": "true",
             "GITLAB_USER_LOGIN": "dana",
+            "CI_PIPELINE_SOURCE": "web",  # "Run pipeline": every model's jobs, no change needed
         },
         path_prefix=Path(sys.executable).parent,
     )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
-    assert f"PASS  train:test:{churn}" in log
-    assert re.search(rf"train:test:{re.escape(churn)} > PASS\b.*{re.escape(churn)}.*0\.4", log)
+    assert f"PASS  train:test:{churn}" in log and f"PASS  promotion:request:{churn}" in log
+    bot_job = re.escape(f"promotion:request:{churn}")
+    assert re.search(rf"{bot_job} > PASS\b.*{re.escape(churn)}.*0\.4", log)  # the gate's line
 
     registry = Registry(tracking_uri)
     assert registry.aliases(churn) == {"smoke": 1, "candidate": 1}
@@ -298,26 +301,34 @@ def test_the_github_template_trains_each_model_in_its_own_group() -> None:
     triggers = workflow_triggers(workflow)
     assert triggers["push"] == {"branches": ["main"], "paths": ["models/**", "params.yaml"]}
     assert "workflow_dispatch" in triggers and "concurrency" not in workflow
-    job = workflow["jobs"]["train-test"]
-    assert job["strategy"]["matrix"]["model"] == "${{ fromJSON(needs.changed.outputs.models) }}"
-    assert job["strategy"]["fail-fast"] is False
+    train, job = workflow["jobs"]["train"], workflow["jobs"]["request"]
+    for one in (train, job):
+        matrix = one["strategy"]["matrix"]["model"]
+        assert matrix == "${{ fromJSON(needs.changed.outputs.models) }}"
+        assert one["strategy"]["fail-fast"] is False
     assert job["concurrency"] == {
         "group": "model-promotion-${{ matrix.model }}",
         "cancel-in-progress": False,
     }
-    bot_steps = [
-        s
-        for s in job["steps"]
-        if str(s.get("uses", "")).endswith("promotion-bot@<full commit sha>")
-    ]
-    commands = [(s.get("with") or {}).get("command", "") for s in bot_steps]
-    assert commands == ["", "register --alias smoke", "gate", "request"]
-    assert all(s["with"]["model"] == "${{ matrix.model }}" for s in bot_steps[1:])
+
+    def bot_commands(one: dict[str, Any]) -> list[str]:
+        uses = [s for s in one["steps"] if str(s.get("uses", "")).endswith("@<full commit sha>")]
+        assert all(s["with"]["model"] == "${{ matrix.model }}" for s in uses if "with" in s)
+        return [(s.get("with") or {}).get("command", "") for s in uses]
+
+    assert bot_commands(train) == [""]  # Python and MLflow for the training, no command
+    assert bot_commands(job) == ["register --alias smoke", "gate", "request"]
     # the model's name reaches the shell through the environment only
-    train = next(s for s in job["steps"] if "run" in s)
-    assert "${{" not in train["run"] and train["env"]["MODEL"] == "${{ matrix.model }}"
-    # the registry's secrets only in the job of the model-registry environment
-    assert job["environment"] == "model-registry"
+    step = next(s for s in train["steps"] if "run" in s)
+    assert "${{" not in step["run"] and step["env"]["MODEL"] == "${{ matrix.model }}"
+    # the run id, the model's own file, is all the bot's job takes from the training
+    (upload,) = [s for s in train["steps"] if "upload-artifact" in s.get("uses", "")]
+    (download,) = [s for s in job["steps"] if "download-artifact" in s.get("uses", "")]
+    assert upload["with"]["name"] == download["with"]["name"] == "run-id-${{ matrix.model }}"
+    assert upload["with"]["path"] == "data/models/${{ matrix.model }}/final_run_id.json"
+    assert download["with"]["path"] == "data/models/${{ matrix.model }}"
+    # each job's secrets from its own environment (tests/test_ci_privileges.py)
+    assert (train["environment"], job["environment"]) == ("model-training", "promotion-bot")
     assert job["env"]["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"
     changed = workflow["jobs"]["changed"]
     assert "environment" not in changed and "secrets." not in json.dumps(changed)

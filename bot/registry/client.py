@@ -53,6 +53,7 @@ HISTORY_LIMIT = 200  # entries kept on the model; older ones drop off (tag value
 HISTORY_MAX_CHARS = 5000
 HISTORY_REASON_CHARS = 500  # the full reason stays in the thread; the tag keeps its start
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+_REFUSED = {"PERMISSION_DENIED", "UNAUTHENTICATED"}  # MLflow's basic-auth app: 403 and 401
 # MLflow's "API request to <full URI, password included> failed with [timeout ]exception ...".
 _GAVE_UP = re.compile(r"failed with (timeout )?exception")
 _RUN_ID = re.compile(r"[0-9A-Za-z_-]+")  # also what makes an id safe inside a search filter
@@ -83,6 +84,8 @@ class Registry:
         except MlflowException as exc:
             if exc.error_code in _NOT_FOUND_CODES:
                 raise NotFoundError(f"{what}: not found in the registry") from None
+            if exc.error_code in _REFUSED:
+                raise RegistryError(f"{what}: {_refused(exc.error_code, what)}") from None
             if _GAVE_UP.search(exc.message or ""):  # the REST client gave up (or timed out)
                 raise RegistryError(
                     f"{what}: the registry at {redact_url(self.tracking_uri)} is unreachable"
@@ -379,6 +382,27 @@ def _metric(value: Any) -> float:
     """A metric as logged: MLflow's SQL stores keep +-inf as +-sys.float_info.max."""
     number = float(value)
     return math.copysign(math.inf, number) if abs(number) == sys.float_info.max else number
+
+
+def _refused(code: str, what: str) -> str:
+    """MLflow's 401/403 as the permission the account lacks (docs/security.md, "Accounts")."""
+    account = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
+    if code == "UNAUTHENTICATED":
+        return (
+            "the registry refused the credentials (401): set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) of the bot's MLflow account"
+        )
+    who = f"the account {account!r}" if account else "this account"
+    if what.startswith(("create model", "set ", "tag ", "untag ", "create a version")):
+        needs = "MANAGE on the registered model"
+    elif what.startswith(("create experiment", "create a run", "log ", "end run")):
+        needs = "MANAGE on the ledger experiment"
+    else:
+        needs = "READ on what it reads"
+    return (
+        f"the registry refused {who} (403): it needs {needs} "
+        "(`promotion-bot permissions --check` lists what the bot's account lacks)"
+    )
 
 
 def _first_line(text: str) -> str:

@@ -1,11 +1,13 @@
 """The documentation stays true to the code (in the manner of sqlite-utils' test_docs.py):
 
-- the README's Layout lists every module of bot/, and nothing that is not there;
+- docs/layout.md lists every module of bot/, and nothing that is not there;
 - every `docs/design.md, "Section"` cited in code, tests or docs names a section that exists,
   and every `docs/security.md, "Boundary"` a boundary;
 - every module docs/design.md names exists, and each of its rule sections names one;
 - nothing cites a specification outside the repository, nor an issue or a review a reader of
-  the repository cannot open.
+  the repository cannot open;
+- every relative link of the README and docs/ reaches a file, and a heading there when it names
+  one; the README stays an adopter's: short, the quickstart first, adoption before reference.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+LAYOUT = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8")
 DESIGN = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
 SECTIONS = re.findall(r"^## (.+)$", DESIGN, re.MULTILINE)
 # A citation may be wrapped over lines, inside a comment or a docstring.
@@ -25,9 +28,8 @@ MODULE_PATH = re.compile(r"\bbot/[\w/]*\w(?:\.py|/)")
 
 
 def layout_block() -> str:
-    section = README.split("\n## Layout", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```\n(.*?)```", section, re.DOTALL)
-    assert len(blocks) == 1, "the Layout section has one code block"
+    blocks = re.findall(r"```\n(.*?)```", LAYOUT, re.DOTALL)
+    assert len(blocks) == 1, "docs/layout.md has one code block"
     return blocks[0]
 
 
@@ -52,12 +54,12 @@ def test_the_layout_lists_every_module_once():
     names = listed()
     assert len(names) == len(set(names)), "a module is listed twice"
     missing = sorted(module for module, ways in modules().items() if not ways & set(names))
-    assert missing == [], f"add these to the README's Layout: {missing}"
+    assert missing == [], f"add these to docs/layout.md: {missing}"
 
 
 def test_the_layout_lists_nothing_that_does_not_exist():
     stale = sorted(name for name in listed() if not (ROOT / name).exists())
-    assert stale == [], f"listed in the README's Layout, but not in bot/: {stale}"
+    assert stale == [], f"listed in docs/layout.md, but not in bot/: {stale}"
 
 
 def test_every_layout_line_says_what_the_module_does():
@@ -171,9 +173,8 @@ def cited_tests(text: str) -> list[tuple[str, str]]:
 def test_every_test_the_docs_cite_exists():
     """The threat model's proofs are test names: a renamed or deleted test must not leave a
     claim without its proof."""
-    cited = cited_tests(README) + cited_tests(
-        (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
-    )
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    cited = [found for path in docs for found in cited_tests(path.read_text(encoding="utf-8"))]
     assert len(cited) >= 40
     missing = sorted(
         f"{path}::{name}"
@@ -270,3 +271,96 @@ def test_a_planted_citation_is_refused(planted: str, tmp_path: Path):
 )
 def test_legitimate_text_is_not_taken_for_a_citation(legitimate: str):
     assert unopenable_citations(legitimate) == []
+
+
+# --- links, and the README as an adopter reads it ------------------------------------------------
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub and GitLab give a heading: lower case, punctuation dropped, spaces
+    become hyphens (`18. Accounts — who may …` -> `18-accounts--who-may-…`)."""
+    kept = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return kept.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))  # `# comment` lines in code blocks
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", text, re.MULTILINE):
+        name, number = slug(heading), 1
+        while name in found:  # a repeated heading gets -1, -2, ...
+            name, number = f"{slug(heading)}-{number}", number + 1
+        found.add(name)
+    return found
+
+
+def relative_links(path: Path) -> list[str]:
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    return [link for link in LINK.findall(text) if not re.match(r"[a-z]+:", link)]
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def broken_links(paths: list[Path]) -> list[str]:
+    broken = []
+    for path in paths:
+        for link in relative_links(path):
+            target, _, anchor = link.partition("#")
+            file = (path.parent / target).resolve() if target else path
+            if not file.exists():
+                broken.append(f"{path.name}: {link} (no such file)")
+            elif anchor and file.suffix == ".md" and anchor not in anchors(file):
+                broken.append(f"{path.name}: {link} (no such heading)")
+    return broken
+
+
+def test_every_relative_link_of_the_docs_resolves():
+    assert sum(len(relative_links(path)) for path in DOCS) >= 40  # the pattern still matches
+    assert broken_links(DOCS) == []
+
+
+def test_a_broken_link_is_found(tmp_path: Path):
+    (tmp_path / "other.md").write_text("# Other\n\n## A section — `x`\n", encoding="utf-8")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "[ok](other.md#a-section--x) [self](#here) [gone](missing.md) [bad](other.md#nowhere)\n"
+        "# Here\n```\n[in code](nowhere.md)\n```\n[web](https://example.com/x)\n",
+        encoding="utf-8",
+    )
+    assert broken_links([page]) == [
+        "page.md: missing.md (no such file)",
+        "page.md: other.md#nowhere (no such heading)",
+    ]
+
+
+README_HEADINGS = re.findall(r"^## (.+)$", FENCE.sub("", README), re.MULTILINE)
+
+
+def test_the_readme_is_an_adopters():
+    """Short; the first code block installs the bot without the test extras and runs the demo,
+    and the test command is pointed at right after it; adoption comes before any reference."""
+    assert len(README.splitlines()) <= 400
+    first = re.search(r"```bash\n(.*?)```", README, re.DOTALL)
+    assert first and README.index(first.group(0)) < README.index("\n## ")
+    assert "pip install -e . " in first.group(1) and "promotion-bot demo" in first.group(1)
+    assert "[test]" not in first.group(1) and ".ci/run" not in first.group(1)
+    after = README[first.end() :].strip().splitlines()[0]
+    assert "`bash .ci/run`" in after and "(#contributing)" in after
+    order = ["What it is", "Try it without a forge", "Use it in your repository", "Configuration"]
+    order += ["Commands", "Comment commands", "Documentation", "Contributing"]
+    assert [heading for heading in README_HEADINGS if heading in order] == order
+    adoption = README.index("\n## Use it in your repository\n")
+    operations = ("PROMOTION_BOT_LOCK_URL", "Prometheus", "replica", "/metrics", "/readyz")
+    assert [word for word in operations if word in README[:adoption]] == []
+
+
+def test_ci_runs_the_test_command_the_readme_names():
+    contributing = README.split("\n## Contributing\n", 1)[1]
+    command = re.search(r"The test command is `([^`]+)`", contributing)
+    assert command and command.group(1) == "python -m pytest"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert command.group(1) in ci

@@ -38,6 +38,7 @@ from bot.timestamps import utc_now_iso
 from tests.fake_forges import BOT, PEOPLE, FakeForge, make_fake
 from tests.fake_github import FakeGitHub
 from tests.fake_gitlab import FakeGitLab
+from tests.helpers import TEST_SIGNING_KEY
 
 PLATFORMS = ("gitlab", "github")
 OPEN_REQUESTS = 50
@@ -192,7 +193,7 @@ class Bench:
                 github_repository=fake.repo,
                 github_token=Secret("ghp_bench_not_a_token"),
             )
-        return Settings(**common)
+        return Settings(**common, signing_key=Secret(TEST_SIGNING_KEY))
 
     def context(
         self, fake: FakeForge, model: str, with_username: bool, approvers: tuple[str, ...] = ()

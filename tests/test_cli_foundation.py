@@ -300,9 +300,11 @@ def test_history_prints_every_recorded_change(
     # Imported for real (as the next change or poll does): the ledger answers the same.
     from bot.ledger.setup import prepare
     from bot.ledger.store import Ledger
+    from bot.signing import Keys, local_key
 
+    keys = Keys.load(local_key(Path(".promotion-bot")))  # the local platform's own, as the CLI's
     prepare(
-        Ledger(registry, ledger["PROMOTION_BOT_LEDGER_EXPERIMENT"]),
+        Ledger(registry, keys, ledger["PROMOTION_BOT_LEDGER_EXPERIMENT"]),
         model_name,
         registry.state(model_name),
     )

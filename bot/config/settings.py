@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bot import signing
 from bot.config import checks as check
 from bot.errors import ConfigError
 from bot.urls import redact_url, url_secrets
@@ -69,6 +70,8 @@ class Settings:
     lock_url: str = ""
     lock_ttl: float = DEFAULT_LOCK_TTL
     ledger_experiment: str = DEFAULT_LEDGER_EXPERIMENT  # docs/design.md, "The ledger"
+    # The bot's Ed25519 key (docs/security.md); the local platform makes its own when unset.
+    signing_key: Secret = Secret("")
 
     def __repr__(self) -> str:
         # Secrets show as Secret(); a credential inside a URL must not show either.
@@ -105,7 +108,18 @@ class Settings:
         for name, problem in problems:
             if problem:
                 raise ConfigError(f"{name}: {problem}")
+        if self.signing_key:
+            signing.private_key(self.signing_key.value)  # a ConfigError naming the variable
         lock_folder(env)
+        return self
+
+    def require_signing_key(self) -> Settings:
+        """This, when it can sign: on a forge there is no unsigned mode (docs/security.md)."""
+        if self.platform != "local" and not self.signing_key:
+            raise ConfigError(
+                f"{signing.KEY_VARIABLE}: not set; on {self.platform} the bot signs every record "
+                'it writes (`promotion-bot keygen`, README "Signing keys")'
+            )
         return self
 
     def _github_app_problems(self) -> list[tuple[str, str]]:
@@ -179,6 +193,7 @@ class Settings:
             ledger_experiment=get(
                 "PROMOTION_BOT_LEDGER_EXPERIMENT", default=DEFAULT_LEDGER_EXPERIMENT
             ),
+            signing_key=Secret(get(signing.KEY_VARIABLE)),
         )
 
 

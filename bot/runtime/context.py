@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bot.ledger.store import Ledger
     from bot.registry.client import Registry
     from bot.runtime.shared_store import RedisStore
+    from bot.signing import Keys
 
 
 @dataclass
@@ -49,7 +50,21 @@ class Context:
             return self.root.ledger
         from bot.ledger.store import Ledger
 
-        return Ledger(self.registry, self.settings.ledger_experiment)
+        return Ledger(self.registry, self.keys, self.settings.ledger_experiment)
+
+    @cached_property
+    def keys(self) -> Keys:
+        """The bot's signing key and the public keys it trusts (docs/security.md): the key of
+        PROMOTION_BOT_SIGNING_KEY, else on the local platform its own, kept in its folder; on a
+        forge, without one, records can be checked (`verify`) but none written."""
+        if self.root is not None:
+            return self.root.keys
+        from bot.signing import Keys, local_key
+
+        private = self.settings.signing_key.value
+        if not private and self.settings.platform == "local":
+            private = local_key(self.settings.local_dir)
+        return Keys.load(private, self.params.promotion.trusted_keys)
 
     @cached_property
     def forge(self) -> Forge:

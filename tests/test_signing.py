@@ -95,7 +95,7 @@ def test_an_rsa_pem_is_refused() -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     pem = (
-        rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
         .private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,

@@ -166,7 +166,5 @@ def test_verify_needs_no_key_and_the_local_platform_makes_its_own(
 
 
 def _hex_public(key: Ed25519PrivateKey) -> str:
-    raw = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return raw.hex()

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from bot.registry.records import HistoryEntry
-from bot.registry.tags import EXTERNAL_TAG, HANDLED_TAG, HISTORY_TAG, LEDGER_TAG, PENDING_TAG
+from bot.registry.tags import EXTERNAL_TAG, HANDLED_TAG, HISTORY_TAG, PENDING_TAG
+from bot.signing import Keys
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,13 @@ def compact_json(value: Any) -> str:
 
 @dataclass(frozen=True)
 class ModelState:
-    """One read of a registered model: aliases and tags; the history and intent parsed once."""
+    """One read of a registered model: aliases and tags; the history and intent parsed once.
+    `keys` check the seals of the records the bot signs (docs/security.md): without them no
+    intent is evidence."""
 
     aliases: dict[str, int]
     tags: dict[str, str]
+    keys: Keys | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def history(self) -> tuple[HistoryEntry, ...]:
@@ -41,27 +45,30 @@ class ModelState:
 
     @cached_property
     def pending(self) -> HistoryEntry | None:
-        """The intent of a change in flight, if any: the intent tag, unless the history already
-        holds its entry (the change is done; the tag stays until the next change)."""
-        intent = _pending(self.tags.get(PENDING_TAG))
-        if intent is None or any(_same_change(entry, intent) for entry in self.history):
-            return None
-        return intent
+        """The intent of a change in flight, if any: the intent tag, when the bot signed it and
+        the history does not hold its entry yet (then the change is done; the tag stays until
+        the next change). An intent anyone else wrote is no evidence (`intent_problem`)."""
+        intent, problem = self._intent
+        return None if problem else intent
 
     @cached_property
-    def ledger(self) -> tuple[str, str]:
-        """(experiment name, experiment id) of the model's audit ledger; ("", "") before the
-        history tag was imported into it."""
+    def intent_problem(self) -> str:
+        """What is wrong with an intent that is not done and not signed ("" if nothing)."""
+        return self._intent[1]
+
+    @cached_property
+    def _intent(self) -> tuple[HistoryEntry | None, str]:
         try:
-            value = json.loads(self.tags.get(LEDGER_TAG) or "{}")
+            value = json.loads(self.tags.get(PENDING_TAG) or "null")
         except ValueError:
-            return "", ""
+            value = None
         if not isinstance(value, dict):
-            return "", ""
-        name, experiment_id = value.get("experiment"), value.get("experiment_id")
-        if isinstance(name, str) and isinstance(experiment_id, str) and name and experiment_id:
-            return name, experiment_id
-        return "", ""
+            return None, ""
+        fields, problem = self.keys.opened(value) if self.keys else (value, "no key to check it")
+        intent = HistoryEntry.parse(fields)
+        if any(_same_change(entry, intent) for entry in self.history):
+            return None, ""
+        return intent, problem
 
     @cached_property
     def expected_champion(self) -> tuple[bool, int | None]:
@@ -127,9 +134,4 @@ def _json_list(raw: str | None) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
-def _pending(raw: str | None) -> HistoryEntry | None:
-    try:
-        value = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    return HistoryEntry.parse(value) if isinstance(value, dict) else None
+

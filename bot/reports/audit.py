@@ -26,6 +26,7 @@ from bot.ledger.entry import FIELDS, LedgerEntry
 from bot.ledger.setup import imported_entry
 from bot.ledger.store import Where
 from bot.registry.model_state import ModelState
+from bot.registry.tags import PENDING_TAG
 from bot.timestamps import iso_from_ms
 
 if TYPE_CHECKING:
@@ -234,6 +235,10 @@ def verify(ctx: Context, model: str) -> Verification:
         for entry in chain
         if entry.deleted
     ]
+    if state.intent_problem:  # a change "in flight" nobody can prove: drift is decided as usual
+        problems.append(
+            f"the {PENDING_TAG} tag is not evidence of a change in flight: {state.intent_problem}"
+        )
     return Verification(check, problems, breaks)
 
 

@@ -40,7 +40,7 @@ class Context:
             return self.root.registry
         from bot.registry.client import Registry
 
-        return Registry(self.settings.tracking_uri)
+        return Registry(self.settings.tracking_uri, self.keys)
 
     @cached_property
     def ledger(self) -> Ledger:

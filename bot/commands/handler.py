@@ -261,7 +261,8 @@ def _approvals_so_far(run: Handling) -> int:
         version = run.version or ctx.registry.version(ctx.model, run.marker.version)
     except NotFoundError:  # a version deleted since: /help still answers
         return 0
-    return len(Approval.parse_all(version.tags.get(APPROVALS_TAG)))
+    raw = version.tags.get(APPROVALS_TAG)
+    return len(Approval.parse_signed(raw, ctx.keys, ctx.model, version.version)[0])
 
 
 def _error(run: Handling, command: Command, exc: BotError, extra: dict[str, str]) -> Outcome:

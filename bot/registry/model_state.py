@@ -132,6 +132,3 @@ def _json_list(raw: str | None) -> list[dict[str, Any]]:
         log.warning("ignoring a %s tag that is not JSON", HISTORY_TAG)
         return []
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-

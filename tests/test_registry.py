@@ -15,8 +15,8 @@ from bot.errors import ConfigError, NotFoundError, RegistryError
 from bot.registry.client import Registry
 from bot.registry.records import HistoryEntry
 from bot.registry.tags import HISTORY_TAG, PENDING_TAG
-from bot.urls import redact_url
 from bot.signing import Keys
+from bot.urls import redact_url
 from tests.helpers import TEST_SIGNING_KEY, log_training_run
 from tests.mlflow_server import free_port
 

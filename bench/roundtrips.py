@@ -30,7 +30,8 @@ from bot.config.params import parse_params
 from bot.config.settings import Secret, Settings
 from bot.intake.poll import poll
 from bot.registry.records import Change
-from bot.registry.tags import REQUESTED_BY_TAG, REQUESTED_IN_TAG
+from bot.registry.tags import REQUESTED_IN_TAG
+from bot.registry.versions import requester_tags
 from bot.runtime.context import Context
 from bot.threads.markers import answer_marker
 from bot.threads.thread import CommentEvent, ProjectRef
@@ -348,7 +349,8 @@ def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[
     thread = fake.threads[numbers[-1]]
     url = thread.get("web_url") or thread["html_url"]
     ctx.registry.set_version_tag(model, 2, REQUESTED_IN_TAG, url)
-    ctx.registry.set_version_tag(model, 2, REQUESTED_BY_TAG, "dana")
+    for key, value in requester_tags(ctx.keys, model, 2, "dana", "").items():
+        ctx.registry.set_version_tag(model, 2, key, value)
     fake.add_comment(numbers[-1], "maria", _command(fake, "promote"))
     result, out["poll_one_new"] = bench.measure(
         lambda: poll(bench.context(fake, model, with_username))

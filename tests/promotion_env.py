@@ -120,7 +120,7 @@ class Playground:
         """The registry's record of the request, as `promotion-bot request` writes it."""
         registry = self.ctx.registry
         info = registry.version(self.model, version)
-        tags = request_tags(info, thread.url, requested_by, "", thread.head_sha)
+        tags = request_tags(self.ctx.keys, info, thread.url, requested_by, "", thread.head_sha)
         for key, value in tags.items():
             registry.set_version_tag(self.model, version, key, value)
 

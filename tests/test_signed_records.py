@@ -11,7 +11,7 @@ from typing import Any
 from mlflow import MlflowClient
 
 from bot.registry.records import Approval
-from bot.registry.tags import APPROVALS_TAG, PENDING_TAG
+from bot.registry.tags import APPROVALS_TAG, PENDING_TAG, REQUESTED_BY_SEAL_TAG, REQUESTED_BY_TAG
 from tests.promotion_env import MakePlayground, Playground
 
 
@@ -78,3 +78,23 @@ def test_an_approval_written_by_hand_counts_for_nothing(make_pg: MakePlayground)
     assert pg.champion() is None
     outcome, _event = pg.comment(thread, "olga", "/promote")  # the real second approval
     assert outcome.status == "changed" and pg.champion() == version
+
+
+def test_a_rewritten_requester_lets_nobody_approve_their_own_training(pg: Playground) -> None:
+    """maria triggered the training; `promotion.requested_by` rewritten to someone else would
+    let her approve it. The record is no evidence: refused until `request` records it again."""
+    version = pg.train(0.6)
+    thread = pg.open_request(version, requested_by="maria")
+    client(pg).set_model_version_tag(pg.model, str(version), REQUESTED_BY_TAG, "erin")
+
+    outcome, _event = pg.comment(thread, "maria", "/promote")
+    assert (outcome.status, outcome.detail) == ("refused", "requester_unsigned")
+    assert "not written by promotion-bot" in pg.answers(thread)[-1].body
+    assert pg.champion() is None
+
+    pg.record_request(version, thread, "maria")  # what the next `request` run writes
+    tags = pg.ctx.registry.version(pg.model, version).tags
+    assert tags[REQUESTED_BY_TAG] == "maria" and REQUESTED_BY_SEAL_TAG in tags
+    outcome, _event = pg.comment(thread, "maria", "/promote")
+    assert (outcome.status, outcome.detail) == ("refused", "self_approval")
+    assert pg.comment(thread, "olga", "/promote")[0].status == "changed"

@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +103,13 @@ def new_private() -> tuple[str, str, str]:
     return seed.hex(), public_text(key.public_key()), key_id(key.public_key())
 
 
-def local_key(folder: Path) -> str:
+def local_key(folder: Path, create: bool = True) -> str:
     """The local platform's own key (demo, `--platform local`): made once, kept in its folder
-    readable by its owner only."""
+    readable by its owner only ("" when it has none yet and not `create`)."""
     path = folder / LOCAL_KEY_FILE
     if not path.exists():
+        if not create:
+            return ""
         folder.mkdir(parents=True, exist_ok=True)
         seed, _public, _kid = new_private()
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -124,17 +126,30 @@ class Keys:
     a signature may come from: the trusted ones of params.yaml and the bot's own."""
 
     def __init__(
-        self, private: Ed25519PrivateKey | None, trusted: Sequence[Ed25519PublicKey] = ()
+        self,
+        private: Ed25519PrivateKey | None,
+        trusted: Sequence[Ed25519PublicKey] = (),
+        make: Callable[[], str] | None = None,
     ) -> None:
-        self._private = private
+        self._private: Ed25519PrivateKey | None = None
+        self._make = make  # makes the key at the first signature (the local platform's own)
         self.trusted: dict[str, Ed25519PublicKey] = {key_id(key): key for key in trusted}
         self.own = ""
         if private is not None:
-            self.own = key_id(private.public_key())
-            self.trusted[self.own] = private.public_key()
+            self._own(private)
+
+    def _own(self, private: Ed25519PrivateKey) -> None:
+        self._private = private
+        self.own = key_id(private.public_key())
+        self.trusted[self.own] = private.public_key()
 
     @classmethod
-    def load(cls, private_text: str, trusted_texts: Sequence[str] = ()) -> Keys:
+    def load(
+        cls,
+        private_text: str,
+        trusted_texts: Sequence[str] = (),
+        make: Callable[[], str] | None = None,
+    ) -> Keys:
         private = private_key(private_text) if private_text.strip() else None
         trusted = []
         for text in trusted_texts:
@@ -142,14 +157,16 @@ class Keys:
                 trusted.append(public_key(text))
             except ValueError as exc:
                 raise ConfigError(f"{TRUSTED_KEYS}: {exc}") from None
-        return cls(private, trusted)
+        return cls(private, trusted, make)
 
     @property
     def can_sign(self) -> bool:
-        return self._private is not None
+        return self._private is not None or self._make is not None
 
     def seal(self, record: Mapping[str, Any]) -> dict[str, str]:
         """`{kid, sig}` over the record's canonical form (the record holds neither)."""
+        if self._private is None and self._make is not None:
+            self._own(private_key(self._make()))
         if self._private is None:
             raise ConfigError(
                 f"{KEY_VARIABLE}: not set; the bot signs every record it writes "

@@ -135,7 +135,8 @@ def bot(tmp_path: Path, tracking_uri: str, model_name: str) -> Bot:
         registry.create_version(model_name, f"runs:/{run_id}/model", run_id)
     settings = Settings(platform="local", local_dir=tmp_path / "forge", tracking_uri=tracking_uri)
     params = Params.model_validate({"register_model": {"model_name": model_name}})
-    return Bot(registry, Context(settings=settings, params=params), LocalForge(tmp_path / "forge"))
+    ctx = Context(settings=settings, params=params)
+    return Bot(ctx.registry, ctx, LocalForge(tmp_path / "forge"))
 
 
 def _request(forge: LocalForge, model: str, version: int) -> str:
@@ -241,7 +242,7 @@ def test_changes_the_bot_accounts_for_are_not_reported(bot: Bot, threads: list[s
     assert bot.report(6) == "ignored"  # the event for 6, read after the move to 7
     # MLflow fired between the bot's intent and its record: the intent accounts for it
     intent = Change(bot.model, 7, 3, "dana", "rollback", "", "", "c-flight", utc_now_iso())
-    bot.registry.client.set_pending(bot.model, intent.entry())
+    bot.registry.set_pending(bot.model, intent.entry())
     bot.by_hand(3)
     assert bot.report(3) == "ignored"
     # another model, or not the champion alias

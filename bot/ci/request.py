@@ -66,6 +66,7 @@ def request_tags(
     requested_by: str,
     requested_by_id: str = "",
     head: str = "",
+    sign: bool = True,
 ) -> dict[str, str]:
     """The version tags that make `url` the version's request in the registry, if missing.
 
@@ -80,7 +81,9 @@ def request_tags(
     known = version.requested_by or version.requested_by_id
     if not known or version.requester_problem(keys):  # one the bot did not sign is no record
         tags.update(
-            requester_tags(keys, version.model, version.version, requested_by, requested_by_id)
+            requester_tags(
+                keys, version.model, version.version, requested_by, requested_by_id, sign
+            )
         )
     if head and version.request_head != head:
         tags[REQUEST_HEAD_TAG] = head
@@ -209,7 +212,10 @@ def _record(ctx: Context, plan: _Plan, info: VersionInfo, thread: Thread | None)
     url = thread.url if thread is not None else "<the new request's URL>"
     settings = ctx.settings
     head = thread.head_sha if thread is not None else ""
-    tags = request_tags(ctx.keys, info, url, settings.requested_by, settings.requested_by_id, head)
+    tags = request_tags(
+        ctx.keys, info, url, settings.requested_by, settings.requested_by_id, head,
+        sign=not plan.dry_run,
+    )  # fmt: skip
     for key, value in tags.items():
         tag = functools.partial(ctx.registry.set_version_tag, ctx.model, info.version, key, value)
         plan.do(f"tag {ctx.model} v{info.version} {key}={value}", tag)

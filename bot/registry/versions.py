@@ -84,11 +84,16 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def requester_tags(keys: Keys, model: str, version: int, name: str, user_id: str) -> dict[str, str]:
-    """The version tags that record who triggered training (what is known of it), signed."""
+def requester_tags(
+    keys: Keys, model: str, version: int, name: str, user_id: str, sign: bool = True
+) -> dict[str, str]:
+    """The version tags that record who triggered training (what is known of it), signed
+    (not `sign`: a dry run, which names the seal and makes no key)."""
     tags = {REQUESTED_BY_TAG: name, REQUESTED_BY_ID_TAG: user_id}
     tags = {key: value for key, value in tags.items() if value}
-    if tags:
+    if tags and not sign:
+        tags[REQUESTED_BY_SEAL_TAG] = "<the bot's signature>"
+    elif tags:
         seal = keys.seal(_requester(model, version, name, user_id))
         tags[REQUESTED_BY_SEAL_TAG] = json.dumps(seal, separators=(",", ":"))
     return tags

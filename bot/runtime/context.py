@@ -61,10 +61,11 @@ class Context:
             return self.root.keys
         from bot.signing import Keys, local_key
 
-        private = self.settings.signing_key.value
-        if not private and self.settings.platform == "local":
-            private = local_key(self.settings.local_dir)
-        return Keys.load(private, self.params.promotion.trusted_keys)
+        private, trusted = self.settings.signing_key.value, self.params.promotion.trusted_keys
+        if private or self.settings.platform != "local":
+            return Keys.load(private, trusted)
+        folder = self.settings.local_dir  # made at the first signature: a dry run writes nothing
+        return Keys.load(local_key(folder, create=False), trusted, lambda: local_key(folder))
 
     @cached_property
     def forge(self) -> Forge:

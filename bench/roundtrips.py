@@ -205,7 +205,11 @@ class Bench:
     def setup_model(self, model: str, history: int = 0) -> None:
         """v1 champion (logloss 0.60), `history` versions that each passed the gate, and the
         candidate (0.55, v2 without history): a /promote of it passes every gate."""
-        settings = Settings(tracking_uri=self.tracking_uri, local_dir=self.root / "local")
+        settings = Settings(
+            tracking_uri=self.tracking_uri,
+            local_dir=self.root / "local",
+            signing_key=Secret(TEST_SIGNING_KEY),
+        )
         ctx = Context(settings=settings, params=self.params(model))
         with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints a "View run" link
             self._train(ctx, model, history)

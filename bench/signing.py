@@ -99,7 +99,7 @@ def measure() -> dict[str, Any]:
 
 def main() -> None:
     figures = measure()
-    print(json.dumps(figures, indent=2))  # noqa: T201 - a benchmark's report
+    print(json.dumps(figures, indent=2))
     results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     results["signing"] = figures
     RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

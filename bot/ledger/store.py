@@ -209,9 +209,10 @@ class Ledger:
         """Entries newest first (or oldest first), a page at a time, up to `limit`, each with its
         seal checked; `trusted`: only the ones a trusted key signed (evidence)."""
         token: str | None = None
-        given = 0
+        given = skipped = 0
         while True:
-            size = page_size if limit is None else min(page_size, limit - given)
+            # Pages as small as the limit, until an entry that is not evidence was skipped.
+            size = page_size if limit is None or skipped else min(page_size, limit - given)
             runs, token = self.registry.search_runs(
                 [experiment_id],
                 where.filter(),
@@ -226,6 +227,8 @@ class Ledger:
                     yield entry
                     if limit is not None and given >= limit:
                         return
+                elif entry is not None:
+                    skipped += 1
             if not token:
                 return
 

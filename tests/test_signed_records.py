@@ -10,8 +10,14 @@ from typing import Any
 
 from mlflow import MlflowClient
 
+from bot.commands.external_change import report_drift
+from bot.config.params import parse_params
+from bot.config.settings import Secret, Settings
 from bot.registry.records import Approval
 from bot.registry.tags import APPROVALS_TAG, PENDING_TAG, REQUESTED_BY_SEAL_TAG, REQUESTED_BY_TAG
+from bot.runtime.context import Context
+from bot.signing import private_key, public_text
+from tests.helpers import TEST_SIGNING_KEY
 from tests.promotion_env import MakePlayground, Playground
 
 
@@ -98,3 +104,21 @@ def test_a_rewritten_requester_lets_nobody_approve_their_own_training(pg: Playgr
     outcome, _event = pg.comment(thread, "maria", "/promote")
     assert (outcome.status, outcome.detail) == ("refused", "self_approval")
     assert pg.comment(thread, "olga", "/promote")[0].status == "changed"
+
+
+def test_a_reader_without_the_key_sees_drift_and_records_nothing(pg: Playground) -> None:
+    """`status` run by a monitor on a forge without PROMOTION_BOT_SIGNING_KEY: the hand move is
+    seen, and no unsigned record is written (the bot's next pass with the key records it)."""
+    first = pg.train(0.6)
+    pg.comment(pg.open_request(first), "maria", "/promote")
+    second = pg.train(0.65, gate_it=False)
+    client(pg).set_registered_model_alias(pg.model, "champion", str(second))
+    settings = Settings(tracking_uri=pg.ctx.settings.tracking_uri, platform="gitlab",
+                        gitlab_project="1", gitlab_token=Secret("t"))  # fmt: skip
+    public = public_text(private_key(TEST_SIGNING_KEY).public_key())  # params.yaml lists it
+    params = {"register_model": {"model_name": pg.model}, "promotion": {"trusted_keys": [public]}}
+    reader = Context(settings=settings, params=parse_params(params, "params.yaml"))
+    outcome, check = report_drift(reader, "status")
+    assert outcome.status == "ignored" and "no signing key" in outcome.detail
+    assert check is not None and check.drifted
+    assert [entry.action for entry in pg.ledger()] == ["promote"]

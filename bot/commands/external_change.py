@@ -93,6 +93,8 @@ def report_drift(
     check = _look(ctx, state, alias)
     if check is not None and not check.unrecorded:
         return Outcome("ignored", "the ledger accounts for the champion"), check
+    if not ctx.keys.can_sign:  # `status` by a reader without the key: it records nothing
+        return Outcome("ignored", "not recorded: no signing key (docs/security.md)"), check
     from bot.commands.change import recover_pending
     from bot.commands.locking import model_lock
 

@@ -68,6 +68,8 @@ def test_an_entry_extended_after_it_was_finished_is_not_evidence(pg: Playground)
     assert broken["ledger_run"] == entry.ledger_run and "does not match" in broken["reason"]
     text = pg.cli("verify")
     assert text.exit_code == 1 and f"ledger run {entry.ledger_run}" in text.output
+    [line] = pg.cli("history", "--model", pg.model).output.splitlines()
+    assert "v12" in line and "[NOT EVIDENCE: its signature does not match" in line
 
 
 def test_a_redirected_ledger_pointer_names_nothing(pg: Playground) -> None:

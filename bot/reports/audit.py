@@ -125,7 +125,12 @@ def _line(entry: LedgerEntry) -> str:
     after = f"v{entry.to_version}" if entry.to_version is not None else "none"
     marks = "".join(
         f"  [{mark}]"
-        for mark, on in (("imported", entry.imported), ("deleted in MLflow", entry.deleted))
+        for mark, on in (
+            ("imported", entry.imported),
+            ("deleted in MLflow", entry.deleted),
+            # docs/security.md: a run the bot did not sign, or changed since, is shown, flagged
+            (f"NOT EVIDENCE: {entry.problem}", bool(entry.ledger_run) and not entry.trusted),
+        )
         if on
     )
     reason = f" — {shown(entry.reason)}" if entry.reason else ""

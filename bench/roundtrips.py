@@ -67,11 +67,11 @@ _PROMOTE_MLFLOW = (
     "'from' version must be what it is at that moment, not when the command arrived), "
     "1 write intent (signed), 1 search for the head of the model's chain (the signed entry "
     "names its digest), 2 begin the ledger run (create it RUNNING, log the entry's params, "
-    "signed: MLflow takes params in no other call), 1 set alias, 1 read back, 1 commit the ledger run "
-    "(FINISHED), 3 version tags (MLflow has no batch call for them), 1 history tag (the recent "
-    "cache; holding the entry marks the intent done, so the intent is no longer deleted), "
-    "1 handled-id tag after the answer (promotion.handled: people can delete the answer, so "
-    "the registry remembers that the comment was handled)"
+    "signed: MLflow takes params in no other call), 1 set alias, 1 read back, 1 commit the "
+    "ledger run (FINISHED), 3 version tags (MLflow has no batch call for them), 1 history tag "
+    "(the recent cache; holding the entry marks the intent done, so the intent is no longer "
+    "deleted), 1 handled-id tag after the answer (promotion.handled: people can delete the "
+    "answer, so the registry remembers that the comment was handled)"
 )
 MINIMUM: dict[str, dict[str, Any]] = {
     "request": {
@@ -123,8 +123,8 @@ MINIMUM: dict[str, dict[str, Any]] = {
         "why": {
             "mlflow": "1 registered model (aliases + tags), 1 the target version (exists, toy "
             "tag), 1 re-read of the champion before the move, 1 write intent, 1 search for the "
-            "head of the chain, 2 begin the ledger run, 1 set alias, 1 read back, 1 commit the ledger run, 3 version tags, "
-            "1 history tag, 1 handled-id tag",
+            "head of the chain, 2 begin the ledger run, 1 set alias, 1 read back, 1 commit the "
+            "ledger run, 3 version tags, 1 history tag, 1 handled-id tag",
             "forge": "read the thread, list its comments, read the actor's role, post the "
             "answer, update the status (no close: rollbacks happen on done requests)",
         },

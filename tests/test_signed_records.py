@@ -11,10 +11,17 @@ from typing import Any
 from mlflow import MlflowClient
 
 from bot.commands.external_change import report_drift
+from bot.commands.handler import handle_comment
 from bot.config.params import parse_params
 from bot.config.settings import Secret, Settings
 from bot.registry.records import Approval
-from bot.registry.tags import APPROVALS_TAG, PENDING_TAG, REQUESTED_BY_SEAL_TAG, REQUESTED_BY_TAG
+from bot.registry.tags import (
+    APPROVALS_TAG,
+    HANDLED_TAG,
+    PENDING_TAG,
+    REQUESTED_BY_SEAL_TAG,
+    REQUESTED_BY_TAG,
+)
 from bot.runtime.context import Context
 from bot.signing import private_key, public_text
 from tests.helpers import TEST_SIGNING_KEY
@@ -122,3 +129,15 @@ def test_a_reader_without_the_key_sees_drift_and_records_nothing(pg: Playground)
     assert outcome.status == "ignored" and "no signing key" in outcome.detail
     assert check is not None and check.drifted
     assert [entry.action for entry in pg.ledger()] == ["promote"]
+
+
+def test_handled_ids_written_by_hand_silence_no_command(pg: Playground) -> None:
+    """The id of a /promote not handled yet, written into `promotion.handled` by hand, would
+    make the bot take it for a duplicate and never answer it."""
+    version = pg.train(0.6)
+    thread = pg.open_request(version)
+    posted = pg.forge.add_comment(thread.number, "maria", "/promote")
+    client(pg).set_registered_model_tag(pg.model, HANDLED_TAG, posted.id)
+    assert handle_comment(pg.ctx, pg.event(thread, posted)).status == "changed"
+    assert pg.ctx.registry.state(pg.model).handled == (posted.id,)  # signed by the bot now
+    assert handle_comment(pg.ctx, pg.event(thread, posted)).status == "duplicate"

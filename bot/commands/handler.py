@@ -160,7 +160,7 @@ def _remember_handled(run: Handling, extra: dict[str, str]) -> None:
     ctx, comment_id = run.ctx, run.event.comment_id
     try:
         run.lease.check()  # another holder may be writing the tag: skip rather than race it
-        value = handled_value(run.state.handled, comment_id)
+        value = handled_value(run.state.handled, comment_id, ctx.keys)
         ctx.registry.set_model_tag(ctx.model, HANDLED_TAG, value)
     except (RegistryError, LockLost) as exc:  # the answer and its marker stand
         log.warning("could not record comment %s as handled: %s", comment_id, exc, extra=extra)

@@ -19,9 +19,10 @@ from bot.signing import Keys
 log = logging.getLogger(__name__)
 
 # The handled comment ids live in a registered-model tag, which MLflow's SQL stores keep in
-# VARCHAR(5000): ten-digit ids (GitLab note ids, GitHub comment ids today) and their commas fit
-# 454 at a time.
+# VARCHAR(5000), behind the bot's seal (`|<kid>:<signature>`, 106 characters): ten-digit ids
+# (GitLab note ids, GitHub comment ids today) and their commas fit 445 at a time.
 HANDLED_MAX_CHARS = 5000
+_HANDLED_SEAL_CHARS = 1 + 16 + 1 + 88
 
 
 def compact_json(value: Any) -> str:
@@ -90,8 +91,14 @@ class ModelState:
 
     @cached_property
     def handled(self) -> tuple[str, ...]:
-        """The comment ids the bot handled, oldest first (as many as the tag holds)."""
-        return tuple(parse_handled(self.tags.get(HANDLED_TAG)))
+        """The comment ids the bot handled, oldest first (as many as the tag holds), when the
+        bot signed the list: ids anyone else wrote would silence their comments."""
+        raw = self.tags.get(HANDLED_TAG) or ""
+        ids, _, seal = raw.rpartition("|")
+        kid, _, sig = seal.partition(":")
+        if self.keys is None or self.keys.check({"handled": ids}, kid, sig):
+            return ()
+        return tuple(parse_handled(ids))
 
 
 def external_value(newest: HistoryEntry | None, to_version: int | None) -> str:
@@ -112,17 +119,23 @@ def _same_change(entry: HistoryEntry, intent: HistoryEntry) -> bool:
 
 
 def parse_handled(raw: str | None) -> list[str]:
-    return [item for item in (raw or "").split(",") if item]
+    """The ids of a `promotion.handled` value, its seal left aside (unchecked: for reading)."""
+    ids = (raw or "").rpartition("|")[0] if "|" in (raw or "") else (raw or "")
+    return [item for item in ids.split(",") if item]
 
 
-def handled_value(known: Sequence[str], comment_id: str) -> str:
-    """The `promotion.handled` tag with `comment_id` added; the oldest ids drop off to fit."""
+def handled_value(known: Sequence[str], comment_id: str, keys: Keys) -> str:
+    """The `promotion.handled` tag with `comment_id` added, signed; the oldest ids drop off to
+    fit."""
     kept = [item for item in known if item != comment_id] + [comment_id]
     size, start = -1, len(kept)
-    while start > 0 and size + len(kept[start - 1]) + 1 <= HANDLED_MAX_CHARS:
+    room = HANDLED_MAX_CHARS - _HANDLED_SEAL_CHARS
+    while start > 0 and size + len(kept[start - 1]) + 1 <= room:
         start -= 1
         size += len(kept[start]) + 1
-    return ",".join(kept[start:])
+    ids = ",".join(kept[start:])
+    seal = keys.seal({"handled": ids})
+    return f"{ids}|{seal['kid']}:{seal['sig']}"
 
 
 def _json_list(raw: str | None) -> list[dict[str, Any]]:

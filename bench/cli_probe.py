@@ -31,9 +31,9 @@ built: list[str] = []
 _init = bot.registry.client.Registry.__init__
 
 
-def _counting_init(self: Any, tracking_uri: str) -> None:
+def _counting_init(self: Any, tracking_uri: str, *args: Any) -> None:
     built.append(tracking_uri)
-    _init(self, tracking_uri)
+    _init(self, tracking_uri, *args)
 
 
 bot.registry.client.Registry.__init__ = _counting_init  # type: ignore[method-assign]

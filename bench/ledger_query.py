@@ -23,10 +23,11 @@ from typing import Any
 from bench.counting import HttpLog, count, summary
 from bench.roundtrips import Bench
 from bench.startup import clean_env
-from bot.config.settings import Settings
+from bot.config.settings import Secret, Settings
 from bot.reports.audit import champion_at
 from bot.runtime.context import Context
 from bot.timestamps import iso_from_ms
+from tests.helpers import TEST_SIGNING_KEY
 from tests.ledger_history import planned_changes, write_changes
 
 CHANGES = 500
@@ -41,7 +42,11 @@ HISTORY_AT_WHY = (
 
 def measure(log: HttpLog, bench: Bench, workdir: Path, cli_runs: int) -> dict[str, Any]:
     bench.setup_model(MODEL)  # v1 champion through the bot: the ledger and its marker exist
-    settings = Settings(tracking_uri=bench.tracking_uri, local_dir=workdir / "local")
+    settings = Settings(
+        tracking_uri=bench.tracking_uri,
+        local_dir=workdir / "local",
+        signing_key=Secret(TEST_SIGNING_KEY),
+    )
     ctx = Context(settings=settings, params=bench.params(MODEL))
     changes = planned_changes(MODEL, CHANGES)
     started = time.monotonic()

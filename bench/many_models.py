@@ -45,7 +45,7 @@ from tests.fakes.forge_server import FakeForgeServer
 from tests.fakes.forges import BOT
 from tests.fakes.github import FakeGitHub
 from tests.forge_fixtures import FIXTURES
-from tests.helpers import wait_until_serving
+from tests.helpers import TEST_SIGNING_KEY, wait_until_serving
 from tests.mlflow_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +117,7 @@ def _settings(tracking_uri: str, forge_url: str) -> Settings:
         github_token=Secret("ghp_bench_not_a_token"),
         bot_username=BOT,
         requested_by="dana",
+        signing_key=Secret(TEST_SIGNING_KEY),
     )
 
 

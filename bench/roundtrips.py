@@ -30,7 +30,8 @@ from bot.config.params import parse_params
 from bot.config.settings import Secret, Settings
 from bot.intake.poll import poll
 from bot.registry.records import Change
-from bot.registry.tags import REQUESTED_BY_TAG, REQUESTED_IN_TAG
+from bot.registry.tags import REQUESTED_IN_TAG
+from bot.registry.versions import requester_tags
 from bot.runtime.context import Context
 from bot.threads.markers import answer_marker
 from bot.threads.thread import CommentEvent, ProjectRef
@@ -38,6 +39,7 @@ from bot.timestamps import utc_now_iso
 from tests.fakes.forges import BOT, PEOPLE, FakeForge, make_fake
 from tests.fakes.github import FakeGitHub
 from tests.fakes.gitlab import FakeGitLab
+from tests.helpers import TEST_SIGNING_KEY
 
 PLATFORMS = ("gitlab", "github")
 OPEN_REQUESTS = 50
@@ -63,16 +65,17 @@ _PROMOTE_MLFLOW = (
     "1 the request's version (run id, toy tag), 1 the champion's version (its run id), "
     "2 runs (metrics for the gates), 1 re-read of the champion right before the move (the "
     "'from' version must be what it is at that moment, not when the command arrived), "
-    "1 write intent, 2 begin the ledger run (create it RUNNING, log the entry's params: MLflow "
-    "takes params in no other call), 1 set alias, 1 read back, 1 commit the ledger run "
-    "(FINISHED), 3 version tags (MLflow has no batch call for them), 1 history tag (the recent "
-    "cache; holding the entry marks the intent done, so the intent is no longer deleted), "
-    "1 handled-id tag after the answer (promotion.handled: people can delete the answer, so "
-    "the registry remembers that the comment was handled)"
+    "1 write intent (signed), 1 search for the head of the model's chain (the signed entry "
+    "names its digest), 2 begin the ledger run (create it RUNNING, log the entry's params, "
+    "signed: MLflow takes params in no other call), 1 set alias, 1 read back, 1 commit the "
+    "ledger run (FINISHED), 3 version tags (MLflow has no batch call for them), 1 history tag "
+    "(the recent cache; holding the entry marks the intent done, so the intent is no longer "
+    "deleted), 1 handled-id tag after the answer (promotion.handled: people can delete the "
+    "answer, so the registry remembers that the comment was handled)"
 )
 MINIMUM: dict[str, dict[str, Any]] = {
     "request": {
-        "mlflow": 9,
+        "mlflow": 10,
         "gitlab": 3,
         "github": 2,
         "why": {
@@ -82,15 +85,16 @@ MINIMUM: dict[str, dict[str, Any]] = {
             "the candidate's and champion's runs are not read twice), "
             "2 version tags: the request thread (promotion.requested_in, the registry's record "
             "of which thread is the version's request) and, since `register` ran without "
-            "PROMOTION_BOT_REQUESTED_BY here, who asked (promotion.requested_by); MLflow has no "
-            "batch call for them, and a re-run writes neither",
+            "PROMOTION_BOT_REQUESTED_BY here, who asked (promotion.requested_by) and its seal "
+            "(promotion.requested_by_seal, the bot's signature); MLflow has no batch call for "
+            "them, and a re-run writes none",
             "gitlab": "list open requests of the configured kind (issues or merge requests); "
             "GET /metadata (EE or not decides the /promote form shown); open the issue",
             "github": "list open requests (the issues endpoint includes PRs); open the issue",
         },
     },
     "request_notify": {
-        "mlflow": 9,
+        "mlflow": 10,
         "gitlab": 4,
         "github": 2,
         "why": {
@@ -101,7 +105,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "promote": {
-        "mlflow": 17,
+        "mlflow": 18,
         "gitlab": 6,
         "github": 6,
         "why": {
@@ -113,14 +117,14 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "rollback": {
-        "mlflow": 14,
+        "mlflow": 15,
         "gitlab": 5,
         "github": 5,
         "why": {
             "mlflow": "1 registered model (aliases + tags), 1 the target version (exists, toy "
-            "tag), 1 re-read of the champion before the move, 1 write intent, 2 begin the "
-            "ledger run, 1 set alias, 1 read back, 1 commit the ledger run, 3 version tags, "
-            "1 history tag, 1 handled-id tag",
+            "tag), 1 re-read of the champion before the move, 1 write intent, 1 search for the "
+            "head of the chain, 2 begin the ledger run, 1 set alias, 1 read back, 1 commit the "
+            "ledger run, 3 version tags, 1 history tag, 1 handled-id tag",
             "forge": "read the thread, list its comments, read the actor's role, post the "
             "answer, update the status (no close: rollbacks happen on done requests)",
         },
@@ -151,7 +155,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "poll_one_new": {
-        "mlflow": 18,
+        "mlflow": 19,
         "gitlab": 1 + OPEN_REQUESTS + 4,
         "github": 1 + OPEN_REQUESTS + 4,
         "why": {
@@ -192,7 +196,7 @@ class Bench:
                 github_repository=fake.repo,
                 github_token=Secret("ghp_bench_not_a_token"),
             )
-        return Settings(**common)
+        return Settings(**common, signing_key=Secret(TEST_SIGNING_KEY))
 
     def context(
         self, fake: FakeForge, model: str, with_username: bool, approvers: tuple[str, ...] = ()
@@ -203,7 +207,11 @@ class Bench:
     def setup_model(self, model: str, history: int = 0) -> None:
         """v1 champion (logloss 0.60), `history` versions that each passed the gate, and the
         candidate (0.55, v2 without history): a /promote of it passes every gate."""
-        settings = Settings(tracking_uri=self.tracking_uri, local_dir=self.root / "local")
+        settings = Settings(
+            tracking_uri=self.tracking_uri,
+            local_dir=self.root / "local",
+            signing_key=Secret(TEST_SIGNING_KEY),
+        )
         ctx = Context(settings=settings, params=self.params(model))
         with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints a "View run" link
             self._train(ctx, model, history)
@@ -347,7 +355,8 @@ def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[
     thread = fake.threads[numbers[-1]]
     url = thread.get("web_url") or thread["html_url"]
     ctx.registry.set_version_tag(model, 2, REQUESTED_IN_TAG, url)
-    ctx.registry.set_version_tag(model, 2, REQUESTED_BY_TAG, "dana")
+    for key, value in requester_tags(ctx.keys, model, 2, "dana", "").items():
+        ctx.registry.set_version_tag(model, 2, key, value)
     fake.add_comment(numbers[-1], "maria", _command(fake, "promote"))
     result, out["poll_one_new"] = bench.measure(
         lambda: poll(bench.context(fake, model, with_username))

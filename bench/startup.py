@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.forge_fixtures import FIXTURES
+from tests.helpers import TEST_SIGNING_KEY
 
 HERE = Path(__file__).resolve().parent
 # Variables that would change what a probe does (CI detection, a developer's own settings).
@@ -34,6 +35,7 @@ class Probe:
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB)}
+    env["PROMOTION_BOT_SIGNING_KEY"] = TEST_SIGNING_KEY  # the key the benchmark's records bear
     env.update(extra)
     return env
 

@@ -73,6 +73,9 @@ def connection_options(func: F) -> F:
 
 # Commands that act on one model: with several configured, --model must name it.
 _ONE_MODEL = frozenset({"register", "gate", "request"})
+# Commands that write records the bot relies on later: on a forge, never without the signing key
+# (docs/security.md). `verify`, `status` and `history` only read, and need no secret.
+_SIGNING = frozenset({"serve", "poll", "handle", "register", "gate", "request"})
 
 
 def _context(kwargs: dict[str, Any]) -> Context:
@@ -91,6 +94,8 @@ def _context(kwargs: dict[str, Any]) -> Context:
     if redactor is not None:  # mask this run's secrets in every log line from now on
         redactor.set_secrets(settings.secret_values())
     settings.validated()
+    if click_ctx.info_name in _SIGNING:
+        settings.require_signing_key()
     models = load_models(params_path)
     model = kwargs.pop("model", None)
     if redactor is not None:
@@ -472,6 +477,19 @@ def permissions(
     lines = layout_of.plan(api, layout) if dry_run else layout_of.apply(api, layout)
     prefix = "would " if dry_run else ""
     click.echo("\n".join(prefix + line for line in lines) or "permissions: nothing to change")
+
+
+@cli.command()
+def keygen() -> None:
+    """A new signing key: the private one for the CI secret PROMOTION_BOT_SIGNING_KEY, and the
+    line of its public key for promotion.trusted_keys in params.yaml (README "Signing keys")."""
+    from bot.signing import KEY_VARIABLE, new_private
+
+    seed, public, kid = new_private()
+    click.echo(f"# private key: store it as the masked CI secret {KEY_VARIABLE}, nowhere else")
+    click.echo(seed)
+    click.echo("# public key: add this line under promotion.trusted_keys in params.yaml")
+    click.echo(f"- {public}  # key id {kid}")
 
 
 @cli.command()

@@ -207,7 +207,14 @@ def run_job(
     """Run one job (or several, in the order their `needs` give) with the shell executor (no
     Docker): its commands run in `repo` with PATH starting at `path_prefix`, so they use this
     environment's python and promotion-bot."""
-    env = dict(os.environ, PATH=f"{path_prefix}{os.pathsep}{os.environ.get('PATH', '')}")
+    # A runner's job sees only the variables its project gives it: nothing of this process's
+    # own registry, forge or signing settings leaks into the shell executor's jobs.
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("PROMOTION_BOT_", "GITLAB_", "GITHUB_", "MLFLOW_"))
+    }
+    env = dict(inherited, PATH=f"{path_prefix}{os.pathsep}{os.environ.get('PATH', '')}")
     cmd = [
         gitlab_ci_local(),
         "--force-shell-executor",

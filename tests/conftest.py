@@ -13,6 +13,7 @@ import pytest
 import responses
 
 from tests.forge_world import World, make_world
+from tests.helpers import TEST_SIGNING_KEY
 from tests.mlflow_server import MlflowServer, start_mlflow_server
 from tests.promotion_env import MakePlayground, Playground, make_context
 from tests.redis_server import RedisServer, start_redis_server
@@ -94,6 +95,8 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "MLFLOW_TRACKING_URI",
         ):
             monkeypatch.delenv(name, raising=False)
+    # Every bot of the tests signs (docs/security.md): a test of the missing key removes it.
+    monkeypatch.setenv("PROMOTION_BOT_SIGNING_KEY", TEST_SIGNING_KEY)
     return tmp_path
 
 

@@ -30,7 +30,7 @@ from bot.webhook_auth import sign_github
 from tests.fakes.forges import BOT, PEOPLE, FakeForge, make_fake
 from tests.fakes.github import GITHUB_ROLES, FakeGitHub
 from tests.fakes.gitlab import FakeGitLab
-from tests.helpers import log_training_run
+from tests.helpers import TEST_SIGNING_KEY, log_training_run
 from tests.webhook_fixtures import load_webhook
 
 WEBHOOK_SECRET = "group-wide-webhook-secret"
@@ -184,6 +184,7 @@ def world_settings(fake: FakeForge, tracking_uri: str) -> Settings:
         "platform": fake.platform,
         "bot_username": BOT,
         "requested_by": "dana",
+        "signing_key": Secret(TEST_SIGNING_KEY),
     }
     if isinstance(fake, FakeGitLab):
         common.update(

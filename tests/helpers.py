@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+# The signing key of every test bot (docs/security.md): a fixed seed, so that a test may check
+# what the bot signed. Never a key of any deployment.
+TEST_SIGNING_KEY = "5e" * 32
+
 
 def log_training_run(
     tracking_uri: str,

@@ -56,10 +56,21 @@ def planned_changes(model: str, count: int, seed: int = 12) -> list[LedgerEntry]
 
 
 def write_changes(ledger: Ledger, experiment_id: str, entries: list[LedgerEntry]) -> None:
-    """Each entry as the bot records one (three calls), four at a time."""
+    """Each entry as the bot records one (three calls), four at a time: chained in order first
+    (signing is local), so each names the one before it as the bot's would."""
+    chained: list[LedgerEntry] = []
+    head: LedgerEntry | None = None
+    for entry in entries:
+        head, _params = ledger.sealed(experiment_id, entry, head)
+        chained.append(head)
     with ThreadPoolExecutor(max_workers=4) as pool:
         done = pool.map(
-            lambda item: ledger.record(experiment_id, item[1], f"bulk:{item[1].model}:{item[0]}"),
+            lambda item: ledger.record(
+                experiment_id,
+                item[1],
+                f"bulk:{item[1].model}:{item[0]}",
+                head=chained[item[0] - 1] if item[0] else None,
+            ),
             enumerate(entries),
         )
         list(done)

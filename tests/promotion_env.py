@@ -16,7 +16,7 @@ from bot.ci.request import request_tags
 from bot.ci.request_body import render_request_body
 from bot.commands.handler import handle_comment
 from bot.config.params import parse_params
-from bot.config.settings import Settings
+from bot.config.settings import Secret, Settings
 from bot.forges.local import LocalForge
 from bot.ledger.entry import LedgerEntry
 from bot.ledger.store import Where
@@ -24,7 +24,7 @@ from bot.registry.records import Outcome
 from bot.registry.versions import RunRecord
 from bot.runtime.context import Context
 from bot.threads.thread import Comment, CommentEvent, Thread, ThreadKind
-from tests.helpers import log_training_run
+from tests.helpers import TEST_SIGNING_KEY, log_training_run
 
 MakePlayground = Callable[..., "Playground"]
 PEOPLE = {"maria": "maintainer", "olga": "owner", "sam": "reporter", "dana": "developer"}
@@ -36,7 +36,12 @@ def make_context(
     params = parse_params(
         {"register_model": {"model_name": model}, "promotion": promotion or {}}, "test"
     )
-    settings = Settings(tracking_uri=tracking_uri, platform="local", local_dir=root / "forge")
+    settings = Settings(
+        tracking_uri=tracking_uri,
+        platform="local",
+        local_dir=root / "forge",
+        signing_key=Secret(TEST_SIGNING_KEY),  # the key `cli` gets from the environment
+    )
     return Context(settings=settings, params=params)
 
 
@@ -115,7 +120,7 @@ class Playground:
         """The registry's record of the request, as `promotion-bot request` writes it."""
         registry = self.ctx.registry
         info = registry.version(self.model, version)
-        tags = request_tags(info, thread.url, requested_by, "", thread.head_sha)
+        tags = request_tags(self.ctx.keys, info, thread.url, requested_by, "", thread.head_sha)
         for key, value in tags.items():
             registry.set_version_tag(self.model, version, key, value)
 

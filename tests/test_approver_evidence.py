@@ -22,6 +22,7 @@ from bot.config.settings import Secret, Settings
 from bot.forges.github import ACTIONS_BOT, GitHubForge
 from bot.registry.records import Approval
 from bot.registry.tags import APPROVALS_TAG, REQUESTED_BY_ID_TAG, REQUESTED_BY_TAG
+from bot.registry.versions import requester_tags
 from bot.threads.markers import approval_marker
 from tests.fakes.forges import BOT
 from tests.fakes.github import GITHUB_ROLES
@@ -128,7 +129,8 @@ def test_the_requester_cannot_approve_after_renaming_her_account(
     to maria-s: same user id, same role, another name."""
     with make_world(platform, tracking_uri, model_name, tmp_path, requested_by="maria") as world:
         # What `register` records from GITLAB_USER_ID / GITHUB_ACTOR_ID (see the next test).
-        world.ctx.registry.set_version_tag(world.model, 1, REQUESTED_BY_ID_TAG, "18")
+        for key, value in requester_tags(world.ctx.keys, world.model, 1, "maria", "18").items():
+            world.ctx.registry.set_version_tag(world.model, 1, key, value)
         refused = world.handle(world.post(world.number, "/promote", author="maria"))
         assert refused.detail == "self_approval"  # the control: her old name
 
@@ -160,7 +162,8 @@ def test_a_new_holder_of_the_requesters_old_name_is_not_the_requester(
 ) -> None:
     """Ids on both sides decide: another user id under the recorded name may approve."""
     with make_world("gitlab", tracking_uri, model_name, tmp_path, requested_by="olga") as world:
-        world.ctx.registry.set_version_tag(world.model, 1, REQUESTED_BY_ID_TAG, "7")
+        for key, value in requester_tags(world.ctx.keys, world.model, 1, "olga", "7").items():
+            world.ctx.registry.set_version_tag(world.model, 1, key, value)
         outcome = world.handle(world.post(world.number, "/promote", author="olga"))  # id 31
         assert outcome.status == "changed", outcome
 

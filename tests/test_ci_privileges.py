@@ -74,6 +74,7 @@ def environment_of(job: dict[str, Any]) -> str:
 PIPELINES = ["this repository", "one model", "two models"]
 
 
+@pytest.mark.slow  # gitlab-ci-local expands each pipeline
 @pytest.mark.parametrize("pipeline", PIPELINES)
 def test_no_gitlab_job_that_runs_project_code_is_in_the_bots_environment(pipeline: str) -> None:
     """Environment-scoped variables reach only jobs of their environment: the bot's account,
@@ -98,6 +99,7 @@ def test_no_gitlab_job_that_runs_project_code_is_in_the_bots_environment(pipelin
     assert kinds["bot"] >= 3 and kinds["project"] >= 2, kinds  # the patterns still match
 
 
+@pytest.mark.slow  # gitlab-ci-local expands each pipeline
 @pytest.mark.parametrize("pipeline", PIPELINES)
 def test_each_gitlab_bot_job_takes_the_run_id_from_its_training_job(pipeline: str) -> None:
     jobs = gitlab_jobs(pipeline)
@@ -134,6 +136,7 @@ global:
 """
 
 
+@pytest.mark.slow  # gitlab-ci-local runs two jobs
 def test_gitlab_ci_local_gives_the_training_job_none_of_the_bots_variables(
     tmp_path: Path,
 ) -> None:

@@ -302,9 +302,11 @@ def test_history_prints_every_recorded_change(
     # Imported for real (as the next change or poll does): the ledger answers the same.
     from bot.ledger.setup import prepare
     from bot.ledger.store import Ledger
+    from bot.signing import KEY_VARIABLE, Keys
 
+    keys = Keys.load(os.environ[KEY_VARIABLE])  # the tests' key, as the CLI's
     prepare(
-        Ledger(registry, ledger["PROMOTION_BOT_LEDGER_EXPERIMENT"]),
+        Ledger(registry, keys, ledger["PROMOTION_BOT_LEDGER_EXPERIMENT"]),
         model_name,
         registry.state(model_name),
     )

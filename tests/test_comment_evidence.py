@@ -26,11 +26,17 @@ from bot.ci.gate import gate
 from bot.ci.register import register
 from bot.ci.request import open_or_update_request
 from bot.intake.poll import poll
-from bot.registry.model_state import HANDLED_MAX_CHARS, handled_value, parse_handled
+from bot.registry.model_state import (
+    HANDLED_MAX_CHARS,
+    ModelState,
+    handled_value,
+    parse_handled,
+)
 from bot.registry.tags import HANDLED_TAG
+from bot.signing import Keys
 from tests.fakes.forges import BOT, FakeForge
 from tests.forge_world import World, make_world
-from tests.helpers import log_training_run
+from tests.helpers import TEST_SIGNING_KEY, log_training_run
 
 HOOK = "https://hooks.example.com/reload"
 
@@ -307,14 +313,21 @@ def test_a_lost_answer_whose_change_was_overtaken_says_so_once_without_the_hook(
 
 def test_the_handled_ids_stay_within_one_sql_tag_and_keep_the_newest() -> None:
     """MLflow's SQL stores keep a model tag in 5,000 characters: ten-digit comment ids (GitLab
-    note ids, GitHub comment ids today) fit 454 at a time, the oldest dropping off first."""
+    note ids, GitHub comment ids today) fit 445 at a time behind the bot's seal, the oldest
+    dropping off first."""
+    keys = Keys.load(TEST_SIGNING_KEY)
     ids = [str(2_000_000_000 + n) for n in range(600)]
     value = ""
     for comment_id in ids:
-        value = handled_value(parse_handled(value), comment_id)
+        value = handled_value(parse_handled(value), comment_id, keys)
     kept = parse_handled(value)
     assert len(value) <= HANDLED_MAX_CHARS
-    assert len(kept) == 454 and kept[-1] == ids[-1] and kept[0] == ids[600 - 454]
+    assert len(kept) == 445 and kept[-1] == ids[-1] and kept[0] == ids[600 - 445]
+    state = ModelState({}, {HANDLED_TAG: value}, keys)
+    assert state.handled == tuple(kept)
+    # Ids written by hand (or a signed list extended) silence no comment: none is handled.
+    for forged in (",".join(kept), value.replace(ids[-1], "2712345601", 1), f"1,{value}"):
+        assert ModelState({}, {HANDLED_TAG: forged}, keys).handled == ()
 
 
 def test_handled_ids_are_recorded_on_the_model(world: World) -> None:

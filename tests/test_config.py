@@ -64,6 +64,7 @@ DOCUMENTED_DEFAULTS = {
         "require_checklist": True,
         "templates_dir": "templates",
         "post_promote_hook": None,
+        "trusted_keys": (),
     },
 }
 

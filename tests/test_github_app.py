@@ -33,7 +33,7 @@ from bot.threads.markers import answered_comment_ids
 from tests.fakes.forges import json_body, json_reply
 from tests.fakes.github import FakeGitHub
 from tests.forge_fixtures import github, github_url
-from tests.helpers import log_training_run
+from tests.helpers import TEST_SIGNING_KEY, log_training_run
 from tests.webhook_fixtures import load_webhook
 
 APP_ID = "4242"
@@ -61,6 +61,7 @@ def app_settings(key: rsa.RSAPrivateKey, **changes: Any) -> Settings:
         "github_repository": REPOSITORY,
         "github_app_id": APP_ID,
         "github_app_private_key": Secret(pem(key)),
+        "signing_key": Secret(TEST_SIGNING_KEY),
         **changes,
     }
     return Settings(**values)

@@ -22,16 +22,23 @@ from bot.ledger.store import Ledger, Where
 from bot.registry.client import Registry
 from bot.registry.records import HistoryEntry
 from bot.reports.audit import read_csv
+from bot.signing import Keys
 from bot.timestamps import iso_from_ms
+from tests.helpers import TEST_SIGNING_KEY
 from tests.ledger_history import planned_changes, write_changes
 from tests.promotion_env import Playground
+
+TEST_KEYS = Keys.load(TEST_SIGNING_KEY)
 
 
 def history_cli(tracking_uri: str, tmp_path: Path, experiment: str, *args: str) -> Result:
     params = tmp_path / "params.yaml"
     params.write_text("register_model:\n  model_name: unused-model\n", encoding="utf-8")
     common = ["--params", str(params), "--platform", "local", "--tracking-uri", tracking_uri]
-    env = {"PROMOTION_BOT_LEDGER_EXPERIMENT": experiment}
+    env = {
+        "PROMOTION_BOT_LEDGER_EXPERIMENT": experiment,
+        "PROMOTION_BOT_SIGNING_KEY": TEST_SIGNING_KEY,
+    }
     return CliRunner().invoke(cli, ["history", *args, *common], env=env)
 
 
@@ -52,7 +59,7 @@ def five_hundred(
     would fill the all-model listing)."""
     registry = Registry(mlflow_server.url)
     experiment = f"ledger-500-{tmp_path_factory.mktemp('x').name}"
-    ledger = Ledger(registry, experiment)
+    ledger = Ledger(registry, TEST_KEYS, experiment)
     changes = planned_changes("model-500", 500)
     write_changes(ledger, registry.experiment_id(experiment), changes)
     yield mlflow_server.url, experiment, changes
@@ -72,7 +79,7 @@ def test_history_returns_all_500_changes_newest_first(
     # Every model unless --model: the same 500 here. Pages of 1,000 by default: ask for 7.
     everything = history_cli(uri, tmp_path, experiment, "--json")
     assert len(json.loads(everything.output)) == 500
-    ledger = Ledger(Registry(uri), experiment)
+    ledger = Ledger(Registry(uri), TEST_KEYS, experiment)
     paged = list(ledger.entries(ledger.experiment_id(), Where(model="model-500"), page_size=7))
     assert [entry.at_ms for entry in paged] == [entry.at_ms for entry in reversed(changes)]
 
@@ -207,7 +214,7 @@ def test_two_approvers_and_a_gate_failed_then_fixed_are_in_the_snapshot(
 
 def test_a_long_value_is_split_across_params_and_read_back_whole(tracking_uri: str) -> None:
     registry = Registry(tracking_uri)
-    ledger = Ledger(registry, "ledger-long-values")
+    ledger = Ledger(registry, TEST_KEYS, "ledger-long-values")
     reason = "".join(f"{n:05d}é " for n in range(2 * PARAM_CHUNK // 7 + 10))
     assert len(reason) > 2 * PARAM_CHUNK
     many = tuple(Approver(f"user{n}", str(n), "developer") for n in range(150))
@@ -362,13 +369,13 @@ def test_an_import_killed_halfway_is_finished_without_copies(pg: Playground) -> 
     experiment_id = pg.ctx.registry.experiment_id(ledger.experiment)
     with pytest.raises(SystemExit):
         import_history(ledger, experiment_id, pg.model, state.history, dies_at_the_third_entry)
-    assert len(pg.ledger()) == 2 and not ledger.ready(pg.ctx.registry.state(pg.model))
+    assert len(pg.ledger()) == 2 and not ledger.ready(pg.ctx.registry.state(pg.model), pg.model)
     assert sorted(run.status for run in pg.ledger_runs()) == ["FINISHED", "FINISHED", "RUNNING"]
 
     prepare(ledger, pg.model, pg.ctx.registry.state(pg.model))
 
     assert [e.to_version for e in pg.ledger()[::-1]] == [1, 2, 1]
-    assert ledger.ready(pg.ctx.registry.state(pg.model))
+    assert ledger.ready(pg.ctx.registry.state(pg.model), pg.model)
 
 
 def test_history_before_the_import_shows_the_tag_as_the_import_will_write_it(

@@ -5,7 +5,8 @@ registry"), and so can another tool sharing it. One param a JSON number where a 
 (`approvers=5`) once made every reader of the ledger fail: `history` for every model (the
 experiment is shared), `verify` ("cannot tell" for every model) and the drift check of `poll`
 and the MLflow webhook, so that a champion then moved by hand went unreported. A field of the
-wrong shape now reads as empty; the other entries and the drift check go on.
+wrong shape now reads as empty; the other entries and the drift check go on, and `verify`
+names the run as no evidence (it is not signed by the bot).
 """
 
 from __future__ import annotations
@@ -93,8 +94,12 @@ def test_verify_still_tells_with_a_malformed_run_in_the_ledger(world: World, par
         env={"PROMOTION_BOT_LEDGER_EXPERIMENT": settings.ledger_experiment},
     )
 
-    # v1 is champion and the bot's own entry approves it: 0, not "cannot tell" (2).
-    assert result.exit_code == 0, result.output
+    # v1 is champion and the bot's own entry approves it; the planted run is named as no
+    # evidence (docs/security.md, "The registry writer"): 1, not "cannot tell" (2).
+    assert result.exit_code == 1, result.output
+    head, planted = result.output.splitlines()
+    assert "champion v1, as approved: v1 (promote by maria (" in head
+    assert planted.endswith("is not evidence: not signed by the bot")
 
 
 def test_a_malformed_run_does_not_hide_a_hand_move_from_poll(world: World) -> None:

@@ -135,7 +135,8 @@ def bot(tmp_path: Path, tracking_uri: str, model_name: str) -> Bot:
         registry.create_version(model_name, f"runs:/{run_id}/model", run_id)
     settings = Settings(platform="local", local_dir=tmp_path / "forge", tracking_uri=tracking_uri)
     params = Params.model_validate({"register_model": {"model_name": model_name}})
-    return Bot(registry, Context(settings=settings, params=params), LocalForge(tmp_path / "forge"))
+    ctx = Context(settings=settings, params=params)
+    return Bot(ctx.registry, ctx, LocalForge(tmp_path / "forge"))
 
 
 def _request(forge: LocalForge, model: str, version: int, tracking_uri: str) -> str:

@@ -30,9 +30,11 @@ from bot.registry.tags import (
     CHAMPION_SINCE_TAG,
     REGISTERED_AS_TAG,
     REQUEST_HEAD_TAG,
+    REQUESTED_BY_ID_TAG,
+    REQUESTED_BY_TAG,
     REQUESTED_IN_TAG,
 )
-from bot.registry.versions import VersionInfo
+from bot.registry.versions import VersionInfo, requester_tags
 from bot.runtime.context import Context
 from bot.threads.thread import Thread
 from tests.fakes.memory_registry import MemoryRegistry
@@ -135,8 +137,22 @@ def test_self_approval(
     expected: str | None,
 ):
     ctx, _, _ = context(tmp_path, approvers={"allow_self_approval": allowed})
-    version = VersionInfo(MODEL, 3, "run", tags=recorded)
+    name, user_id = recorded.get(REQUESTED_BY_TAG, ""), recorded.get(REQUESTED_BY_ID_TAG, "")
+    signed = requester_tags(ctx.keys, MODEL, 3, name, user_id)  # as `register` records it
+    version = VersionInfo(MODEL, 3, "run", tags=signed)
     assert code(self_approval_refusal(ctx, author, author_id, version)) == expected
+
+
+def test_a_requester_record_the_bot_did_not_sign_decides_nothing(tmp_path: Path):
+    ctx, _, _ = context(tmp_path)
+    signed = requester_tags(ctx.keys, MODEL, 3, "dana", "27")
+    for tags in (
+        {REQUESTED_BY_TAG: "dana"},  # written by hand (or by a version before keys)
+        {**signed, REQUESTED_BY_TAG: "erin"},  # rewritten so that dana may approve
+        requester_tags(ctx.keys, MODEL, 4, "erin", ""),  # another version's record, copied
+    ):
+        version = VersionInfo(MODEL, 3, "run", tags=tags)
+        assert code(self_approval_refusal(ctx, "dana", "27", version)) == "requester_unsigned"
 
 
 # --- /promote: promote_refusal, in the order a person would fix things ------------------------

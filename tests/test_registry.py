@@ -11,12 +11,13 @@ import time
 import pytest
 
 import bot.registry.client as registry_module
-from bot.errors import NotFoundError, RegistryError
+from bot.errors import ConfigError, NotFoundError, RegistryError
 from bot.registry.client import Registry
 from bot.registry.records import HistoryEntry
 from bot.registry.tags import HISTORY_TAG, PENDING_TAG
+from bot.signing import Keys
 from bot.urls import redact_url
-from tests.helpers import log_training_run
+from tests.helpers import TEST_SIGNING_KEY, log_training_run
 from tests.mlflow_server import free_port
 
 # The MLflow adapter: every test reaches MLflow, the server (asked for by name in `uri`, which
@@ -39,7 +40,7 @@ def uri(request: pytest.FixtureRequest, sqlite_uri: str) -> str:
 
 @pytest.fixture
 def registry(uri: str) -> Registry:
-    return Registry(uri)
+    return Registry(uri, Keys.load(TEST_SIGNING_KEY))
 
 
 def new_version(registry: Registry, model: str, logloss: float = 0.6) -> tuple[int, str]:
@@ -221,6 +222,20 @@ def test_pending_set_read_clear(registry: Registry, model_name: str):
     registry.clear_pending(model_name)
     assert registry.pending(model_name) is None
     assert PENDING_TAG not in tags(registry, model_name)
+
+
+def test_an_intent_the_bot_did_not_sign_is_no_intent(registry: Registry, model_name: str):
+    registry.ensure_model(model_name)
+    registry.set_pending(model_name, HistoryEntry.parse(entry(3)))
+    signed = json.loads(tags(registry, model_name)[PENDING_TAG])
+    for forged in ({**signed, "to": 4}, entry(4), {**entry(4), "kid": signed["kid"]}):
+        registry.set_model_tag(model_name, PENDING_TAG, json.dumps(forged))
+        state = registry.state(model_name)
+        assert state.pending is None and state.intent_problem
+    registry.set_model_tag(model_name, PENDING_TAG, json.dumps(signed))
+    assert Registry(registry.tracking_uri).state(model_name).pending is None  # no key, no trust
+    with pytest.raises(ConfigError, match="PROMOTION_BOT_SIGNING_KEY"):
+        Registry(registry.tracking_uri).set_pending(model_name, HistoryEntry.parse(entry(3)))
 
 
 @pytest.mark.parametrize("raw", ["{broken", "[1, 2]", '"text"'])

@@ -21,7 +21,8 @@ from bot.config.params import parse_params
 from bot.config.settings import Settings
 from bot.errors import BotError
 from bot.forges.local import LocalForge
-from bot.registry.versions import RunInfo, VersionInfo
+from bot.registry.tags import REQUESTED_BY_SEAL_TAG
+from bot.registry.versions import RunInfo, VersionInfo, requester_tags
 from bot.runtime.context import Context
 from bot.runtime.request_threads import find_requests, refresh_status
 from bot.threads.markers import parse_request_marker, read_section, read_ticks
@@ -52,6 +53,11 @@ def make_ctx(tmp_path: Path, tracking_uri: str, model: str, **promotion: Any) ->
         requested_by="dana",
     )
     return Context(settings=settings, params=params)
+
+
+def seal(ctx: Context, model: str, version: int, name: str = "dana") -> str:
+    """The seal `request` writes beside the requester it records (docs/security.md)."""
+    return requester_tags(ctx.keys, model, version, name, "")[REQUESTED_BY_SEAL_TAG]
 
 
 def forge_of(ctx: Context) -> LocalForge:
@@ -281,6 +287,7 @@ def test_request_twice_is_one_thread_and_updates_its_body(
         f"open issue 'Promote {model_name} v1 to champion'",
         f"tag {model_name} v1 promotion.requested_in={first.url}",
         f"tag {model_name} v1 promotion.requested_by=dana",
+        f"tag {model_name} v1 promotion.requested_by_seal={seal(ctx, model_name, 1)}",
     ]
     tags = ctx.registry.version(model_name, 1).tags
     assert tags["promotion.requested_in"] == first.url
@@ -373,6 +380,7 @@ def test_newer_candidate_supersedes_the_older_request(
         f"open issue 'Promote {model_name} v2 to champion'",
         f"tag {model_name} v2 promotion.requested_in={new.url}",
         f"tag {model_name} v2 promotion.requested_by=dana",
+        f"tag {model_name} v2 promotion.requested_by_seal={seal(ctx, model_name, 2)}",
         "comment on #1 (superseded)",
         "close #1 (superseded)",
     ]
@@ -399,6 +407,7 @@ def test_merge_request_kind_commits_the_record_on_a_branch_and_opens_an_mr(
         f"open merge request 'Promote {model_name} v1 to champion' ({branch} -> main)",
         f"tag {model_name} v1 promotion.requested_in={result.url}",
         f"tag {model_name} v1 promotion.requested_by=dana",
+        f"tag {model_name} v1 promotion.requested_by_seal={seal(ctx, model_name, 1)}",
         # the commit the bot made: the only one /promote merges
         f"tag {model_name} v1 promotion.request_head={forge_of(ctx).commits()[0]['id']}",
     ]
@@ -442,6 +451,7 @@ def test_dry_run_writes_nothing_and_lists_the_calls(
         f"open issue 'Promote {model_name} v2 to champion'",
         f"tag {model_name} v2 promotion.requested_in=<the new request's URL>",
         f"tag {model_name} v2 promotion.requested_by=dana",
+        f"tag {model_name} v2 promotion.requested_by_seal=<the bot's signature>",
         "comment on #1 (superseded)",
         "close #1 (superseded)",
     ]

@@ -20,6 +20,7 @@ from bot.ci.request import open_or_update_request
 from bot.forges.local import LocalForge
 from bot.intake.entry import local_comment
 from bot.intake.poll import poll
+from bot.registry.versions import requester_tags
 from bot.threads.thread import Thread
 from tests.forge_fixtures import body_of
 from tests.forge_world import World, make_world
@@ -74,7 +75,8 @@ def test_self_approval_holds_when_register_did_not_know_the_requester(pg: Playgr
 
 def test_request_never_overwrites_the_requester_register_recorded(pg: Playground) -> None:
     version = pg.train(0.6)
-    pg.ctx.registry.set_version_tag(pg.model, version, "promotion.requested_by", "dana")
+    for key, value in requester_tags(pg.ctx.keys, pg.model, version, "dana", "").items():
+        pg.ctx.registry.set_version_tag(pg.model, version, key, value)
     open_or_update_request(_as_requester(pg, "erin").ctx)
     assert pg.ctx.registry.version(pg.model, version).requested_by == "dana"
 

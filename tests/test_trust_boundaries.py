@@ -39,6 +39,7 @@ from tests.forge_world import (
     deliver,
     make_world,
 )
+from tests.helpers import TEST_SIGNING_KEY
 from tests.webhook_fixtures import load_webhook
 
 
@@ -187,6 +188,7 @@ def _settings_for(platform: str, configured: str) -> Settings:
             gitlab_token=Secret("glpat-x"),
             bot_username="promotion-bot",
             gitlab_webhook_secret=Secret(WEBHOOK_SECRET),
+            signing_key=Secret(TEST_SIGNING_KEY),
         )
     return Settings(
         platform="github",
@@ -194,6 +196,7 @@ def _settings_for(platform: str, configured: str) -> Settings:
         github_token=Secret("ghp-x"),
         bot_username="promotion-bot",
         github_webhook_secret=Secret(WEBHOOK_SECRET),
+        signing_key=Secret(TEST_SIGNING_KEY),
     )
 
 

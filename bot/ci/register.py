@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import ConfigError
-from bot.registry.tags import REGISTERED_AS_TAG, REQUESTED_BY_ID_TAG, REQUESTED_BY_TAG
-from bot.registry.versions import VersionInfo
+from bot.registry.tags import REGISTERED_AS_TAG
+from bot.registry.versions import VersionInfo, requester_tags
 from bot.runtime.context import Context
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,6 @@ def read_run_id(path: str | Path) -> str:
     return run_id.strip()
 
 
-def requester_tags(name: str, user_id: str) -> dict[str, str]:
-    """The version tags that record who triggered training (what is known of it)."""
-    tags = {REQUESTED_BY_TAG: name, REQUESTED_BY_ID_TAG: user_id}
-    return {key: value for key, value in tags.items() if value}
-
-
 def register(ctx: Context, run_id: str | None = None, alias: str | None = None) -> RegisterResult:
     """Create (or reuse) the version for the run and point the initial alias at it."""
     cfg = ctx.params.register_model
@@ -63,7 +57,9 @@ def register(ctx: Context, run_id: str | None = None, alias: str | None = None) 
         # Kept in the registry: a request body can be edited. The name and, when CI gave it,
         # the forge's user id (a renamed account keeps its id).
         settings = ctx.settings
-        for key, value in requester_tags(settings.requested_by, settings.requested_by_id).items():
+        tags = requester_tags(ctx.keys, cfg.model_name, version.version,
+                              settings.requested_by, settings.requested_by_id)  # fmt: skip
+        for key, value in tags.items():
             registry.set_version_tag(cfg.model_name, version.version, key, value)
         log.info("registered %s version %s from run %s", cfg.model_name, version.version, run_id)
     else:

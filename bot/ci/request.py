@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from bot.ci.recipients import describe, recipients, report_unreached
-from bot.ci.register import requester_tags
 from bot.ci.request_body import (
     RequestData,
     load_request_data,
@@ -35,9 +34,10 @@ from bot.ci.request_body import (
 )
 from bot.errors import BotError
 from bot.registry.tags import REQUEST_HEAD_TAG, REQUESTED_IN_TAG
-from bot.registry.versions import TOY_ALIAS, RunInfo, VersionInfo
+from bot.registry.versions import TOY_ALIAS, RunInfo, VersionInfo, requester_tags
 from bot.runtime.context import Context
 from bot.runtime.request_threads import find_requests
+from bot.signing import Keys
 from bot.threads.markers import parse_request_marker, read_request_marker, read_section, read_ticks
 from bot.threads.thread import Thread
 from bot.timestamps import utc_now_iso
@@ -62,7 +62,13 @@ class RequestResult:
 
 
 def request_tags(
-    version: VersionInfo, url: str, requested_by: str, requested_by_id: str = "", head: str = ""
+    keys: Keys,
+    version: VersionInfo,
+    url: str,
+    requested_by: str,
+    requested_by_id: str = "",
+    head: str = "",
+    sign: bool = True,
 ) -> dict[str, str]:
     """The version tags that make `url` the version's request in the registry, if missing.
 
@@ -74,8 +80,13 @@ def request_tags(
     tags = {}
     if version.requested_in != url:
         tags[REQUESTED_IN_TAG] = url
-    if not version.requested_by and not version.requested_by_id:
-        tags.update(requester_tags(requested_by, requested_by_id))
+    known = version.requested_by or version.requested_by_id
+    if not known or version.requester_problem(keys):  # one the bot did not sign is no record
+        tags.update(
+            requester_tags(
+                keys, version.model, version.version, requested_by, requested_by_id, sign
+            )
+        )
     if head and version.request_head != head:
         tags[REQUEST_HEAD_TAG] = head
     return tags
@@ -212,7 +223,10 @@ def _record(ctx: Context, plan: _Plan, info: VersionInfo, thread: Thread | None)
     url = thread.url if thread is not None else "<the new request's URL>"
     settings = ctx.settings
     head = thread.head_sha if thread is not None else ""
-    tags = request_tags(info, url, settings.requested_by, settings.requested_by_id, head)
+    tags = request_tags(
+        ctx.keys, info, url, settings.requested_by, settings.requested_by_id, head,
+        sign=not plan.dry_run,
+    )  # fmt: skip
     for key, value in tags.items():
         tag = functools.partial(ctx.registry.set_version_tag, ctx.model, info.version, key, value)
         plan.do(f"tag {ctx.model} v{info.version} {key}={value}", tag)

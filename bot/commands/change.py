@@ -47,7 +47,7 @@ def move_champion(
     state: ModelState | None = None,
     guard: Guard = unguarded,
     *,
-    ledger: Ledger | None = None,
+    ledger: Ledger,
     evidence: Evidence | None = None,
 ) -> Change:
     """Move `alias` to change.to_version and record it; the caller holds the model lock.
@@ -57,7 +57,6 @@ def move_champion(
     while the command was being checked, and "from" must be what it really was. `evidence`
     is what the change was approved on: the ledger entry keeps it.
     """
-    ledger = ledger or Ledger(registry)
     try:
         state = registry.state(change.model) if state is None else state
         current = registry.aliases(change.model).get(alias)
@@ -122,8 +121,8 @@ def recover_pending(
     model: str,
     alias: str,
     state: ModelState,
-    guard: Guard = unguarded,
-    ledger: Ledger | None = None,
+    guard: Guard,
+    ledger: Ledger,
 ) -> ModelState:
     """Finish or drop an intent left by a process that died mid-change.
 
@@ -134,7 +133,7 @@ def recover_pending(
     pending = state.pending
     if pending is None:
         return state
-    _settle(registry, ledger or Ledger(registry), model, alias, state, pending, guard)
+    _settle(registry, ledger, model, alias, state, pending, guard)
     return registry.state(model)
 
 
@@ -165,7 +164,7 @@ def _settle(
         )
         entry = LedgerEntry.of_change(change, Evidence(), ms_from_iso(change.at) or 0)
         if runs:  # the snapshot the dead pass logged, if it landed
-            ledger.complete(runs[0], entry, guard)
+            ledger.complete(experiment_id, runs[0], entry, guard)
         else:  # an intent of a version before the ledger, or a run someone purged
             ledger.record(experiment_id, entry, key or new_key(), guard)
         _record(registry, change, state.history, guard)

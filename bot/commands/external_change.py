@@ -94,6 +94,8 @@ def report_drift(
     check = _look(ctx, state, alias)
     if check is not None and not check.unrecorded:
         return Outcome("ignored", "the ledger accounts for the champion"), check
+    if not ctx.keys.can_sign:  # `status` by a reader without the key: it records nothing
+        return Outcome("ignored", "not recorded: no signing key (docs/security.md)"), check
     from bot.commands.change import recover_pending
     from bot.commands.locking import model_lock
 
@@ -122,7 +124,7 @@ def report_drift(
 
 def _look(ctx: Context, state: ModelState, alias: str) -> ChampionCheck | None:
     """The check without the lock, on a ledger already set up (None: it is not, yet)."""
-    experiment_id = ctx.ledger.ready(state)
+    experiment_id = ctx.ledger.ready(state, ctx.model)
     if not experiment_id:
         return None
     last, approved = last_and_approved(ctx.ledger, experiment_id, ctx.model)
@@ -180,7 +182,7 @@ def _record(
     key = f"external:{ctx.model}:{last.ledger_run if last else ''}:{check.champion}"
     begun = ctx.ledger.runs_keyed(experiment_id, key)
     if begun:
-        ctx.ledger.complete(begun[0], entry, lease.check)
+        ctx.ledger.complete(experiment_id, begun[0], entry, lease.check)
     else:
         ctx.ledger.record(experiment_id, entry, key, lease.check)
     newest = state.history[-1] if state.history else None

@@ -181,7 +181,7 @@ def _remember_handled(run: Handling, extra: dict[str, str]) -> None:
     ctx, comment_id = run.ctx, run.event.comment_id
     try:
         run.lease.check()  # another holder may be writing the tag: skip rather than race it
-        value = handled_value(run.state.handled, comment_id)
+        value = handled_value(run.state.handled, comment_id, ctx.keys)
         ctx.registry.set_model_tag(ctx.model, HANDLED_TAG, value)
     except (RegistryError, LockLost) as exc:  # the answer and its marker stand
         log.warning("could not record comment %s as handled: %s", comment_id, exc, extra=extra)
@@ -308,7 +308,8 @@ def _approvals_so_far(run: Handling) -> int:
         version = run.version or ctx.registry.version(ctx.model, run.marker.version)
     except NotFoundError:  # a version deleted since: /help still answers
         return 0
-    return len(Approval.parse_all(version.tags.get(APPROVALS_TAG)))
+    raw = version.tags.get(APPROVALS_TAG)
+    return len(Approval.parse_signed(raw, ctx.keys, ctx.model, version.version)[0])
 
 
 def _error(run: Handling, command: Command, exc: BotError, extra: dict[str, str]) -> Outcome:

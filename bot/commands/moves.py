@@ -11,6 +11,7 @@ returned a `Moved`, the alias has moved: a failure after that must never be answ
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 from bot.commands.evidence import promote_evidence, rollback_evidence
@@ -26,6 +27,8 @@ from bot.registry.versions import VersionInfo
 from bot.runtime.context import Context
 from bot.threads.thread import Thread
 from bot.timestamps import utc_now_iso
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,11 @@ def promote(run: Handling, command: Command) -> Outcome | Moved:
     if required > 1:
         # Approvals are evidence: the registry's record, never markers in comments (any
         # workflow posts as github-actions[bot], and people delete the bot's answers).
-        recorded = Approval.parse_all(version.tags.get(APPROVALS_TAG))
+        raw = version.tags.get(APPROVALS_TAG)
+        recorded, forged = Approval.parse_signed(raw, ctx.keys, ctx.model, version.version)
+        if forged:  # docs/security.md: an approval the bot did not sign counts for nothing
+            log.warning("%s v%s: %d approvals not signed by the bot ignored", ctx.model,
+                        version.version, forged)  # fmt: skip
         mine = next((a for a in recorded if a.is_by(event.author, event.author_id)), None)
         earlier = still_eligible(ctx, [a for a in recorded if a is not mine], run.roles)
         approvals = [*earlier, mine or approvals[0]]
@@ -93,7 +100,8 @@ def promote(run: Handling, command: Command) -> Outcome | Moved:
         if len(approvers) < required:
             if mine is None:  # one person, one approval: a second /promote records nothing
                 mine = Approval(event.author, event.author_id, event.comment_id, utc_now_iso())
-                value = json.dumps([a.stored() for a in [*recorded, mine]], separators=(",", ":"))
+                sealed = [a.sealed(ctx.keys, ctx.model, version.version) for a in [*recorded, mine]]
+                value = json.dumps(sealed, separators=(",", ":"))
                 run.lease.check()
                 ctx.registry.set_version_tag(ctx.model, version.version, APPROVALS_TAG, value)
             run.replies.approval_recorded(version.version, approvers, required)

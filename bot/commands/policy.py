@@ -80,6 +80,15 @@ def self_approval_refusal(
             "`promotion-bot register` or `request` runs and re-run `promotion-bot request`, or "
             "set `promotion.approvers.allow_self_approval: true`.",
         )
+    problem = version.requester_problem(ctx.keys)
+    if problem:  # docs/security.md: a requester anyone may have rewritten decides nothing
+        return Refusal(
+            "requester_unsigned",
+            f"the registry's record of who triggered the training of v{version.version} was "
+            f"not written by promotion-bot ({problem})",
+            "Re-run `promotion-bot request` for this version where PROMOTION_BOT_REQUESTED_BY "
+            "names who triggered the training: it records the requester again, signed.",
+        )
     if same_person(name, user_id, author, author_id):
         return Refusal(
             "self_approval",

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot import signing
 from bot.config import checks as check
 from bot.errors import ConfigError
 
@@ -192,6 +193,9 @@ class Promotion(_Section):
     require_checklist: bool = True
     templates_dir: str = "templates"
     post_promote_hook: str | None = None
+    # The public keys whose signatures the bot and `verify` accept, besides the bot's own
+    # (docs/security.md): reviewed here like code, so rotating is a change to this file.
+    trusted_keys: Listed[str] = ()
 
     _alias = field_validator("champion_alias")(_alias_name)
     # Templates are code run with the bot's environment: only the repository's own, reviewed
@@ -205,6 +209,13 @@ class Promotion(_Section):
         if problem:
             raise ValueError(problem)
         return value
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _public_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            signing.public_key(text)  # a ValueError pydantic names the key with
+        return tuple(text.strip() for text in value)
 
     @field_validator("checklist")
     @classmethod

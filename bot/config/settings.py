@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bot import signing
 from bot.config import checks as check
 from bot.config import identity
 from bot.errors import ConfigError
@@ -73,6 +74,8 @@ class Settings:
     # A name for this bot, for processes that reach the registry by different URLs; "" = the
     # id is derived from the registry and the project (bot.config.identity).
     instance: str = ""
+    # The bot's Ed25519 key (docs/security.md); the local platform makes its own when unset.
+    signing_key: Secret = Secret("")
 
     def __repr__(self) -> str:
         # Secrets show as Secret(); a credential inside a URL must not show either.
@@ -128,7 +131,18 @@ class Settings:
         for name, problem in problems:
             if problem:
                 raise ConfigError(f"{name}: {problem}")
+        if self.signing_key:
+            signing.private_key(self.signing_key.value)  # a ConfigError naming the variable
         lock_folder(env)
+        return self
+
+    def require_signing_key(self) -> Settings:
+        """This, when it can sign: on a forge there is no unsigned mode (docs/security.md)."""
+        if self.platform != "local" and not self.signing_key:
+            raise ConfigError(
+                f"{signing.KEY_VARIABLE}: not set; on {self.platform} the bot signs every record "
+                'it writes (`promotion-bot keygen`, README "Signing keys")'
+            )
         return self
 
     def _github_app_problems(self) -> list[tuple[str, str]]:
@@ -203,6 +217,7 @@ class Settings:
                 "PROMOTION_BOT_LEDGER_EXPERIMENT", default=DEFAULT_LEDGER_EXPERIMENT
             ),
             instance=get("PROMOTION_BOT_INSTANCE").strip(),
+            signing_key=Secret(get(signing.KEY_VARIABLE)),
         )
 
 

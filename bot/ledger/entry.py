@@ -7,6 +7,11 @@ characters in a param and would cut a longer one silently, so a long value is sp
 `key`, `key.2`, `key.3`, ... of 6,000 characters each, and joined back in that order. An empty
 value is no param at all (a missing param reads as empty).
 
+Each entry is signed whole and chained (docs/security.md): its params carry `prev`, the digest
+of the previous entry of its model, and `kid` and `sig`, the bot's signature over every other
+param. A param logged later (`to.2` on a finished run, which MLflow accepts) changes what is
+signed; a deleted, inserted or reordered entry breaks the chain (`bot.ledger.chain`).
+
 Pure: no I/O. `bot.ledger.store` does the reading and writing.
 """
 
@@ -15,9 +20,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bot import signing
 from bot.registry.records import Change, read_text, read_version
 from bot.registry.versions import RunRecord
 from bot.timestamps import iso_from_ms, ms_from_iso
@@ -53,6 +59,10 @@ FIELDS = (
 _STRUCTURED = ("approvers", "metrics", "gates", "checklist")
 _FLAGS = ("imported", "deleted")
 _VERSIONS = ("from", "to")
+# Params of the chain, beside the entry's fields: not columns of `history` (they say nothing
+# about the change), but signed like them.
+PREV, SUPERSEDES = "prev", "supersedes"
+NOT_READ = "not read back from the ledger"
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,15 @@ class LedgerEntry:
     original: str = ""  # imported: the tag's entry as it was stored (JSON)
     ledger_run: str = ""
     deleted: bool = False  # its run was deleted in MLflow (restorable until `mlflow gc`)
+    # The chain (signed): the digest of the previous entry of the model ("" for the first), and
+    # for an entry the bot signed on its first start, the unsigned run it stands for.
+    prev: str = ""
+    supersedes: str = ""
+    # As read back: the entry's own digest (what the next one names as `prev`), its key id,
+    # and what is wrong with its signature ("" when a trusted key signed it as it reads now).
+    digest: str = ""
+    kid: str = ""
+    problem: str = NOT_READ
 
     @classmethod
     def of_change(cls, change: Change, evidence: Evidence, at_ms: int) -> LedgerEntry:
@@ -145,6 +164,11 @@ class LedgerEntry:
         return iso_from_ms(self.at_ms)
 
     @property
+    def trusted(self) -> bool:
+        """Signed by a trusted key, unchanged since: evidence (docs/security.md)."""
+        return not self.problem
+
+    @property
     def approved(self) -> bool:
         """A change people approved through the bot (not one seen from outside)."""
         return self.action in APPROVED_ACTIONS
@@ -164,21 +188,42 @@ class LedgerEntry:
         }
         for key in ("ledger_run", "deleted"):  # the run's own facts, not the entry's
             values.pop(key)
+        values[PREV], values[SUPERSEDES] = self.prev, self.supersedes
         return split_params(values)
 
+    def sealed(self, keys: signing.Keys) -> tuple[LedgerEntry, dict[str, str]]:
+        """The entry as signed, and its params: every other param under `kid` and `sig`."""
+        params = self.to_params()
+        params.update(keys.seal(params))
+        return replace(
+            self, digest=signing.digest(params), kid=params[signing.KID], problem=""
+        ), params
+
     @classmethod
-    def from_run(cls, run: RunRecord) -> LedgerEntry | None:
-        """The entry a ledger run records; None for a run that records none (no model)."""
+    def from_run(cls, run: RunRecord, keys: signing.Keys | None = None) -> LedgerEntry | None:
+        """The entry a ledger run records; None for a run that records none (no model). With
+        `keys`, its seal is checked over the params exactly as MLflow holds them."""
         values = join_params(run.params)
         if not values.get("model"):
             return None
-        return cls.from_fields(
+        entry = cls.from_fields(
             {
                 **{key: _uncell(key, values.get(key, "")) for key in FIELDS},
                 "ledger_run": run.run_id,
                 "deleted": run.deleted,
             },
             start_ms=run.start_ms,
+        )
+        if keys is None:
+            return entry
+        fields, problem = keys.opened(run.params)
+        return replace(
+            entry,
+            prev=values.get(PREV, ""),
+            supersedes=values.get(SUPERSEDES, ""),
+            digest=signing.digest(run.params),
+            kid=run.params.get(signing.KID, ""),
+            problem=problem or _time_problem(fields, run.start_ms),
         )
 
     # --- as rows (json, csv) -----------------------------------------------------------------
@@ -251,6 +296,13 @@ class LedgerEntry:
             "deleted": self.deleted,
         }
         return {key: values[key] for key in FIELDS}
+
+
+def _time_problem(fields: dict[str, Any], start_ms: int) -> str:
+    """The signed time against the run's start, by which the ledger orders its entries."""
+    if ms_from_iso(join_params(fields).get("at")) != start_ms:
+        return "its run's start time is not the time it was signed with"
+    return ""
 
 
 def split_params(values: Mapping[str, str]) -> dict[str, str]:

@@ -1,7 +1,14 @@
 """Where a model's audit ledger lives, set up once (docs/design.md, "The ledger"): the experiment
 looked up or created, today's `promotion.history` tag imported into it, and the model's marker
-(`promotion.ledger`) written, so that every later change finds the experiment id in the model
-read it makes anyway.
+(`promotion.ledger`, signed) written, so that every later change finds the experiment id in the
+model read it makes anyway. The experiment is the configured one: a marker the bot did not sign
+names nothing (docs/security.md).
+
+A ledger written before keys existed is signed once, trusted on first use: while the model has
+no signed entry of a change the bot made, its unsigned entries are copied, oldest first, into
+signed entries marked `imported` that name the run they stand for (`supersedes`), and chained
+from there. Once the bot has signed a change of its own, no unsigned run is ever imported again:
+it is reported (`bot.ledger.chain`).
 
 The import is idempotent: each tag entry's run carries a key made of the model and the entry's
 content (and which copy it is, for an entry written twice), not its place in the tag, which
@@ -16,6 +23,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from bot.ledger.entry import Approver, Evidence, LedgerEntry
 from bot.ledger.store import Guard, Ledger, Where, quoted, unguarded
@@ -23,6 +31,7 @@ from bot.registry.model_state import ModelState
 from bot.registry.records import HistoryEntry
 from bot.registry.tags import LEDGER_KEY_TAG, LEDGER_TAG
 from bot.registry.versions import RunRecord
+from bot.signing import NOT_SIGNED
 from bot.timestamps import ms_from_iso
 
 log = logging.getLogger(__name__)
@@ -35,16 +44,37 @@ def prepare(ledger: Ledger, model: str, state: ModelState, guard: Guard = unguar
     up or created, the history tag imported and the marker written. Under the model lock:
     `guard` runs before each write.
     """
-    found = ledger.ready(state)
+    found = ledger.ready(state, model)
     if found:
         return found
     experiment_id = ledger.registry.experiment_id(ledger.experiment)
-    imported = import_history(ledger, experiment_id, model, state.history, guard)
+    entries = ledger.chain(experiment_id, model)
+    imported = 0
+    if not any(entry.trusted and not entry.imported for entry in entries):
+        imported = import_history(ledger, experiment_id, model, state.history, guard)
+        imported += sign_unsigned(ledger, experiment_id, model, guard)
     guard()
-    marker = {"experiment": ledger.experiment, "experiment_id": experiment_id}
-    ledger.registry.set_model_tag(model, LEDGER_TAG, json.dumps(marker, separators=(",", ":")))
+    ledger.registry.set_model_tag(model, LEDGER_TAG, ledger.marker(model, experiment_id))
     log.info("the ledger of %s: experiment %s, %d entries imported", model, experiment_id, imported)
     return experiment_id
+
+
+def sign_unsigned(ledger: Ledger, experiment_id: str, model: str, guard: Guard = unguarded) -> int:
+    """Sign the model's entries written before keys existed (the caller made sure the bot has
+    signed no change of its own yet): each unsigned one copied, oldest first, into a signed
+    entry marked `imported`, unless a signed copy stands for it already. The number written."""
+    entries = ledger.chain(experiment_id, model)
+    covered = {entry.supersedes for entry in entries if entry.trusted and entry.supersedes}
+    written = 0
+    for entry in entries:
+        if entry.problem != NOT_SIGNED or entry.ledger_run in covered:
+            continue
+        copy = replace(entry, imported=True, supersedes=entry.ledger_run, ledger_run="")
+        ledger.record(
+            experiment_id, replace(copy, deleted=False), f"signed:{entry.ledger_run}", guard
+        )
+        written += 1
+    return written
 
 
 def import_history(
@@ -81,7 +111,7 @@ def import_history(
             ledger.record(experiment_id, entry, key, guard)
             written += 1
         elif run.status != "FINISHED" or not run.params.get("model"):
-            ledger.complete(run, entry, guard)
+            ledger.complete(experiment_id, run, entry, guard)
     return written
 
 

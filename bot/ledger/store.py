@@ -9,29 +9,39 @@ FINISHED once the alias read back as moved, or FAILED when the move never happen
 FINISHED runs only, deleted ones included (flagged): deleting a run in MLflow hides nothing from
 `history`. Runs are not tied to the registered model, so the ledger outlives a deleted model.
 
+Every entry is signed and chained (docs/security.md): writing one reads the model's newest
+trusted entry first (one search), whose digest the new one names as `prev`. Reads check every
+seal; only a trusted entry is evidence (`newest`, `latest`), while `entries` lists them all for
+people. The ledger's place is configuration (PROMOTION_BOT_LEDGER_EXPERIMENT): the model's
+`promotion.ledger` marker only saves the lookup of its id, and only when the bot signed it.
+
 Every write goes through `bot.registry.client.Registry`, the only module that imports MLflow.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.config.settings import DEFAULT_LEDGER_EXPERIMENT
 from bot.errors import RegistryError
+from bot.ledger.chain import linked
 from bot.ledger.entry import EXTERNAL, LedgerEntry
 from bot.registry.client import Registry
-from bot.registry.model_state import ModelState
-from bot.registry.tags import LEDGER_KEY_TAG
+from bot.registry.model_state import ModelState, compact_json
+from bot.registry.tags import LEDGER_KEY_TAG, LEDGER_TAG
 from bot.registry.versions import RunRecord
+from bot.signing import Keys
 
 log = logging.getLogger(__name__)
 
 PAGE = 1000  # runs per search call (MLflow's default page)
 _NEWEST_FIRST = ("attributes.start_time DESC",)
+_OLDEST_FIRST = ("attributes.start_time ASC",)
 
 # Runs before each write made under the model lock: the lease's check (bot.commands.locking),
 # which raises LockLost once the lease is gone. Every writer under the lock takes one.
@@ -78,8 +88,11 @@ class Where:
 
 
 class Ledger:
-    def __init__(self, registry: Registry, experiment: str = DEFAULT_LEDGER_EXPERIMENT) -> None:
+    def __init__(
+        self, registry: Registry, keys: Keys, experiment: str = DEFAULT_LEDGER_EXPERIMENT
+    ) -> None:
         self.registry = registry
+        self.keys = keys
         self.experiment = experiment
 
     # --- where it lives ----------------------------------------------------------------------
@@ -87,23 +100,62 @@ class Ledger:
         """The ledger's experiment, for reading ("": nothing was ever recorded)."""
         return self.registry.experiment_id(self.experiment, create=False)
 
-    def ready(self, state: ModelState) -> str:
-        """The experiment id the model's marker names, when it names this ledger ("" if not)."""
-        name, experiment_id = state.ledger
-        return experiment_id if name == self.experiment else ""
+    def ready(self, state: ModelState, model: str) -> str:
+        """The experiment id of the model's marker, when the bot signed it for this model and
+        the configured experiment ("" if not: a marker anyone else wrote names nothing)."""
+        try:
+            value = json.loads(state.tags.get(LEDGER_TAG) or "{}")
+        except ValueError:
+            return ""
+        if not isinstance(value, dict):
+            return ""
+        fields, problem = self.keys.opened(value)
+        if problem or fields.get("experiment") != self.experiment or fields.get("model") != model:
+            return ""
+        experiment_id = fields.get("experiment_id")
+        return experiment_id if isinstance(experiment_id, str) else ""
+
+    def marker(self, model: str, experiment_id: str) -> str:
+        """The `promotion.ledger` tag: where the model's entries are, signed."""
+        fields = {"experiment": self.experiment, "experiment_id": experiment_id, "model": model}
+        return compact_json(self.keys.signed(fields))
 
     # --- writing -----------------------------------------------------------------------------
     # Every write takes `guard`, the lease's check (bot.commands.locking), and runs it first.
     def begin(
-        self, experiment_id: str, entry: LedgerEntry, key: str, guard: Guard = unguarded
+        self,
+        experiment_id: str,
+        entry: LedgerEntry,
+        key: str,
+        guard: Guard = unguarded,
+        head: LedgerEntry | bool | None = True,
     ) -> str:
-        """The run of a change about to be made (RUNNING): two calls, the entry in full."""
+        """The run of a change about to be made (RUNNING): the entry in full, signed and chained
+        to `head` (True: the model's newest trusted entry, looked up: one search). Three calls."""
+        sealed, params = self.sealed(experiment_id, entry, head)
         tags = {LEDGER_KEY_TAG: key, "mlflow.user": "promotion-bot"}
         guard()
-        run_id = self.registry.create_run(experiment_id, entry.at_ms, entry.run_name(), tags)
+        run_id = self.registry.create_run(experiment_id, sealed.at_ms, sealed.run_name(), tags)
         guard()
-        self.registry.log_params(run_id, entry.to_params())
+        self.registry.log_params(run_id, params)
         return run_id
+
+    def sealed(
+        self, experiment_id: str, entry: LedgerEntry, head: LedgerEntry | bool | None = True
+    ) -> tuple[LedgerEntry, dict[str, str]]:
+        """`entry` chained after `head` and signed, and its params. Its time is after the
+        head's: the ledger orders by time, and the chain must read in that order."""
+        if head is True:
+            head = self.head(experiment_id, entry.model)
+        if isinstance(head, LedgerEntry):
+            entry = replace(entry, prev=head.digest, at_ms=max(entry.at_ms, head.at_ms + 1))
+        else:
+            entry = replace(entry, prev="")
+        return entry.sealed(self.keys)
+
+    def head(self, experiment_id: str, model: str) -> LedgerEntry | None:
+        """The model's newest trusted entry in the chain, what the next one follows."""
+        return self.latest(experiment_id, Where(model=model))
 
     def commit(self, run_id: str, guard: Guard = unguarded) -> None:
         """The change happened: the run is FINISHED, and from now on an entry of the ledger."""
@@ -116,18 +168,27 @@ class Ledger:
         self.registry.finish_run(run_id, "FAILED", now_ms())
 
     def record(
-        self, experiment_id: str, entry: LedgerEntry, key: str, guard: Guard = unguarded
+        self,
+        experiment_id: str,
+        entry: LedgerEntry,
+        key: str,
+        guard: Guard = unguarded,
+        head: LedgerEntry | bool | None = True,
     ) -> str:
-        """An entry of something already done (seen from outside, imported): three calls."""
-        run_id = self.begin(experiment_id, entry, key, guard)
+        """An entry of something already done (seen from outside, imported): four calls."""
+        run_id = self.begin(experiment_id, entry, key, guard, head)
         self.commit(run_id, guard)
         return run_id
 
-    def complete(self, run: RunRecord, entry: LedgerEntry, guard: Guard = unguarded) -> None:
-        """Finish a run a dead pass began: its params if they never landed, then FINISHED."""
+    def complete(
+        self, experiment_id: str, run: RunRecord, entry: LedgerEntry, guard: Guard = unguarded
+    ) -> None:
+        """Finish a run a dead pass began: its params if they never landed (signed and chained
+        now, at the time the run began), then FINISHED."""
         if not run.params.get("model"):
+            _sealed, params = self.sealed(experiment_id, replace(entry, at_ms=run.start_ms))
             guard()
-            self.registry.log_params(run.run_id, entry.to_params())
+            self.registry.log_params(run.run_id, params)
         if run.status != "FINISHED":
             self.commit(run.run_id, guard)
 
@@ -144,34 +205,50 @@ class Ledger:
         where: Where,
         limit: int | None = None,
         page_size: int = PAGE,
+        *,
+        trusted: bool = False,
+        oldest_first: bool = False,
     ) -> Iterator[LedgerEntry]:
-        """Entries newest first, a page at a time, up to `limit`."""
+        """Entries newest first (or oldest first), a page at a time, up to `limit`, each with its
+        seal checked; `trusted`: only the ones a trusted key signed (evidence)."""
         token: str | None = None
-        given = 0
+        given = skipped = 0
         while True:
-            size = page_size if limit is None else min(page_size, limit - given)
+            # Pages as small as the limit, until an entry that is not evidence was skipped.
+            size = page_size if limit is None or skipped else min(page_size, limit - given)
             runs, token = self.registry.search_runs(
                 [experiment_id],
                 where.filter(),
-                order_by=_NEWEST_FIRST,
+                order_by=_OLDEST_FIRST if oldest_first else _NEWEST_FIRST,
                 max_results=size,
                 page_token=token,
             )
             for run in runs:
-                entry = LedgerEntry.from_run(run)
-                if entry is not None:
+                entry = LedgerEntry.from_run(run, self.keys)
+                if entry is not None and (entry.trusted or not trusted):
                     given += 1
                     yield entry
-            if not token or (limit is not None and given >= limit):
+                    if limit is not None and given >= limit:
+                        return
+                elif entry is not None:
+                    skipped += 1
+            if not token:
                 return
 
     def latest(self, experiment_id: str, where: Where) -> LedgerEntry | None:
-        """The newest entry `where` admits: one search call."""
-        return next(self.entries(experiment_id, where, limit=1), None)
+        """The newest trusted entry `where` admits: one search call, unless newer ones are not
+        evidence."""
+        return next(self.entries(experiment_id, where, limit=1, trusted=True), None)
 
     def newest(self, experiment_id: str, model: str, count: int = 20) -> list[LedgerEntry]:
-        """The model's newest `count` entries, newest first: one search call."""
-        return list(self.entries(experiment_id, Where(model=model), limit=count))
+        """The model's newest `count` trusted entries that follow each other in its chain,
+        newest first: one search call."""
+        found = list(self.entries(experiment_id, Where(model=model), limit=count, trusted=True))
+        return linked(found[::-1])[::-1]
+
+    def chain(self, experiment_id: str, model: str) -> list[LedgerEntry]:
+        """Every entry of the model, trusted or not, oldest first: what `verify` walks."""
+        return list(self.entries(experiment_id, Where(model=model), oldest_first=True))
 
 
 def last_and_approved(

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bot.errors import NotFoundError, RegistryError
+from bot.errors import ConfigError, NotFoundError, RegistryError
 from bot.registry.model_state import ModelState, compact_json
 from bot.registry.records import HistoryEntry
 from bot.registry.tags import (
@@ -29,6 +29,7 @@ from bot.registry.tags import (
     REQUESTED_IN_TAG,
 )
 from bot.registry.versions import RunInfo, RunRecord, VersionInfo
+from bot.signing import KEY_VARIABLE, Keys
 from bot.urls import redact_url, redact_urls_in
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ _RUN_ID = re.compile(r"[0-9A-Za-z_-]+")  # also what makes an id safe inside a s
 class Registry:
     """A thin, normalising wrapper around `mlflow.MlflowClient`."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, keys: Keys | None = None) -> None:
         for key, value in _BOUNDED_HTTP.items():
             os.environ.setdefault(key, value)
         # MLflow's own INFO lines ("Creating initial MLflow database tables...") are noise here.
@@ -70,6 +71,7 @@ class Registry:
         from mlflow import MlflowClient  # the one place MLflow is imported
 
         self.tracking_uri = tracking_uri
+        self.keys = keys  # the bot's signing key (docs/security.md); None: only reads
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self._models = _registry_client(self._client)
         log.info("registry at %s", redact_url(tracking_uri))
@@ -117,9 +119,9 @@ class Registry:
         try:
             model = self._model(name)
         except NotFoundError:
-            return ModelState({}, {})
+            return ModelState({}, {}, self.keys)
         aliases = {alias: int(version) for alias, version in (model.aliases or {}).items()}
-        return ModelState(aliases, dict(model.tags or {}))
+        return ModelState(aliases, dict(model.tags or {}), self.keys)
 
     def aliases(self, name: str) -> dict[str, int]:
         """alias -> version of a registered model ({} if the model does not exist)."""
@@ -340,9 +342,15 @@ class Registry:
         return self.state(name).pending
 
     def set_pending(self, name: str, entry: HistoryEntry, ledger_key: str = "") -> None:
-        """The intent of a change: its history entry, and the key of the ledger run it begins."""
+        """The intent of a change: its history entry, and the key of the ledger run it begins,
+        signed: an intent is evidence that a change is in flight (docs/security.md)."""
         stored = {**entry.stored, "ledger": ledger_key} if ledger_key else dict(entry.stored)
-        self.set_model_tag(name, PENDING_TAG, compact_json(stored))
+        self.set_model_tag(name, PENDING_TAG, compact_json(self._signer().signed(stored)))
+
+    def _signer(self) -> Keys:
+        if self.keys is None:
+            raise ConfigError(f"{KEY_VARIABLE}: not set; the registry client cannot sign")
+        return self.keys
 
     def clear_pending(self, name: str) -> None:
         self.delete_model_tag(name, PENDING_TAG)

@@ -8,19 +8,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from bot.registry.records import HistoryEntry
-from bot.registry.tags import EXTERNAL_TAG, HANDLED_TAG, HISTORY_TAG, LEDGER_TAG, PENDING_TAG
+from bot.registry.tags import EXTERNAL_TAG, HANDLED_TAG, HISTORY_TAG, PENDING_TAG
+from bot.signing import Keys
 
 log = logging.getLogger(__name__)
 
 # The handled comment ids live in a registered-model tag, which MLflow's SQL stores keep in
-# VARCHAR(5000): ten-digit ids (GitLab note ids, GitHub comment ids today) and their commas fit
-# 454 at a time.
+# VARCHAR(5000), behind the bot's seal (`|<kid>:<signature>`, 106 characters): ten-digit ids
+# (GitLab note ids, GitHub comment ids today) and their commas fit 445 at a time.
 HANDLED_MAX_CHARS = 5000
+_HANDLED_SEAL_CHARS = 1 + 16 + 1 + 88
 
 
 def compact_json(value: Any) -> str:
@@ -30,10 +32,13 @@ def compact_json(value: Any) -> str:
 
 @dataclass(frozen=True)
 class ModelState:
-    """One read of a registered model: aliases and tags; the history and intent parsed once."""
+    """One read of a registered model: aliases and tags; the history and intent parsed once.
+    `keys` check the seals of the records the bot signs (docs/security.md): without them no
+    intent is evidence."""
 
     aliases: dict[str, int]
     tags: dict[str, str]
+    keys: Keys | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def history(self) -> tuple[HistoryEntry, ...]:
@@ -41,27 +46,30 @@ class ModelState:
 
     @cached_property
     def pending(self) -> HistoryEntry | None:
-        """The intent of a change in flight, if any: the intent tag, unless the history already
-        holds its entry (the change is done; the tag stays until the next change)."""
-        intent = _pending(self.tags.get(PENDING_TAG))
-        if intent is None or any(_same_change(entry, intent) for entry in self.history):
-            return None
-        return intent
+        """The intent of a change in flight, if any: the intent tag, when the bot signed it and
+        the history does not hold its entry yet (then the change is done; the tag stays until
+        the next change). An intent anyone else wrote is no evidence (`intent_problem`)."""
+        intent, problem = self._intent
+        return None if problem else intent
 
     @cached_property
-    def ledger(self) -> tuple[str, str]:
-        """(experiment name, experiment id) of the model's audit ledger; ("", "") before the
-        history tag was imported into it."""
+    def intent_problem(self) -> str:
+        """What is wrong with an intent that is not done and not signed ("" if nothing)."""
+        return self._intent[1]
+
+    @cached_property
+    def _intent(self) -> tuple[HistoryEntry | None, str]:
         try:
-            value = json.loads(self.tags.get(LEDGER_TAG) or "{}")
+            value = json.loads(self.tags.get(PENDING_TAG) or "null")
         except ValueError:
-            return "", ""
+            value = None
         if not isinstance(value, dict):
-            return "", ""
-        name, experiment_id = value.get("experiment"), value.get("experiment_id")
-        if isinstance(name, str) and isinstance(experiment_id, str) and name and experiment_id:
-            return name, experiment_id
-        return "", ""
+            return None, ""
+        fields, problem = self.keys.opened(value) if self.keys else (value, "no key to check it")
+        intent = HistoryEntry.parse(fields)
+        if any(_same_change(entry, intent) for entry in self.history):
+            return None, ""
+        return intent, problem
 
     @cached_property
     def expected_champion(self) -> tuple[bool, int | None]:
@@ -83,8 +91,14 @@ class ModelState:
 
     @cached_property
     def handled(self) -> tuple[str, ...]:
-        """The comment ids the bot handled, oldest first (as many as the tag holds)."""
-        return tuple(parse_handled(self.tags.get(HANDLED_TAG)))
+        """The comment ids the bot handled, oldest first (as many as the tag holds), when the
+        bot signed the list: ids anyone else wrote would silence their comments."""
+        raw = self.tags.get(HANDLED_TAG) or ""
+        ids, _, seal = raw.rpartition("|")
+        kid, _, sig = seal.partition(":")
+        if self.keys is None or self.keys.check({"handled": ids}, kid, sig):
+            return ()
+        return tuple(parse_handled(ids))
 
 
 def external_value(newest: HistoryEntry | None, to_version: int | None) -> str:
@@ -105,17 +119,23 @@ def _same_change(entry: HistoryEntry, intent: HistoryEntry) -> bool:
 
 
 def parse_handled(raw: str | None) -> list[str]:
-    return [item for item in (raw or "").split(",") if item]
+    """The ids of a `promotion.handled` value, its seal left aside (unchecked: for reading)."""
+    ids = (raw or "").rpartition("|")[0] if "|" in (raw or "") else (raw or "")
+    return [item for item in ids.split(",") if item]
 
 
-def handled_value(known: Sequence[str], comment_id: str) -> str:
-    """The `promotion.handled` tag with `comment_id` added; the oldest ids drop off to fit."""
+def handled_value(known: Sequence[str], comment_id: str, keys: Keys) -> str:
+    """The `promotion.handled` tag with `comment_id` added, signed; the oldest ids drop off to
+    fit."""
     kept = [item for item in known if item != comment_id] + [comment_id]
     size, start = -1, len(kept)
-    while start > 0 and size + len(kept[start - 1]) + 1 <= HANDLED_MAX_CHARS:
+    room = HANDLED_MAX_CHARS - _HANDLED_SEAL_CHARS
+    while start > 0 and size + len(kept[start - 1]) + 1 <= room:
         start -= 1
         size += len(kept[start]) + 1
-    return ",".join(kept[start:])
+    ids = ",".join(kept[start:])
+    seal = keys.seal({"handled": ids})
+    return f"{ids}|{seal['kid']}:{seal['sig']}"
 
 
 def _json_list(raw: str | None) -> list[dict[str, Any]]:
@@ -125,11 +145,3 @@ def _json_list(raw: str | None) -> list[dict[str, Any]]:
         log.warning("ignoring a %s tag that is not JSON", HISTORY_TAG)
         return []
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _pending(raw: str | None) -> HistoryEntry | None:
-    try:
-        value = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    return HistoryEntry.parse(value) if isinstance(value, dict) else None

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.signing import Keys
 from bot.threads.thread import same_person
 from bot.timestamps import iso_from_epoch
 
@@ -164,6 +165,30 @@ class Approval:
             "comment_id": self.comment_id,
             "at": self.at,
         }
+
+    def sealed(self, keys: Keys, model: str, version: int) -> dict[str, Any]:
+        """As the tag keeps it: signed together with the model and version it approves, so it
+        cannot be copied onto another version (docs/security.md)."""
+        return keys.signed({**self.stored(), "model": model, "version": version})
+
+    @classmethod
+    def parse_signed(
+        cls, raw: str | None, keys: Keys, model: str, version: int
+    ) -> tuple[list[Approval], int]:
+        """The approvals of the tag the bot signed for this model and version, and how many
+        other items it holds (not evidence: written by someone else, or copied)."""
+        try:
+            value = json.loads(raw) if raw else []
+        except ValueError:
+            return [], 1
+        items = value if isinstance(value, list) else [value]
+        found: list[Approval] = []
+        for item in items:
+            fields, problem = keys.opened(item) if isinstance(item, dict) else ({}, "not a record")
+            if problem or (fields.get("model"), fields.get("version")) != (model, version):
+                continue
+            found += cls.parse_all(json.dumps([fields]))
+        return found, len(items) - len(found)
 
     @classmethod
     def parse_all(cls, raw: str | None) -> list[Approval]:

@@ -14,6 +14,9 @@ REGISTERED_AS_TAG = "promotion.registered_as"
 # (GITLAB_USER_ID, GITHUB_ACTOR_ID): a name is text its owner can change, the id is not.
 REQUESTED_BY_TAG = "promotion.requested_by"
 REQUESTED_BY_ID_TAG = "promotion.requested_by_id"
+# Written with the two above: the bot's signature ({kid, sig}) over the model, the version and
+# them (docs/security.md). A requester record without it, or whose seal fails, is no evidence.
+REQUESTED_BY_SEAL_TAG = "promotion.requested_by_seal"
 # Written by `request`: the thread it opened for the version, the registry's word on which thread
 # is its request (a description can be edited to name another version; this tag cannot be).
 REQUESTED_IN_TAG = "promotion.requested_in"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.registry.tags import (
     REGISTERED_AS_TAG,
     REQUEST_HEAD_TAG,
     REQUESTED_BY_ID_TAG,
+    REQUESTED_BY_SEAL_TAG,
     REQUESTED_BY_TAG,
     REQUESTED_IN_TAG,
 )
+from bot.signing import KID, SIG, Keys
 
 TOY_ALIAS = "ci-smoke"  # the initial alias of a toy model: never served, never promotable
 
@@ -40,6 +44,16 @@ class VersionInfo:
     def requested_by_id(self) -> str:
         return self.tags.get(REQUESTED_BY_ID_TAG, "")
 
+    def requester_problem(self, keys: Keys) -> str:
+        """ "" when the bot signed the requester record as it reads now (docs/security.md)."""
+        try:
+            seal = json.loads(self.tags.get(REQUESTED_BY_SEAL_TAG) or "{}")
+        except ValueError:
+            seal = {}
+        seal = seal if isinstance(seal, dict) else {}
+        record = _requester(self.model, self.version, self.requested_by, self.requested_by_id)
+        return keys.check(record, seal.get(KID), seal.get(SIG))
+
     @property
     def requested_in(self) -> str:
         return self.tags.get(REQUESTED_IN_TAG, "")
@@ -68,3 +82,22 @@ class RunRecord:
     deleted: bool = False  # MLflow's lifecycle stage: deleted (restorable until `mlflow gc`)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+
+
+def requester_tags(
+    keys: Keys, model: str, version: int, name: str, user_id: str, sign: bool = True
+) -> dict[str, str]:
+    """The version tags that record who triggered training (what is known of it), signed
+    (not `sign`: a dry run, which names the seal and makes no key)."""
+    tags = {REQUESTED_BY_TAG: name, REQUESTED_BY_ID_TAG: user_id}
+    tags = {key: value for key, value in tags.items() if value}
+    if tags and not sign:
+        tags[REQUESTED_BY_SEAL_TAG] = "<the bot's signature>"
+    elif tags:
+        seal = keys.seal(_requester(model, version, name, user_id))
+        tags[REQUESTED_BY_SEAL_TAG] = json.dumps(seal, separators=(",", ":"))
+    return tags
+
+
+def _requester(model: str, version: int, name: str, user_id: str) -> dict[str, Any]:
+    return {"model": model, "version": version, "requested_by": name, "requested_by_id": user_id}

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.errors import NotFoundError
+from bot.ledger.chain import Break, walk
 from bot.ledger.drift import ChampionCheck, check_champion
 from bot.ledger.entry import FIELDS, LedgerEntry
 from bot.ledger.setup import imported_entry
-from bot.ledger.store import Where, last_and_approved
+from bot.ledger.store import Where
 from bot.registry.model_state import ModelState
+from bot.registry.tags import PENDING_TAG
 from bot.timestamps import iso_from_ms
 
 if TYPE_CHECKING:
@@ -45,11 +47,14 @@ def history_entries(ctx: Context, query: Query) -> list[LedgerEntry]:
     """The entries `query` asks for, newest first."""
     model = query.model or ctx.model
     state = ctx.registry.state(model)
-    experiment_id = ctx.ledger.ready(state) or ctx.ledger.experiment_id()
+    experiment_id = ctx.ledger.ready(state, model) or ctx.ledger.experiment_id()
     where = Where(model=query.model, since_ms=query.since_ms, until_ms=query.until_ms)
     found = (
         list(ctx.ledger.entries(experiment_id, where, limit=query.limit)) if experiment_id else []
     )
+    # An unsigned run the bot copied into a signed entry on its first start shows once.
+    covered = {entry.supersedes for entry in found if entry.trusted and entry.supersedes}
+    found = [entry for entry in found if entry.ledger_run not in covered]
     waiting = [e for e in not_imported(ctx, model, state) if _within(e, where)]
     if waiting:  # merged in time order, as the ledger will hold them
         found = sorted([*found, *waiting], key=lambda entry: entry.at_ms, reverse=True)
@@ -59,7 +64,7 @@ def history_entries(ctx: Context, query: Query) -> list[LedgerEntry]:
 def champion_at(ctx: Context, model: str, at_ms: int) -> LedgerEntry | None:
     """The entry that made the champion of `model` at `at_ms`: one search (and the model read)."""
     state = ctx.registry.state(model)
-    experiment_id = ctx.ledger.ready(state) or ctx.ledger.experiment_id()
+    experiment_id = ctx.ledger.ready(state, model) or ctx.ledger.experiment_id()
     where = Where(model=model, until_ms=at_ms)
     found = ctx.ledger.latest(experiment_id, where) if experiment_id else None
     waiting = [e for e in not_imported(ctx, model, state) if _within(e, where)]
@@ -69,7 +74,7 @@ def champion_at(ctx: Context, model: str, at_ms: int) -> LedgerEntry | None:
 
 def not_imported(ctx: Context, model: str, state: ModelState) -> list[LedgerEntry]:
     """The history tag's entries, when the model's ledger is not set up yet (newest first)."""
-    if ctx.ledger.ready(state):
+    if ctx.ledger.ready(state, model):
         return []
     entries: list[LedgerEntry] = []
     previous_ms = 0
@@ -120,7 +125,12 @@ def _line(entry: LedgerEntry) -> str:
     after = f"v{entry.to_version}" if entry.to_version is not None else "none"
     marks = "".join(
         f"  [{mark}]"
-        for mark, on in (("imported", entry.imported), ("deleted in MLflow", entry.deleted))
+        for mark, on in (
+            ("imported", entry.imported),
+            ("deleted in MLflow", entry.deleted),
+            # docs/security.md: a run the bot did not sign, or changed since, is shown, flagged
+            (f"NOT EVIDENCE: {entry.problem}", bool(entry.ledger_run) and not entry.trusted),
+        )
         if on
     )
     reason = f" — {shown(entry.reason)}" if entry.reason else ""
@@ -197,44 +207,56 @@ def render_at(model: str, at_ms: int, entry: LedgerEntry | None, fmt: str) -> st
 class Verification:
     check: ChampionCheck
     problems: list[str] = field(default_factory=list)
+    breaks: list[Break] = field(default_factory=list)  # entries that are not evidence
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.check.drifted or self.problems else 0
+        return 1 if self.check.drifted or self.problems or self.breaks else 0
 
 
 def verify(ctx: Context, model: str) -> Verification:
-    """The drift question asked of the ledger itself (and of nothing a person can fix by
-    editing the model's tags): the model read, then one search."""
+    """The drift question asked of the ledger itself, and of nothing a person can fix by
+    editing the model's tags: the model read, then the model's whole chain (docs/security.md).
+    Only entries signed by a trusted key that follow each other are evidence; every other one
+    is a break."""
     alias = ctx.params.promotion.champion_alias
     state = ctx.registry.state(model)
     if not state.aliases and not state.tags and not ctx.registry.model_exists(model):
         # A monitor with a misspelt model must not stay green: "cannot tell", not "as approved".
         raise NotFoundError(f"no registered model {model!r} in the registry")
-    experiment_id = ctx.ledger.ready(state) or ctx.ledger.experiment_id()
-    newest: list[LedgerEntry] = []
-    if experiment_id:
-        newest = ctx.ledger.newest(experiment_id, model)
-    newest = sorted([*newest, *not_imported(ctx, model, state)], key=lambda e: -e.at_ms)
+    experiment_id = ctx.ledger.ready(state, model) or ctx.ledger.experiment_id()
+    chain = ctx.ledger.chain(experiment_id, model) if experiment_id else []
+    evidence, breaks = walk(chain)
+    # The history tag of a version before the ledger counts only while the ledger holds nothing
+    # of the model: once it does, the tag is a cache anyone can edit.
+    waiting = not_imported(ctx, model, state) if not chain else []
+    newest = sorted([*evidence, *waiting], key=lambda e: -e.at_ms)
     last = newest[0] if newest else None
     approved = next((entry for entry in newest if entry.approved), None)
-    if approved is None and len(newest) >= 20 and experiment_id:
-        _, approved = last_and_approved(ctx.ledger, experiment_id, model)
     check = check_champion(state, model, alias, last, approved)
     problems = [
         f"ledger run {entry.ledger_run} ({entry.at}, v{entry.to_version}) was deleted in MLflow: "
         f"restore it (`mlflow runs restore --run-id {entry.ledger_run}`)"
-        for entry in newest
+        for entry in chain
         if entry.deleted
     ]
-    return Verification(check, problems)
+    if state.intent_problem:  # a change "in flight" nobody can prove: drift is decided as usual
+        problems.append(
+            f"the {PENDING_TAG} tag is not evidence of a change in flight: {state.intent_problem}"
+        )
+    return Verification(check, problems, breaks)
 
 
 def render_verification(result: Verification, fmt: str) -> str:
     check = result.check
     if fmt == "json":
         return json.dumps(
-            {**check.as_dict(), "problems": result.problems, "exit_code": result.exit_code},
+            {
+                **check.as_dict(),
+                "problems": [*result.problems, *(str(b) for b in result.breaks)],
+                "breaks": [b.as_dict() for b in result.breaks],
+                "exit_code": result.exit_code,
+            },
             indent=2,
         )
     champion = f"v{check.champion}" if check.champion is not None else "not set"
@@ -261,4 +283,5 @@ def render_verification(result: Verification, fmt: str) -> str:
         )
     else:
         head = f"{check.model}: champion {champion}, as approved: {said}"
-    return "\n".join([head, *(f"{check.model}: {problem}" for problem in result.problems)])
+    problems = [*result.problems, *(str(b) for b in result.breaks)]
+    return "\n".join([head, *(f"{check.model}: {shown(problem)}" for problem in problems)])

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bot.ledger.store import Ledger
     from bot.registry.client import Registry
     from bot.runtime.shared_store import RedisStore
+    from bot.signing import Keys
 
 
 @dataclass(init=False)  # the init below: the collaborators are arguments, not fields
@@ -67,7 +68,7 @@ class Context:
             return self.root.registry
         from bot.registry.client import Registry
 
-        return Registry(self.settings.tracking_uri)
+        return Registry(self.settings.tracking_uri, self.keys)
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -79,7 +80,22 @@ class Context:
             return self.root.ledger
         from bot.ledger.store import Ledger
 
-        return Ledger(self.registry, self.settings.ledger_experiment)
+        return Ledger(self.registry, self.keys, self.settings.ledger_experiment)
+
+    @cached_property
+    def keys(self) -> Keys:
+        """The bot's signing key and the public keys it trusts (docs/security.md): the key of
+        PROMOTION_BOT_SIGNING_KEY, else on the local platform its own, kept in its folder; on a
+        forge, without one, records can be checked (`verify`) but none written."""
+        if self.root is not None:
+            return self.root.keys
+        from bot.signing import Keys, local_key
+
+        private, trusted = self.settings.signing_key.value, self.params.promotion.trusted_keys
+        if private or self.settings.platform != "local":
+            return Keys.load(private, trusted)
+        folder = self.settings.local_dir  # made at the first signature: a dry run writes nothing
+        return Keys.load(local_key(folder, create=False), trusted, lambda: local_key(folder))
 
     @cached_property
     def forge(self) -> Forge:

@@ -1,0 +1,232 @@
+"""The signed, chained ledger (bot/ledger/chain.py, docs/security.md, "The registry writer"),
+against the session's real `mlflow server`. The attacker is anyone who can write to MLflow: each
+attack below is made with MLflow's own client, as that person would, and `verify` names it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from mlflow import MlflowClient
+
+from bot.ledger.chain import MISSING, REPLAYED, linked, walk
+from bot.ledger.entry import EXTERNAL, LedgerEntry
+from bot.ledger.setup import prepare
+from bot.ledger.store import Where, now_ms
+from bot.registry.tags import LEDGER_TAG
+from bot.signing import NOT_SIGNED, Keys
+from tests.helpers import TEST_SIGNING_KEY
+from tests.promotion_env import Playground
+
+
+def client(pg: Playground) -> MlflowClient:
+    return MlflowClient(tracking_uri=pg.ctx.settings.tracking_uri)
+
+
+def verified(pg: Playground) -> tuple[int, dict[str, Any]]:
+    result = pg.cli("verify", "--format", "json")
+    return result.exit_code, json.loads(result.output)
+
+
+def promoted(pg: Playground, logloss: float = 0.6) -> int:
+    version = pg.train(logloss)
+    outcome, _event = pg.comment(pg.open_request(version), "maria", "/promote")
+    assert outcome.status == "changed", outcome
+    return version
+
+
+def test_each_entry_is_signed_and_names_the_one_before_it(pg: Playground) -> None:
+    promoted(pg)
+    promoted(pg, 0.58)
+    newest, oldest = pg.ledger()
+    assert newest.trusted and oldest.trusted and newest.kid == pg.ctx.keys.own
+    assert (oldest.prev, newest.prev) == ("", oldest.digest)
+    code, shown = verified(pg)
+    assert (code, shown["breaks"], shown["champion"]) == (0, [], 2)
+
+
+def test_an_entry_extended_after_it_was_finished_is_not_evidence(pg: Playground) -> None:
+    """MLflow refuses a changed param but takes a new one on a finished run: `to.2 = "2"` on
+    the entry of v1 reads `12`. Then a hand move to v12 would look approved."""
+    promoted(pg)
+    [entry] = pg.ledger()
+    mlflow = client(pg)
+    source = mlflow.get_model_version(pg.model, "1")
+    for _ in range(11):
+        mlflow.create_model_version(pg.model, source.source, source.run_id)
+    mlflow.log_param(entry.ledger_run, "to.2", "2")
+    mlflow.set_registered_model_alias(pg.model, "champion", "12")
+
+    [extended] = pg.ledger()
+    assert extended.to_version == 12 and not extended.trusted
+    assert pg.ctx.ledger.latest(pg.ctx.ledger.experiment_id(), Where(model=pg.model)) is None
+    code, shown = verified(pg)
+    assert code == 1 and shown["drifted"] and shown["approved"] is None
+    [broken] = shown["breaks"]
+    assert broken["ledger_run"] == entry.ledger_run and "does not match" in broken["reason"]
+    text = pg.cli("verify")
+    assert text.exit_code == 1 and f"ledger run {entry.ledger_run}" in text.output
+    [line] = pg.cli("history", "--model", pg.model).output.splitlines()
+    assert "v12" in line and "[NOT EVIDENCE: its signature does not match" in line
+
+
+def test_a_redirected_ledger_pointer_names_nothing(pg: Playground) -> None:
+    """An experiment of the attacker's own with a copy of the ledger plus one entry, and the
+    model's marker pointed at it (under the configured name): the bot reads and writes the
+    configured experiment only."""
+    promoted(pg)
+    v2 = pg.train(0.58)
+    mlflow = client(pg)
+    evil = mlflow.create_experiment(f"copy-of-the-ledger-{pg.model}")
+    for entry in pg.ledger():
+        run = mlflow.create_run(evil, start_time=entry.at_ms)
+        for key, value in mlflow.get_run(entry.ledger_run).data.params.items():
+            mlflow.log_param(run.info.run_id, key, value)
+        mlflow.set_terminated(run.info.run_id)
+    forged = LedgerEntry(pg.model, "promote", 1, v2, now_ms(), actor="maria")
+    run = mlflow.create_run(evil, start_time=forged.at_ms)
+    for key, value in forged.to_params().items():
+        mlflow.log_param(run.info.run_id, key, value)
+    mlflow.set_terminated(run.info.run_id)
+    marker = {"experiment": pg.ctx.ledger.experiment, "experiment_id": evil, "model": pg.model}
+    mlflow.set_registered_model_tag(pg.model, LEDGER_TAG, json.dumps(marker))
+    mlflow.set_registered_model_alias(pg.model, "champion", str(v2))
+
+    assert pg.ctx.ledger.ready(pg.ctx.registry.state(pg.model), pg.model) == ""
+    code, shown = verified(pg)
+    assert code == 1 and shown["drifted"] and shown["approved"] == 1
+
+    # The next look records the hand move in the configured ledger, not the attacker's.
+    assert pg.cli("status").exit_code == 0
+    real = pg.ctx.ledger.experiment_id()
+    assert [(e.action, e.to_version) for e in pg.ledger()] == [(EXTERNAL, v2), ("promote", 1)]
+    assert len(mlflow.search_runs([evil])) == 2
+    assert pg.ctx.ledger.ready(pg.ctx.registry.state(pg.model), pg.model) == real
+
+
+def _record_three(pg: Playground) -> list[LedgerEntry]:
+    pg.train(0.6, gate_it=False)  # the registered model verify asks about, and v2, v3
+    source = client(pg).get_model_version(pg.model, "1")
+    for _ in range(2):
+        client(pg).create_model_version(pg.model, source.source, source.run_id)
+    ledger = pg.ctx.ledger
+    experiment_id = ledger.registry.experiment_id(ledger.experiment)
+    for version in (1, 2, 3):
+        entry = LedgerEntry(pg.model, "promote", version - 1 or None, version, now_ms(), "maria")
+        ledger.record(experiment_id, entry, f"three:{pg.model}:{version}")
+    return pg.ledger()[::-1]
+
+
+def test_a_hidden_a_replayed_and_a_planted_entry_each_break_the_chain(pg: Playground) -> None:
+    first, second, third = _record_three(pg)
+    mlflow = client(pg)
+    pg.ctx.registry.set_alias(pg.model, "champion", 3)
+    assert verified(pg)[0] == 0
+
+    # Hidden: the middle entry is no longer FINISHED; the one after it names a missing entry.
+    mlflow.set_terminated(second.ledger_run, status="FAILED")
+    code, shown = verified(pg)
+    assert code == 1
+    assert [(b["ledger_run"], b["reason"]) for b in shown["breaks"]] == [
+        (third.ledger_run, MISSING)
+    ]
+    mlflow.set_terminated(second.ledger_run, status="FINISHED")
+    assert verified(pg)[0] == 0
+
+    # Replayed: the first entry's signed params copied into a new run after the last one (its
+    # signed time is not its run's; at the same time, it would follow no entry: `walk` below).
+    experiment_id = pg.ctx.ledger.experiment_id()
+    copy = mlflow.create_run(experiment_id, start_time=third.at_ms + 1000)
+    for key, value in mlflow.get_run(first.ledger_run).data.params.items():
+        mlflow.log_param(copy.info.run_id, key, value)
+    mlflow.set_terminated(copy.info.run_id)
+    # Planted: an entry in the right shape that the bot never signed.
+    planted = LedgerEntry(pg.model, "promote", 3, 1, third.at_ms + 2000, actor="maria")
+    plant = mlflow.create_run(experiment_id, start_time=planted.at_ms)
+    for key, value in planted.to_params().items():
+        mlflow.log_param(plant.info.run_id, key, value)
+    mlflow.set_terminated(plant.info.run_id)
+    mlflow.set_registered_model_alias(pg.model, "champion", "1")
+
+    code, shown = verified(pg)
+    assert code == 1 and shown["drifted"]
+    assert [(b["ledger_run"], b["reason"]) for b in shown["breaks"]] == [
+        (copy.info.run_id, "its run's start time is not the time it was signed with"),
+        (plant.info.run_id, NOT_SIGNED),
+    ]
+    # The bot's own reads take neither as evidence.
+    last = pg.ctx.ledger.newest(experiment_id, pg.model)[0]
+    assert last.ledger_run == third.ledger_run
+
+
+def test_the_walk_names_a_replay_and_a_gap_once() -> None:
+    keys = Keys.load(TEST_SIGNING_KEY)
+    chain: list[LedgerEntry] = []
+    for number in range(1, 5):
+        entry = LedgerEntry("m", "promote", None, number, 1000 * number)
+        prev = chain[-1].digest if chain else ""
+        chain.append(replace(entry, prev=prev).sealed(keys)[0])
+    a, b, c, d = (replace(entry, ledger_run=f"run-{i}") for i, entry in enumerate(chain))
+    assert walk([a, b, c, d]) == ([a, b, c, d], [])
+    kept, breaks = walk([a, b, replace(a, ledger_run="copy"), c, d])
+    assert kept == [a, b, c, d] and [(x.entry.ledger_run, x.reason) for x in breaks] == [
+        ("copy", REPLAYED)
+    ]
+    kept, breaks = walk([a, c, d])  # b gone: one break, at c; d follows c
+    assert kept == [a, d] and [(x.entry.ledger_run, x.reason) for x in breaks] == [
+        ("run-2", MISSING)
+    ]
+    assert [entry.ledger_run for entry in linked([a, replace(a, ledger_run="copy"), b])] == [
+        "run-0",
+        "run-1",
+    ]
+
+
+def _unsigned(pg: Playground, experiment_id: str, entry: LedgerEntry) -> str:
+    """An entry as a version of the bot before keys wrote it."""
+    run_id = pg.ctx.registry.create_run(experiment_id, entry.at_ms, entry.run_name(), {})
+    pg.ctx.registry.log_params(run_id, entry.to_params())
+    pg.ctx.registry.finish_run(run_id)
+    return run_id
+
+
+def test_a_ledger_from_before_keys_is_signed_once_then_nothing_more(pg: Playground) -> None:
+    pg.train(0.6, gate_it=False)
+    ledger = pg.ctx.ledger
+    experiment_id = ledger.registry.experiment_id(ledger.experiment)
+    start = now_ms() - 60_000
+    old = [
+        _unsigned(pg, experiment_id, LedgerEntry(pg.model, "promote", None, 1, start, "maria")),
+        _unsigned(pg, experiment_id, LedgerEntry(pg.model, "promote", 1, 1, start + 1, "olga")),
+    ]
+    before = {"experiment": ledger.experiment, "experiment_id": experiment_id}
+    pg.ctx.registry.set_model_tag(pg.model, LEDGER_TAG, json.dumps(before))
+    pg.ctx.registry.set_alias(pg.model, "champion", 1)
+    code, shown = verified(pg)
+    assert code == 1 and "at its start" in shown["breaks"][0]["reason"]
+
+    prepare(ledger, pg.model, pg.ctx.registry.state(pg.model))  # the first start with a key
+    copies = pg.ledger()[::-1]
+    signed = [entry for entry in copies if entry.trusted]
+    assert [(e.imported, e.supersedes, e.actor) for e in signed] == [
+        (True, old[0], "maria"),
+        (True, old[1], "olga"),
+    ]
+    assert signed[1].prev == signed[0].digest
+    assert verified(pg) == (0, verified(pg)[1]) and verified(pg)[1]["breaks"] == []
+    history = pg.cli("history", "--model", pg.model).output.splitlines()
+    assert len(history) == 2  # each change once, the signed copy
+
+    # Once the bot has signed a change of its own, an unsigned run is never imported again,
+    # even when the marker is removed to make the bot "start" once more.
+    pg.comment(pg.open_request(pg.train(0.58)), "maria", "/promote")
+    planted = _unsigned(
+        pg, experiment_id, LedgerEntry(pg.model, "rollback", 2, 1, now_ms(), actor="maria")
+    )
+    pg.ctx.registry.delete_model_tag(pg.model, LEDGER_TAG)
+    prepare(ledger, pg.model, pg.ctx.registry.state(pg.model))
+    assert planted not in {entry.supersedes for entry in pg.ledger()}
+    code, shown = verified(pg)
+    assert code == 1 and [b["ledger_run"] for b in shown["breaks"]] == [planted]

@@ -372,9 +372,10 @@ def history(
     as_json: bool,
 ) -> None:
     """Every champion change from the audit ledger, newest first, across all models unless
-    --model: when, from, to, who with which role, why, where. TIME is ISO 8601 (UTC unless it
-    says otherwise; a date alone is its midnight), now, today or yesterday (midnight UTC), or a
-    time ago: 30m, 2h, 1d, 1w."""
+    --model: when, from, to, who with which role, why, where.
+
+    TIME is ISO 8601 (UTC unless it says otherwise; a date alone is its midnight), now, today or
+    yesterday (midnight UTC), or a time ago: 30m, 2h, 1d, 1w."""
     from bot.reports.audit import Query, champion_at, history_entries, render, render_at
     from bot.timestamps import iso_from_ms
 

@@ -96,9 +96,10 @@ def connection_options(forge: bool, requester: bool = False) -> Callable[[F], F]
     ]
 
     def decorate(func: F) -> F:
+        func = logging_options(func)  # applied first: listed last in the help
         for option in reversed(options):
             func = option(func)
-        return logging_options(func)
+        return func
 
     return decorate
 

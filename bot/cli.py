@@ -63,14 +63,17 @@ def _context(kwargs: dict[str, Any]) -> Context:
 
 
 def with_context(
-    forge: bool, requester: bool = False
+    forge: bool, requester: bool = False, check: Callable[[dict[str, Any]], None] | None = None
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The command gets the Context its options, params.yaml and the environment make."""
+    """The command gets the Context its options, params.yaml and the environment make; `check`
+    refuses a bad combination of its options first, before any of that is read."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @connection_options(forge, requester)
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
+            if check is not None:
+                check(kwargs)
             return func(_context(kwargs), **kwargs)
 
         return wrapper
@@ -343,6 +346,17 @@ def _time_ms(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     return found
 
 
+def _range_check(options: dict[str, Any]) -> None:
+    since, until = options.get("since"), options.get("until")
+    if since is not None and until is not None and since > until:
+        from bot.timestamps import iso_from_ms
+
+        raise click.UsageError(
+            f"--since {iso_from_ms(since)} is after --until {iso_from_ms(until)}: "
+            "nothing can lie between them (swap the two?)"
+        )
+
+
 @cli.command()
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
 @click.option("--since", metavar="TIME", callback=_time_ms, help="Changes at or after TIME.")
@@ -361,7 +375,7 @@ def _time_ms(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     show_default=True,
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
-@with_context(forge=False)
+@with_context(forge=False, check=_range_check)
 def history(
     ctx: Context,
     limit: int | None,
@@ -377,14 +391,8 @@ def history(
     TIME is ISO 8601 (UTC unless it says otherwise; a date alone is its midnight), now, today or
     yesterday (midnight UTC), or a time ago: 30m, 2h, 1d, 1w."""
     from bot.reports.audit import Query, champion_at, history_entries, render, render_at
-    from bot.timestamps import iso_from_ms
 
     fmt = "json" if as_json else fmt
-    if since is not None and until is not None and since > until:
-        raise click.UsageError(
-            f"--since {iso_from_ms(since)} is after --until {iso_from_ms(until)}: "
-            "nothing can lie between them (swap the two?)"
-        )
     if at is not None:
         if limit is not None or since is not None or until is not None:
             raise click.UsageError("--at answers alone: leave out --limit, --since and --until")

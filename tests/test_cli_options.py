@@ -138,8 +138,10 @@ def test_a_usage_error_is_a_json_line_too(run: Run, argv: list[str], message: st
     assert error["message"].startswith(message)
 
 
+@pytest.mark.usefixtures("broken_params")
 def test_an_inverted_range_is_one_error_line(run: Run) -> None:
-    """`history --since` after `--until` matches nothing: a mistake, said before any work."""
+    """`history --since` after `--until` matches nothing: a mistake, said before anything is
+    read (here a broken params.yaml would be the error otherwise)."""
     code, out, err = run_main(*run, "history", "--since", "2026-12-08", "--until", "2026-12-01")
     assert (code, out) == (2, "")
     assert err == (

@@ -7,68 +7,27 @@ no forge clients, no pydantic): each command imports what it needs when it runs.
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from bot import __version__
+from bot.config.cli_options import (
+    LOG_FORMAT_HELP,
+    OVERRIDES,
+    VERBOSE_HELP,
+    connection_options,
+    logging_options,
+)
 
 if TYPE_CHECKING:
     from bot.reports.status import ChampionStatus
     from bot.runtime.context import Context
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-# Options that every command accepts; each one overrides its environment variable
-# (docs/design.md, "Configuration").
-_CONNECTION_OPTIONS = [
-    click.option(
-        "--params", "params_path", metavar="PATH", help="params.yaml [default: params.yaml]"
-    ),
-    click.option("--tracking-uri", help="MLflow tracking URI [env: MLFLOW_TRACKING_URI]"),
-    click.option(
-        "--platform",
-        type=click.Choice(["gitlab", "github", "local"]),
-        help="Forge [env: PROMOTION_BOT_PLATFORM; detected from CI]",
-    ),
-    click.option("--gitlab-url", help="GitLab base URL [env: GITLAB_URL, CI_SERVER_URL]"),
-    click.option(
-        "--project", "gitlab_project", help="GitLab project id or path [env: GITLAB_PROJECT]"
-    ),
-    click.option("--github-api-url", help="GitHub API URL [env: GITHUB_API_URL]"),
-    click.option("--repo", "github_repository", help="GitHub owner/name [env: GITHUB_REPOSITORY]"),
-    click.option("--local-dir", help="local platform folder [env: PROMOTION_BOT_LOCAL_DIR]"),
-    click.option("--requested-by", help="who triggered training [env: PROMOTION_BOT_REQUESTED_BY]"),
-    click.option(
-        "--model",
-        envvar="PROMOTION_BOT_MODEL",
-        help="the model to act on, of those params.yaml lists (required by register, gate and "
-        "request when it lists several), or the registered model instead of "
-        "register_model.model_name [env: PROMOTION_BOT_MODEL]",
-    ),
-]
-_OVERRIDES = (
-    "tracking_uri",
-    "platform",
-    "gitlab_url",
-    "gitlab_project",
-    "github_api_url",
-    "github_repository",
-    "local_dir",
-    "requested_by",
-)
-
-
-def connection_options(func: F) -> F:
-    for option in reversed(_CONNECTION_OPTIONS):
-        func = option(func)
-    return func
 
 
 # Commands that act on one model: with several configured, --model must name it.
@@ -88,7 +47,7 @@ def _context(kwargs: dict[str, Any]) -> Context:
     click_ctx = click.get_current_context()
     root = click_ctx.find_root().obj or {}
     params_path = kwargs.pop("params_path", None) or root.get("params_path")
-    overrides = {key: kwargs.pop(key, None) for key in _OVERRIDES}
+    overrides = {key: kwargs.pop(key, None) for key in OVERRIDES}
     settings = Settings.from_env().with_overrides(**overrides)
     redactor = root.get("redactor")
     if redactor is not None:  # mask this run's secrets in every log line from now on
@@ -108,13 +67,53 @@ def _context(kwargs: dict[str, Any]) -> Context:
     return Context(settings=settings, params=served.models[0], echo=click.echo, models=served)
 
 
-def with_context(func: Callable[..., Any]) -> Callable[..., Any]:
-    @connection_options
-    @functools.wraps(func)
-    def wrapper(**kwargs: Any) -> Any:
-        return func(_context(kwargs), **kwargs)
+def with_context(
+    forge: bool, requester: bool = False, check: Callable[[dict[str, Any]], None] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The command gets the Context its options, params.yaml and the environment make; `check`
+    refuses a bad combination of its options first, before any of that is read."""
 
-    return wrapper
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @connection_options(forge, requester)
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            if check is not None:
+                check(kwargs)
+            return func(_context(kwargs), **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+class CommandFailed(click.ClickException):
+    """A command's failure as main() prints it: one line, after the traceback under -v."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details  # the traceback, already through the redactor
+
+    def show(self, file: Any = None) -> None:  # click's own printing (CliRunner, standalone)
+        if self.details:
+            click.echo(self.details, err=True)
+        super().show(file)
+
+
+class CannotTell(CommandFailed):
+    exit_code = 2  # verify's 1 is the answer "drift": an error must not read as one
+
+
+def failure(exc: Exception, kind: type[CommandFailed] = CommandFailed) -> CommandFailed:
+    """`exc`, raised inside a command, as one line (and its traceback with -v)."""
+    from bot.errors import BotError
+
+    verbose = (click.get_current_context().find_root().obj or {}).get("verbose", 0)
+    # Through the redactor: a library's message may quote a secret URI.
+    details = _scrub(traceback.format_exc().rstrip()) if verbose else ""
+    if isinstance(exc, BotError):
+        return kind(_scrub(str(exc)), details)
+    what = f"unexpected {type(exc).__name__}: {_scrub(str(exc))} (run with -v for details)"
+    return kind(what, details)
 
 
 class BotGroup(click.Group):
@@ -126,16 +125,7 @@ class BotGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:
-            from bot.errors import BotError
-
-            verbose = (ctx.obj or {}).get("verbose", 0)
-            if verbose:  # through the redactor: a library's message may quote a secret URI
-                click.echo(_scrub(traceback.format_exc().rstrip()), err=True)
-            if isinstance(exc, BotError):
-                raise click.ClickException(_scrub(str(exc))) from None
-            raise click.ClickException(
-                f"unexpected {type(exc).__name__}: {_scrub(str(exc))} (run with -v for details)"
-            ) from None
+            raise failure(exc) from None
 
 
 def _scrub(text: str) -> str:
@@ -144,7 +134,9 @@ def _scrub(text: str) -> str:
 
 
 @click.group(cls=BotGroup, context_settings=CONTEXT_SETTINGS)
-@click.version_option(__version__, "--version", prog_name="promotion-bot")
+@click.version_option(
+    __version__, "--version", prog_name="promotion-bot", help="Show the bot's version and exit."
+)
 @click.option(
     "--params",
     "params_path",
@@ -153,9 +145,13 @@ def _scrub(text: str) -> str:
     help="[env: PROMOTION_BOT_PARAMS; default: params.yaml]",
 )
 @click.option(
-    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help=LOG_FORMAT_HELP,
 )
-@click.option("-v", "--verbose", count=True, help="More logging; -v also shows tracebacks.")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.pass_context
 def cli(ctx: click.Context, params_path: str | None, log_format: str, verbose: int) -> None:
     """Promote MLflow models to champion through reviewed GitLab/GitHub requests.
@@ -163,17 +159,50 @@ def cli(ctx: click.Context, params_path: str | None, log_format: str, verbose: i
     \b
     Lifecycle:  register -> gate -> request -> /promote or /rollback in the thread
     Try it:     promotion-bot demo
+
+    -v and --log-format go before or after the command.
     """
     from bot.logs import configure
 
     redactor = configure(verbose, log_format)
-    ctx.obj = {"params_path": params_path, "verbose": verbose, "redactor": redactor}
+    # Filled in place: main() hands this dict in and reads the log format back after a failure.
+    state = ctx.ensure_object(dict)
+    state.update(params_path=params_path, verbose=verbose, log_format=log_format, redactor=redactor)
+
+
+def _model_version(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    if value == "":  # `--version` without a number: perhaps the bot's version was meant
+        raise click.BadParameter(
+            f"give the model version: {ctx.command_path} --version N (the bot's own version: "
+            "promotion-bot --version)",
+            ctx,
+            param,
+        )
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise click.BadParameter(f"{value!r} is no version number (1, 2, ...)", ctx, param)
+    return int(value)
+
+
+def model_version_option(help_text: str) -> Callable[[Any], Any]:
+    """A command's `--version N`: a model version. The bot's own `--version` stands before
+    the command (`promotion-bot --version`), so the two never meet."""
+    return click.option(
+        "--version",
+        "version",
+        metavar="N",
+        is_flag=False,
+        flag_value="",
+        callback=_model_version,
+        help=help_text,
+    )
 
 
 @cli.command()
 @click.option("--run-id", help="Run to register [default: from register_model.run_id_file]")
 @click.option("--alias", type=click.Choice(["ci-smoke", "smoke"]), help="Initial alias")
-@with_context
+@with_context(forge=False, requester=True)
 def register(ctx: Context, run_id: str | None, alias: str | None) -> None:
     """Stage 1: register the trained run as a new version (idempotent)."""
     from bot.ci.register import register as do_register
@@ -184,8 +213,8 @@ def register(ctx: Context, run_id: str | None, alias: str | None) -> None:
 
 
 @cli.command()
-@click.option("--version", "version", type=click.IntRange(min=1), help="Version to gate")
-@with_context
+@model_version_option("The model version to gate [default: the one @smoke points at].")
+@with_context(forge=False)
 def gate(ctx: Context, version: int | None) -> None:
     """Stage 2: compare with the current candidate; move `candidate` on pass."""
     from bot.ci.gate import gate as do_gate
@@ -202,9 +231,9 @@ def gate(ctx: Context, version: int | None) -> None:
 
 
 @cli.command()
-@click.option("--version", "version", type=click.IntRange(min=1), help="[default: the candidate]")
+@model_version_option("The model version to request [default: the candidate].")
 @click.option("--dry-run", is_flag=True, help="Print the body and the calls; write nothing.")
-@with_context
+@with_context(forge=True, requester=True)
 def request(ctx: Context, version: int | None, dry_run: bool) -> None:
     """Open or update the promotion request for the candidate (or --version)."""
     import os
@@ -228,7 +257,7 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
 @cli.command()
 @click.option("--event-name", required=True, help="e.g. $GITHUB_EVENT_NAME or 'Note Hook'")
 @click.option("--event-file", required=True, type=click.Path(dir_okay=False), help="JSON payload")
-@with_context
+@with_context(forge=True)
 def handle(ctx: Context, event_name: str, event_file: str) -> None:
     """Process one webhook delivery from a file (GitHub Actions)."""
     from bot.intake.entry import handle_event_file
@@ -237,7 +266,7 @@ def handle(ctx: Context, event_name: str, event_file: str) -> None:
 
 
 @cli.command()
-@with_context
+@with_context(forge=True)
 def poll(ctx: Context) -> None:
     """Handle unanswered commands on open (and recently closed) requests, oldest first."""
     from bot.intake.poll import poll as do_poll
@@ -258,7 +287,7 @@ def poll(ctx: Context) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-@with_context
+@with_context(forge=True)
 def serve(ctx: Context, host: str, port: int) -> None:
     """Run the webhook server (GitLab, GitHub and MLflow webhooks)."""
     from bot.intake.entry import serve as do_serve
@@ -270,7 +299,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @click.argument("thread")
 @click.argument("body")
 @click.option("--as", "author", required=True, help="The commenter's username")
-@with_context
+@with_context(forge=True)
 def comment(ctx: Context, thread: str, body: str, author: str) -> None:
     """local platform: add a comment to THREAD as USER and handle it."""
     from bot.intake.entry import local_comment
@@ -280,7 +309,7 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@with_context
+@with_context(forge=True)
 def status(ctx: Context, as_json: bool) -> None:
     """Aliases, their versions and metrics, open requests (every model, or --model); a champion
     moved outside the bot is recorded in the ledger and reported."""
@@ -293,7 +322,7 @@ def status(ctx: Context, as_json: bool) -> None:
         one = status_data(model_ctx, model_ctx.model)
         shown.append(replace(one, champion_check=_champion_check(model_ctx)))
     if as_json:
-        click.echo(status_json(shown, ctx.several))
+        click.echo(status_json(shown))
     else:
         click.echo("\n\n".join(render_status(one) for one in shown))
 
@@ -311,17 +340,26 @@ def _champion_check(ctx: Context) -> ChampionStatus:
 
 
 def _time_ms(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
-    """A TIME option: ISO 8601, a date alone being its midnight, a naive time being UTC."""
+    """A TIME option, read by the one function every time option uses."""
     if value is None:
         return None
-    from bot.timestamps import ms_from_iso
+    from bot.timestamps import TIME_FORMS, ms_from_user_time
 
-    found = ms_from_iso(value)
+    found = ms_from_user_time(value)
     if found is None:
-        raise click.BadParameter(
-            f"{value!r} is no time (ISO 8601: 2026-03-03, 2026-03-03T14:00, 2026-03-03T14:00Z)"
-        )
+        raise click.BadParameter(f"{value!r} is no time (one of: {TIME_FORMS})")
     return found
+
+
+def _range_check(options: dict[str, Any]) -> None:
+    since, until = options.get("since"), options.get("until")
+    if since is not None and until is not None and since > until:
+        from bot.timestamps import iso_from_ms
+
+        raise click.UsageError(
+            f"--since {iso_from_ms(since)} is after --until {iso_from_ms(until)}: "
+            "nothing can lie between them (swap the two?)"
+        )
 
 
 @cli.command()
@@ -342,7 +380,7 @@ def _time_ms(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     show_default=True,
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
-@with_context
+@with_context(forge=False, check=_range_check)
 def history(
     ctx: Context,
     limit: int | None,
@@ -353,8 +391,10 @@ def history(
     as_json: bool,
 ) -> None:
     """Every champion change from the audit ledger, newest first, across all models unless
-    --model: when, from, to, who with which role, why, where. TIME is ISO 8601 (UTC unless it
-    says otherwise)."""
+    --model: when, from, to, who with which role, why, where.
+
+    TIME is ISO 8601 (UTC unless it says otherwise; a date alone is its midnight), now, today or
+    yesterday (midnight UTC), or a time ago: 30m, 2h, 1d, 1w."""
     from bot.reports.audit import Query, champion_at, history_entries, render, render_at
 
     fmt = "json" if as_json else fmt
@@ -391,40 +431,27 @@ def _known_model(ctx: Context) -> bool:
     return bool(history_entries(ctx, Query(model=ctx.model, limit=1)))
 
 
-class _VerifyFailed(click.ClickException):
-    exit_code = 2  # 1 is the answer "drift": an error must not read as one
-
-
 @cli.command()
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-@connection_options
+@connection_options(forge=False)
 def verify(fmt: str, **kwargs: Any) -> None:
     """Is each model's champion the one the audit ledger says was approved? Exit 0 yes, 1 no
     (drift, or a ledger entry deleted in MLflow), 2 when it cannot be told (an error). Reads
     only."""
-    from bot.errors import BotError
-
     try:
-        from bot.reports.audit import render_verification
+        from bot.reports.audit import render_verification, verifications_json
         from bot.reports.audit import verify as check_ledger
 
         ctx = _context(kwargs)
         results = [check_ledger(one, one.model) for one in ctx.each_model()]
-    except BotError as exc:
-        raise _VerifyFailed(_scrub(str(exc))) from None
-    except Exception as exc:  # a monitor must never read an unexpected failure as "drift"
-        if (click.get_current_context().find_root().obj or {}).get("verbose"):
-            click.echo(_scrub(traceback.format_exc().rstrip()), err=True)
-        what = f"unexpected {type(exc).__name__}: {_scrub(str(exc))} (run with -v for details)"
-        raise _VerifyFailed(what) from None
-    if fmt == "json" and ctx.several:
-        models = [json.loads(render_verification(r, fmt)) for r in results]
-        shown = json.dumps({"models": models}, indent=2)
+    except Exception as exc:  # 2: a monitor must never read a failure as "drift"
+        raise failure(exc, CannotTell) from None
+    if fmt == "json":
+        click.echo(verifications_json(results))
     else:
-        shown = "\n".join(render_verification(result, fmt) for result in results)
-    click.echo(shown)
+        click.echo("\n".join(render_verification(result) for result in results))
     worst = max(result.exit_code for result in results)  # any model drifted: 1
     if worst:
         raise click.exceptions.Exit(worst)
@@ -494,6 +521,7 @@ def keygen() -> None:
 
 @cli.command()
 @click.option("--dir", "workdir", type=click.Path(file_okay=False), help="[default: a temp dir]")
+@logging_options
 def demo(workdir: str | None) -> None:
     """The whole lifecycle on an embedded registry and the local platform (under a minute)."""
     from bot.demo import run_demo
@@ -502,27 +530,45 @@ def demo(workdir: str | None) -> None:
 
 
 def main() -> None:
-    """Run the CLI; every failure is one `error: ...` line on stderr.
+    """Run the CLI; every failure is one `error: ...` line on stderr (a JSON line with
+    `--log-format json`).
 
     See docs/design.md, "Command line".
     """
+    state: dict[str, Any] = {}  # the group fills it: the log format, once it was read
     try:
         # Without standalone mode click hands an `Exit` raised inside a command (verify's 1)
         # back as the return value instead of exiting with it.
-        returned = cli.main(prog_name="promotion-bot", standalone_mode=False)
+        returned = cli.main(prog_name="promotion-bot", standalone_mode=False, obj=state)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:  # no command: the help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        sys.exit(1)
+        _fail(state, "aborted", 1)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        click.echo(f"error: {exc.format_message()}{hint}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(state, f"{exc.format_message()}{hint}", exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(state, exc.format_message(), exc.exit_code, getattr(exc, "details", ""))
     sys.exit(returned if isinstance(returned, int) and not isinstance(returned, bool) else 0)
+
+
+def _fail(state: dict[str, Any], message: str, exit_code: int, details: str = "") -> NoReturn:
+    from bot.logs import error_output
+
+    # Options that failed to parse set nothing: then the command line says it.
+    asked = state.get("log_format") == "json" or _log_format_in(sys.argv[1:]) == "json"
+    fmt = "json" if asked else "text"
+    click.echo(error_output(message, fmt, exit_code, details), err=True)
+    sys.exit(exit_code)
+
+
+def _log_format_in(argv: list[str]) -> str:
+    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    json_asked = any(pair == ("--log-format", "json") for pair in pairs)
+    return "json" if json_asked or "--log-format=json" in argv else "text"
 
 
 if __name__ == "__main__":  # pragma: no cover

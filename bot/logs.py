@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterable
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -104,6 +105,23 @@ class RedactSecrets(logging.Filter):
                 if key not in _STANDARD and isinstance(value, str):
                     setattr(record, key, self.redact(value))
         return True
+
+
+def error_output(message: str, fmt: str, exit_code: int, details: str = "") -> str:
+    """A failed command's last words on stderr: `error: message` after the traceback (`details`,
+    under -v), or one JSON line like the log records' with `--log-format json`."""
+    if fmt != "json":
+        return f"{details}\nerror: {message}" if details else f"error: {message}"
+    entry = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "level": "error",
+        "logger": "promotion-bot",
+        "message": message,
+        "exit_code": exit_code,
+    }
+    if details:
+        entry["traceback"] = details
+    return json.dumps(entry)
 
 
 def configure(verbose: int, fmt: str, secrets: Iterable[str] = ()) -> RedactSecrets:

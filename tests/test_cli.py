@@ -82,7 +82,7 @@ def test_register_gate_status(tracking_uri: str, model_name: str):
         assert "v1" in line and "final.logloss=0.6" in line and run_id in line
     assert lines[-2:] == ["open requests: none", "champion: as the audit ledger records it"]
 
-    as_json = json.loads(invoke("status", "--json", *uri).stdout)
+    [as_json] = json.loads(invoke("status", "--json", *uri).stdout)["models"]
     assert as_json["model"] == model_name
     assert as_json["open_requests"] == []
     assert as_json["aliases"] == [
@@ -118,7 +118,7 @@ def test_a_failed_gate_exits_0_with_a_warning(tracking_uri: str, model_name: str
     assert any(e["level"] == "warning" and "gate failed" in e["message"] for e in logged)
     output = json.loads(Path("data/models/promoted_model.json").read_text())
     assert output["passed"] is False and output["reason"].startswith("failed: ")
-    status = json.loads(invoke("status", "--json", *uri).stdout)
+    [status] = json.loads(invoke("status", "--json", *uri).stdout)["models"]
     assert {row["alias"]: row["version"] for row in status["aliases"]} == {
         "candidate": 1,
         "smoke": 2,

@@ -236,8 +236,9 @@ def test_verify_exits_1_until_the_approved_champion_is_restored(world: World) ->
     assert "`/rollback 1` restores it" in drifted.output
     poll(fresh(world))  # reported and recorded: still not the approved champion
     assert verify(world).exit_code == 1
-    as_json = json.loads(verify(world, "--format", "json").output)
+    [as_json] = json.loads(verify(world, "--format", "json").output)["models"]
     assert (as_json["drifted"], as_json["champion"], as_json["approved"]) == (True, 2, 1)
+    assert (as_json["model"], as_json["exit_code"], as_json["problems"]) == (world.model, 1, [])
 
     outcome = world.handle(world.post(world.number, "/rollback 1\nPut back the approved model."))
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +140,8 @@ def test_times_and_options_people_get_wrong_are_one_line_each(
     tracking_uri: str, tmp_path: Path
 ) -> None:
     bad = history_cli(tracking_uri, tmp_path, "ledger-x", "--at", "last tuesday")
-    assert bad.exit_code == 2 and "'last tuesday' is no time (ISO 8601" in bad.output
+    assert bad.exit_code == 2
+    assert "'last tuesday' is no time (one of: 2026-03-03, 2026-03-03T14:00," in bad.output
     both = history_cli(tracking_uri, tmp_path, "ledger-x", "--at", "2026-03-03", "--limit", "2")
     assert both.exit_code == 2 and "--at answers alone" in both.output
     unknown = history_cli(tracking_uri, tmp_path, "ledger-x", "--at", "2026-03-03T14:00")
@@ -156,6 +159,54 @@ def test_times_and_options_people_get_wrong_are_one_line_each(
         0,
         "unused-model at 2026-03-03T14:00:00.000Z: no champion change recorded before then\n",
     )
+
+
+def test_now_today_yesterday_and_times_ago(
+    tracking_uri: str, model_name: str, tmp_path: Path
+) -> None:
+    """What an auditor types: `--since 1d`, `--at now`, `--since yesterday`; an inverted range is
+    an error, not an empty answer."""
+    now_ms = round(time.time() * 1000)
+    three_days, two_hours, ten_minutes = (
+        replace(entry, model=model_name, at_ms=now_ms - ago)
+        for entry, ago in zip(
+            planned_changes(model_name, 3), (3 * 86_400_000, 7_200_000, 600_000), strict=True
+        )
+    )
+    experiment = f"ledger-{model_name}"
+    ledger = Ledger(Registry(tracking_uri), experiment)
+    write_changes(
+        ledger,
+        Registry(tracking_uri).experiment_id(experiment),
+        [three_days, two_hours, ten_minutes],
+    )
+
+    def shown(*args: str) -> list[str]:
+        result = history_cli(tracking_uri, tmp_path, experiment, "--model", model_name, *args)
+        assert result.exit_code == 0, result.output
+        return [row["at"] for row in json.loads(result.output)]
+
+    recent = [ten_minutes.at, two_hours.at]
+    assert shown("--since", "1d", "--json") == recent
+    assert shown("--since", "yesterday", "--until", "now", "--json") == recent
+    assert shown("--since", "1w", "--until", "1h", "--json") == [two_hours.at, three_days.at]
+    assert shown("--until", "2w", "--json") == []
+    at = history_cli(tracking_uri, tmp_path, experiment, "--model", model_name, "--at", "30m",
+                     "--json")  # fmt: skip
+    assert json.loads(at.output)["since"] == two_hours.at
+    at_now = history_cli(tracking_uri, tmp_path, experiment, "--model", model_name, "--at", "NOW",
+                         "--json")  # fmt: skip
+    assert json.loads(at_now.output)["champion"] == ten_minutes.to_version
+
+    inverted = history_cli(tracking_uri, tmp_path, experiment, "--since", "2026-12-08",
+                           "--until", "2026-12-01")  # fmt: skip
+    assert inverted.exit_code == 2
+    assert (
+        "--since 2026-12-08T00:00:00.000Z is after --until 2026-12-01T00:00:00.000Z: nothing can "
+        "lie between them (swap the two?)"
+    ) in inverted.output
+    assert history_cli(tracking_uri, tmp_path, experiment, "--since", "today", "--until",
+                       "yesterday").exit_code == 2  # fmt: skip
 
 
 # --- the snapshot of a change ------------------------------------------------------------------

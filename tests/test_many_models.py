@@ -306,7 +306,7 @@ def test_the_cli_acts_on_one_model_when_told_which_and_shows_them_all(
         (b, ["candidate", "smoke"]),
     ]
     one = json.loads(_cli(tmp_path, tracking_uri, "status", "--json", "--model", b).stdout)
-    assert one["model"] == b  # one model: the single-model shape
+    assert [m["model"] for m in one["models"]] == [b]  # one model: the same shape, a list of one
     history = _cli(tmp_path, tracking_uri, "history")
     # One ledger for every model: `history` lists the changes of every model in the tracking
     # server's ledger in one table; these two have none yet (other tests' models may).

@@ -8,6 +8,7 @@ the CLI's redacting filter had a chance to mask them.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -310,7 +311,8 @@ def test_python_m_bot_output_is_clean(
     dry_run = run_bot("-vv", "--log-format", "json", "request", "--dry-run", cwd=tmp_path)
 
     assert failing.returncode == 1 and "unreachable" in failing.stderr
-    assert failing.stderr.strip().splitlines()[-1].startswith("error: ")
+    last = json.loads(failing.stderr.strip().splitlines()[-1])  # --log-format json: a JSON line
+    assert (last["level"], last["exit_code"]) == ("error", 1) and "Traceback" in last["traceback"]
     assert unexpected.returncode == 1 and "Traceback" in unexpected.stderr
     assert dry_run.returncode == 0 and f"version={version}" in dry_run.stdout
     for proc in (failing, unexpected, dry_run):

@@ -46,7 +46,15 @@ def loaded(stderr: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["-h"], ["--version"], ["register", "--help"], ["gate", "--help"]],
+    [
+        ["--help"],
+        ["-h"],
+        ["--version"],
+        ["register", "--help"],
+        ["gate", "--help"],
+        ["history", "--help"],
+        ["status", "-v", "--log-format", "json", "--help"],
+    ],
     ids=" ".join,
 )
 def test_help_and_version_do_not_import_heavy_packages(argv: list[str]):
@@ -57,6 +65,13 @@ def test_help_and_version_do_not_import_heavy_packages(argv: list[str]):
         assert done.stdout == f"promotion-bot, version {__version__}\n"
     else:
         assert done.stdout.startswith("Usage: promotion-bot")
+
+
+def test_no_command_prints_the_help_without_heavy_imports():
+    done = python("-c", PROBE.format(heavy=HEAVY, argv=[]))
+    assert done.returncode == 2  # click's convention for a missing command
+    assert done.stderr.startswith("Usage: promotion-bot") and "error:" not in done.stderr
+    assert loaded(done.stderr) == []
 
 
 def test_the_probe_would_see_a_heavy_import():

@@ -247,18 +247,24 @@ def verify(ctx: Context, model: str) -> Verification:
     return Verification(check, problems, breaks)
 
 
-def render_verification(result: Verification, fmt: str) -> str:
+def verifications_json(results: Sequence[Verification]) -> str:
+    """`verify --format json`: {"models": [...]}, one object a model, however many there are
+    (docs/cli.md, "JSON output")."""
+    models = [
+        {
+            **result.check.as_dict(),
+            "problems": [*result.problems, *(str(b) for b in result.breaks)],
+            "breaks": [b.as_dict() for b in result.breaks],
+            "exit_code": result.exit_code,
+        }
+        for result in results
+    ]
+    return json.dumps({"models": models}, indent=2)
+
+
+def render_verification(result: Verification) -> str:
+    """`verify`'s lines for people about one model."""
     check = result.check
-    if fmt == "json":
-        return json.dumps(
-            {
-                **check.as_dict(),
-                "problems": [*result.problems, *(str(b) for b in result.breaks)],
-                "breaks": [b.as_dict() for b in result.breaks],
-                "exit_code": result.exit_code,
-            },
-            indent=2,
-        )
     champion = f"v{check.champion}" if check.champion is not None else "not set"
     approved = check.approved
     said = (

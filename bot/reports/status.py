@@ -19,7 +19,7 @@ from bot.ledger.drift import ChampionCheck
 from bot.registry.tags import REGISTERED_AS_TAG
 from bot.registry.versions import TOY_ALIAS
 from bot.runtime.context import Context
-from bot.threads.markers import parse_request_marker
+from bot.threads.markers import read_request_marker
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ class AliasStatus:
 class OpenRequest:
     """An open request thread of the model."""
 
-    number: str
-    version: str | None  # as its marker says it (a person may have edited it)
+    number: str  # the forge's thread id, as `comment THREAD` and the forge's URLs write it
+    version: int | None  # as its marker says it; None when a person's edit left no version
     url: str
 
     def as_json(self) -> dict[str, Any]:
@@ -97,8 +97,8 @@ class ModelStatus:
         shown: dict[str, Any] = {
             "model": self.model,
             "aliases": [row.as_json() for row in self.aliases],
-            "open_requests": self.requests_unavailable
-            or [request.as_json() for request in self.open_requests],
+            "open_requests": [request.as_json() for request in self.open_requests],
+            "open_requests_unavailable": self.requests_unavailable or None,
         }
         if self.champion_check is not None:
             shown["champion_check"] = self.champion_check.as_json()
@@ -137,16 +137,20 @@ def _open_requests(ctx: Context, model: str) -> tuple[tuple[OpenRequest, ...], s
     except Exception as exc:  # status still shows the registry when the forge fails
         log.warning("could not list open requests: %s", exc)
         return (), f"unavailable ({type(exc).__name__})"
-    return tuple(
-        OpenRequest(t.number, (parse_request_marker(t.body) or {}).get("version"), t.url)
-        for t in threads
-    ), ""
+    return tuple(OpenRequest(t.number, _marked_version(t.body), t.url) for t in threads), ""
 
 
-def status_json(shown: Sequence[ModelStatus], several: bool) -> str:
-    """`status --json`: one model's object, or {"models": [...]} when several are served."""
-    data = [one.as_json() for one in shown]
-    return json.dumps(data[0] if not several else {"models": data}, indent=2)
+def _marked_version(body: str) -> int | None:
+    marker = read_request_marker(body)
+    if marker is None or marker.problem:
+        return None
+    return marker.version
+
+
+def status_json(shown: Sequence[ModelStatus]) -> str:
+    """`status --json`: {"models": [...]}, one object a model, however many there are
+    (docs/cli.md, "JSON output")."""
+    return json.dumps({"models": [one.as_json() for one in shown]}, indent=2)
 
 
 def render_status(status: ModelStatus) -> str:
@@ -166,7 +170,10 @@ def render_status(status: ModelStatus) -> str:
         lines.append("open requests: none")
     else:
         lines.append("open requests:")
-        lines.extend(f"  #{r.number} v{r.version}  {r.url}" for r in status.open_requests)
+        lines.extend(
+            f"  #{r.number} v{r.version if r.version is not None else '?'}  {r.url}"
+            for r in status.open_requests
+        )
     if status.champion_check is not None:
         lines.append(champion_line(status.champion_check))
     return "\n".join(lines)

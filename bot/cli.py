@@ -277,8 +277,8 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_context
 def status(ctx: Context, as_json: bool) -> None:
-    """Aliases, their versions and metrics, open requests (every model, or --model); a champion
-    moved outside the bot is recorded in the ledger and reported."""
+    """Aliases, their versions and metrics, open requests (every model, or --model). Reads only;
+    exit 1 when a champion was moved outside the bot (as `verify`)."""
     from dataclasses import replace
 
     from bot.reports.status import render_status, status_data, status_json
@@ -291,16 +291,17 @@ def status(ctx: Context, as_json: bool) -> None:
         click.echo(status_json(shown, ctx.several))
     else:
         click.echo("\n\n".join(render_status(one) for one in shown))
+    if any(one.champion_check and one.champion_check.drifted for one in shown):
+        raise click.exceptions.Exit(1)
 
 
 def _champion_check(ctx: Context) -> ChampionStatus:
-    """`status` asks the drift question as `poll` does (and records and reports what it finds)."""
-    from bot.commands.external_change import drift_summary
+    """`status` asks the drift question as `verify` does, read-only."""
     from bot.errors import BotError
-    from bot.reports.status import ChampionStatus
+    from bot.reports.status import ChampionStatus, champion_status
 
     try:
-        return drift_summary(ctx, "status")
+        return champion_status(ctx)
     except BotError as exc:  # status still shows the registry's aliases (as for the forge)
         return ChampionStatus("unavailable", f"{type(exc).__name__}: {_scrub(str(exc))}")
 

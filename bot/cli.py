@@ -207,7 +207,16 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
     from bot.ci.request import open_or_update_request, write_ci_outputs
 
     result = open_or_update_request(ctx, version=version, dry_run=dry_run)
-    if dry_run and result.body:
+    if dry_run and not result.planned:  # writes nothing, not even the CI outputs
+        click.echo(result.message)
+        return
+    if dry_run:
+        if result.unread:
+            click.echo(
+                f"note: the forge was not read in this dry run ({_scrub(result.unread)}): shown "
+                "as a new request; an open request of this version would be updated instead",
+                err=True,
+            )
         click.echo(result.body)
         click.echo("would call:")
         for call in result.planned:

@@ -72,7 +72,7 @@ def connection_options(func: F) -> F:
 
 
 # Commands that act on one model: with several configured, --model must name it.
-_ONE_MODEL = frozenset({"register", "gate", "request"})
+_ONE_MODEL = frozenset({"register", "gate", "request", "files"})
 
 
 def _context(kwargs: dict[str, Any]) -> Context:
@@ -227,6 +227,29 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
         return
     write_ci_outputs(result.url, result.number, os.environ)
     click.echo(result.url)
+
+
+@cli.command()
+@click.option(
+    "--copy-to",
+    type=click.Path(file_okay=False),
+    help="Copy the files that exist into this folder (a CI job's artifacts).",
+)
+@with_context
+def files(ctx: Context, copy_to: str | None) -> None:
+    """The model's files in CI, where its params put them: the run id training writes, the
+    gate's result."""
+    from pathlib import Path
+
+    from bot.ci.files import copy_model_files, model_files
+
+    if copy_to is None:
+        for found in model_files(ctx.params):
+            click.echo(f"{found.key}: {found.path}")
+        return
+    for found in copy_model_files(ctx.params, Path(copy_to)):
+        where = f"copied to {found.copy}" if found.copy else "not written, not copied"
+        click.echo(f"{found.key}: {found.path}: {where}")
 
 
 @cli.command()

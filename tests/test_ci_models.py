@@ -55,7 +55,11 @@ include:
 
 
 def adopter(
-    folder: Path, churn: str = "churn", fraud: str = "fraud", gitlab_ci: str = ADOPTER_CI
+    folder: Path,
+    churn: str = "churn",
+    fraud: str = "fraud",
+    gitlab_ci: str = ADOPTER_CI,
+    churn_params: str = "",
 ) -> Path:
     """A repository with two models, each in its folder, and an `origin` at its first commit
     (gitlab-ci-local evaluates `rules:changes` against origin/main)."""
@@ -70,7 +74,8 @@ def adopter(
     for key, name in (("churn", churn), ("fraud", fraud)):
         (folder / "models" / key).mkdir(parents=True)
         (folder / "models" / key / "params.yaml").write_text(
-            f"register_model: {{model_name: {name}}}\n"
+            (churn_params if key == "churn" and churn_params else "")
+            or f"register_model: {{model_name: {name}}}\n"
         )
     ci_runner.git_commit_all(folder)
     _git(folder, "clone", "-q", "--bare", ".", "../origin.git")
@@ -259,7 +264,12 @@ def test_gitlab_ci_local_runs_one_models_train_test(
     tmp_path: Path, tracking_uri: str, model_name: str
 ) -> None:
     churn, fraud = f"{model_name[:40]}-churn", f"{model_name[:40]}-fraud"
-    repo = adopter(tmp_path / "repo", churn, fraud)
+    # The model's files where its own params put them, not the default data/models/<name>/.
+    own = (
+        f"register_model: {{model_name: {churn}, run_id_file: models/churn/data/run.json}}\n"
+        "promote_model: {output: models/churn/data/gate.json}\n"
+    )
+    repo = adopter(tmp_path / "repo", churn, fraud, churn_params=own)
     forge_dir = tmp_path / "forge"
     result = ci_runner.run_job(
         repo,
@@ -278,10 +288,16 @@ def test_gitlab_ci_local_runs_one_models_train_test(
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     assert f"PASS  train:test:{churn}" in log
+    assert "no artifacts" not in log.lower()
+    # gitlab-ci-local keeps a job's artifacts under a folder named after the job (":" escaped).
+    (kept,) = (repo / ".gitlab-ci-local" / "artifacts").glob(f"*/.promotion-bot/{churn}")
+    run_id = json.loads((kept / "models/churn/data/run.json").read_text())["run_id"]
+    assert json.loads((kept / "models/churn/data/gate.json").read_text())["passed"] is True
     assert re.search(rf"train:test:{re.escape(churn)} > PASS\b.*{re.escape(churn)}.*0\.4", log)
 
     registry = Registry(tracking_uri)
     assert registry.aliases(churn) == {"smoke": 1, "candidate": 1}
+    assert registry.version(churn, 1).run_id == run_id
     assert not registry.model_exists(fraud)  # the other model was not touched
     threads = LocalForge(forge_dir).find_threads(["model-promotion"], state="all")
     assert [thread.title for thread in threads] == [f"Promote {churn} v1 to champion"]

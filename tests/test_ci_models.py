@@ -260,6 +260,24 @@ def test_a_change_to_one_model_trains_that_model_only(
 
 
 @pytest.mark.slow
+def test_a_fresh_repository_without_origin_runs_as_the_docs_say(tmp_path: Path) -> None:
+    """`git init` and gitlab-ci-local, no remote yet: `rules:changes` has no origin/main to
+    compare with. The option the include's comment and docs/adopting.md give works."""
+    repo = adopter(tmp_path / "repo")
+    _git(repo, "remote", "remove", "origin")
+    option = "--evaluate-rule-changes=false"
+    assert option.split("=")[0] in MODEL_TEMPLATE.read_text(encoding="utf-8")
+    assert option.split("=")[0] in (REPO_ROOT / "docs" / "adopting.md").read_text(encoding="utf-8")
+    push = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}
+    jobs = ci_runner.list_jobs(repo, tmp_path / "home", push, options=[option])
+    assert {name for name, when in jobs.items() if when != "never"} == {
+        "train:test:churn",
+        "train:test:fraud",
+        "train:smoke:fraud",
+    }
+
+
+@pytest.mark.slow
 def test_gitlab_ci_local_runs_one_models_train_test(
     tmp_path: Path, tracking_uri: str, model_name: str
 ) -> None:

@@ -76,7 +76,7 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
         except Unavailable as exc:
             # Answered now, not retried silently by every scheduled run (bot.commands.
             # unavailable); still a failure of this run, so the job turns red.
-            log.warning("comment %s on #%s: %s", comment.id, thread.number, exc)
+            log.exception("comment %s on #%s failed", comment.id, thread.number)
             result.failures.append(
                 f"comment {comment.id} on #{thread.number}: {exc} ({_answer(ctx, event, exc)})"
             )

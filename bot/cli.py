@@ -31,7 +31,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 # Commands that act on one model: with several configured, --model must name it.
-_ONE_MODEL = frozenset({"register", "gate", "request"})
+_ONE_MODEL = frozenset({"register", "gate", "request", "files"})
 # Commands that write records the bot relies on later: on a forge, never without the signing key
 # (docs/security.md). `verify`, `status` and `history` only read, and need no secret.
 _SIGNING = frozenset({"serve", "poll", "handle", "register", "gate", "request"})
@@ -241,7 +241,16 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
     from bot.ci.request import open_or_update_request, write_ci_outputs
 
     result = open_or_update_request(ctx, version=version, dry_run=dry_run)
-    if dry_run and result.body:
+    if dry_run and not result.planned:  # writes nothing, not even the CI outputs
+        click.echo(result.message)
+        return
+    if dry_run:
+        if result.unread:
+            click.echo(
+                f"note: the forge was not read in this dry run ({_scrub(result.unread)}): shown "
+                "as a new request; an open request of this version would be updated instead",
+                err=True,
+            )
         click.echo(result.body)
         click.echo("would call:")
         for call in result.planned:
@@ -252,6 +261,39 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
         return
     write_ci_outputs(result.url, result.number, os.environ)
     click.echo(result.url)
+
+
+@cli.command()
+@click.option(
+    "--copy-to",
+    type=click.Path(file_okay=False),
+    help="Copy the files that exist into this folder (a CI job's artifacts).",
+)
+@click.option(
+    "--take-from",
+    type=click.Path(file_okay=False),
+    help="Put the run id file a training job left in this folder back where the params say.",
+)
+@with_context(forge=False)
+def files(ctx: Context, copy_to: str | None, take_from: str | None) -> None:
+    """The model's files in CI, where its params put them: the run id training writes, the
+    gate's result."""
+    from pathlib import Path
+
+    from bot.ci.files import copy_model_files, model_files, take_run_id
+
+    if copy_to and take_from:
+        raise click.UsageError("--copy-to and --take-from: choose one")
+    if take_from is not None:
+        click.echo(f"register_model.run_id_file: {take_run_id(ctx.params, Path(take_from))}")
+        return
+    if copy_to is None:
+        for found in model_files(ctx.params):
+            click.echo(f"{found.key}: {found.path}")
+        return
+    for found in copy_model_files(ctx.params, Path(copy_to)):
+        where = f"copied to {found.copy}" if found.copy else "not written, not copied"
+        click.echo(f"{found.key}: {found.path}: {where}")
 
 
 @cli.command()
@@ -311,8 +353,8 @@ def comment(ctx: Context, thread: str, body: str, author: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_context(forge=True)
 def status(ctx: Context, as_json: bool) -> None:
-    """Aliases, their versions and metrics, open requests (every model, or --model); a champion
-    moved outside the bot is recorded in the ledger and reported."""
+    """Aliases, their versions and metrics, open requests (every model, or --model). Reads only;
+    exit 1 when a champion was moved outside the bot (as `verify`)."""
     from dataclasses import replace
 
     from bot.reports.status import render_status, status_data, status_json
@@ -325,16 +367,17 @@ def status(ctx: Context, as_json: bool) -> None:
         click.echo(status_json(shown))
     else:
         click.echo("\n\n".join(render_status(one) for one in shown))
+    if any(one.champion_check and one.champion_check.drifted for one in shown):
+        raise click.exceptions.Exit(1)
 
 
 def _champion_check(ctx: Context) -> ChampionStatus:
-    """`status` asks the drift question as `poll` does (and records and reports what it finds)."""
-    from bot.commands.external_change import drift_summary
+    """`status` asks the drift question as `verify` does, read-only."""
     from bot.errors import BotError
-    from bot.reports.status import ChampionStatus
+    from bot.reports.status import ChampionStatus, champion_status
 
     try:
-        return drift_summary(ctx, "status")
+        return champion_status(ctx)
     except BotError as exc:  # status still shows the registry's aliases (as for the forge)
         return ChampionStatus("unavailable", f"{type(exc).__name__}: {_scrub(str(exc))}")
 

@@ -95,9 +95,9 @@ def run_demo(workdir: str | None, echo: Echo) -> None:
     for line in render_table(history_entries(ctx, Query(model=ctx.model))).splitlines():
         echo(f"   {line}")
     step("And `promotion-bot status`:")
-    from bot.commands.external_change import drift_summary
+    from bot.reports.status import champion_status
 
-    checked = drift_summary(ctx, "status")
+    checked = champion_status(ctx)
     shown = replace(status_data(ctx, ctx.model), champion_check=checked)
     for line in render_status(shown).splitlines():
         echo(f"   {line}")

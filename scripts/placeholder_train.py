@@ -22,11 +22,20 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger("placeholder_train")
 
 DEFAULT_RUN_ID_FILE = "data/models/final_run_id.json"
 DEFAULT_EXPERIMENT = "model-training"
+# As promotion-bot bounds them: an unreachable server fails in seconds, not MLflow's minutes of
+# retries (the environment still wins).
+BOUNDED_HTTP = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER": "false",
+}
 
 
 def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -124,6 +133,29 @@ def log_run(args: argparse.Namespace, tags: dict[str, str]) -> str:
         return str(run.info.run_id)
 
 
+def shown_uri(uri: str) -> str:
+    """The tracking URI without its password (never printed), or what MLflow falls back to."""
+    if not uri:
+        return "./mlruns (MLFLOW_TRACKING_URI is not set)"
+    parts = urlsplit(uri)
+    if parts.password is None and parts.username is None:
+        return uri
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"***@{host}{port}", parts.path, "", ""))
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    if "Max retries exceeded" in text or "Connection refused" in text or isinstance(exc, OSError):
+        return (
+            "the server is unreachable (start one, e.g. `mlflow server --port 5000`, "
+            "or fix MLFLOW_TRACKING_URI)"
+        )
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"{type(exc).__name__}: {first[:200]}"
+
+
 def write_run_id(path: str, run_id: str) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -132,12 +164,20 @@ def write_run_id(path: str, run_id: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # a retry line per attempt is noise
     env = os.environ
     args = parse_args(argv, env)
     run_id_file = args.run_id_file or run_id_file_from_params(
         args.params, env.get("PROMOTION_BOT_MODEL", "")
     )
-    run_id = log_run(args, run_tags(env, args.data_version))
+    for key, value in BOUNDED_HTTP.items():
+        os.environ.setdefault(key, value)
+    try:
+        run_id = log_run(args, run_tags(env, args.data_version))
+    except Exception as exc:  # one line, as the bot says it; -v is the real training's business
+        where = shown_uri(args.tracking_uri or env.get("MLFLOW_TRACKING_URI", ""))
+        print(f"error: could not log the run to MLflow at {where}: {_reason(exc)}", file=sys.stderr)
+        return 1
     write_run_id(run_id_file, run_id)
     log.info(
         "run %s in experiment %s: final.logloss=%g final.accuracy=%g; run id written to %s",

@@ -167,11 +167,16 @@ def gitlab_ci_local_args(
 
 
 def list_jobs(
-    repo: Path, home: Path, variables: Mapping[str, str] | None = None, unset: Iterable[str] = ()
+    repo: Path,
+    home: Path,
+    variables: Mapping[str, str] | None = None,
+    unset: Iterable[str] = (),
+    options: Iterable[str] = (),
 ) -> dict[str, str]:
     """Job name -> `when` as gitlab-ci-local evaluates the rules for one kind of pipeline."""
+    args = gitlab_ci_local_args(home, variables, unset)
     result = subprocess.run(
-        [gitlab_ci_local(), "--list-json", *gitlab_ci_local_args(home, variables, unset)],
+        [gitlab_ci_local(), "--list-json", *args, *options],
         cwd=repo,
         capture_output=True,
         text=True,

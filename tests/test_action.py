@@ -24,7 +24,8 @@ ACTION = REPO_ROOT / "action.yml"
 RECORDER = """#!{python}
 import json, os, sys
 with open({out!r}, "a") as out:
-    env = {{k: os.environ.get(k, "") for k in ("PROMOTION_BOT_MODEL", "PROMOTION_BOT_PARAMS")}}
+    keys = ("PROMOTION_BOT_MODEL", "PROMOTION_BOT_PARAMS", "GITHUB_TOKEN")
+    env = {{k: os.environ.get(k, "") for k in keys}}
     out.write(json.dumps({{"argv": sys.argv[1:], "env": env}}) + "\\n")
 sys.exit(int(os.environ.get("RECORDER_EXIT", "0")))
 """
@@ -45,10 +46,15 @@ def run_step(
     inputs as the step's `env:` sets them."""
     script = tmp_path / "step.sh"
     script.write_text(step("bot")["run"], encoding="utf-8")
+    # `python` as setup-python leaves it: this environment's.
+    path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]])
     variables = {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PATH": path,
         "HOME": str(tmp_path),
         "PROMOTION_BOT_COMMAND": command,
+        "PROMOTION_BOT_SETUP_ONLY": "false",
+        "PROMOTION_BOT_TOKEN_INPUT": "",
+        "GITHUB_TOKEN": "",
         "PROMOTION_BOT_PARAMS": "",
         "PROMOTION_BOT_MODEL": "",
         "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
@@ -112,20 +118,30 @@ def test_action_is_valid_for_github(tmp_path: Path) -> None:
     assert result.returncode != 0 and "$.runs" in result.stdout
 
 
-def test_action_takes_the_four_inputs_and_installs_the_bot_from_its_own_checkout() -> None:
+def test_action_takes_its_inputs_and_installs_the_bot_from_its_own_checkout() -> None:
     spec = action()
-    assert set(spec["inputs"]) == {"command", "params", "model", "python-version"}
+    assert set(spec["inputs"]) == {
+        *("command", "setup-only", "token", "params", "model", "python-version", "constraints")
+    }
     assert spec["runs"]["using"] == "composite"
-    setup, install, bot = spec["runs"]["steps"]
+    setup, key, cache, install, bot = spec["runs"]["steps"]
     assert setup["uses"].startswith("actions/setup-python@")
     assert setup["with"]["python-version"] == "${{ inputs.python-version }}"
+    assert cache["uses"].startswith("actions/cache@")
+    assert cache["with"]["key"].endswith("${{ steps.cache-key.outputs.key }}")
     assert install["env"]["ACTION_PATH"] == "${{ github.action_path }}"
-    assert 'pip install --quiet "$ACTION_PATH"' in install["run"]
+    assert install["env"]["PIP_CACHE_DIR"] == cache["with"]["path"]
+    assert (
+        'pip install --quiet --constraint "$ACTION_PATH/constraints.txt" "$ACTION_PATH"'
+        in (install["run"])
+    )
     # Inputs only through the environment: an expression inside `run` would be spliced into
     # the script before bash sees it.
-    assert "${{" not in install["run"] and "${{" not in bot["run"]
+    assert all("${{" not in step["run"] for step in (key, install, bot))
     assert bot["env"] == {
         "PROMOTION_BOT_COMMAND": "${{ inputs.command }}",
+        "PROMOTION_BOT_SETUP_ONLY": "${{ inputs.setup-only }}",
+        "PROMOTION_BOT_TOKEN_INPUT": "${{ inputs.token }}",
         "PROMOTION_BOT_PARAMS": "${{ inputs.params }}",
         "PROMOTION_BOT_MODEL": "${{ inputs.model }}",
     }
@@ -150,11 +166,13 @@ def test_the_accepted_commands_are_the_ones_the_docs_name_and_the_bot_has() -> N
 
     # Left out on purpose: `demo` (a throwaway registry), `comment` (posts as anyone it is told),
     # `serve` (a server, not a step), `permissions` (an MLflow admin's, never in a job that
-    # holds the bot's account), `keygen` (a private key must never reach a CI log). A new
-    # command of the bot is a decision to make here.
+    # holds the bot's account), `keygen` (a private key must never reach a CI log), `files` (the
+    # GitLab include's artifacts; a workflow's steps can run it as `run: promotion-bot files`).
+    # A new command of the bot is a decision to make here.
     assert set(cli.commands) - set(accepted) == {
         "comment",
         "demo",
+        "files",
         "keygen",
         "serve",
         "permissions",
@@ -170,15 +188,23 @@ def test_the_accepted_commands_are_the_ones_the_docs_name_and_the_bot_has() -> N
         ("register --alias ci-smoke", ["register", "--alias", "ci-smoke"]),
         ("  gate  ", ["gate"]),
         ("verify --format json", ["verify", "--format", "json"]),
+        # Quoted as in a shell: one word each.
+        ("history --since '2026-12-01'", ["history", "--since", "2026-12-01"]),
+        ('history --since "2026-12-01 10:00"', ["history", "--since", "2026-12-01 10:00"]),
+        ("status --model 'my model'", ["status", "--model", "my model"]),
         ("handle", ["handle", "--event-name", "issue_comment", "--event-file", "EVENT"]),
         (
             "handle --event-name x --event-file y",
             ["handle", "--event-name", "x", "--event-file", "y"],
         ),
-        # Words, never shell: no substitution, no glob.
+        # Words, never shell: no substitution, no variable, no glob.
         (
-            "status $(touch pwned) `touch pwned` *",
-            ["status", "$(touch", "pwned)", "`touch", "pwned`", "*"],
+            "status $(touch pwned) `touch pwned` * $HOME",
+            ["status", "$(touch", "pwned)", "`touch", "pwned`", "*", "$HOME"],
+        ),
+        (
+            "status '$(touch pwned)' \"`touch pwned`\"",
+            ["status", "$(touch pwned)", "`touch pwned`"],
         ),
     ],
 )
@@ -192,7 +218,11 @@ def test_the_command_becomes_the_bots_arguments(
     assert calls_of(calls) == [
         {
             "argv": [event if arg == "EVENT" else arg for arg in argv],
-            "env": {"PROMOTION_BOT_MODEL": "other-model", "PROMOTION_BOT_PARAMS": ""},
+            "env": {
+                "PROMOTION_BOT_MODEL": "other-model",
+                "PROMOTION_BOT_PARAMS": "",
+                "GITHUB_TOKEN": "",
+            },
         }
     ]
     assert not list(tmp_path.glob("pwned*"))
@@ -220,6 +250,66 @@ def test_verify_runs_and_the_step_exits_with_its_code(
     done = run_step(tmp_path, "verify", bin_dir, RECORDER_EXIT=str(code))
     assert done.returncode == code, done.stdout + done.stderr
     assert [call["argv"] for call in calls_of(calls)] == [["verify"]]
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "said"),
+    [
+        ("", {}, "the command input is empty (misspelt?)"),
+        ("   ", {}, "the command input is empty (misspelt?)"),
+        ("gate", {"PROMOTION_BOT_SETUP_ONLY": "true"}, "setup-only is true and a command"),
+        ("history --since '2026-12-01", {}, "the command input is no list of words"),
+    ],
+    ids=["missing", "blank", "both", "unbalanced-quote"],
+)
+def test_a_missing_or_unreadable_command_fails_the_step(
+    tmp_path: Path, recorder: tuple[Path, Path], command: str, env: dict[str, str], said: str
+) -> None:
+    """`comand: gate` (misspelt) leaves `command` empty: a red step, not a green "setup"."""
+    bin_dir, calls = recorder
+    done = run_step(tmp_path, command, bin_dir, **env)
+    assert done.returncode == 1
+    assert f"::error::promotion-bot: {said}" in done.stdout + done.stderr
+    assert calls_of(calls) == []
+
+
+def test_setup_only_skips_the_command_step() -> None:
+    assert step("bot")["if"] == "inputs.setup-only != 'true' || inputs.command != ''"
+
+
+def test_the_token_input_is_the_bots_github_token(
+    tmp_path: Path, recorder: tuple[Path, Path]
+) -> None:
+    bin_dir, calls = recorder
+    given = run_step(tmp_path, "status", bin_dir, PROMOTION_BOT_TOKEN_INPUT="ghs_input")
+    kept = run_step(tmp_path, "status", bin_dir, GITHUB_TOKEN="ghp_job_env")
+    assert given.returncode == 0 and kept.returncode == 0, given.stdout + kept.stdout
+    tokens = [call["env"]["GITHUB_TOKEN"] for call in calls_of(calls)]
+    assert tokens == ["ghs_input", "ghp_job_env"]  # empty input: the job's own stays
+
+
+def test_every_action_used_is_pinned_by_full_commit_sha() -> None:
+    used = [s["uses"] for s in action()["runs"]["steps"] if "uses" in s]
+    assert used and all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses) for uses in used), used
+
+
+def test_the_constraints_pin_every_runtime_dependency_within_its_range() -> None:
+    """constraints.txt (the action's cached, repeatable install) names a version of each of
+    pyproject.toml's dependencies that the range there allows."""
+    import tomllib
+    from packaging.requirements import Requirement
+
+    pinned = {}
+    for line in (REPO_ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[re.sub(r"[-_.]+", "-", name).lower()] = version
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    for dependency in project["project"]["dependencies"]:
+        requirement = Requirement(dependency)
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        assert name in pinned, f"{name} is not in constraints.txt"
+        assert requirement.specifier.contains(pinned[name]), (name, pinned[name])
 
 
 def test_no_registry_configured_is_refused(tmp_path: Path, recorder: tuple[Path, Path]) -> None:

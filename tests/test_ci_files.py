@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -648,3 +649,32 @@ def test_placeholder_training_writes_the_run_id_where_params_say(tmp_path: Path)
         "git_sha": "abc",
         "mlflow.source.git.commit": "abc",
     }
+
+
+def test_placeholder_training_without_a_server_fails_in_seconds_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """The walkthrough before an MLflow server is started: one line naming the server (without
+    its password) and what to do, within seconds, no traceback, no run id file."""
+    from tests.mlflow_server import free_port
+
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "MLFLOW_TRACKING_URI": f"http://ci:hunter2-pw@127.0.0.1:{free_port()}",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(PLACEHOLDER)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: could not log the run to MLflow at http://***@127.0.0.1:"), line
+    assert "the server is unreachable" in line and "hunter2-pw" not in result.stderr + result.stdout
+    assert not (tmp_path / "data").exists()

@@ -55,7 +55,11 @@ include:
 
 
 def adopter(
-    folder: Path, churn: str = "churn", fraud: str = "fraud", gitlab_ci: str = ADOPTER_CI
+    folder: Path,
+    churn: str = "churn",
+    fraud: str = "fraud",
+    gitlab_ci: str = ADOPTER_CI,
+    churn_params: str = "",
 ) -> Path:
     """A repository with two models, each in its folder, and an `origin` at its first commit
     (gitlab-ci-local evaluates `rules:changes` against origin/main)."""
@@ -70,7 +74,8 @@ def adopter(
     for key, name in (("churn", churn), ("fraud", fraud)):
         (folder / "models" / key).mkdir(parents=True)
         (folder / "models" / key / "params.yaml").write_text(
-            f"register_model: {{model_name: {name}}}\n"
+            (churn_params if key == "churn" and churn_params else "")
+            or f"register_model: {{model_name: {name}}}\n"
         )
     ci_runner.git_commit_all(folder)
     _git(folder, "clone", "-q", "--bare", ".", "../origin.git")
@@ -256,11 +261,34 @@ def test_a_change_to_one_model_trains_that_model_only(
 
 
 @pytest.mark.slow
+def test_a_fresh_repository_without_origin_runs_as_the_docs_say(tmp_path: Path) -> None:
+    """`git init` and gitlab-ci-local, no remote yet: `rules:changes` has no origin/main to
+    compare with. The option the include's comment and docs/adopting.md give works."""
+    repo = adopter(tmp_path / "repo")
+    _git(repo, "remote", "remove", "origin")
+    option = "--evaluate-rule-changes=false"
+    assert option.split("=")[0] in MODEL_TEMPLATE.read_text(encoding="utf-8")
+    assert option.split("=")[0] in (REPO_ROOT / "docs" / "adopting.md").read_text(encoding="utf-8")
+    push = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}
+    jobs = ci_runner.list_jobs(repo, tmp_path / "home", push, options=[option])
+    assert {name for name, when in jobs.items() if when != "never"} == {
+        "train:test:churn",
+        "train:test:fraud",
+        "train:smoke:fraud",
+    }
+
+
+@pytest.mark.slow
 def test_gitlab_ci_local_runs_one_models_train_test(
     tmp_path: Path, tracking_uri: str, model_name: str
 ) -> None:
     churn, fraud = f"{model_name[:40]}-churn", f"{model_name[:40]}-fraud"
-    repo = adopter(tmp_path / "repo", churn, fraud)
+    # The model's files where its own params put them, not the default data/models/<name>/.
+    own = (
+        f"register_model: {{model_name: {churn}, run_id_file: models/churn/data/run.json}}\n"
+        "promote_model: {output: models/churn/data/gate.json}\n"
+    )
+    repo = adopter(tmp_path / "repo", churn, fraud, churn_params=own)
     forge_dir = tmp_path / "forge"
     result = ci_runner.run_job(
         repo,
@@ -280,11 +308,21 @@ def test_gitlab_ci_local_runs_one_models_train_test(
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     assert f"PASS  train:test:{churn}" in log and f"PASS  promotion:request:{churn}" in log
+    assert "no artifacts" not in log.lower()
+    # gitlab-ci-local keeps a job's artifacts under a folder named after the job (":" escaped):
+    # the training job's holds the run id, the bot's job's the run id and the gate's result.
+    kept = sorted((repo / ".gitlab-ci-local" / "artifacts").glob(f"*/.promotion-bot/{churn}"))
+    assert len(kept) == 2, kept
+    run_ids = {json.loads((k / "models/churn/data/run.json").read_text())["run_id"] for k in kept}
+    (run_id,) = run_ids
+    gates = [k / "models/churn/data/gate.json" for k in kept if (k / "models/churn/data").is_dir()]
+    assert [json.loads(g.read_text())["passed"] for g in gates if g.is_file()] == [True]
     bot_job = re.escape(f"promotion:request:{churn}")
     assert re.search(rf"{bot_job} > PASS\b.*{re.escape(churn)}.*0\.4", log)  # the gate's line
 
     registry = Registry(tracking_uri)
     assert registry.aliases(churn) == {"smoke": 1, "candidate": 1}
+    assert registry.version(churn, 1).run_id == run_id
     assert not registry.model_exists(fraud)  # the other model was not touched
     threads = LocalForge(forge_dir).find_threads(["model-promotion"], state="all")
     assert [thread.title for thread in threads] == [f"Promote {churn} v1 to champion"]

@@ -29,7 +29,6 @@ from bot.config.settings import Secret
 from bot.intake.entry import serve_app
 from bot.intake.poll import poll
 from bot.ledger.store import Where
-from bot.reports.status import champion_line
 from bot.runtime.context import Context
 from bot.webhook_auth import sign_mlflow
 from tests.forge_world import World, make_world
@@ -197,29 +196,30 @@ def test_poll_and_the_webhook_at_the_same_time_report_once(world: World) -> None
     assert len(reports(world)) == 1 and externals(world) == [(1, 2)]
 
 
-def test_status_sees_it_too_and_records_it_once(world: World) -> None:
+def test_status_reads_only_and_exits_1_while_the_champion_drifted(world: World) -> None:
+    """`status` as someone runs it by hand: it says DRIFT and exits 1 as `verify` does, and
+    records nothing, posts nothing; `poll` does that, once."""
     by_hand(world, 2)
-    from bot.cli import _champion_check
+    drift = "champion: DRIFT: v2 was set outside promotion-bot (approved: v1)"
 
-    found = _champion_check(fresh(world))
+    seen = run_cli(world, "status")
+    assert seen.exit_code == 1, seen.output
+    assert drift in seen.output
+    assert reports(world) == [] and externals(world) == []
 
-    assert (found.outcome, found.drifted, found.champion, found.approved) == (
-        "reported",
-        True,
-        2,
-        1,
-    )
-    assert len(reports(world)) == 1
-    again = _champion_check(fresh(world))
-    # Recorded and reported once, but still not the approved champion: status keeps saying so.
-    assert again.outcome == "ignored" and len(reports(world)) == 1
-    assert (again.drifted, again.champion, again.approved) == (True, 2, 1)
-    assert champion_line(again).startswith("champion: DRIFT: v2 was set outside promotion-bot")
-    assert externals(world) == [(1, 2)]
+    assert poll(fresh(world)).failures == []
+    assert len(reports(world)) == 1 and externals(world) == [(1, 2)]
+    # Recorded and reported, but still not the approved champion: status keeps saying so.
+    again = run_cli(world, "status", "--json")
+    assert again.exit_code == 1, again.output
+    assert '"drifted": true' in again.output
+    assert len(reports(world)) == 1 and externals(world) == [(1, 2)]
+
     outcome = world.handle(world.post(world.number, "/rollback 1\nPut back the approved model."))
     assert outcome.status == "changed", outcome
-    restored = champion_line(_champion_check(fresh(world)))
-    assert restored == "champion: as the audit ledger records it"
+    restored = run_cli(world, "status")
+    assert restored.exit_code == 0, restored.output
+    assert "champion: as the audit ledger records it" in restored.output
 
 
 def test_verify_exits_1_until_the_approved_champion_is_restored(world: World) -> None:

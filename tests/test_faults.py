@@ -328,15 +328,22 @@ def test_registry_unreachable_from_the_start_claims_nothing_and_poll_catches_up(
     assert elapsed < 30
     assert pg.answers(thread) == []
     assert pg.champion() is None and pg.history() == []
+    # `poll` with the registry still down: the command is answered "not carried out, repeat
+    # it" once (docs/design.md, "When a service is down"), and the run fails.
     failed = poll(down)
     assert len(failed.failures) == 1 and failed.outcomes == []
+    assert "answered: repeat the command" in failed.failures[0]
     assert "unreachable" in " ".join(
         failed.check_failures
     )  # the champion check: the poll fails too
+    [answer] = pg.answers(thread)
+    assert "was not carried out" in answer.body and "pw-9d1e" not in answer.body
 
+    assert poll(pg.ctx).outcomes == []  # answered: the registry back, nothing is redone
+    again = command(pg, thread, "maria", "/promote")
     result = poll(pg.ctx)
     assert [o.status for _cid, o in result.outcomes] == ["changed"]
-    assert_promoted_once(pg, thread, version, event.comment_id)
+    assert_promoted_once(pg, thread, version, again.comment_id)
 
 
 # --- 2. the forge fails on the answer after the change ---------------------------------------

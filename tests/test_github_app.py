@@ -276,3 +276,30 @@ def handle(ctx: Context, folder: Path, payload: dict[str, Any]) -> Any:
     path = folder / f"event-{uuid.uuid4().hex[:8]}.json"
     path.write_text(json.dumps(payload), encoding="utf-8")
     return handle_event_file(ctx, "issue_comment", str(path))
+
+
+def test_a_key_that_only_looks_like_a_pem_is_one_line_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pasted key cut short: the command says which variable, not `unexpected InvalidKeyError`,
+    and nothing of the value shows."""
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    (tmp_path / "params.yaml").write_text("register_model: {model_name: churn}\n")
+    monkeypatch.chdir(tmp_path)
+    cut = "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretkeymaterial\n-----END RSA PRIVATE KEY-----\n"
+    env = {
+        "PROMOTION_BOT_PLATFORM": "github",
+        "GITHUB_REPOSITORY": REPOSITORY,
+        "GITHUB_APP_ID": APP_ID,
+        "GITHUB_APP_INSTALLATION_ID": str(INSTALLATION),
+        "GITHUB_APP_PRIVATE_KEY": cut,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+    }
+    result = CliRunner().invoke(cli, ["poll"], env=env)
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.lower().startswith("error: github_app_private_key: not a private key"), line
+    assert "secretkeymaterial" not in result.output and "unexpected" not in result.output

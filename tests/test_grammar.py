@@ -29,6 +29,10 @@ RANGE = Usage("rollback", f"the version must be between 1 and {MAX_VERSION}: `/r
 MENTION_MISSING = Usage("rollback", f"a version (or `previous`) is required: `@{BOT} rollback 7`")
 MENTION_BAD = Usage("rollback", f"{ONE_NUMBER}: `@{BOT} rollback 7`")
 PREVIOUS = Command("rollback", previous=True)
+ALONE = "stands alone on its line; the reason goes below it"
+PROMOTE_WORDS = Usage("promote", f"`/promote` {ALONE}")
+HELP_WORDS = Usage("help", f"`/help` {ALONE}")
+MENTION_PROMOTE_WORDS = Usage("promote", f"`@{BOT} promote` {ALONE}")
 
 PROMOTE = Command("promote")
 HELP = Command("help")
@@ -129,13 +133,21 @@ CASES: list[tuple[str, str, str, Command | Usage | None]] = [
     ("rollback-previous-glued", "/rollback previous7", BOT, BAD),
     ("rollback-previous-lookalike", "/rollback prevіous", BOT, BAD),  # Cyrillic і
     ("mention-rollback-bad", f"@{BOT} rollback seven", BOT, MENTION_BAD),
+    # --- the command word, then words on its line: meant for the bot, answered with usage
+    ("promote-please", "/promote please", BOT, PROMOTE_WORDS),
+    ("promote-with-words", "/promote now please\nreason", BOT, PROMOTE_WORDS),
+    ("promote-chatter", "/promote is blocked by the data review", BOT, PROMOTE_WORDS),
+    ("promote-upper-words", "/PROMOTE please", BOT, PROMOTE_WORDS),
+    ("promote-tab-words", "/promote\tplease", BOT, PROMOTE_WORDS),
+    ("help-with-words", "/help me", BOT, HELP_WORDS),
+    ("trailing-html-comment", "/promote <!-- x -->", BOT, PROMOTE_WORDS),
+    ("mention-with-words", f"@{BOT} promote now", BOT, MENTION_PROMOTE_WORDS),
+    ("mention-other-user-words", "@other-bot promote now", BOT, None),
     # --- ignored: empty, near misses, words around the command
     ("empty", "", BOT, None),
     ("whitespace-only", "   \n\t\n  \r\n", BOT, None),
     ("promoted", "/promoted", BOT, None),
     ("promote-dash", "/promote-now", BOT, None),
-    ("promote-with-words", "/promote now please", BOT, None),
-    ("help-with-words", "/help me", BOT, None),
     ("helpdesk", "/helpdesk", BOT, None),
     ("words-before", "please /promote", BOT, None),
     ("space-after-slash", "/ promote", BOT, None),
@@ -147,7 +159,6 @@ CASES: list[tuple[str, str, str, Command | Usage | None]] = [
     ("rollback-dash", "/rollback-7", BOT, None),
     ("other-command", "/approve", BOT, None),
     ("html-comment-first", "<!-- promotion-bot:answer comment=1 -->\n/promote", BOT, None),
-    ("trailing-html-comment", "/promote <!-- x -->", BOT, None),
     # --- code and quotes
     ("fenced-backticks", "```\n/promote\n```", BOT, None),
     ("fenced-tildes", "~~~\n/promote\n~~~", BOT, None),
@@ -181,7 +192,6 @@ CASES: list[tuple[str, str, str, Command | Usage | None]] = [
     ("mention-other-user", "@other-bot promote", BOT, None),
     ("mention-prefix-user", f"@{BOT}ty promote", BOT, None),
     ("mention-colon", f"@{BOT}: promote", BOT, None),
-    ("mention-with-words", f"@{BOT} promote now", BOT, None),
     ("mention-unknown-word", f"@{BOT} thanks!", BOT, None),
     ("mention-slash-word", f"@{BOT} /promote", BOT, None),
     ("mention-split-lines", f"@{BOT}\npromote", BOT, None),
@@ -304,6 +314,10 @@ ORACLE_COMMAND = re.compile(
 ORACLE_ROLLBACK = re.compile(
     ORACLE_USER + r"rollback(?:[ \t].*)?", re.IGNORECASE | re.ASCII | re.DOTALL
 )
+# `/promote please`, `/help me`: the word alone is a command, words after it a usage answer.
+ORACLE_WORDS = re.compile(
+    ORACLE_USER + r"(?:promote|help)[ \t].*", re.IGNORECASE | re.ASCII | re.DOTALL
+)
 
 
 def oracle(body: str, bot: str) -> tuple[str, ...] | None:
@@ -316,7 +330,7 @@ def oracle(body: str, bot: str) -> tuple[str, ...] | None:
         return None
     line = lines[index]
     reason = "".join(parts[2 * index + 2 :]).strip()[:MAX_REASON]
-    for pattern in (ORACLE_COMMAND, ORACLE_ROLLBACK):
+    for pattern in (ORACLE_COMMAND, ORACLE_ROLLBACK, ORACLE_WORDS):
         match = pattern.fullmatch(line)
         if match is None:
             continue
@@ -324,7 +338,7 @@ def oracle(body: str, bot: str) -> tuple[str, ...] | None:
         if user is not None and not (bot and user.isascii() and user.lower() == bot.lower()):
             return None
         form = "slash" if user is None else "mention"
-        if pattern is ORACLE_ROLLBACK:
+        if pattern is not ORACLE_COMMAND:
             return ("usage",)
         if match.group("simple"):
             return (match.group("simple").lower(), "", reason, form)
@@ -339,7 +353,7 @@ def as_tuple(result: Command | Usage | None) -> tuple[str, ...] | None:
     if result is None:
         return None
     if isinstance(result, Usage):
-        assert result.name == "rollback" and result.problem
+        assert result.name in ("rollback", "promote", "help") and result.problem
         return ("usage",)
     version = "" if result.version is None else str(result.version)
     return (result.name, version, result.reason, result.form)

@@ -244,9 +244,25 @@ def test_usage_help_and_silence(pg: Playground):
     assert pg.comment(thread, "sam", "/help")[0].status == "help"
     help_answer = pg.answers(thread)[-1].body
     assert "`/promote`" in help_answer and f"this request is for v{version}" in help_answer
-    for chatter in ("lgtm", "> /promote", "```\n/promote\n```", "/promote now please", ""):
+    for chatter in ("lgtm", "> /promote", "```\n/promote\n```", "/promoted", ""):
         assert pg.comment(thread, "maria", chatter)[0].status == "ignored"
     assert len(pg.answers(thread)) == 2
+    assert pg.champion() is None
+
+
+def test_a_command_word_with_words_after_it_gets_the_usage_answer_once(pg: Playground):
+    """`/promote please`: meant for the bot, so answered (never silence), never acted on; the
+    same comment delivered again is not answered twice."""
+    from bot.commands.handler import handle_comment
+
+    thread = pg.open_request(pg.train(0.6))
+    outcome, event = pg.comment(thread, "maria", "/promote please")
+    assert outcome.status == "usage", outcome
+    answer = pg.answers(thread)[-1].body
+    assert answer.startswith("### ❓ `/promote please` was not understood")
+    assert "stands alone on its line; the reason goes below it" in answer
+    assert handle_comment(pg.ctx, event).status != "usage"  # a redelivery: answered once
+    assert len(pg.answers(thread)) == 1
     assert pg.champion() is None
 
 

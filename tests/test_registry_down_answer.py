@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import bot.intake.entry
-from bot.errors import RegistryUnavailable
+from bot.errors import BotError, RegistryUnavailable
 from bot.intake.entry import serve_app
 from bot.intake.poll import poll
 from bot.registry.records import Outcome
@@ -84,3 +84,47 @@ def test_no_such_answer_when_an_attempt_failed_after_it_could_have_written(
     monkeypatch.setattr(bot.intake.entry, "route_comment", handle)
     serve_once(world.ctx, world, "/promote")
     assert world.answers() == []
+
+
+def unreachable(world: World) -> Context:
+    down = f"http://bot:{PASSWORD}@127.0.0.1:{free_port()}"
+    return Context(settings=replace(world.ctx.settings, tracking_uri=down), params=world.ctx.params)
+
+
+def test_handle_on_github_actions_answers_once_and_fails_the_job(world: World) -> None:
+    """`handle` gets one run per delivery (no redelivery): the approver is told at once, and the
+    job still fails, saying so, for whoever watches the workflow runs."""
+    payload = world.post(world.number, "/promote")
+    down = replace(world, ctx=unreachable(world))
+
+    with pytest.raises(BotError) as failed:
+        down.handle(payload)
+
+    message = str(failed.value)
+    assert "the command was not carried out; the thread was told to repeat it" in message
+    assert PASSWORD not in message
+    [answer] = world.answers()
+    assert answered_comment_ids([answer]) == {str(payload["comment"]["id"])}
+    assert "was not carried out: the model registry could not be reached" in answer
+    assert "promotion-bot could not reach the model registry. Nothing was changed" in answer
+    assert PASSWORD not in answer and "127.0.0.1" not in answer
+    # The registry is back: poll leaves the answered command alone, as the answer says.
+    assert poll(world.ctx).outcomes == [] and world.champion() is None
+
+
+def test_poll_answers_once_while_the_registry_is_down(world: World) -> None:
+    """A scheduled `poll` with the registry down: the command is answered on the first run, the
+    run fails (red job); the next run, still down, adds nothing to the thread."""
+    comment = world.post(world.number, "/promote")
+    down = unreachable(world)
+
+    first = poll(down)
+    assert len(first.failures) == 1, first.summary()
+    assert "answered: repeat the command" in first.failures[0]
+    [answer] = world.answers()
+    assert answered_comment_ids([answer]) == {str(comment["comment"]["id"])}
+    assert "could not be reached" in answer and "Comment the command again" in answer
+
+    second = poll(down)
+    assert second.failures == [] and second.outcomes == []
+    assert len(world.answers()) == 1 and world.champion() is None

@@ -568,3 +568,67 @@ def test_an_edited_marker_neither_gets_a_thread_adopted_nor_a_request_closed(
     assert (again.created, again.number, again.superseded) == (False, b_second.number, [])
     assert forge.get_thread("issue", a_request.number).state == "open"
     assert not forge.list_comments(a_thread), "nothing was said in A's thread either"
+
+
+def run_request_cli(tmp_path: Path, env: dict[str, str], *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    return CliRunner().invoke(cli, ["--params", str(tmp_path / "params.yaml"), *args], env=env)
+
+
+@pytest.mark.parametrize("platform", ["github", "gitlab"])
+def test_dry_run_needs_no_forge_credentials_and_renders_the_body_offline(
+    tmp_path: Path, tracking_uri: str, model_name: str, platform: str
+) -> None:
+    """`request --dry-run` on a laptop: no forge token, no forge reachable. The body is rendered
+    as for a new request, and the run says what it could not check."""
+    ctx = make_ctx(tmp_path, tracking_uri, model_name)
+    new_version(ctx, {"final.logloss": 0.6})
+    (tmp_path / "params.yaml").write_text(f"register_model: {{model_name: {model_name}}}\n")
+    env = {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PROMOTION_BOT_PLATFORM": platform,
+        "PROMOTION_BOT_REQUESTED_BY": "dana",
+        # where a token would be used, nothing listens
+        "GITLAB_URL": "http://127.0.0.1:9",
+        "CI_PROJECT_PATH": "ml/models",
+        "GITHUB_API_URL": "http://127.0.0.1:9",
+        "GITHUB_REPOSITORY": "octo-org/models",
+        "GITLAB_TOKEN": "",
+        "GITHUB_TOKEN": "",
+    }
+    result = run_request_cli(tmp_path, env, "request", "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert marker_of(result.output)["version"] == "1"
+    assert f"would call:\n  open issue 'Promote {model_name} v1 to champion'" in result.output
+    assert "not read in this dry run" in result.output  # says what it could not check
+    assert "promotion.requested_in" not in ctx.registry.version(model_name, 1).tags
+
+
+def test_dry_run_says_nothing_to_do_when_the_request_is_up_to_date(
+    tmp_path: Path, tracking_uri: str, model_name: str
+) -> None:
+    ctx = make_ctx(tmp_path, tracking_uri, model_name)
+    new_version(ctx, {"final.logloss": 0.6})
+    open_or_update_request(ctx)
+    (tmp_path / "params.yaml").write_text(f"register_model: {{model_name: {model_name}}}\n")
+    env = {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PROMOTION_BOT_PLATFORM": "local",
+        "PROMOTION_BOT_LOCAL_DIR": str(tmp_path / "forge"),
+        "PROMOTION_BOT_REQUESTED_BY": "dana",
+    }
+    before = snapshot(tmp_path / "forge")
+
+    result = run_request_cli(tmp_path, env, "request", "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"nothing to do: the request for {model_name} v1 is up to date (#1)"
+    )
+    assert "would call:" not in result.output
+    assert snapshot(tmp_path / "forge") == before
+    assert not (tmp_path / "promotion.env").exists() and not Path("promotion.env").exists()

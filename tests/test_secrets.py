@@ -152,7 +152,11 @@ def test_unreachable_registry_while_polling_a_request(
     assert code == 1 and "failed: comment" in output  # a scheduled poll job turns red
     assert "comment" in raw_logs.text and "unreachable" in raw_logs.text
     assert_clean(output, raw_logs.text)
-    assert pg.answers(thread) == [] and pg.champion() is None
+    # The approver is told once, "not carried out" (docs/design.md, "When a service is down"),
+    # with no address or password of the registry.
+    [answer] = pg.answers(thread)
+    assert "was not carried out" in answer.body and pg.champion() is None
+    assert_clean(answer.body, "")
 
 
 @pytest.mark.usefixtures("env")

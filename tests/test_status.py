@@ -34,8 +34,8 @@ DRIFTED = ModelStatus(
     ),
     open_requests=(OpenRequest("7", 3, "https://forge.example/issues/7"),),
     champion_check=ChampionStatus(
-        "reported",
-        "https://forge.example/issues/7",
+        "checked",
+        "the audit ledger was read",
         ChampionCheck("churn", 2, last=APPROVED, approved=APPROVED),
     ),
 )
@@ -71,8 +71,8 @@ DRIFTED_JSON = """{
       ],
       "open_requests_unavailable": null,
       "champion_check": {
-        "outcome": "reported",
-        "detail": "https://forge.example/issues/7",
+        "outcome": "checked",
+        "detail": "the audit ledger was read",
         "model": "churn",
         "champion": 2,
         "approved": 1,
@@ -102,7 +102,7 @@ def test_several_models_print_a_list_under_models_with_every_fallback() -> None:
         champion_check=ChampionStatus("unavailable", "RegistryError: down"),
     )
     agreeing = ModelStatus(
-        "churn", (), (), champion_check=ChampionStatus("ignored", "the records agree")
+        "churn", (), (), champion_check=ChampionStatus("checked", "the records agree")
     )
 
     assert status_json([quiet, agreeing]) == (
@@ -124,7 +124,7 @@ def test_several_models_print_a_list_under_models_with_every_fallback() -> None:
       "open_requests": [],
       "open_requests_unavailable": null,
       "champion_check": {
-        "outcome": "ignored",
+        "outcome": "checked",
         "detail": "the records agree"
       }
     }
@@ -140,11 +140,11 @@ def test_the_lines_for_people() -> None:
         "  @candidate  v3    final.logloss=n/a  run run3",
         "open requests:",
         "  #7 v3  https://forge.example/issues/7",
-        "champion: DRIFT: v2 was set outside promotion-bot (approved: v1); reported in "
-        "https://forge.example/issues/7",
+        "champion: DRIFT: v2 was set outside promotion-bot (approved: v1); `poll` and `serve` "
+        "record it and report it in the request",
     ]
     recorded = ChampionCheck("churn", 1, last=EXTERNAL, approved=APPROVED)
-    back = ModelStatus("churn", (), (), champion_check=ChampionStatus("ignored", "", recorded))
+    back = ModelStatus("churn", (), (), champion_check=ChampionStatus("checked", "", recorded))
     assert render_status(back).splitlines() == [
         "model churn",
         "  no aliases yet (run `promotion-bot register`)",

@@ -32,7 +32,8 @@ from bot.ci.request_body import (
     render_request_body,
     request_title,
 )
-from bot.errors import BotError
+from bot.errors import BotError, ConfigError, ForgeError
+from bot.forges.offline import OfflineForge
 from bot.registry.tags import REQUEST_HEAD_TAG, REQUESTED_IN_TAG
 from bot.registry.versions import TOY_ALIAS, RunInfo, VersionInfo, requester_tags
 from bot.runtime.context import Context
@@ -59,6 +60,7 @@ class RequestResult:
     superseded: list[str] = field(default_factory=list)  # numbers of the requests closed
     not_notified: list[str] = field(default_factory=list)  # people the forge did not record
     message: str = ""  # one line for people
+    unread: str = ""  # dry run: why the forge was not read ("": it was)
 
 
 def request_tags(
@@ -166,9 +168,14 @@ def open_or_update_request(
             message=f"{model} v{number} already is @{ctx.params.promotion.champion_alias}: "
             "nothing to request",
         )
+    unread = _unread_forge(ctx) if dry_run else ""
+    if unread:  # rendered as a new request, with the platform and names the settings give
+        ctx = Context(
+            ctx.settings, ctx.params, registry=ctx.registry, forge=OfflineForge(ctx.settings)
+        )
     plan = _Plan(dry_run, echo)
     data = load_request_data(ctx, info, aliases=aliases)
-    found = find_requests(ctx, model, also=info.requested_in)
+    found = [] if unread else find_requests(ctx, model, also=info.requested_in)
     threads = [t for t in found if (parse_request_marker(t.body) or {}).get("model") == model]
     # The registry's record alone: it finds the request even when its marker was damaged, and
     # a marker edited to name this version finds nothing.
@@ -191,6 +198,11 @@ def open_or_update_request(
     others = [t for t in others if _named_by_registry(ctx, t)]
     superseded = [_supersede(ctx, plan, old, thread, info) for old in others]
     url = thread.url if thread else ""
+    message = f"{verb} the request for {model} v{number}" + (f": {url}" if url else "")
+    if dry_run and not plan.calls and thread is not None:
+        message = (
+            f"nothing to do: the request for {model} v{number} is up to date (#{thread.number})"
+        )
     return RequestResult(
         url=url,
         number=thread.number if thread else "",
@@ -201,8 +213,19 @@ def open_or_update_request(
         planned=plan.calls,
         superseded=superseded,
         not_notified=not_notified,
-        message=f"{verb} the request for {model} v{number}" + (f": {url}" if url else ""),
+        message=message,
+        unread=unread,
     )
+
+
+def _unread_forge(ctx: Context) -> str:
+    """Why a dry run cannot read the forge ("": it can). A dry run needs no credentials: it is
+    how an adopter checks a request's text before any are set up."""
+    try:
+        ctx.forge.ping()
+    except (ConfigError, ForgeError) as exc:
+        return str(exc)
+    return ""
 
 
 def _version_of(thread: Thread) -> int | None:

@@ -1,8 +1,9 @@
 """A champion moved outside the bot (someone used the MLflow UI): recorded in the audit ledger and
 reported in the request thread, once, whichever path sees it first (docs/design.md, "Drift").
 
-Every path asks the same question: MLflow's alias webhook (which only says that something moved; the
-bot's own changes fire it too), `poll` before it handles commands, and `status`. The model is read;
+Every path that records asks the same question: MLflow's alias webhook (which only says that
+something moved; the bot's own changes fire it too) and `poll` before it handles commands (`status`
+and `verify` ask it read-only, bot.reports). The model is read;
 when the champion is what the records say (bot.ledger.drift.agrees_with_records) nothing more is
 read. Otherwise the ledger decides (bot.ledger.drift.check_champion), and under the model lock a
 champion no ledger entry accounts for is recorded as an `external` entry, reported in the model's
@@ -30,7 +31,6 @@ from bot.threads.thread import Thread
 
 if TYPE_CHECKING:
     from bot.commands.locking import Lease
-    from bot.reports.status import ChampionStatus
     from bot.runtime.context import Context
 
 log = logging.getLogger(__name__)
@@ -59,24 +59,6 @@ def report_external_change(ctx: Context, change: AliasChange) -> Outcome:
         return Outcome("ignored", "not this bot's model or alias")
     outcome, _check = report_drift(ctx, "webhook", delivery_id=change.delivery_id)
     return outcome
-
-
-def drift_summary(ctx: Context, seen_by: str) -> ChampionStatus:
-    """`report_drift` as `status` shows it: the outcome, its detail and the check made.
-
-    A drift recorded before agrees with the records, so `report_drift` looks no further; but
-    until the approved champion is back, `status` must still say so: when the champion is not
-    the `to` of the bot's last change, the ledger is asked as `verify` asks it."""
-    from bot.reports.audit import verify
-    from bot.reports.status import ChampionStatus
-
-    state = ctx.registry.state(ctx.model)
-    outcome, check = report_drift(ctx, seen_by, state=state)
-    if check is None:
-        last_change = state.history[-1].to_version if state.history else None
-        if state.aliases.get(ctx.params.promotion.champion_alias) != last_change:
-            check = verify(ctx, ctx.model).check
-    return ChampionStatus(outcome.status, outcome.detail, check)
 
 
 def report_drift(

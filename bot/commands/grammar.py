@@ -12,9 +12,11 @@ Grammar, checked against the FIRST NON-EMPTY line of a comment only (lines end a
     sp       := one or more spaces or tabs; trailing := optional spaces or tabs
 
 Decisions, all on the strict side because a champion change must never come from chatter:
-- `/promote` and `/help` must stand alone on their line: `/promote now please`, `/help me` and
-  `/promote-now` are ignored silently (people write "/promote is blocked by ..." in discussion).
-  The reason goes on the following lines.
+- `/promote` and `/help` must stand alone on their line, the reason on the following lines. A
+  line that starts with the command word and goes on (`/promote please`, `/help me`,
+  `/promote is blocked by ...`) is never a command, but it is answered with usage: silence left
+  people waiting, and the answer changes nothing. `/promote-now` and `/promoted` are other words,
+  ignored silently.
 - `/rollback` with a missing or malformed version is clearly meant for the bot, so it gets a
   `Usage` answer instead of silence: `/rollback`, `/rollback abc`, `/rollback 7 8`, `/rollback 0`.
   `/rollback previous` names the champion before the current one, which the handler reads
@@ -61,7 +63,7 @@ class Command:
 class Usage:
     """Looks like one of our commands but is malformed: the bot answers with usage."""
 
-    name: str  # "rollback"
+    name: str  # the command word: "rollback", "promote" or "help"
     problem: str  # Markdown, never echoes the commenter's text
     to: str = field(default="", compare=False)  # as in Command
 
@@ -107,7 +109,9 @@ def read_comment(body: str) -> Command | Usage | None:
     if word == "rollback":
         return _rollback(args, reason, form, to)
     if args:
-        return None  # strict: `/promote now please` is conversation, not a command
+        # Meant for the bot but not a command: answered with usage, never acted on.
+        example = format_command(word, mention=form == "mention", bot=to)
+        return Usage(word, f"`{example}` stands alone on its line; the reason goes below it", to)
     return Command(name="promote" if word == "promote" else "help", reason=reason, form=form, to=to)
 
 

@@ -1,15 +1,17 @@
-"""The answer `serve` gives after its last attempt at a command found the registry or the lock
-service unreachable before reading anything (docs/design.md, "When a service is down").
+"""The answer a command gets when the registry or the lock service was unreachable before
+anything was read for it (docs/design.md, "When a service is down"): `serve` after its last
+attempt; `handle` (GitHub Actions: one run per delivery, never redelivered) and `poll` at once
+(`answer_now`), since a failed Actions job is seen by whoever reads the workflow runs, not by the
+approver, and a scheduled `poll` would retry silently every quarter of an hour. Those jobs still
+fail, so the outage shows there too.
 
-Until then the command got no answer at all: `handle` exits 1 and `poll` lists a failure, which
-is right where a later run retries, but `serve` forgets a delivery after its last attempt. The
-answer carries the answer marker, so neither `poll` nor a redelivery takes the command up again:
-it says so and asks for the command to be repeated. It is written under the model lock after a
-fresh look for an answer, so a pass that got through meanwhile (`poll`, once the registry was
-back) is never contradicted; when the lock service itself is down no pass can act at all, so the
-answer is then written without the lock. Before it says "nothing was changed", the registry is
-read: a change this comment began (its intent, or its entry in the history) means a pass got as
-far as moving the alias, whatever failed after; that comment is left unanswered, for the next
+The answer carries the answer marker, so neither `poll` nor a redelivery takes the command up
+again: it says so and asks for the command to be repeated. It is written under the model lock
+after a fresh look for an answer, so a pass that got through meanwhile (`poll`, once the registry
+was back) is never contradicted; when the lock service itself is down no pass can act at all, so
+the answer is then written without the lock. Before it says "nothing was changed", the registry
+is read: a change this comment began (its intent, or its entry in the history) means a pass got
+as far as moving the alias, whatever failed after; that comment is left unanswered, for the next
 pass to finish its record and answer it (docs/design.md, "When a service is down").
 """
 
@@ -27,6 +29,22 @@ from bot.threads.markers import answered_comment_ids
 from bot.threads.thread import CommentEvent, Thread
 
 log = logging.getLogger(__name__)
+
+TOLD = " could not be reached"  # the end of the outcome when the answer was posted
+
+
+def told(outcome: Outcome) -> bool:
+    """The approver was answered (not: answered meanwhile, nor a change begun to finish)."""
+    return outcome.status == "error" and outcome.detail.endswith(TOLD)
+
+
+def answer_now(ctx: Context, event: CommentEvent, problem: Unavailable) -> Outcome:
+    """`handle`'s and `poll`'s one attempt found `problem`: the approver is told, once."""
+    from bot.commands.routing import context_of_thread
+
+    return answer_unavailable(
+        context_of_thread(ctx, event), event, problem, attempts=1, seconds=0.0
+    )
 
 
 def answer_unavailable(
@@ -74,7 +92,7 @@ def _answer_once(
         attempts=attempts,
         seconds=seconds,
     )
-    return Outcome("error", f"{problem.service} could not be reached")
+    return Outcome("error", f"{problem.service}{TOLD}")
 
 
 def _change_begun(ctx: Context, event: CommentEvent, thread: Thread) -> bool:

@@ -15,8 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from github import Auth, Github, GithubIntegration
 
+from bot.errors import ConfigError
 from bot.forges._github_support import build_client, call
 from bot.forges._retry import DEFAULT_TIMEOUT, RetryPolicy
 
@@ -52,6 +55,7 @@ class GitHubApp:
         retry: RetryPolicy | None = None,
         secrets: Sequence[str] = (),
     ) -> None:
+        check_private_key(private_key)
         self._auth = Auth.AppAuth(int(app_id), private_key)
         self._retry = retry or RetryPolicy()
         self._secrets = [s for s in secrets if s]
@@ -90,3 +94,16 @@ class GitHubApp:
             hints=HINTS,
         )
         return int(installation.id)
+
+
+def check_private_key(private_key: str) -> None:
+    """Load the key once here: PyGithub only parses it when it first signs a JWT, deep inside a
+    request, where a key that merely looks like a PEM surfaces as an unexpected InvalidKeyError.
+    The error names the variable and never the value (docs/security.md)."""
+    try:
+        load_pem_private_key(private_key.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ConfigError(
+            "GITHUB_APP_PRIVATE_KEY: not a private key that can be read (PEM, unencrypted): "
+            "paste the whole .pem file GitHub generated for the App"
+        ) from None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.commands.grammar import Command, Usage
 from bot.commands.routing import context_of_thread, route_comment
-from bot.commands.unavailable import answer_unavailable
+from bot.commands.unavailable import answer_now, answer_unavailable, told
 from bot.errors import BotError, Unavailable
 from bot.intake.payloads import PayloadError, parse_event
 from bot.registry.records import Outcome
@@ -42,7 +42,15 @@ def handle_event_file(ctx: Context, event_name: str, event_file: str) -> Outcome
         raise BotError(f"{path}: malformed {event_name} payload: {exc}") from None
     if event is None:
         return Outcome("ignored", f"{event_name} events need no work")
-    return route_comment(ctx, event)
+    try:
+        return route_comment(ctx, event)
+    except Unavailable as exc:
+        # No redelivery comes on GitHub Actions: the approver is answered now, and the job
+        # still fails for whoever watches the runs (bot.commands.unavailable).
+        answered = answer_now(ctx, event, exc)
+        _log_outcome(event, "after its one attempt", answered)
+        said = "; the thread was told to repeat it" if told(answered) else ""
+        raise BotError(f"{exc}: the command was not carried out{said}") from None
 
 
 def local_comment(ctx: Context, thread: str, body: str, author: str) -> Outcome:

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 
 from bot.commands.admission import Admitted, Ignored, for_this_bot
 from bot.commands.routing import route_comment
+from bot.commands.unavailable import answer_now, told
+from bot.errors import Unavailable
 from bot.registry.records import Outcome
 from bot.runtime.context import Context
 from bot.runtime.request_threads import find_all_requests
@@ -71,10 +73,26 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
         try:
             outcome = route_comment(ctx, event, thread=thread, admitted=admitted)
             result.outcomes.append((comment.id, outcome))
+        except Unavailable as exc:
+            # Answered now, not retried silently by every scheduled run (bot.commands.
+            # unavailable); still a failure of this run, so the job turns red.
+            log.exception("comment %s on #%s failed", comment.id, thread.number)
+            result.failures.append(
+                f"comment {comment.id} on #{thread.number}: {exc} ({_answer(ctx, event, exc)})"
+            )
         except Exception as exc:  # one failing command must not stop the others
             log.exception("comment %s on #%s failed", comment.id, thread.number)
             result.failures.append(f"comment {comment.id} on #{thread.number}: {exc}")
     return result
+
+
+def _answer(ctx: Context, event: CommentEvent, problem: Unavailable) -> str:
+    try:
+        answered = answer_now(ctx, event, problem)
+    except Exception as exc:  # the forge or the lock failed too: the next poll tries again
+        log.exception("answering comment %s failed", event.comment_id)
+        return f"not answered: {exc}"
+    return "answered: repeat the command" if told(answered) else str(answered)
 
 
 def _check_champion(ctx: Context, result: PollResult) -> None:

@@ -128,7 +128,7 @@ class LedgerEntry:
     comment_id: str = ""
     evidence: Evidence = field(default_factory=Evidence)
     imported: bool = False  # copied from the promotion.history tag of earlier versions
-    seen_by: str = ""  # external: which path noticed it (poll, webhook, status)
+    seen_by: str = ""  # external: which path noticed it (poll, webhook)
     original: str = ""  # imported: the tag's entry as it was stored (JSON)
     ledger_run: str = ""
     deleted: bool = False  # its run was deleted in MLflow (restorable until `mlflow gc`)

@@ -60,9 +60,9 @@ class OpenRequest:
 
 @dataclass(frozen=True)
 class ChampionStatus:
-    """What `status`'s drift check found (`bot.commands.external_change.drift_summary`)."""
+    """What `status`'s drift check found (`champion_status`): it reads, never records."""
 
-    outcome: str  # what reporting the drift came to (an Outcome's status), or "unavailable"
+    outcome: str  # "checked", or "unavailable" when the check could not be made
     detail: str
     check: ChampionCheck | None = None  # None: not needed (the records agree), or it failed
 
@@ -184,11 +184,28 @@ def champion_line(found: ChampionStatus) -> str:
     if found.drifted:
         approved = f"v{found.approved}" if found.approved is not None else "none"
         champion = f"v{found.champion}" if found.champion is not None else "not set"
-        where = f"; reported in {found.detail}" if found.outcome == "reported" else ""
         return (
-            f"champion: DRIFT: {champion} was set outside promotion-bot (approved: {approved})"
-            f"{where}"
+            f"champion: DRIFT: {champion} was set outside promotion-bot (approved: {approved});"
+            " `poll` and `serve` record it and report it in the request"
         )
     if found.outcome == "unavailable":
         return f"champion: not checked against the audit ledger ({found.detail})"
     return "champion: as the audit ledger records it"
+
+
+def champion_status(ctx: Context) -> ChampionStatus:
+    """The drift question asked as `verify` asks it, read-only: `status` is something to run
+    anywhere, so recording and reporting a hand move is left to `poll`, `serve` and the MLflow
+    webhook (docs/design.md, "Drift"). The model read alone answers when the champion is the
+    `to` of the bot's last change; otherwise the ledger is read (a drift recorded before agrees
+    with the records, but is still a drift until the approved champion is back)."""
+    from bot.ledger.drift import agrees_with_records
+    from bot.reports.audit import verify
+
+    alias = ctx.params.promotion.champion_alias
+    state = ctx.registry.state(ctx.model)
+    last_change = state.history[-1].to_version if state.history else None
+    if agrees_with_records(state, alias) and state.aliases.get(alias) == last_change:
+        return ChampionStatus("checked", "the champion is the one the bot recorded")
+    check = verify(ctx, ctx.model).check
+    return ChampionStatus("checked", "the audit ledger was read", check)

@@ -48,9 +48,8 @@ _CONNECTION_OPTIONS = [
     click.option(
         "--model",
         envvar="PROMOTION_BOT_MODEL",
-        help="the model to act on, of those params.yaml lists (required by register, gate and "
-        "request when it lists several), or the registered model instead of "
-        "register_model.model_name [env: PROMOTION_BOT_MODEL]",
+        help="the model to act on, one params.yaml configures (required by register, gate and "
+        "request when it lists several) [env: PROMOTION_BOT_MODEL]",
     ),
 ]
 _OVERRIDES = (
@@ -92,6 +91,7 @@ def _context(kwargs: dict[str, Any]) -> Context:
         redactor.set_secrets(settings.secret_values())
     settings.validated()
     models = load_models(params_path)
+    models.require_names(settings.platform)
     model = kwargs.pop("model", None)
     if redactor is not None:
         hooks = [url_secrets(params.promotion.post_promote_hook) for params in models]

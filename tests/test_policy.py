@@ -90,6 +90,8 @@ def test_the_double_has_the_real_registrys_interface():
         # a listed name must still be a member: whoever holds the name now may be a stranger
         ({"users": ["zoe"], "min_role": None}, "zoe", "not_eligible"),
         ({"users": ["zoe"]}, "zoe", "not_eligible"),
+        ({"users": ["Sam"]}, "maria", "not_eligible"),  # a list alone: no default role
+        ({"users": ["Sam"], "min_role": "maintainer"}, "maria", None),  # given, it applies
         ({}, "promotion-bot", "bot"),  # never the bot
         ({}, "PROMOTION-BOT", "bot"),
     ],
@@ -104,7 +106,10 @@ def test_who_may_approve(
 def test_the_not_eligible_answer_says_who_is(tmp_path: Path):
     ctx, _, _ = context(tmp_path, approvers={"users": ["olga"], "min_role": "owner"})
     refusal = actor_refusal(ctx, "dana", "")
-    assert refusal is not None and refusal.why == "@dana is not an eligible approver"
+    assert refusal is not None and refusal.why == (
+        "@dana is not an eligible approver: not listed in `promotion.approvers.users`; the "
+        "developer role, below the owner role that is required"
+    )
     # the words of the request body's "Who may approve" (bot.rules.approvers.describe)
     assert refusal.todo == "Approvers are `olga` or anyone with the owner role or higher."
 

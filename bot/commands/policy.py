@@ -52,9 +52,10 @@ def actor_refusal(
         )
     if not found.eligible:
         # The request body says who may approve in these same words.
+        because = f": {found.why}" if found.why else ""
         return Refusal(
             "not_eligible",
-            f"@{author} is not an eligible approver",
+            f"@{author} is not an eligible approver{because}",
             f"Approvers are {describe(approvers)}.",
         )
     return None

@@ -154,8 +154,9 @@ def test_a_refusal_names_the_rules_that_did_not_admit(
 def test_a_listed_user_who_is_no_member_is_told_so(tmp_path: Path) -> None:
     """`users: [maria]`: maria left the project. The refusal says that, not who the
     approvers are (which names maria herself)."""
+    approvers = {"users": ["maria"]}
     params = parse_params(
-        {"register_model": {"model_name": "churn"}, "promotion": {"approvers": {"users": ["maria"]}}}
+        {"register_model": {"model_name": "churn"}, "promotion": {"approvers": approvers}}
     )
     ctx = Context(Settings(platform="local", local_dir=tmp_path / "forge"), params)
     refusal = actor_refusal(ctx, "maria", "")

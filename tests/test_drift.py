@@ -28,6 +28,7 @@ from bot.cli import main
 from bot.config.settings import Secret
 from bot.intake.entry import serve_app
 from bot.intake.poll import poll
+from bot.ledger.entry import LedgerEntry
 from bot.ledger.store import Where
 from bot.reports.status import champion_line
 from bot.runtime.context import Context
@@ -289,3 +290,27 @@ def test_a_ledger_entry_deleted_in_mlflow_fails_verify(world: World) -> None:
     )
     [again] = world.ctx.ledger.entries(world.ctx.ledger.experiment_id(), Where(model=world.model))
     assert again.deleted and again.to_version == 1
+
+
+# --- the champion the bot found: bot.ledger.drift.adopted_champion -------------------------------
+
+
+def _entry(action: str, before: int | None, after: int | None) -> LedgerEntry:
+    return LedgerEntry(model="m", action=action, from_version=before, to_version=after, at_ms=1)
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        ([], None),
+        ([("promote", 1, 2)], 1),  # serving before the bot, replaced by its first change
+        ([("promote", None, 2)], None),  # no champion before
+        ([("external", None, 1), ("promote", 1, 2)], 1),  # poll saw it first: still the one
+        ([("external", None, 1), ("external", 1, 3), ("promote", 3, 4)], None),  # set by hand
+        ([("external", None, 1)], None),  # no change of the bot yet
+    ],
+)  # fmt: skip
+def test_adopted_champion(entries: list[tuple[str, int | None, int | None]], expected: int | None):
+    from bot.ledger.drift import adopted_champion
+
+    assert adopted_champion([_entry(*one) for one in entries]) == expected

@@ -322,8 +322,11 @@ def test_rollback_rules(tmp_path: Path):
     registry.set_alias(MODEL, "champion", 2)
     registry.add_history(MODEL, {"from": 1, "to": 2, "action": "promote"})
 
-    # Only the history's `from`: a champion set by hand before the bot's first change.
+    # The history's `from`, unless the ledger says it is the champion the bot replaced.
     assert rollback(registry, ctx, 1) == "never_champion"
+    v1, history = registry.version(MODEL, 1), registry.history(MODEL)
+    assert code(rollback_refusal(ctx, v1, 1, 2, history, adopted=lambda: 1)) is None
+    assert code(rollback_refusal(ctx, v1, 1, 2, history, adopted=lambda: 4)) == "never_champion"
     registry.add_history(MODEL, {"from": 2, "to": 1, "action": "rollback"})
     assert rollback(registry, ctx, 1) is None  # the bot made it champion once
     assert rollback(registry, ctx, 2) == "already_champion"

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PAGE = 1000  # runs per search call (MLflow's default page)
 _NEWEST_FIRST = ("attributes.start_time DESC",)
+_OLDEST_FIRST = ("attributes.start_time ASC",)
 
 # Runs before each write made under the model lock: the lease's check (bot.commands.locking),
 # which raises LockLost once the lease is gone. Every writer under the lock takes one.
@@ -164,6 +165,13 @@ class Ledger:
                     yield entry
             if not token or (limit is not None and given >= limit):
                 return
+
+    def earliest(self, experiment_id: str, where: Where, count: int = 20) -> list[LedgerEntry]:
+        """The oldest `count` entries `where` admits, oldest first: one search call."""
+        runs, _ = self.registry.search_runs(
+            [experiment_id], where.filter(), order_by=_OLDEST_FIRST, max_results=count
+        )
+        return [entry for entry in map(LedgerEntry.from_run, runs) if entry is not None]
 
     def latest(self, experiment_id: str, where: Where) -> LedgerEntry | None:
         """The newest entry `where` admits: one search call."""

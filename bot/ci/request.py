@@ -32,6 +32,7 @@ from bot.ci.request_body import (
     record_path,
     render_request_body,
     request_title,
+    requester_missing,
 )
 from bot.errors import BotError
 from bot.registry.tags import REQUEST_HEAD_TAG, REQUESTED_IN_TAG
@@ -59,6 +60,7 @@ class RequestResult:
     superseded: list[str] = field(default_factory=list)  # numbers of the requests closed
     not_notified: list[str] = field(default_factory=list)  # people the forge did not record
     message: str = ""  # one line for people
+    requester_missing: bool = False  # nobody recorded as the requester: /promote is refused
 
 
 def request_tags(
@@ -190,6 +192,7 @@ def open_or_update_request(
         planned=plan.calls,
         superseded=superseded,
         not_notified=not_notified,
+        requester_missing=requester_missing(ctx, info, data.requested_by),
         message=f"{verb} the request for {model} v{number}" + (f": {url}" if url else ""),
     )
 

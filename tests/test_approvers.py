@@ -125,7 +125,7 @@ def test_the_request_body_and_the_refusal_name_the_same_approvers(
 def test_a_teams_only_request_names_the_team(tmp_path: Path) -> None:
     body, _ = _body_and_refusal(tmp_path, CHURN)
     assert "**Who may approve:** the members of `ml-org/churn-owners`." in body
-    assert "nobody" not in body
+    assert NOBODY not in body
 
 
 @pytest.mark.parametrize(

@@ -260,16 +260,18 @@ def test_verify_exits_2_when_it_cannot_tell(world: World) -> None:
     assert down.exit_code == 2, down.output
     assert "unreachable" in down.output and "pw-71c" not in down.output
     misspelt = verify(world, "--model", f"{world.model}-typo")
-    assert misspelt.exit_code == 2, misspelt.output
-    assert f"no registered model '{world.model}-typo'" in misspelt.output
+    assert misspelt.exit_code == 2, misspelt.output  # refused: the params name no such model
+    assert f"--model: no model '{world.model}-typo' in " in misspelt.output
+    assert misspelt.output.strip().endswith(f"; one of: {world.model}")
 
 
 def test_history_of_a_model_nobody_knows_is_an_error_not_an_empty_history(world: World) -> None:
     typo = f"{world.model}-typo"
     for args in (("--model", typo), ("--model", typo, "--at", "2026-01-01T00:00:00Z")):
         ran = run_cli(world, "history", *args)
-        assert ran.exit_code == 1, ran.output
-        assert f"error: no registered model '{typo}' and no ledger entry of it" in ran.output
+        assert ran.exit_code == 1, ran.output  # the params name no such model: never "no changes"
+        assert f"error: --model: no model '{typo}' in " in ran.output
+        assert ran.output.strip().endswith(f"; one of: {world.model}")
     known = run_cli(world, "history", "--model", world.model)
     assert known.exit_code == 0 and "none -> v1" in known.output
 

@@ -180,6 +180,11 @@ BROKEN = [
         "promotion.gates.thresholds.a: min 2 is above max 1",
     ),
     ("promotion:\n  approvers:\n    userz: [ana]\n", "promotion.approvers.userz: unknown key"),
+    (
+        "promotion:\n  gates:\n    thresholds: {final_logloss: {max: 0.7}}\n",
+        "promotion.gates.thresholds: 'final_logloss' is not the gate metric "
+        "promote_model.metric 'final.logloss' (metric names are exact)",
+    ),
     ("promote_model:\n  tolerance: abc\n", "promote_model.tolerance: "),
     ('promote_model:\n  tolerance: "0.1"\n', "promote_model.tolerance: "),
     ("promote_model:\n  tolerance: -0.01\n", "promote_model.tolerance: "),

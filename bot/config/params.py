@@ -262,9 +262,27 @@ class Params(_Section):
             raise ValueError(f"promotion.request.record_path: {exc}") from None
         return self
 
+    @model_validator(mode="after")
+    def _threshold_names(self) -> Params:
+        # Which metrics a run logs is known at gate time only; a threshold that writes the gate
+        # metric's name another way (case, `_` for `.`) is a misspelling knowable now, and
+        # MLflow's names are exact: it would fail every request as "missing".
+        metric = self.promote_model.metric
+        for name in self.promotion.gates.thresholds:
+            if name != metric and _loose(name) == _loose(metric):
+                raise ValueError(
+                    f"promotion.gates.thresholds: {name!r} is not the gate metric "
+                    f"promote_model.metric {metric!r} (metric names are exact)"
+                )
+        return self
+
     @property
     def model_name(self) -> str:
         return self.register_model.model_name
+
+
+def _loose(name: str) -> str:
+    return "".join(char for char in name.lower() if char.isalnum())
 
 
 # pydantic speaks Python; params.yaml is written in YAML terms.

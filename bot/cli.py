@@ -56,6 +56,7 @@ def _context(kwargs: dict[str, Any]) -> Context:
     if click_ctx.info_name in _SIGNING:
         settings.require_signing_key()
     models = load_models(params_path)
+    models.require_names(settings.platform)
     model = kwargs.pop("model", None)
     if redactor is not None:
         hooks = [url_secrets(params.promotion.post_promote_hook) for params in models]
@@ -206,10 +207,15 @@ def model_version_option(help_text: str) -> Callable[[Any], Any]:
 def register(ctx: Context, run_id: str | None, alias: str | None) -> None:
     """Stage 1: register the trained run as a new version (idempotent)."""
     from bot.ci.register import register as do_register
+    from bot.ci.register import requester_warning
+    from bot.ci.request_body import requester_missing
 
     result = do_register(ctx, run_id=run_id, alias=alias)
     again = " (already registered)" if result.reused else ""
     click.echo(f"{ctx.model} v{result.version.version} @{result.alias}{again}")
+    version = result.version
+    if requester_missing(ctx, version, version.requested_by or ctx.settings.requested_by):
+        click.echo(requester_warning(ctx.model, version.version), err=True)
 
 
 @cli.command()
@@ -238,9 +244,12 @@ def request(ctx: Context, version: int | None, dry_run: bool) -> None:
     """Open or update the promotion request for the candidate (or --version)."""
     import os
 
+    from bot.ci.register import requester_warning
     from bot.ci.request import open_or_update_request, write_ci_outputs
 
     result = open_or_update_request(ctx, version=version, dry_run=dry_run)
+    if result.requester_missing:
+        click.echo(requester_warning(ctx.model, result.version), err=True)
     if dry_run and not result.planned:  # writes nothing, not even the CI outputs
         click.echo(result.message)
         return

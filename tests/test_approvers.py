@@ -25,7 +25,8 @@ CHURN = {"min_role": None, "teams": ["ml-org/churn-owners"]}  # the README's tea
     ("approvers", "expected"),
     [
         ({}, MAINTAINERS),
-        ({"users": ["alice", "bob"]}, f"`alice`, `bob` or {MAINTAINERS}"),
+        ({"users": ["alice", "bob"]}, "`alice`, `bob`"),  # the default role no longer applies
+        ({"users": ["alice"], "min_role": "maintainer"}, f"`alice` or {MAINTAINERS}"),
         ({"users": ["maria"], "min_role": None}, "`maria`"),
         (CHURN, "the members of `ml-org/churn-owners`"),
         (
@@ -50,6 +51,7 @@ def test_is_listed_compares_names_without_letter_case() -> None:
 
 
 class People:
+    platform = "gitlab"
     """A forge's people: roles by name, team members by team; a team in `broken` fails."""
 
     def __init__(self, roles: dict[str, int], teams: dict[str, set[str]], broken: set[str]):
@@ -79,9 +81,10 @@ XA = {"min_role": None, "teams": ["org/x", "org/a"]}  # org/x cannot be read
         ({}, "maria", Eligibility(True, 40), ["role"]),
         ({}, "dana", Eligibility(False, 30), ["role"]),
         ({"users": ["Dana"]}, "dana", Eligibility(True, 30), ["role"]),  # any letter case
+        ({"users": ["dana"]}, "maria", Eligibility(False), []),  # a list alone: no role rule
         ({"users": ["zoe"], "min_role": None}, "zoe", Eligibility(False, 0), ["role"]),
         # teams only when the list and the role do not admit, one lookup until one does
-        ({"teams": ["org/a", "org/b"]}, "maria", Eligibility(True, 40), ["role"]),
+        ({"teams": ["org/a"], "min_role": "maintainer"}, "maria", Eligibility(True, 40), ["role"]),
         (AB, "erin", Eligibility(True), ["org/a", "org/b"]),
         (XA, "devon", Eligibility(True), ["org/x", "org/a"]),  # a later team may admit
         (XA, "erin", Eligibility(False, None, ("org/x",)), ["org/x", "org/a"]),
@@ -122,4 +125,44 @@ def test_the_request_body_and_the_refusal_name_the_same_approvers(
 def test_a_teams_only_request_names_the_team(tmp_path: Path) -> None:
     body, _ = _body_and_refusal(tmp_path, CHURN)
     assert "**Who may approve:** the members of `ml-org/churn-owners`." in body
-    assert "nobody" not in body
+    assert NOBODY not in body
+
+
+@pytest.mark.parametrize(
+    ("approvers", "author", "why"),
+    [
+        ({"users": ["zoe"]}, "zoe",
+         "listed in `promotion.approvers.users`, but no member of the project"),
+        ({"users": ["dana"]}, "maria", "not listed in `promotion.approvers.users`"),
+        ({}, "dana", "the developer role, below the maintainer role that is required"),
+        ({}, "nemo", "no member of the project (the maintainer role or higher is required)"),
+        (AB, "dana", "no member of `org/a` or `org/b`"),
+        ({"users": ["zoe"], "teams": ["org/a"], "min_role": "owner"}, "maria",
+         "not listed in `promotion.approvers.users`; the maintainer role, below the owner role "
+         "that is required; no member of `org/a`"),
+        ({"users": ["zoe"], "teams": ["org/a"]}, "devon", ""),  # admitted by the team
+    ],
+)  # fmt: skip
+def test_a_refusal_names_the_rules_that_did_not_admit(
+    approvers: dict[str, Any], author: str, why: str
+) -> None:
+    people = People(ROLES, TEAMS, broken=set())
+    found = eligibility(people, Approvers(**approvers), author, "")  # type: ignore[arg-type]
+    assert (found.eligible, found.why) == (not why, why)
+
+
+def test_a_listed_user_who_is_no_member_is_told_so(tmp_path: Path) -> None:
+    """`users: [maria]`: maria left the project. The refusal says that, not who the
+    approvers are (which names maria herself)."""
+    approvers = {"users": ["maria"]}
+    params = parse_params(
+        {"register_model": {"model_name": "churn"}, "promotion": {"approvers": approvers}}
+    )
+    ctx = Context(Settings(platform="local", local_dir=tmp_path / "forge"), params)
+    refusal = actor_refusal(ctx, "maria", "")
+    assert refusal is not None and refusal.code == "not_eligible"
+    assert refusal.why == (
+        "@maria is not an eligible approver: listed in `promotion.approvers.users`, but no "
+        "member of the project"
+    )
+    assert refusal.todo == "Approvers are `maria`."

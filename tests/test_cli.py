@@ -147,11 +147,12 @@ def test_history_of_a_model_without_changes(tracking_uri: str, params_file: Path
     assert json.loads(as_json.stdout) == []
 
 
-def test_status_of_an_unknown_model(tracking_uri: str):
-    result = invoke("status", "--model", "never-registered", "--tracking-uri", tracking_uri)
+@pytest.mark.usefixtures("params_file")
+def test_status_of_a_model_not_registered_yet(tracking_uri: str, model_name: str):
+    result = invoke("status", "--tracking-uri", tracking_uri)
     assert result.exit_code == 0
     assert result.stdout.splitlines()[:2] == [
-        "model never-registered",
+        f"model {model_name}",
         "  no aliases yet (run `promotion-bot register`)",
     ]
 
@@ -172,31 +173,35 @@ def test_the_tracking_uri_option_beats_the_environment(tracking_uri: str, model_
 
 
 @pytest.mark.usefixtures("params_file")
-def test_the_model_option_and_its_variable_name_another_model(tracking_uri: str, model_name: str):
-    """What the GitHub Action's and the GitLab template's `model` input set."""
+def test_the_model_option_and_its_variable_name_the_configured_model(
+    tracking_uri: str, model_name: str
+):
+    """What the GitHub Action's and the GitLab template's `model` input set: a model the params
+    configure, never another one (a typo would register a model of its own)."""
     train(tracking_uri, final_logloss=0.6)
-    other = f"{model_name}-other"
-    result = invoke("register", "--tracking-uri", tracking_uri, env={"PROMOTION_BOT_MODEL": other})
-    assert (result.exit_code, result.stdout) == (0, f"{other} v1 @smoke\n")
-    by_option = invoke("status", "--model", other, "--tracking-uri", tracking_uri)
-    assert by_option.stdout.startswith(f"model {other}\n")
-    assert "@smoke" in by_option.stdout
-    params = invoke("status", "--tracking-uri", tracking_uri)  # params.yaml's model: untouched
-    assert params.stdout.startswith(f"model {model_name}\n") and "@smoke" not in params.stdout
+    result = invoke(
+        "register", "--tracking-uri", tracking_uri, env={"PROMOTION_BOT_MODEL": model_name}
+    )
+    assert (result.exit_code, result.stdout) == (0, f"{model_name} v1 @smoke\n")
+    other = CliRunner().invoke(
+        cli, ["status", "--tracking-uri", tracking_uri], env={"PROMOTION_BOT_MODEL": "other"}
+    )
+    assert other.exit_code == 1
+    assert f"--model: no model 'other' in params.yaml; one of: {model_name}" in other.stderr
 
 
-def test_a_bad_model_option_is_one_error_line(tmp_path: Path, tracking_uri: str):
+def test_a_model_option_without_a_params_file_names_the_default(tmp_path: Path, tracking_uri: str):
     done = run_bot("status", "--model", "it's", "--tracking-uri", tracking_uri, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "error: --model: register_model.model_name: \"it's\": MLflow's search filter cannot "
-        "express a ' or a trailing \\"
+        'error: --model: no model "it\'s" in the defaults (no params.yaml); one of: '
+        "soccer-match-outcome"
     ]
 
 
 @pytest.mark.mlflow  # creates the embedded registry
 def test_the_default_registry_is_an_embedded_sqlite_file(tmp_path: Path):
-    result = invoke("status", "--model", "x")
+    result = invoke("status")  # the local platform: no MLFLOW_TRACKING_URI is fine
     assert result.exit_code == 0, result.output
     assert (tmp_path / "mlflow.db").exists()
 

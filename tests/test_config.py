@@ -123,7 +123,7 @@ def test_a_partial_file_keeps_the_other_defaults(tmp_path: Path):
     params = load_params(path)
     assert params.model_name == "churn"
     assert params.promotion.approvers.users == ("ana", "bo")
-    assert params.promotion.approvers.min_role == "maintainer"
+    assert params.promotion.approvers.min_role is None  # users given: no default role
     assert params.promote_model == Params().promote_model
     assert params.promotion.checklist == Params().promotion.checklist
 
@@ -171,7 +171,7 @@ def test_pull_request_is_the_merge_request_thread_kind(kind: str, thread_kind: s
 # --- broken files: one line naming the file and the key ------------------------------------
 
 BROKEN = [
-    ("bogus: 1\n", "bogus: unknown key"),
+    ("promtion: {}\n", "promtion: unknown section; did you mean promotion?"),
     (
         "promotion:\n  request:\n    record_path: 'p/{model}.json'\n",
         "promotion.request.record_path: only {model_name}",
@@ -181,6 +181,11 @@ BROKEN = [
         "promotion.gates.thresholds.a: min 2 is above max 1",
     ),
     ("promotion:\n  approvers:\n    userz: [ana]\n", "promotion.approvers.userz: unknown key"),
+    (
+        "promotion:\n  gates:\n    thresholds: {final_logloss: {max: 0.7}}\n",
+        "promotion.gates.thresholds: 'final_logloss' is not the gate metric "
+        "promote_model.metric 'final.logloss' (metric names are exact)",
+    ),
     ("promote_model:\n  tolerance: abc\n", "promote_model.tolerance: "),
     ('promote_model:\n  tolerance: "0.1"\n', "promote_model.tolerance: "),
     ("promote_model:\n  tolerance: -0.01\n", "promote_model.tolerance: "),
@@ -238,8 +243,9 @@ def test_the_unknown_role_error_lists_the_known_roles(tmp_path: Path):
 
 
 def test_several_problems_are_counted_not_listed(tmp_path: Path):
-    message = config_error(write(tmp_path / "p.yaml", "a: 1\nb: 2\nc: 3\n"))
-    assert message == f"{tmp_path / 'p.yaml'}: a: unknown key (and 2 more)"
+    text = "promotion:\n  a: 1\n  b: 2\n  c: 3\n"
+    message = config_error(write(tmp_path / "p.yaml", text))
+    assert message == f"{tmp_path / 'p.yaml'}: promotion.a: unknown key (and 2 more)"
 
 
 @pytest.mark.parametrize(
@@ -287,9 +293,23 @@ def test_a_directory_is_an_error_not_a_crash(tmp_path: Path):
     assert config_error(tmp_path / "dir.yaml").startswith(f"{tmp_path / 'dir.yaml'}: cannot read")
 
 
+def test_other_tools_sections_are_left_alone(tmp_path: Path):
+    """A DVC params.yaml keeps its stages' parameters beside the bot's sections."""
+    text = (
+        "prepare:\n  split: 0.2\ntrain:\n  seed: 7\n  n_estimators: 50\n"
+        "register_model:\n  model_name: churn\n"
+    )
+    params = load_params(write(tmp_path / "params.yaml", text))
+    assert params.model_name == "churn"
+    strict = "train: {seed: 7}\npromotion:\n  aprovers: {}\n"  # strict inside the bot's own
+    assert config_error(write(tmp_path / "p.yaml", strict)).endswith(
+        "promotion.aprovers: unknown key"
+    )
+
+
 def test_parse_params_names_its_source():
-    with pytest.raises(ConfigError, match=r"^from-dict: bogus: unknown key$"):
-        parse_params({"bogus": 1}, "from-dict")
+    with pytest.raises(ConfigError, match=r"^from-dict: promotion.bogus: unknown key$"):
+        parse_params({"promotion": {"bogus": 1}}, "from-dict")
 
 
 # --- Settings from the environment -----------------------------------------------------------
@@ -297,7 +317,7 @@ def test_parse_params_names_its_source():
 
 def test_settings_defaults_without_environment():
     settings = Settings.from_env({})
-    assert settings == Settings()
+    assert settings == Settings(registry_given=False)  # the local platform's embedded registry
     assert settings.tracking_uri == DEFAULT_TRACKING_URI == "sqlite:///mlflow.db"
     assert settings.platform == "local"
     assert settings.local_dir == Path(".promotion-bot")

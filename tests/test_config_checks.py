@@ -167,6 +167,7 @@ def test_values_that_look_odd_but_are_fine() -> None:
 
 # --- the environment ---------------------------------------------------------------------------
 
+REGISTRY = {"MLFLOW_TRACKING_URI": "http://mlflow:5000"}
 ENV_REFUSED = [
     ({"MLFLOW_TRACKING_URI": "::::"}, "tracking URI: '::::' is no registry URI"),
     ({"MLFLOW_TRACKING_URI": "ftp://x/y"}, "no model registry for 'ftp' URIs"),
@@ -178,15 +179,18 @@ ENV_REFUSED = [
     ({"MLFLOW_TRACKING_URI": "sqlite:///missing/m.db"}, "the folder missing does not exist"),
     ({"MLFLOW_TRACKING_URI": "sqlite:///."}, "is a folder, not a database file"),
     (
-        {"PROMOTION_BOT_PLATFORM": "gitlab", "GITLAB_URL": "gitlab.example.com"},
+        {**REGISTRY, "PROMOTION_BOT_PLATFORM": "gitlab", "GITLAB_URL": "gitlab.example.com"},
         "GITLAB_URL: 'gitlab.example.com' is not an http(s) URL",
     ),
     (
-        {"PROMOTION_BOT_PLATFORM": "github", "GITHUB_API_URL": "ftp://api"},
+        {**REGISTRY, "PROMOTION_BOT_PLATFORM": "github", "GITHUB_API_URL": "ftp://api"},
         "GITHUB_API_URL: 'ftp://api' is not an http(s) URL",
     ),
     ({"PROMOTION_BOT_LOCAL_DIR": "a-file"}, "PROMOTION_BOT_LOCAL_DIR: a-file is a file"),
     ({"PROMOTION_BOT_LOCK_DIR": "a-file"}, "PROMOTION_BOT_LOCK_DIR: a-file is a file"),
+    # In CI a registry made up inside the job would take the versions with it.
+    ({"GITLAB_CI": "true"}, "MLFLOW_TRACKING_URI: not set: on the gitlab platform"),
+    ({"PROMOTION_BOT_PLATFORM": "github"}, "MLFLOW_TRACKING_URI: not set: on the github platform"),
 ]
 
 
@@ -210,8 +214,12 @@ def test_environment_values_are_checked_at_load_time(
         {"MLFLOW_TRACKING_URI": "postgresql+psycopg2://u:p@db/mlflow"},
         {"MLFLOW_TRACKING_URI": "databricks"},
         {"MLFLOW_TRACKING_URI": "mlruns", "MLFLOW_ALLOW_FILE_STORE": "true"},
-        {"PROMOTION_BOT_PLATFORM": "gitlab", "GITLAB_URL": "https://oauth2:t@gitlab.example"},
-        {"PROMOTION_BOT_PLATFORM": "github"},
+        {
+            **REGISTRY,
+            "PROMOTION_BOT_PLATFORM": "gitlab",
+            "GITLAB_URL": "https://oauth2:t@gitlab.example",
+        },
+        {**REGISTRY, "PROMOTION_BOT_PLATFORM": "github"},
         {"PROMOTION_BOT_LOCK_DIR": "not-yet-made"},  # created on first use
     ],
 )

@@ -16,7 +16,11 @@ from bot.errors import ConfigError, LockUnavailable
 from bot.runtime.context import Context
 
 KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretkeymaterial\n-----END RSA PRIVATE KEY-----\n"
-GITHUB = {"PROMOTION_BOT_PLATFORM": "github", "GITHUB_REPOSITORY": "octo-org/models"}
+GITHUB = {
+    "PROMOTION_BOT_PLATFORM": "github",
+    "GITHUB_REPOSITORY": "octo-org/models",
+    "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+}
 
 REFUSED = [
     ({"PROMOTION_BOT_LOCK_URL": "ftp://cache:6379"}, "PROMOTION_BOT_LOCK_URL: 'ftp://cache:6379'"),

@@ -28,6 +28,7 @@ from bot.cli import main
 from bot.config.settings import Secret
 from bot.intake.entry import serve_app
 from bot.intake.poll import poll
+from bot.ledger.entry import LedgerEntry
 from bot.ledger.store import Where
 from bot.runtime.context import Context
 from bot.webhook_auth import sign_mlflow
@@ -260,16 +261,18 @@ def test_verify_exits_2_when_it_cannot_tell(world: World) -> None:
     assert down.exit_code == 2, down.output
     assert "unreachable" in down.output and "pw-71c" not in down.output
     misspelt = verify(world, "--model", f"{world.model}-typo")
-    assert misspelt.exit_code == 2, misspelt.output
-    assert f"no registered model '{world.model}-typo'" in misspelt.output
+    assert misspelt.exit_code == 2, misspelt.output  # refused: the params name no such model
+    assert f"--model: no model '{world.model}-typo' in " in misspelt.output
+    assert misspelt.output.strip().endswith(f"; one of: {world.model}")
 
 
 def test_history_of_a_model_nobody_knows_is_an_error_not_an_empty_history(world: World) -> None:
     typo = f"{world.model}-typo"
     for args in (("--model", typo), ("--model", typo, "--at", "2026-01-01T00:00:00Z")):
         ran = run_cli(world, "history", *args)
-        assert ran.exit_code == 1, ran.output
-        assert f"error: no registered model '{typo}' and no ledger entry of it" in ran.output
+        assert ran.exit_code == 1, ran.output  # the params name no such model: never "no changes"
+        assert f"error: --model: no model '{typo}' in " in ran.output
+        assert ran.output.strip().endswith(f"; one of: {world.model}")
     known = run_cli(world, "history", "--model", world.model)
     assert known.exit_code == 0 and "none -> v1" in known.output
 
@@ -290,3 +293,27 @@ def test_a_ledger_entry_deleted_in_mlflow_fails_verify(world: World) -> None:
     )
     [again] = world.ctx.ledger.entries(world.ctx.ledger.experiment_id(), Where(model=world.model))
     assert again.deleted and again.to_version == 1
+
+
+# --- the champion the bot found: bot.ledger.drift.adopted_champion -------------------------------
+
+
+def _entry(action: str, before: int | None, after: int | None) -> LedgerEntry:
+    return LedgerEntry(model="m", action=action, from_version=before, to_version=after, at_ms=1)
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        ([], None),
+        ([("promote", 1, 2)], 1),  # serving before the bot, replaced by its first change
+        ([("promote", None, 2)], None),  # no champion before
+        ([("external", None, 1), ("promote", 1, 2)], 1),  # poll saw it first: still the one
+        ([("external", None, 1), ("external", 1, 3), ("promote", 3, 4)], None),  # set by hand
+        ([("external", None, 1)], None),  # no change of the bot yet
+    ],
+)  # fmt: skip
+def test_adopted_champion(entries: list[tuple[str, int | None, int | None]], expected: int | None):
+    from bot.ledger.drift import adopted_champion
+
+    assert adopted_champion([_entry(*one) for one in entries]) == expected

@@ -90,7 +90,13 @@ def test_thresholds_and_required_tags_in_a_stable_order():
 def test_a_threshold_on_a_metric_the_run_lacks_fails_and_says_so():
     checks = evaluate_gates(params({"thresholds": {"f1": {"min": 0.5}}}), run(), None)
     assert verdicts(checks) == [("regression", True), ("threshold:f1:min", False)]
-    assert checks[1].detail == "`f1` missing on the candidate run"
+    assert checks[1].detail == "`f1` missing on the candidate run (it logged no metrics)"
+    logged = RunInfo("r", "1", metrics={"final.f1": 0.6, "final.logloss": 0.5})
+    checks = evaluate_gates(params({"thresholds": {"final.f": {"min": 0.5}}}), logged, None)
+    assert checks[1].detail == (  # a misspelt name in params beside the right one
+        "`final.f` missing on the candidate run (did you mean `final.f1`? it has `final.f1`, "
+        "`final.logloss`)"
+    )
 
 
 # --- non-finite metric values --------------------------------------------------------------------

@@ -461,24 +461,51 @@ def test_promote_works_when_the_champions_run_was_deleted(pg: Playground):
     assert pg.champion() == second
 
 
-# --- a champion set by hand is no rollback target ------------------------------------------------
+# --- the champion the bot replaced is a rollback target; one set by hand since is not -----------
 
 
-def test_rollback_to_a_champion_set_by_hand_is_refused(pg: Playground):
-    """Someone set `champion` to v1 in the MLflow UI; the bot's first change went v1 -> v2.
-    v1 is the history's `from`, never a `to`: nobody approved it through the bot."""
+@pytest.mark.parametrize("seen_first", [False, True], ids=["unseen", "seen by poll first"])
+def test_rollback_returns_to_the_champion_the_bot_replaced(pg: Playground, seen_first: bool):
+    """A team adopts the bot with v1 serving (set by hand, or by an earlier process); the
+    bot's first change goes v1 -> v2. When v2 misbehaves, the way back is offered and taken."""
+    from bot.commands.external_change import report_drift
+
     first = pg.train(0.6, gate_it=False)
     pg.ctx.registry.set_alias(pg.model, "champion", first)
+    if seen_first:  # poll saw v1 before the first change: recorded as the champion it found
+        report_drift(pg.ctx, "poll")
     second = pg.train(0.59)
     thread = pg.open_request(second)
     assert pg.comment(thread, "maria", "/promote")[0].status == "changed"
-    [promoted] = pg.answers(thread)
-    assert f"/rollback {first}" not in promoted.body  # no advice the bot would refuse
+    promoted = pg.answers(thread)[-1].body
+    assert f"To go back, comment `/rollback {first}`." in promoted
 
-    answer = refused(pg, thread, "maria", f"/rollback {first}", "never_champion")
+    outcome, _ = pg.comment(thread, "maria", f"/rollback {first}")
 
-    assert pg.champion() == second
-    assert "set by hand" in answer or "through a change of the bot" in answer
+    assert outcome.status == "changed", outcome
+    assert pg.champion() == first
+    assert f"`/rollback {second}`" in pg.answers(thread)[-1].body  # and back again
+
+
+def test_a_champion_set_by_hand_after_adoption_is_no_rollback_target(pg: Playground):
+    """The bot made v1 champion; then someone set v2 in the MLflow UI (recorded as drift).
+    The bot's next change replaces v2, which nobody approved here: not offered, refused."""
+    from bot.commands.external_change import report_drift
+
+    first = pg.train(0.6)
+    pg.comment(pg.open_request(first), "maria", "/promote")
+    by_hand = pg.train(0.61, gate_it=False)
+    pg.ctx.registry.set_alias(pg.model, "champion", by_hand)
+    report_drift(pg.ctx, "poll")
+    third = pg.train(0.58)
+    thread = pg.open_request(third)
+    assert pg.comment(thread, "maria", "/promote")[0].status == "changed"
+    assert "/rollback" not in pg.answers(thread)[-1].body  # no advice the bot would refuse
+
+    answer = refused(pg, thread, "maria", f"/rollback {by_hand}", "never_champion")
+
+    assert "set by hand" in answer
+    assert pg.comment(thread, "maria", f"/rollback {first}")[0].status == "changed"
 
 
 # --- templates render in a sandbox ---------------------------------------------------------------

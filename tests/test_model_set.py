@@ -114,8 +114,12 @@ def test_pick_requires_a_model_when_several_are_configured(tmp_path: Path) -> No
         f"--model: no model 'spam' in {tmp_path / 'params.yaml'}; one of: churn, fraud"
     )
     assert models.only("fraud").names == ("fraud",)
-    single = load_models(write(tmp_path / "one", {"params.yaml": "{}\n"}))
-    assert single.pick("other", required=True).model_name == "other"  # as --model always did
+    one = write(tmp_path / "one", {"params.yaml": "register_model: {model_name: churn}\n"})
+    single = load_models(one)
+    assert single.pick("churn", required=True).model_name == "churn"
+    with pytest.raises(ConfigError) as typo:  # a typo never names a model of its own
+        single.pick("chrun", required=True)
+    assert str(typo.value) == f"--model: no model 'chrun' in {one}; one of: churn"
 
 
 REFUSED = {

@@ -92,6 +92,8 @@ def test_the_double_has_the_real_registrys_interface():
         # a listed name must still be a member: whoever holds the name now may be a stranger
         ({"users": ["zoe"], "min_role": None}, "zoe", "not_eligible"),
         ({"users": ["zoe"]}, "zoe", "not_eligible"),
+        ({"users": ["Sam"]}, "maria", "not_eligible"),  # a list alone: no default role
+        ({"users": ["Sam"], "min_role": "maintainer"}, "maria", None),  # given, it applies
         ({}, "promotion-bot", "bot"),  # never the bot
         ({}, "PROMOTION-BOT", "bot"),
     ],
@@ -106,7 +108,10 @@ def test_who_may_approve(
 def test_the_not_eligible_answer_says_who_is(tmp_path: Path):
     ctx, _, _ = context(tmp_path, approvers={"users": ["olga"], "min_role": "owner"})
     refusal = actor_refusal(ctx, "dana", "")
-    assert refusal is not None and refusal.why == "@dana is not an eligible approver"
+    assert refusal is not None and refusal.why == (
+        "@dana is not an eligible approver: not listed in `promotion.approvers.users`; the "
+        "developer role, below the owner role that is required"
+    )
     # the words of the request body's "Who may approve" (bot.rules.approvers.describe)
     assert refusal.todo == "Approvers are `olga` or anyone with the owner role or higher."
 
@@ -333,8 +338,11 @@ def test_rollback_rules(tmp_path: Path):
     registry.set_alias(MODEL, "champion", 2)
     registry.add_history(MODEL, {"from": 1, "to": 2, "action": "promote"})
 
-    # Only the history's `from`: a champion set by hand before the bot's first change.
+    # The history's `from`, unless the ledger says it is the champion the bot replaced.
     assert rollback(registry, ctx, 1) == "never_champion"
+    v1, history = registry.version(MODEL, 1), registry.history(MODEL)
+    assert code(rollback_refusal(ctx, v1, 1, 2, history, adopted=lambda: 1)) is None
+    assert code(rollback_refusal(ctx, v1, 1, 2, history, adopted=lambda: 4)) == "never_champion"
     registry.add_history(MODEL, {"from": 2, "to": 1, "action": "rollback"})
     assert rollback(registry, ctx, 1) is None  # the bot made it champion once
     assert rollback(registry, ctx, 2) == "already_champion"

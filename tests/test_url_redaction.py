@@ -206,6 +206,7 @@ def test_settings_check_messages_show_urls_redacted(tmp_path: Path) -> None:
     from bot.errors import ConfigError
 
     env = {"PROMOTION_BOT_PLATFORM": "gitlab", "GITLAB_URL": "gitlab://oauth2:glpat-q@x"}
+    env["MLFLOW_TRACKING_URI"] = "http://mlflow:5000"
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env).validated(env)
     assert str(caught.value) == "GITLAB_URL: 'gitlab://***@x' is not an http(s) URL with a host"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bot.errors import BotError
 from bot.registry.versions import TOY_ALIAS, VersionInfo
+from bot.rules.gates import metrics_it_has
 from bot.runtime.context import Context
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,10 @@ def _metric(ctx: Context, version: VersionInfo, metric: str) -> float:
     run = ctx.registry.run(version.run_id)
     value = run.metrics.get(metric)
     if value is None:
+        # Names are backticked for the request body; a line in a CI log reads them as well.
         raise BotError(
-            f"run {version.run_id} ({version.model} v{version.version}) has no metric {metric!r}"
+            f"run {version.run_id} ({version.model} v{version.version}) has no metric {metric!r} "
+            f"(promote_model.metric): {metrics_it_has(run.metrics, metric)}"
         )
     return value
 

@@ -39,6 +39,17 @@ def read_run_id(path: str | Path) -> str:
     return run_id.strip()
 
 
+def requester_warning(model: str, version: int) -> str:
+    """The one line `register` and `request` print when nobody is recorded as the requester
+    (`bot.ci.request_body.requester_missing`): said where it happens, not at approval."""
+    return (
+        "warning: no requester: PROMOTION_BOT_REQUESTED_BY (or GITLAB_USER_LOGIN / GITHUB_ACTOR) "
+        f"is not set, so the registry records nobody as having triggered {model} v{version}: "
+        "every /promote of it will be refused until it is set and `promotion-bot request` runs "
+        "again (or promotion.approvers.allow_self_approval: true)"
+    )
+
+
 def register(ctx: Context, run_id: str | None = None, alias: str | None = None) -> RegisterResult:
     """Create (or reuse) the version for the run and point the initial alias at it."""
     cfg = ctx.params.register_model

@@ -31,6 +31,7 @@ from bot.ci.request_body import (
     record_path,
     render_request_body,
     request_title,
+    requester_missing,
 )
 from bot.errors import BotError, ConfigError, ForgeError
 from bot.forges.offline import OfflineForge
@@ -61,6 +62,7 @@ class RequestResult:
     not_notified: list[str] = field(default_factory=list)  # people the forge did not record
     message: str = ""  # one line for people
     unread: str = ""  # dry run: why the forge was not read ("": it was)
+    requester_missing: bool = False  # nobody recorded as the requester: /promote is refused
 
 
 def request_tags(
@@ -215,6 +217,7 @@ def open_or_update_request(
         not_notified=not_notified,
         message=message,
         unread=unread,
+        requester_missing=requester_missing(ctx, info, data.requested_by),
     )
 
 

@@ -146,6 +146,7 @@ def template_context(
         "champion_alias": params.promotion.champion_alias,
         "candidate_alias": params.promote_model.candidate_alias,
         "requested_by": data.requested_by,
+        "requester_missing": requester_missing(ctx, cand.version, data.requested_by),
         "pipeline_url": data.pipeline_url,
         "kind": kind,
         "thread_noun": thread_noun(kind, forge.platform),
@@ -177,6 +178,15 @@ def template_context(
         "record_path": record_path(ctx),
         "status_section": section("status", status),
     }
+
+
+def requester_missing(ctx: Context, version: VersionInfo, requested_by: str) -> bool:
+    """Nobody recorded (or about to be) as who triggered training, while the self-approval
+    rule needs one: every `/promote` of the version will be refused (bot.commands.policy)."""
+    if ctx.params.promotion.approvers.allow_self_approval:
+        return False
+    known = requested_by or version.requested_by_id or ctx.settings.requested_by_id
+    return not known
 
 
 def render_request_body(

@@ -234,7 +234,7 @@ def _handle_locked(
         if recorded.action == "promote" and run.thread.kind == "merge_request":
             with contextlib.suppress(NotFoundError):
                 head = ctx.registry.version(ctx.model, recorded.to_version).request_head
-        back = returns_to(run.state, recorded.from_version)
+        back = returns_to(ctx, run.state, recorded.from_version)
         announce(
             run,
             Moved(

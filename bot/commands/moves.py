@@ -122,7 +122,7 @@ def promote(run: Handling, command: Command) -> Outcome | Moved:
         tuple(a.user for a in approvals),
         reason=command.reason,
         merge_sha=version.request_head,
-        rollback_to=returns_to(run.state, change.from_version),
+        rollback_to=returns_to(ctx, run.state, change.from_version),
     )
 
 
@@ -140,7 +140,14 @@ def rollback(run: Handling, command: Command) -> Outcome | Moved:
             target = ctx.registry.version(ctx.model, number)
         except NotFoundError:
             target = None
-        refusal = rollback_refusal(ctx, target, number, champion, run.state.history)
+        refusal = rollback_refusal(
+            ctx,
+            target,
+            number,
+            champion,
+            run.state.history,
+            adopted=lambda: adopted_champion_of(ctx, run.state),
+        )
     if refusal is not None:
         run.replies.refused(command, refusal)
         return Outcome("refused", refusal.code)
@@ -155,16 +162,37 @@ def rollback(run: Handling, command: Command) -> Outcome | Moved:
         ledger=ctx.ledger,
         evidence=rollback_evidence(ctx, run.thread, run.event, target, run.roles, change.at),
     )
-    back = returns_to(run.state, change.from_version)
+    back = returns_to(ctx, run.state, change.from_version)
     return Moved(change, (run.event.author,), reason=command.reason, rollback_to=back)
 
 
-def returns_to(state: ModelState, version: int | None) -> int | None:
-    """`version`, when `/rollback` would take it: a version the bot made champion (the history
-    names it as a `to`). A champion set by hand before the bot's first change is none."""
-    if version is None or not any(entry.to_version == version for entry in state.history):
+def returns_to(ctx: Context, state: ModelState, version: int | None) -> int | None:
+    """`version`, when `/rollback` would take it (`is_rollback_target`), else None: the
+    version an answer offers to go back to."""
+    if version is None or not is_rollback_target(ctx, state, version):
         return None
     return version
+
+
+def is_rollback_target(ctx: Context, state: ModelState, version: int) -> bool:
+    """A version the bot made champion (the history names it as a `to`), or the champion it
+    found serving and replaced with its first change (bot.ledger.drift.adopted_champion). A
+    champion set by hand after that is none until approved. The ledger is read only when the
+    history cache does not decide."""
+    if any(entry.to_version == version for entry in state.history):
+        return True
+    return adopted_champion_of(ctx, state) == version
+
+
+def adopted_champion_of(ctx: Context, state: ModelState) -> int | None:
+    """The champion the bot replaced with its first change, as its ledger records it."""
+    from bot.ledger.drift import adopted_champion
+    from bot.ledger.store import Where
+
+    experiment_id = ctx.ledger.ready(state, ctx.model) or ctx.ledger.experiment_id()
+    if not experiment_id:
+        return None
+    return adopted_champion(ctx.ledger.earliest(experiment_id, Where(model=ctx.model)))
 
 
 def still_eligible(ctx: Context, recorded: list[Approval], roles: dict[str, int]) -> list[Approval]:

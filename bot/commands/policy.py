@@ -6,7 +6,7 @@ Each check returns a `Refusal` (why + what to do) or None. Nothing here writes a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.errors import NotFoundError
@@ -52,9 +52,10 @@ def actor_refusal(
         )
     if not found.eligible:
         # The request body says who may approve in these same words.
+        because = f": {found.why}" if found.why else ""
         return Refusal(
             "not_eligible",
-            f"@{author} is not an eligible approver",
+            f"@{author} is not an eligible approver{because}",
             f"Approvers are {describe(approvers)}.",
         )
     return None
@@ -209,7 +210,10 @@ def rollback_refusal(
     number: int,
     champion: int | None,
     history: Sequence[HistoryEntry],
+    adopted: Callable[[], int | None] | None = None,
 ) -> Refusal | None:
+    """`adopted`: the champion the bot replaced with its first change (asked last, it reads
+    the ledger); None when unknown."""
     if target is None or target.status == "FAILED_REGISTRATION":
         return Refusal(
             "unknown_version",
@@ -224,16 +228,18 @@ def rollback_refusal(
         )
     if champion == number:
         return Refusal("already_champion", f"v{number} already is champion", "")
-    # Only a version the bot made champion (its tag, or a `to` of the history): a champion set
-    # by hand, before the bot's first change, was approved by nobody here.
+    # A version the bot made champion (its tag, or a `to` of the history), or the champion it
+    # found serving and replaced at its first change; never one set by hand after that, which
+    # nobody approved here.
     was_champion = CHAMPION_SINCE_TAG in target.tags or any(
         entry.to_version == number for entry in history
     )
-    if not was_champion:
+    if not was_champion and (adopted is None or adopted() != number):
         return Refusal(
             "never_champion",
-            f"v{number} has never been champion through a change of the bot: `/rollback` only "
-            "returns to a version the bot made champion (not one set by hand in the registry)",
+            f"v{number} was never champion through a change of the bot, nor the champion the "
+            "bot replaced with its first change: `/rollback` only returns to a version approved "
+            "here (not one set by hand in the registry since)",
             "A new version becomes champion through its own promotion request (`/promote`), "
             "where the gates and the checklist are checked.",
         )

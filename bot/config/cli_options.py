@@ -26,9 +26,8 @@ def _registry_options() -> list[Callable[[F], F]]:
         click.option(
             "--model",
             envvar="PROMOTION_BOT_MODEL",
-            help="the model to act on, of those params.yaml lists (required by register, gate "
-            "and request when it lists several), or the registered model instead of "
-            "register_model.model_name [env: PROMOTION_BOT_MODEL]",
+            help="the model to act on, one params.yaml configures (required by register, gate "
+            "and request when it lists several) [env: PROMOTION_BOT_MODEL]",
         ),
     ]
 

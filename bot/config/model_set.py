@@ -17,7 +17,7 @@ listing, by the labels they all carry).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,16 @@ class ModelSet:
     models: tuple[Params, ...]
     declared: bool = False  # params.yaml has `models:` (even with one entry)
     source: str = DEFAULT_PARAMS
+    found: bool = True  # False: no params file, the built-in defaults
+    # Every model's name is written in the params (False: the default name, which outside the
+    # demo and the local platform is refused; docs/configuration.md, "Models").
+    named: bool = True
 
     @classmethod
-    def single(cls, params: Params, source: str = DEFAULT_PARAMS) -> ModelSet:
-        return cls((params,), declared=False, source=source)
+    def single(
+        cls, params: Params, source: str = DEFAULT_PARAMS, *, found: bool = True, named: bool = True
+    ) -> ModelSet:
+        return cls((params,), declared=False, source=source, found=found, named=named)
 
     def __iter__(self) -> Iterator[Params]:
         return iter(self.models)
@@ -69,15 +75,14 @@ class ModelSet:
     def pick(self, name: str | None, *, required: bool) -> Params:
         """One model for a command that acts on one (`--model`, PROMOTION_BOT_MODEL).
 
-        Without `models:`, a name overrides register_model.model_name as before."""
-        if not self.declared:
-            params = self.models[0]
-            return params.with_model(name) if name else params
+        Every command chooses its model here, so a name the params do not configure is refused
+        in one place: a typo must never register, gate or report a model of its own."""
         if name:
             found = self.get(name)
             if found is None:
+                where = self.source if self.found else f"the defaults (no {self.source})"
                 raise ConfigError(
-                    f"--model: no model {name!r} in {self.source}; one of: {', '.join(self.names)}"
+                    f"--model: no model {name!r} in {where}; one of: {', '.join(self.names)}"
                 )
             return found
         if required and len(self.models) > 1:
@@ -87,11 +92,23 @@ class ModelSet:
             )
         return self.models[0]
 
+    def require_names(self, platform: str) -> None:
+        """Outside the local platform the params name the model: the default name is the
+        demo's, and acting on it against a team's registry is never what was meant."""
+        if self.named or platform == "local":
+            return
+        where = f"{self.source}: " if self.found else f"no {self.source} here, so "
+        raise ConfigError(
+            f"{where}register_model.model_name is not set: name the registered model to promote "
+            f"(the default {self.models[0].model_name!r} is the demo's, used on the local "
+            "platform only)"
+        )
+
     def only(self, name: str | None) -> ModelSet:
         """This set, or (a name given) the one model of that name: `serve --model churn`."""
         if not name:
             return self
-        return ModelSet((self.pick(name, required=True),), self.declared, self.source)
+        return replace(self, models=(self.pick(name, required=True),))
 
     @property
     def listing_labels(self) -> tuple[str, ...]:
@@ -116,10 +133,12 @@ def load_models(path: str | Path | None = None) -> ModelSet:
     if not file.exists():
         if explicit:
             raise ConfigError(f"{file}: no such file")
-        return ModelSet.single(Params())
+        return ModelSet.single(Params(), found=False, named=False)
     data = read_yaml(file)
     if not isinstance(data, dict) or MODELS_KEY not in data:
-        return ModelSet.single(parse_params(data, str(file)), str(file))
+        section = data.get("register_model") if isinstance(data, dict) else None
+        named = isinstance(section, dict) and "model_name" in section
+        return ModelSet.single(parse_params(data, str(file)), str(file), named=named)
     shared = {key: value for key, value in data.items() if key != MODELS_KEY}
     entries = data[MODELS_KEY]
     if not isinstance(entries, list) or not entries:

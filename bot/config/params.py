@@ -6,6 +6,7 @@ not in params.yaml (where the registry and the forge are, secrets) is `bot.confi
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -117,12 +118,17 @@ class RequestConfig(_Section):
         return None if value is None else tuple(check.reviewer(item) for item in value)
 
 
+DEFAULT_MIN_ROLE = "maintainer"
+
+
 class Approvers(_Section):
     users: Listed[str] = ()
     # GitHub teams `org/team-slug`, GitLab groups `group/subgroup`: their members, as the forge's
     # membership API says at the time of the command (subgroups inherit a group's members).
     teams: Listed[str] = ()
-    min_role: str | None = "maintainer"
+    # Not given: DEFAULT_MIN_ROLE only when neither users nor teams are given (`_default_role`):
+    # `users: [maria]` means maria, not maria and every maintainer. Given, it always applies.
+    min_role: str | None = DEFAULT_MIN_ROLE
     required_approvals: int = Field(1, ge=1)
     allow_self_approval: bool = False
     require_platform_approval: bool = False
@@ -138,6 +144,15 @@ class Approvers(_Section):
         return tuple(check.team(item) for item in value)
 
     _role = field_validator("min_role")(check.min_role)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_role(cls, data: Any) -> Any:
+        """The default role resolved once, here: the rules read `min_role` as given."""
+        if isinstance(data, Mapping) and "min_role" not in data:
+            named = data.get("users") or data.get("teams")
+            return {**data, "min_role": None if named else DEFAULT_MIN_ROLE}
+        return data
 
     @model_validator(mode="after")
     def _someone_may_approve(self) -> Approvers:
@@ -258,15 +273,27 @@ class Params(_Section):
             raise ValueError(f"promotion.request.record_path: {exc}") from None
         return self
 
+    @model_validator(mode="after")
+    def _threshold_names(self) -> Params:
+        # Which metrics a run logs is known at gate time only; a threshold that writes the gate
+        # metric's name another way (case, `_` for `.`) is a misspelling knowable now, and
+        # MLflow's names are exact: it would fail every request as "missing".
+        metric = self.promote_model.metric
+        for name in self.promotion.gates.thresholds:
+            if name != metric and _loose(name) == _loose(metric):
+                raise ValueError(
+                    f"promotion.gates.thresholds: {name!r} is not the gate metric "
+                    f"promote_model.metric {metric!r} (metric names are exact)"
+                )
+        return self
+
     @property
     def model_name(self) -> str:
         return self.register_model.model_name
 
-    def with_model(self, name: str) -> Params:
-        """These params for another registered model (`--model`), checked like the file."""
-        data = self.model_dump()
-        data["register_model"]["model_name"] = name
-        return parse_params(data, "--model")
+
+def _loose(name: str) -> str:
+    return "".join(char for char in name.lower() if char.isalnum())
 
 
 # pydantic speaks Python; params.yaml is written in YAML terms.
@@ -296,6 +323,7 @@ def parse_params(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    data = bot_sections(data, source, source_of)
     try:
         return Params.model_validate(data)
     except ValidationError as exc:
@@ -304,6 +332,31 @@ def parse_params(
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         where = source_of(errors[0]["loc"]) if source_of is not None else source
         raise ConfigError(f"{where}: {problems[0]}{more}") from None
+
+
+# Bot sections: strict inside. Any other top-level key is another tool's (DVC stages keep their
+# `train:`, `prepare:`... here) and is left alone (docs/configuration.md, "params.yaml").
+BOT_SECTIONS = ("register_model", "promote_model", "inference", "promotion")
+
+
+def bot_sections(
+    data: Mapping[str, Any],
+    source: str = DEFAULT_PARAMS,
+    source_of: Callable[[Sequence[str | int]], str] | None = None,
+) -> dict[str, Any]:
+    """The bot's own sections of a params document; a key that reads as a misspelt section
+    name of the bot (`promtion:`) is an error, since ignoring it would drop its rules."""
+    for key in data:
+        if key in BOT_SECTIONS or not isinstance(key, str):
+            continue
+        near = difflib.get_close_matches(key.lower(), BOT_SECTIONS, n=1, cutoff=0.85)
+        if near:
+            where = source_of((key,)) if source_of is not None else source
+            raise ConfigError(
+                f"{where}: {key}: unknown section; did you mean {near[0]}? (other top-level "
+                "sections are left to other tools)"
+            )
+    return {key: value for key, value in data.items() if key in BOT_SECTIONS}
 
 
 def load_params(path: str | Path | None = None) -> Params:

@@ -43,6 +43,9 @@ class Settings:
     """Everything that is not params.yaml: where the registry and the forge are, and secrets."""
 
     tracking_uri: str = DEFAULT_TRACKING_URI
+    # False: neither MLFLOW_TRACKING_URI nor --tracking-uri named a registry, so tracking_uri is
+    # the embedded default, which only the local platform (and `demo`) may use.
+    registry_given: bool = True
     platform: str = "local"
     gitlab_url: str = "https://gitlab.com"
     gitlab_project: str = ""
@@ -115,6 +118,13 @@ class Settings:
     def validated(self, env: Mapping[str, str] | None = None) -> Settings:
         """This, once every value the active platform uses is one it can use (else ConfigError)."""
         env = os.environ if env is None else env
+        if not self.registry_given and self.platform != "local":
+            # A registry made up inside a CI job would take the versions and the ledger with it.
+            raise ConfigError(
+                f"MLFLOW_TRACKING_URI: not set: on the {self.platform} platform the bot needs "
+                "the team's registry (or --tracking-uri); only the local platform and `demo` "
+                f"use an embedded {DEFAULT_TRACKING_URI}"
+            )
         problems = [("tracking URI", check.tracking_uri(self.tracking_uri, env))]
         if self.platform == "gitlab":
             problems.append(("GITLAB_URL", check.http_url(self.gitlab_url)))
@@ -171,6 +181,8 @@ class Settings:
         for key in ("gitlab_url", "github_api_url"):  # as from_env does
             if isinstance(given.get(key), str):
                 given[key] = given[key].rstrip("/")
+        if "tracking_uri" in given:
+            given["registry_given"] = True
         if "local_dir" in given:
             given["local_dir"] = Path(given["local_dir"])
         if given.get("requested_by", self.requested_by) != self.requested_by:
@@ -190,6 +202,7 @@ class Settings:
         requester = _requester(env)
         return cls(
             tracking_uri=get("MLFLOW_TRACKING_URI", default=DEFAULT_TRACKING_URI),
+            registry_given=bool(get("MLFLOW_TRACKING_URI")),
             platform=_detect_platform(env),
             gitlab_url=get("GITLAB_URL", "CI_SERVER_URL", default="https://gitlab.com").rstrip("/"),
             gitlab_project=get("GITLAB_PROJECT", "CI_PROJECT_ID"),

@@ -13,9 +13,10 @@ neither is decided: the next pass settles that change first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.ledger.entry import LedgerEntry
+from bot.ledger.entry import EXTERNAL, LedgerEntry
 from bot.registry.model_state import ModelState
 from bot.registry.records import HistoryEntry
 
@@ -71,3 +72,23 @@ def agrees_with_records(state: ModelState, alias: str) -> bool:
     the model read; the decision is `check_champion`'s, and `verify` reads the ledger itself."""
     known, expected = state.expected_champion
     return known and state.aliases.get(alias) == expected
+
+
+def adopted_champion(oldest_first: Sequence[LedgerEntry]) -> int | None:
+    """The champion the bot found serving when it was adopted and replaced with its first
+    change: that change's `from` (docs/design.md, "Rules for a champion change").
+
+    It served before the bot came, as the team had it: `/rollback` may return to it. A version
+    someone set by hand after the bot first saw the model (an `external` entry that is not the
+    model's first entry) is no such version, until a change of the bot approves it.
+    `oldest_first`: the model's oldest entries; None when its first change is not among them."""
+    for index, entry in enumerate(oldest_first):
+        if not entry.approved:
+            continue
+        found = entry.from_version
+        set_by_hand = any(
+            earlier.action == EXTERNAL and earlier.to_version == found
+            for earlier in oldest_first[1:index]
+        )
+        return None if set_by_hand else found
+    return None

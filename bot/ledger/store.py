@@ -235,6 +235,13 @@ class Ledger:
             if not token:
                 return
 
+    def earliest(self, experiment_id: str, where: Where, count: int = 20) -> list[LedgerEntry]:
+        """The oldest `count` entries `where` admits, oldest first: one search call."""
+        runs, _ = self.registry.search_runs(
+            [experiment_id], where.filter(), order_by=_OLDEST_FIRST, max_results=count
+        )
+        return [entry for entry in map(LedgerEntry.from_run, runs) if entry is not None]
+
     def latest(self, experiment_id: str, where: Where) -> LedgerEntry | None:
         """The newest trusted entry `where` admits: one search call, unless newer ones are not
         evidence."""

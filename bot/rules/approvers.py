@@ -5,18 +5,20 @@ Any of `users`, `min_role` and `teams` admits. A listed name must still be a mem
 project: a name is whoever holds it now (a renamed or deleted account frees it). One role
 lookup decides both the list and the role; teams are asked only when neither admits, one
 membership lookup each until one does. The request body says who may approve and a refusal
-says who is an approver with the same words, from `describe`, so the two cannot disagree.
+says who is an approver with the same words, from `describe`, so the two cannot disagree; a
+refusal first names the rules that did not admit the actor (`Eligibility.why`). `min_role`'s
+default applies only when neither `users` nor `teams` is given (bot.config.params.Approvers).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config.params import Approvers
 from bot.errors import ForgeError
-from bot.forges.base import Forge, role_level
+from bot.forges.base import Forge, role_level, role_name
 from bot.templating import escape_markdown, inline_code
 from bot.threads.thread import same_person
 
@@ -30,6 +32,8 @@ class Eligibility:
     eligible: bool
     level: int | None = None  # the role the forge reported, when it was asked (for the ledger)
     unread: tuple[str, ...] = ()  # teams whose membership could not be read
+    # Why not, rule by rule ("" when eligible): the refusal says it, before `describe`.
+    why: str = field(default="", compare=False)
 
 
 def is_listed(approvers: Approvers, author: str) -> bool:
@@ -46,10 +50,36 @@ def eligibility(forge: Forge, approvers: Approvers, author: str, author_id: str)
     if listed or required:
         level = forge.access_level(author, author_id)
         eligible = (listed and level > 0) or (required > 0 and level >= required)
-    if eligible or not approvers.teams:
-        return Eligibility(eligible, level)
+    if eligible:
+        return Eligibility(True, level)
     member, unread = _team_member(forge, approvers.teams, author, author_id)
-    return Eligibility(member, level, () if member else unread)
+    if member:
+        return Eligibility(True, level)
+    why = _why_not(approvers, forge.platform, listed, level, unread)
+    return Eligibility(False, level, unread, why)
+
+
+def _why_not(
+    approvers: Approvers, platform: str, listed: bool, level: int | None, unread: Sequence[str]
+) -> str:
+    """Each rule that did not admit the author, joined: a listed name that is no member of the
+    project is told so, not handed the list of approvers it is on."""
+    if listed:  # a listed name with a role is admitted: this one has none
+        return "listed in `promotion.approvers.users`, but no member of the project"
+    reasons = []
+    if approvers.users:
+        reasons.append("not listed in `promotion.approvers.users`")
+    if approvers.min_role:
+        role = escape_markdown(approvers.min_role)
+        if not level:
+            reasons.append(f"no member of the project (the {role} role or higher is required)")
+        else:
+            found = role_name(platform, level)
+            reasons.append(f"the {found} role, below the {role} role that is required")
+    read = [team for team in approvers.teams if team not in unread]
+    if read:
+        reasons.append("no member of " + " or ".join(inline_code(team) for team in read))
+    return "; ".join(reasons)
 
 
 def _team_member(

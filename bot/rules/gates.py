@@ -5,7 +5,9 @@ See docs/design.md, "Rules for a champion change".
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from bot.config.params import Params
@@ -40,7 +42,11 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
             GateCheck("regression", True, "no current champion: nothing to regress against")
         )
     elif value is None:
-        results.append(GateCheck("regression", False, f"candidate run has no `{metric}`"))
+        results.append(
+            GateCheck(
+                "regression", False, f"candidate run has no `{metric}`{_has(candidate, metric)}"
+            )
+        )
     elif metric not in champion.metrics:
         results.append(
             GateCheck("regression", True, f"champion run has no `{metric}`: not comparable")
@@ -79,7 +85,8 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
                 continue
             gate = f"threshold:{name}:{side}"
             if observed is None:
-                results.append(GateCheck(gate, False, f"`{name}` missing on the candidate run"))
+                missing = f"`{name}` missing on the candidate run{_has(candidate, name)}"
+                results.append(GateCheck(gate, False, missing))
                 continue
             if not math.isfinite(observed):
                 results.append(GateCheck(gate, False, not_a_number(name, observed)))
@@ -97,6 +104,26 @@ def evaluate_gates(params: Params, candidate: RunInfo, champion: RunInfo | None)
         detail = f"run tag `{tag}` = {quoted}" if present else f"run tag `{tag}` is missing"
         results.append(GateCheck(f"tag:{tag}", present, detail))
     return results
+
+
+SHOWN_METRICS = 12  # a run may log hundreds: the closest names first, then the rest cut
+
+
+def metrics_it_has(names: Iterable[str], wanted: str) -> str:
+    """What a run logged, for a message about a metric it lacks: a misspelt name in params then
+    shows beside the right one ("did you mean"), and the list says what to write instead."""
+    logged = sorted(names)
+    if not logged:
+        return "it logged no metrics"
+    near = difflib.get_close_matches(wanted, logged, n=1, cutoff=0.75)
+    hint = f"did you mean `{near[0]}`? " if near else ""
+    shown = ", ".join(f"`{name}`" for name in logged[:SHOWN_METRICS])
+    more = f" and {len(logged) - SHOWN_METRICS} more" if len(logged) > SHOWN_METRICS else ""
+    return f"{hint}it has {shown}{more}"
+
+
+def _has(run: RunInfo, wanted: str) -> str:
+    return f" ({metrics_it_has(run.metrics, wanted)})"
 
 
 def not_a_number(metric: str, value: float) -> str:

@@ -150,7 +150,7 @@ def test_no_command_writes_on_a_forge_without_the_key(
         "PROMOTION_BOT_PLATFORM": "gitlab",
         "GITLAB_PROJECT": "1",
         "GITLAB_TOKEN": "t",
-        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",  # every other setting given: only the key lacks
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",  # all else given: only the key lacks
     }
     result = CliRunner().invoke(cli, [command, *args], env=env)
     assert result.exit_code == 1

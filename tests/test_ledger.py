@@ -35,7 +35,9 @@ TEST_KEYS = Keys.load(TEST_SIGNING_KEY)
 
 def history_cli(tracking_uri: str, tmp_path: Path, experiment: str, *args: str) -> Result:
     params = tmp_path / "params.yaml"
-    params.write_text("register_model:\n  model_name: unused-model\n", encoding="utf-8")
+    # `--model` must name a configured model: the params configure the one asked about.
+    model = args[args.index("--model") + 1] if "--model" in args else "unused-model"
+    params.write_text(f"register_model:\n  model_name: {model}\n", encoding="utf-8")
     common = ["--params", str(params), "--platform", "local", "--tracking-uri", tracking_uri]
     env = {
         "PROMOTION_BOT_LEDGER_EXPERIMENT": experiment,
@@ -174,7 +176,7 @@ def test_now_today_yesterday_and_times_ago(
         )
     )
     experiment = f"ledger-{model_name}"
-    ledger = Ledger(Registry(tracking_uri), experiment)
+    ledger = Ledger(Registry(tracking_uri), TEST_KEYS, experiment)
     write_changes(
         ledger,
         Registry(tracking_uri).experiment_id(experiment),

@@ -78,7 +78,7 @@ def not_imported(ctx: Context, model: str, state: ModelState) -> list[LedgerEntr
         return []
     entries: list[LedgerEntry] = []
     previous_ms = 0
-    for old in state.history:
+    for old in state.unchecked_history:
         entry = imported_entry(model, old, previous_ms)
         previous_ms = entry.at_ms
         entries.append(entry)

@@ -65,17 +65,17 @@ _PROMOTE_MLFLOW = (
     "1 the request's version (run id, toy tag), 1 the champion's version (its run id), "
     "2 runs (metrics for the gates), 1 re-read of the champion right before the move (the "
     "'from' version must be what it is at that moment, not when the command arrived), "
-    "1 write intent (signed), 1 search for the head of the model's chain (the signed entry "
-    "names its digest), 2 begin the ledger run (create it RUNNING, log the entry's params, "
+    "1 write intent (signed), 2 begin the ledger run (create it RUNNING, log the entry's params, "
     "signed: MLflow takes params in no other call), 1 set alias, 1 read back, 1 commit the "
     "ledger run (FINISHED), 3 version tags (MLflow has no batch call for them), 1 history tag "
-    "(the recent cache; holding the entry marks the intent done, so the intent is no longer "
+    "(the recent cache, signed, with the head of the model's chain that the next entry names: no "
+    "search of the ledger; holding the entry marks the intent done, so the intent is no longer "
     "deleted), 1 handled-id tag after the answer (promotion.handled: people can delete the "
     "answer, so the registry remembers that the comment was handled)"
 )
 MINIMUM: dict[str, dict[str, Any]] = {
     "request": {
-        "mlflow": 10,
+        "mlflow": 9,
         "gitlab": 3,
         "github": 2,
         "why": {
@@ -85,16 +85,16 @@ MINIMUM: dict[str, dict[str, Any]] = {
             "the candidate's and champion's runs are not read twice), "
             "2 version tags: the request thread (promotion.requested_in, the registry's record "
             "of which thread is the version's request) and, since `register` ran without "
-            "PROMOTION_BOT_REQUESTED_BY here, who asked (promotion.requested_by) and its seal "
-            "(promotion.requested_by_seal, the bot's signature); MLflow has no batch call for "
-            "them, and a re-run writes none",
+            "PROMOTION_BOT_REQUESTED_BY here, who asked (promotion.requested_by, the bot's "
+            "seal in the same value); MLflow has no batch call for them, and a re-run writes "
+            "none",
             "gitlab": "list open requests of the configured kind (issues or merge requests); "
             "GET /metadata (EE or not decides the /promote form shown); open the issue",
             "github": "list open requests (the issues endpoint includes PRs); open the issue",
         },
     },
     "request_notify": {
-        "mlflow": 10,
+        "mlflow": 9,
         "gitlab": 4,
         "github": 2,
         "why": {
@@ -105,7 +105,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "promote": {
-        "mlflow": 18,
+        "mlflow": 17,
         "gitlab": 6,
         "github": 6,
         "why": {
@@ -117,13 +117,13 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "rollback": {
-        "mlflow": 15,
+        "mlflow": 14,
         "gitlab": 5,
         "github": 5,
         "why": {
             "mlflow": "1 registered model (aliases + tags), 1 the target version (exists, toy "
-            "tag), 1 re-read of the champion before the move, 1 write intent, 1 search for the "
-            "head of the chain, 2 begin the ledger run, 1 set alias, 1 read back, 1 commit the "
+            "tag), 1 re-read of the champion before the move, 1 write intent, 2 begin the "
+            "ledger run, 1 set alias, 1 read back, 1 commit the "
             "ledger run, 3 version tags, 1 history tag, 1 handled-id tag",
             "forge": "read the thread, list its comments, read the actor's role, post the "
             "answer, update the status (no close: rollbacks happen on done requests)",
@@ -155,7 +155,7 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "poll_one_new": {
-        "mlflow": 19,
+        "mlflow": 18,
         "gitlab": 1 + OPEN_REQUESTS + 4,
         "github": 1 + OPEN_REQUESTS + 4,
         "why": {

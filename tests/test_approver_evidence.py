@@ -153,8 +153,9 @@ def test_register_records_the_requesters_id(
     with make_world(
         "gitlab", tracking_uri, model_name, tmp_path, requested_by="maria", requested_by_id="18"
     ) as world:
-        tags = world.ctx.registry.version(world.model, 1).tags
-        assert (tags[REQUESTED_BY_TAG], tags[REQUESTED_BY_ID_TAG]) == ("maria", "18")
+        version = world.ctx.registry.version(world.model, 1)
+        assert (version.requested_by, version.tags[REQUESTED_BY_ID_TAG]) == ("maria", "18")
+        assert version.tags[REQUESTED_BY_TAG].startswith("maria|")  # sealed in the same tag
 
 
 def test_a_new_holder_of_the_requesters_old_name_is_not_the_requester(

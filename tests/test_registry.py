@@ -171,8 +171,9 @@ def test_history_appends_in_order(registry: Registry, model_name: str):
     append(registry, model_name, entry(1))
     append(registry, model_name, entry(2, reason="multi\nline ✓"))
     assert stored_history(registry, model_name) == [entry(1), entry(2, reason="multi\nline ✓")]
-    raw = tags(registry, model_name)[HISTORY_TAG]
-    assert json.loads(raw) == stored_history(registry, model_name)
+    raw = json.loads(tags(registry, model_name)[HISTORY_TAG])
+    assert raw["entries"] == stored_history(registry, model_name)
+    assert raw["model"] == model_name and raw["kid"] and raw["sig"]  # the bot's seal
 
 
 def test_history_keeps_the_newest_history_limit_entries(
@@ -201,14 +202,18 @@ def test_history_fits_the_sql_column_of_a_model_tag(registry: Registry, model_na
     assert len(history[-1]["reason"]) == registry_module.HISTORY_REASON_CHARS
 
 
-def test_a_corrupt_history_tag_reads_as_empty(registry: Registry, model_name: str):
+def test_a_corrupt_or_unsigned_history_tag_reads_as_empty(registry: Registry, model_name: str):
+    """docs/security.md: a history the bot did not sign is no evidence; the next change writes
+    a signed one (the ledger keeps every entry)."""
     registry.ensure_model(model_name)
     registry.set_model_tag(model_name, HISTORY_TAG, "not json")
     assert stored_history(registry, model_name) == []
     registry.set_model_tag(model_name, HISTORY_TAG, '[{"to": 1}, 5, "x"]')
-    assert stored_history(registry, model_name) == [{"to": 1}]
+    state = registry.state(model_name)
+    assert stored_history(registry, model_name) == [] and state.history_problem
+    assert [dict(e.stored) for e in state.unchecked_history] == [{"to": 1}]  # for the import
     append(registry, model_name, entry(2))
-    assert stored_history(registry, model_name) == [{"to": 1}, entry(2)]
+    assert stored_history(registry, model_name) == [entry(2)]
 
 
 def test_pending_set_read_clear(registry: Registry, model_name: str):

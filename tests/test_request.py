@@ -21,7 +21,7 @@ from bot.config.params import parse_params
 from bot.config.settings import Settings
 from bot.errors import BotError
 from bot.forges.local import LocalForge
-from bot.registry.tags import REQUESTED_BY_SEAL_TAG
+from bot.registry.tags import REQUESTED_BY_TAG
 from bot.registry.versions import RunInfo, VersionInfo, requester_tags
 from bot.runtime.context import Context
 from bot.runtime.request_threads import find_requests, refresh_status
@@ -56,8 +56,8 @@ def make_ctx(tmp_path: Path, tracking_uri: str, model: str, **promotion: Any) ->
 
 
 def seal(ctx: Context, model: str, version: int, name: str = "dana") -> str:
-    """The seal `request` writes beside the requester it records (docs/security.md)."""
-    return requester_tags(ctx.keys, model, version, name, "")[REQUESTED_BY_SEAL_TAG]
+    """The requester `request` records, sealed (docs/security.md): `name|<kid>:<sig>`."""
+    return requester_tags(ctx.keys, model, version, name, "")[REQUESTED_BY_TAG]
 
 
 def forge_of(ctx: Context) -> LocalForge:
@@ -286,12 +286,11 @@ def test_request_twice_is_one_thread_and_updates_its_body(
     assert first.planned == [
         f"open issue 'Promote {model_name} v1 to champion'",
         f"tag {model_name} v1 promotion.requested_in={first.url}",
-        f"tag {model_name} v1 promotion.requested_by=dana",
-        f"tag {model_name} v1 promotion.requested_by_seal={seal(ctx, model_name, 1)}",
+        f"tag {model_name} v1 promotion.requested_by={seal(ctx, model_name, 1)}",
     ]
     tags = ctx.registry.version(model_name, 1).tags
     assert tags["promotion.requested_in"] == first.url
-    assert tags["promotion.requested_by"] == "dana"
+    assert ctx.registry.version(model_name, 1).requested_by == "dana"
     again = open_or_update_request(ctx)
     assert (again.created, again.number, again.url) == (False, first.number, first.url)
     assert again.planned == []  # nothing changed: no write at all
@@ -379,8 +378,7 @@ def test_newer_candidate_supersedes_the_older_request(
     assert new.planned == [
         f"open issue 'Promote {model_name} v2 to champion'",
         f"tag {model_name} v2 promotion.requested_in={new.url}",
-        f"tag {model_name} v2 promotion.requested_by=dana",
-        f"tag {model_name} v2 promotion.requested_by_seal={seal(ctx, model_name, 2)}",
+        f"tag {model_name} v2 promotion.requested_by={seal(ctx, model_name, 2)}",
         "comment on #1 (superseded)",
         "close #1 (superseded)",
     ]
@@ -406,8 +404,7 @@ def test_merge_request_kind_commits_the_record_on_a_branch_and_opens_an_mr(
         f"create branch {branch} from main and commit {path}",
         f"open merge request 'Promote {model_name} v1 to champion' ({branch} -> main)",
         f"tag {model_name} v1 promotion.requested_in={result.url}",
-        f"tag {model_name} v1 promotion.requested_by=dana",
-        f"tag {model_name} v1 promotion.requested_by_seal={seal(ctx, model_name, 1)}",
+        f"tag {model_name} v1 promotion.requested_by={seal(ctx, model_name, 1)}",
         # the commit the bot made: the only one /promote merges
         f"tag {model_name} v1 promotion.request_head={forge_of(ctx).commits()[0]['id']}",
     ]
@@ -450,8 +447,7 @@ def test_dry_run_writes_nothing_and_lists_the_calls(
     assert result.planned == [
         f"open issue 'Promote {model_name} v2 to champion'",
         f"tag {model_name} v2 promotion.requested_in=<the new request's URL>",
-        f"tag {model_name} v2 promotion.requested_by=dana",
-        f"tag {model_name} v2 promotion.requested_by_seal=<the bot's signature>",
+        f"tag {model_name} v2 promotion.requested_by=dana|<the bot's signature>",
         "comment on #1 (superseded)",
         "close #1 (superseded)",
     ]

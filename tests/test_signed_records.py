@@ -19,7 +19,6 @@ from bot.registry.tags import (
     APPROVALS_TAG,
     HANDLED_TAG,
     PENDING_TAG,
-    REQUESTED_BY_SEAL_TAG,
     REQUESTED_BY_TAG,
 )
 from bot.runtime.context import Context
@@ -107,8 +106,9 @@ def test_a_rewritten_requester_lets_nobody_approve_their_own_training(pg: Playgr
     assert pg.champion() is None
 
     pg.record_request(version, thread, "maria")  # what the next `request` run writes
-    tags = pg.ctx.registry.version(pg.model, version).tags
-    assert tags[REQUESTED_BY_TAG] == "maria" and REQUESTED_BY_SEAL_TAG in tags
+    recorded = pg.ctx.registry.version(pg.model, version)
+    assert recorded.requested_by == "maria" and not recorded.requester_problem(pg.ctx.keys)
+    assert recorded.tags[REQUESTED_BY_TAG].startswith("maria|")  # the seal rides in the tag
     outcome, _event = pg.comment(thread, "maria", "/promote")
     assert (outcome.status, outcome.detail) == ("refused", "self_approval")
     assert pg.comment(thread, "olga", "/promote")[0].status == "changed"

@@ -24,7 +24,7 @@ from bot.ledger.entry import Evidence, LedgerEntry
 from bot.ledger.setup import prepare
 from bot.ledger.store import Guard, Ledger, new_key, now_ms, unguarded
 from bot.registry.client import Registry
-from bot.registry.model_state import ModelState
+from bot.registry.model_state import Head, ModelState
 from bot.registry.records import Change, HistoryEntry
 from bot.registry.tags import CHAMPION_SINCE_TAG, PROMOTED_BY_TAG, REQUEST_URL_TAG
 from bot.timestamps import ms_from_iso
@@ -59,15 +59,19 @@ def move_champion(
     """
     try:
         state = registry.state(change.model) if state is None else state
-        current = registry.aliases(change.model).get(alias)
+        now = registry.state(change.model)  # the champion, and the champion cache, as they are
+        current = now.aliases.get(alias)
         change = replace(change, from_version=current)
-        experiment_id = prepare(ledger, change.model, state, guard)  # no call once set up
+        set_up = bool(ledger.ready(now, change.model))
+        experiment_id = prepare(ledger, change.model, now, guard)  # no call once set up
+        # The chain's head from the cache this read vouches for; else one search (store.py).
+        head = now.chain_head(experiment_id, alias) if set_up else None
         key = new_key()
         entry = LedgerEntry.of_change(change, evidence or Evidence(), now_ms())
         guard()
         registry.set_pending(change.model, change.entry(), key)
         # The run begins under the intent: a later pass finds it by the key.
-        run_id = ledger.begin(experiment_id, entry, key, guard)
+        run_id, made = ledger.begin_chained(experiment_id, entry, key, guard, head or True)
     except RegistryError as exc:
         raise ChangeFailed(str(exc), alias_touched=False) from None
     guard()  # the last moment a lost lease can still stop the change itself
@@ -84,7 +88,7 @@ def move_champion(
         if registry.aliases(change.model).get(alias) != change.to_version:
             raise RegistryError(f"{change.model}@{alias} did not read back as v{change.to_version}")
         ledger.commit(run_id, guard)  # the change happened: from now on an entry of the ledger
-        _record(registry, change, state.history, guard)
+        _record(registry, change, state.history, guard, made)
     except RegistryError as exc:
         raise ChangeFailed(str(exc), alias_touched=True) from None
     return change
@@ -102,6 +106,7 @@ def _record(
     change: Change,
     history: Sequence[HistoryEntry] | None = None,
     guard: Guard = unguarded,
+    head: Head | None = None,
 ) -> None:
     version = change.to_version
     guard()
@@ -113,7 +118,7 @@ def _record(
     # entries another holder wrote since (or add this one twice). Holding the entry marks the
     # intent done (ModelState.pending), so the intent is not deleted: one call less.
     guard()
-    registry.append_history(change.model, change.entry(), known=history)
+    registry.append_history(change.model, change.entry(), known=history, head=head)
 
 
 def recover_pending(
@@ -163,11 +168,12 @@ def _settle(
             "finishing the record of an interrupted change: %s v%s", model, change.to_version
         )
         entry = LedgerEntry.of_change(change, Evidence(), ms_from_iso(change.at) or 0)
+        head: Head | None
         if runs:  # the snapshot the dead pass logged, if it landed
-            ledger.complete(experiment_id, runs[0], entry, guard)
+            head = ledger.complete(experiment_id, runs[0], entry, guard)
         else:  # an intent of a version before the ledger, or a run someone purged
-            ledger.record(experiment_id, entry, key or new_key(), guard)
-        _record(registry, change, state.history, guard)
+            _run, head = ledger.record_chained(experiment_id, entry, key or new_key(), guard)
+        _record(registry, change, state.history, guard, head)
         return
     for run in runs:  # the alias never moved: the change never happened
         if run.status == "RUNNING":

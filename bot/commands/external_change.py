@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from bot.ledger.drift import ChampionCheck, agrees_with_records, check_champion
 from bot.ledger.entry import EXTERNAL, LedgerEntry
 from bot.ledger.store import last_and_approved, now_ms
-from bot.registry.model_state import ModelState, external_value
+from bot.registry.model_state import Head, ModelState, external_value
 from bot.registry.records import Outcome
 from bot.registry.tags import EXTERNAL_TAG
 from bot.threads.command_forms import format_command
@@ -163,13 +163,15 @@ def _record(
     )
     key = f"external:{ctx.model}:{last.ledger_run if last else ''}:{check.champion}"
     begun = ctx.ledger.runs_keyed(experiment_id, key)
+    head: Head | None
     if begun:
-        ctx.ledger.complete(experiment_id, begun[0], entry, lease.check)
+        head = ctx.ledger.complete(experiment_id, begun[0], entry, lease.check)
     else:
-        ctx.ledger.record(experiment_id, entry, key, lease.check)
+        _run, head = ctx.ledger.record_chained(experiment_id, entry, key, lease.check)
     newest = state.history[-1] if state.history else None
+    value = external_value(ctx.keys, ctx.model, newest, check.champion, head)
     lease.check()
-    ctx.registry.set_model_tag(ctx.model, EXTERNAL_TAG, external_value(newest, check.champion))
+    ctx.registry.set_model_tag(ctx.model, EXTERNAL_TAG, value)
 
 
 def _latest_report(ctx: Context, thread: Thread) -> str:

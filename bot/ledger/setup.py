@@ -51,7 +51,7 @@ def prepare(ledger: Ledger, model: str, state: ModelState, guard: Guard = unguar
     entries = ledger.chain(experiment_id, model)
     imported = 0
     if not any(entry.trusted and not entry.imported for entry in entries):
-        imported = import_history(ledger, experiment_id, model, state.history, guard)
+        imported = import_history(ledger, experiment_id, model, state.unchecked_history, guard)
         imported += sign_unsigned(ledger, experiment_id, model, guard)
     guard()
     ledger.registry.set_model_tag(model, LEDGER_TAG, ledger.marker(model, experiment_id))

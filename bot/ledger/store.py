@@ -9,8 +9,10 @@ FINISHED once the alias read back as moved, or FAILED when the move never happen
 FINISHED runs only, deleted ones included (flagged): deleting a run in MLflow hides nothing from
 `history`. Runs are not tied to the registered model, so the ledger outlives a deleted model.
 
-Every entry is signed and chained (docs/security.md): writing one reads the model's newest
-trusted entry first (one search), whose digest the new one names as `prev`. Reads check every
+Every entry is signed and chained (docs/security.md): a new one names the digest of the model's
+newest trusted entry as `prev`. A change takes that head from the signed champion cache it read
+anyway (`bot.registry.model_state.Head`), and searches for it only when the cache cannot vouch
+for it: missing, not signed, or written before something happened since. Reads check every
 seal; only a trusted entry is evidence (`newest`, `latest`), while `entries` lists them all for
 people. The ledger's place is configuration (PROMOTION_BOT_LEDGER_EXPERIMENT): the model's
 `promotion.ledger` marker only saves the lookup of its id, and only when the bot signed it.
@@ -32,10 +34,10 @@ from bot.errors import RegistryError
 from bot.ledger.chain import linked
 from bot.ledger.entry import EXTERNAL, LedgerEntry
 from bot.registry.client import Registry
-from bot.registry.model_state import ModelState, compact_json
+from bot.registry.model_state import Head, ModelState, compact_json
 from bot.registry.tags import LEDGER_KEY_TAG, LEDGER_TAG
 from bot.registry.versions import RunRecord
-from bot.signing import Keys
+from bot.signing import Keys, digest
 
 log = logging.getLogger(__name__)
 
@@ -128,26 +130,41 @@ class Ledger:
         entry: LedgerEntry,
         key: str,
         guard: Guard = unguarded,
-        head: LedgerEntry | bool | None = True,
+        head: Head | LedgerEntry | bool | None = True,
     ) -> str:
         """The run of a change about to be made (RUNNING): the entry in full, signed and chained
-        to `head` (True: the model's newest trusted entry, looked up: one search). Three calls."""
+        to `head` (True: the model's newest trusted entry, looked up: one search). Two calls."""
+        return self.begin_chained(experiment_id, entry, key, guard, head)[0]
+
+    def begin_chained(
+        self,
+        experiment_id: str,
+        entry: LedgerEntry,
+        key: str,
+        guard: Guard = unguarded,
+        head: Head | LedgerEntry | bool | None = True,
+    ) -> tuple[str, Head]:
+        """`begin`, and the chain's head once the run is committed: what the champion cache
+        keeps for the next change."""
         sealed, params = self.sealed(experiment_id, entry, head)
         tags = {LEDGER_KEY_TAG: key, "mlflow.user": "promotion-bot"}
         guard()
         run_id = self.registry.create_run(experiment_id, sealed.at_ms, sealed.run_name(), tags)
         guard()
         self.registry.log_params(run_id, params)
-        return run_id
+        return run_id, Head(sealed.digest, sealed.at_ms, experiment_id)
 
     def sealed(
-        self, experiment_id: str, entry: LedgerEntry, head: LedgerEntry | bool | None = True
+        self,
+        experiment_id: str,
+        entry: LedgerEntry,
+        head: Head | LedgerEntry | bool | None = True,
     ) -> tuple[LedgerEntry, dict[str, str]]:
         """`entry` chained after `head` and signed, and its params. Its time is after the
         head's: the ledger orders by time, and the chain must read in that order."""
         if head is True:
             head = self.head(experiment_id, entry.model)
-        if isinstance(head, LedgerEntry):
+        if isinstance(head, (LedgerEntry, Head)):
             entry = replace(entry, prev=head.digest, at_ms=max(entry.at_ms, head.at_ms + 1))
         else:
             entry = replace(entry, prev="")
@@ -173,24 +190,43 @@ class Ledger:
         entry: LedgerEntry,
         key: str,
         guard: Guard = unguarded,
-        head: LedgerEntry | bool | None = True,
+        head: Head | LedgerEntry | bool | None = True,
     ) -> str:
-        """An entry of something already done (seen from outside, imported): four calls."""
-        run_id = self.begin(experiment_id, entry, key, guard, head)
+        """An entry of something already done (seen from outside, imported): four calls (three
+        when `head` is given)."""
+        return self.record_chained(experiment_id, entry, key, guard, head)[0]
+
+    def record_chained(
+        self,
+        experiment_id: str,
+        entry: LedgerEntry,
+        key: str,
+        guard: Guard = unguarded,
+        head: Head | LedgerEntry | bool | None = True,
+    ) -> tuple[str, Head]:
+        """`record`, and the chain's head it made."""
+        run_id, made = self.begin_chained(experiment_id, entry, key, guard, head)
         self.commit(run_id, guard)
-        return run_id
+        return run_id, made
 
     def complete(
         self, experiment_id: str, run: RunRecord, entry: LedgerEntry, guard: Guard = unguarded
-    ) -> None:
+    ) -> Head | None:
         """Finish a run a dead pass began: its params if they never landed (signed and chained
-        now, at the time the run began), then FINISHED."""
+        now, at the time the run began), then FINISHED. The chain's head it is, when it is
+        evidence (None: a run someone else keyed; the next writer searches)."""
         if not run.params.get("model"):
-            _sealed, params = self.sealed(experiment_id, replace(entry, at_ms=run.start_ms))
+            sealed, params = self.sealed(experiment_id, replace(entry, at_ms=run.start_ms))
             guard()
             self.registry.log_params(run.run_id, params)
+            made: Head | None = Head(sealed.digest, sealed.at_ms, experiment_id)
+        else:
+            found = LedgerEntry.from_run(run, self.keys)
+            trusted = found is not None and found.trusted
+            made = Head(digest(run.params), run.start_ms, experiment_id) if trusted else None
         if run.status != "FINISHED":
             self.commit(run.run_id, guard)
+        return made
 
     def runs_keyed(self, experiment_id: str, key: str) -> list[RunRecord]:
         """The runs a key began, whatever their state (recovery only: one search)."""

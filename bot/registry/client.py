@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import ConfigError, NotFoundError, RegistryError
-from bot.registry.model_state import ModelState, compact_json
+from bot.registry.model_state import Head, ModelState, compact_json, history_value
 from bot.registry.records import HistoryEntry
 from bot.registry.tags import (
     HISTORY_TAG,
@@ -119,9 +119,9 @@ class Registry:
         try:
             model = self._model(name)
         except NotFoundError:
-            return ModelState({}, {}, self.keys)
+            return ModelState({}, {}, self.keys, name)
         aliases = {alias: int(version) for alias, version in (model.aliases or {}).items()}
-        return ModelState(aliases, dict(model.tags or {}), self.keys)
+        return ModelState(aliases, dict(model.tags or {}), self.keys, name)
 
     def aliases(self, name: str) -> dict[str, int]:
         """alias -> version of a registered model ({} if the model does not exist)."""
@@ -320,9 +320,14 @@ class Registry:
         return self.state(name).history
 
     def append_history(
-        self, name: str, entry: HistoryEntry, known: Sequence[HistoryEntry] | None = None
+        self,
+        name: str,
+        entry: HistoryEntry,
+        known: Sequence[HistoryEntry] | None = None,
+        head: Head | None = None,
     ) -> None:
-        """Append `entry`; `known` is the history as just read under the model lock, if any.
+        """Append `entry`; `known` is the history as just read under the model lock, if any;
+        `head`: the ledger entry of the change, the chain's head now. Signed.
 
         Entries already there are written back exactly as they were stored.
         """
@@ -332,10 +337,11 @@ class Registry:
             stored["reason"] = reason[: HISTORY_REASON_CHARS - 1] + "…"
         current = self.history(name) if known is None else known
         entries = [*(old.stored for old in current), stored][-HISTORY_LIMIT:]
-        raw = compact_json(entries)
+        keys = self._signer()
+        raw = history_value(keys, name, entries, head)
         while len(raw) > HISTORY_MAX_CHARS and len(entries) > 1:  # oldest entries drop off
             entries = entries[1:]
-            raw = compact_json(entries)
+            raw = history_value(keys, name, entries, head)
         self.set_model_tag(name, HISTORY_TAG, raw)
 
     def pending(self, name: str) -> HistoryEntry | None:

@@ -1,20 +1,26 @@
 """One read of a registered model, and the encodings of the tags the bot keeps on it: the
 history cache, the intent of a change in flight, the ledger's address, the champion seen outside
 the bot and the handled comment ids (docs/design.md, "Registry tags"). No I/O: `Registry.state`
-reads, `bot.registry.client` writes."""
+reads, `bot.registry.client` writes.
+
+The champion cache (the history tag and the champion seen outside the bot) is signed, bound to
+its model, and carries the head of the model's ledger chain (`Head`): the next change chains to
+it without searching the ledger, when the same read vouches for it (`ModelState.chain_head`). A
+cache the bot did not sign is no evidence: the records read as empty and the ledger decides
+(docs/security.md, "The registry writer and the signing key")."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from bot.registry.records import HistoryEntry
 from bot.registry.tags import EXTERNAL_TAG, HANDLED_TAG, HISTORY_TAG, PENDING_TAG
-from bot.signing import Keys
+from bot.signing import NOT_SIGNED, Keys
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +37,30 @@ def compact_json(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Head:
+    """The newest entry of a model's ledger chain, as the champion cache records it: what the
+    next entry names as `prev` and must come after, in the experiment it lives in."""
+
+    digest: str
+    at_ms: int
+    experiment_id: str
+
+    def stored(self) -> dict[str, Any]:
+        return {"digest": self.digest, "at_ms": self.at_ms, "experiment_id": self.experiment_id}
+
+    @classmethod
+    def parse(cls, value: object) -> Head | None:
+        if not isinstance(value, dict):
+            return None
+        digest, at_ms, experiment_id = (value.get(k) for k in ("digest", "at_ms", "experiment_id"))
+        if not (isinstance(digest, str) and isinstance(experiment_id, str) and digest):
+            return None
+        if not isinstance(at_ms, int) or isinstance(at_ms, bool):
+            return None
+        return cls(digest, at_ms, experiment_id)
+
+
+@dataclass(frozen=True)
 class ModelState:
     """One read of a registered model: aliases and tags; the history and intent parsed once.
     `keys` check the seals of the records the bot signs (docs/security.md): without them no
@@ -39,10 +69,62 @@ class ModelState:
     aliases: dict[str, int]
     tags: dict[str, str]
     keys: Keys | None = field(default=None, compare=False, repr=False)
+    model: str = ""
 
     @cached_property
     def history(self) -> tuple[HistoryEntry, ...]:
-        return tuple(HistoryEntry.parse(item) for item in _json_list(self.tags.get(HISTORY_TAG)))
+        """The champion history cache, when the bot signed it for this model (else empty: the
+        ledger decides; `history_problem` says why)."""
+        fields, problem = self._cache
+        if problem:
+            return ()
+        return tuple(HistoryEntry.parse(item) for item in _dicts(fields.get("entries")))
+
+    @cached_property
+    def history_problem(self) -> str:
+        """What is wrong with the history cache ("" when the bot signed it, or there is none)."""
+        return self._cache[1]
+
+    @cached_property
+    def unchecked_history(self) -> tuple[HistoryEntry, ...]:
+        """The history tag's entries whoever wrote them: only for importing a history written
+        before keys, trusted on first use (bot.ledger.setup), and for showing it."""
+        raw = self.tags.get(HISTORY_TAG)
+        value = _json(raw)
+        items = value.get("entries") if isinstance(value, dict) else value
+        if raw and value is None:
+            log.warning("ignoring a %s tag that is not JSON", HISTORY_TAG)
+        return tuple(HistoryEntry.parse(item) for item in _dicts(items))
+
+    @cached_property
+    def _cache(self) -> tuple[dict[str, Any], str]:
+        return self._opened(HISTORY_TAG)
+
+    @cached_property
+    def _external(self) -> tuple[dict[str, Any], str]:
+        return self._opened(EXTERNAL_TAG)
+
+    def _opened(self, tag: str) -> tuple[dict[str, Any], str]:
+        """A signed record of this model's tag `tag`: its fields, and "" when the bot signed it
+        for this model (else what is wrong). No tag at all: no fields, nothing wrong."""
+        raw = self.tags.get(tag)
+        if not raw:
+            return {}, ""
+        value = _json(raw)
+        if not isinstance(value, dict):
+            return {}, NOT_SIGNED
+        if self.keys is None:
+            return {}, "no key to check it"
+        fields, problem = self.keys.opened(value)
+        if not problem and fields.get("model") != self.model:
+            problem = f"signed for another model ({str(fields.get('model'))[:60]!r})"
+        return ({}, problem) if problem else (fields, "")
+
+    @property
+    def cache_problems(self) -> dict[str, str]:
+        """The champion cache's tags that are there but not evidence, and why."""
+        found = {HISTORY_TAG: self.history_problem, EXTERNAL_TAG: self._external[1]}
+        return {tag: problem for tag, problem in found.items() if problem}
 
     @cached_property
     def pending(self) -> HistoryEntry | None:
@@ -76,18 +158,39 @@ class ModelState:
         """(known, version): what the records say the champion is without reading the ledger:
         the newest change seen outside the bot when it came after the history cache's newest
         entry, else that entry's `to`. Not known while an intent is in flight."""
-        if self.pending is not None:
+        if self.pending is not None or self.history_problem:
             return False, None
+        return True, self._newest[0]
+
+    @cached_property
+    def _newest(self) -> tuple[int | None, Head | None]:
+        """The champion the signed cache says, and the chain's head it recorded with it: the
+        champion seen outside the bot when it came after the history's newest entry, else that
+        entry's `to`."""
         newest = self.history[-1] if self.history else None
         after = _change_key(newest) if newest else ""
-        try:
-            outside = json.loads(self.tags.get(EXTERNAL_TAG) or "{}")
-        except ValueError:
-            outside = {}
-        if isinstance(outside, dict) and outside.get("after") == after and "to" in outside:
+        outside = self._external[0]
+        if outside.get("after") == after and "to" in outside:
             to = outside.get("to")
-            return True, to if isinstance(to, int) and not isinstance(to, bool) else None
-        return True, newest.to_version if newest else None
+            version = to if isinstance(to, int) and not isinstance(to, bool) else None
+            return version, Head.parse(outside.get("head"))
+        return (newest.to_version if newest else None), Head.parse(self._cache[0].get("head"))
+
+    def chain_head(self, experiment_id: str, alias: str) -> Head | None:
+        """The head of the model's ledger chain as the signed cache recorded it, when this same
+        read vouches that nothing happened since: no change in flight, the champion the one the
+        cache says, the head in the ledger's experiment. None: the ledger is searched for it.
+
+        Every writer of an entry (a change, its recovery, a champion seen outside the bot)
+        writes the cache after it, under the model lock; a cache written before that entry
+        disagrees with the champion or with the intent. A replayed older value the bot signed
+        that agrees with both makes the next entry follow an older one: a fork `verify` names
+        (docs/security.md, "The registry writer and the signing key")."""
+        known, expected = self.expected_champion
+        if not known or self.aliases.get(alias) != expected or self.intent_problem:
+            return None
+        head = self._newest[1]
+        return head if head is not None and head.experiment_id == experiment_id else None
 
     @cached_property
     def handled(self) -> tuple[str, ...]:
@@ -101,9 +204,23 @@ class ModelState:
         return tuple(parse_handled(ids))
 
 
-def external_value(newest: HistoryEntry | None, to_version: int | None) -> str:
-    """The `promotion.external` tag of a champion seen outside the bot after `newest`."""
-    return compact_json({"to": to_version, "after": _change_key(newest) if newest else ""})
+def external_value(
+    keys: Keys, model: str, newest: HistoryEntry | None, to_version: int | None, head: Head | None
+) -> str:
+    """The `promotion.external` tag of a champion seen outside the bot after `newest`, with the
+    head of the chain its entry became, signed."""
+    after = _change_key(newest) if newest else ""
+    fields = {"model": model, "to": to_version, "after": after,
+              "head": head.stored() if head else None}  # fmt: skip
+    return compact_json(keys.signed(fields))
+
+
+def history_value(
+    keys: Keys, model: str, entries: Sequence[Mapping[str, Any]], head: Head | None
+) -> str:
+    """The `promotion.history` tag: the entries and the head of the chain, signed."""
+    fields = {"model": model, "entries": list(entries), "head": head.stored() if head else None}
+    return compact_json(keys.signed(fields))
 
 
 def _change_key(entry: HistoryEntry) -> str:
@@ -138,10 +255,12 @@ def handled_value(known: Sequence[str], comment_id: str, keys: Keys) -> str:
     return f"{ids}|{seal['kid']}:{seal['sig']}"
 
 
-def _json_list(raw: str | None) -> list[dict[str, Any]]:
+def _json(raw: str | None) -> Any:
     try:
-        value = json.loads(raw or "[]")
+        return json.loads(raw) if raw else None
     except ValueError:
-        log.warning("ignoring a %s tag that is not JSON", HISTORY_TAG)
-        return []
+        return None
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

@@ -38,21 +38,26 @@ class VersionInfo:
 
     @property
     def requested_by(self) -> str:
-        return self.tags.get(REQUESTED_BY_TAG, "")
+        """The name, its seal (`|<kid>:<sig>`) left aside."""
+        return _unsealed(self.tags.get(REQUESTED_BY_TAG, ""))[0]
 
     @property
     def requested_by_id(self) -> str:
         return self.tags.get(REQUESTED_BY_ID_TAG, "")
 
     def requester_problem(self, keys: Keys) -> str:
-        """ "" when the bot signed the requester record as it reads now (docs/security.md)."""
-        try:
-            seal = json.loads(self.tags.get(REQUESTED_BY_SEAL_TAG) or "{}")
-        except ValueError:
-            seal = {}
-        seal = seal if isinstance(seal, dict) else {}
+        """ "" when the bot signed the requester record as it reads now (docs/security.md): its
+        seal rides in the name's tag; a record written before that has it in a tag of its own."""
+        _name, kid, sig = _unsealed(self.tags.get(REQUESTED_BY_TAG, ""))
+        if not kid and not sig:
+            try:
+                seal = json.loads(self.tags.get(REQUESTED_BY_SEAL_TAG) or "{}")
+            except ValueError:
+                seal = {}
+            seal = seal if isinstance(seal, dict) else {}
+            kid, sig = seal.get(KID, ""), seal.get(SIG, "")
         record = _requester(self.model, self.version, self.requested_by, self.requested_by_id)
-        return keys.check(record, seal.get(KID), seal.get(SIG))
+        return keys.check(record, kid, sig)
 
     @property
     def requested_in(self) -> str:
@@ -87,16 +92,27 @@ class RunRecord:
 def requester_tags(
     keys: Keys, model: str, version: int, name: str, user_id: str, sign: bool = True
 ) -> dict[str, str]:
-    """The version tags that record who triggered training (what is known of it), signed
+    """The version tags that record who triggered training (what is known of it), signed: the
+    seal follows the name in its own tag (`name|<kid>:<sig>`), so it costs no write of its own
     (not `sign`: a dry run, which names the seal and makes no key)."""
-    tags = {REQUESTED_BY_TAG: name, REQUESTED_BY_ID_TAG: user_id}
-    tags = {key: value for key, value in tags.items() if value}
-    if tags and not sign:
-        tags[REQUESTED_BY_SEAL_TAG] = "<the bot's signature>"
-    elif tags:
+    if not name and not user_id:
+        return {}
+    if sign:
         seal = keys.seal(_requester(model, version, name, user_id))
-        tags[REQUESTED_BY_SEAL_TAG] = json.dumps(seal, separators=(",", ":"))
-    return tags
+        sealed = f"{name}|{seal[KID]}:{seal[SIG]}"
+    else:
+        sealed = f"{name}|<the bot's signature>"
+    tags = {REQUESTED_BY_TAG: sealed, REQUESTED_BY_ID_TAG: user_id}
+    return {key: value for key, value in tags.items() if value}
+
+
+def _unsealed(value: str) -> tuple[str, str, str]:
+    """(name, kid, sig) of a `promotion.requested_by` value; a name without a seal has none."""
+    if "|" not in value:
+        return value, "", ""
+    name, _, seal = value.rpartition("|")
+    kid, _, sig = seal.partition(":")
+    return name, kid, sig
 
 
 def _requester(model: str, version: int, name: str, user_id: str) -> dict[str, Any]:

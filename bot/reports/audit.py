@@ -27,6 +27,7 @@ from bot.ledger.setup import imported_entry
 from bot.ledger.store import Where
 from bot.registry.model_state import ModelState
 from bot.registry.tags import PENDING_TAG
+from bot.signing import NOT_SIGNED
 from bot.timestamps import iso_from_ms
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def not_imported(ctx: Context, model: str, state: ModelState) -> list[LedgerEntr
         return []
     entries: list[LedgerEntry] = []
     previous_ms = 0
-    for old in state.history:
+    for old in state.unchecked_history:
         entry = imported_entry(model, old, previous_ms)
         previous_ms = entry.at_ms
         entries.append(entry)
@@ -244,6 +245,13 @@ def verify(ctx: Context, model: str) -> Verification:
         problems.append(
             f"the {PENDING_TAG} tag is not evidence of a change in flight: {state.intent_problem}"
         )
+    # The champion cache the cheap drift filter reads: one the bot did not sign decides nothing
+    # (the ledger does), and is named. A history from before keys is not, until the bot has
+    # recorded a change of its own (it writes the cache signed then).
+    before_keys = all(entry.imported for entry in evidence)
+    for tag, problem in state.cache_problems.items():
+        if not (before_keys and problem == NOT_SIGNED):
+            problems.append(f"the {tag} tag is not evidence of the champion: {problem}")
     return Verification(check, problems, breaks)
 
 

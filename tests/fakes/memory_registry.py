@@ -8,15 +8,16 @@ tests/test_policy.py checks that every public method here has the signature of t
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.errors import NotFoundError
-from bot.registry.model_state import ModelState
+from bot.registry.model_state import ModelState, history_value
 from bot.registry.records import HistoryEntry
 from bot.registry.tags import HISTORY_TAG
 from bot.registry.versions import RunInfo, VersionInfo
+from bot.signing import Keys
+from tests.helpers import TEST_SIGNING_KEY
 
 
 @dataclass
@@ -27,6 +28,8 @@ class MemoryRegistry:
     _versions: dict[tuple[str, int], VersionInfo] = field(default_factory=dict)
     _runs: dict[str, RunInfo] = field(default_factory=dict)
     _run_ids: Any = field(default_factory=lambda: itertools.count(1))
+    # The champion cache is signed (docs/security.md): the tests' key signs what a test adds.
+    keys: Keys = field(default_factory=lambda: Keys.load(TEST_SIGNING_KEY))
 
     # --- setting up a test (not part of the Registry interface) ---------------------------------
     def add_version(
@@ -48,9 +51,9 @@ class MemoryRegistry:
         return info
 
     def add_history(self, model: str, *entries: dict[str, Any]) -> None:
-        """History entries as the tag stores them (anything JSON, as a person may have edited)."""
+        """History entries as the bot's signed cache stores them (any JSON objects)."""
         stored = [dict(entry.stored) for entry in self.history(model)] + list(entries)
-        self.set_model_tag(model, HISTORY_TAG, json.dumps(stored))
+        self.set_model_tag(model, HISTORY_TAG, history_value(self.keys, model, stored, None))
 
     def delete_run(self, run_id: str) -> None:
         del self._runs[run_id]
@@ -60,7 +63,8 @@ class MemoryRegistry:
         return name in self._tags
 
     def state(self, name: str) -> ModelState:
-        return ModelState(dict(self._aliases.get(name, {})), dict(self._tags.get(name, {})))
+        aliases, tags = dict(self._aliases.get(name, {})), dict(self._tags.get(name, {}))
+        return ModelState(aliases, tags, self.keys, name)
 
     def aliases(self, name: str) -> dict[str, int]:
         return self.state(name).aliases

@@ -179,6 +179,13 @@ def test_close(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
     assert body_of(rsps.calls[0]) == {"state": "closed"}
 
 
+def test_update_and_close_is_one_patch(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
+    rsps.patch(url("/issues/1"), json=github("issue", state="closed"))
+    forge.update_and_close(ISSUE, "new body")
+    assert len(rsps.calls) == 1
+    assert body_of(rsps.calls[0]) == {"body": "new body", "state": "closed"}
+
+
 def test_merge(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
     rsps.put(url("/pulls/2/merge"), json=github("merge"))
     forge.merge(PR, sha="ec26c3e5")

@@ -170,6 +170,13 @@ def test_close(forge: GitLabForge, rsps: responses.RequestsMock) -> None:
     assert body_of(rsps.calls[0]) == {"state_event": "close"}
 
 
+def test_update_and_close_is_one_put(forge: GitLabForge, rsps: responses.RequestsMock) -> None:
+    rsps.put(f"{P}/issues/14", json=gitlab("issue", state="closed"))
+    forge.update_and_close(ISSUE, "new body")
+    assert len(rsps.calls) == 1
+    assert body_of(rsps.calls[0]) == {"description": "new body", "state_event": "close"}
+
+
 def test_merge(forge: GitLabForge, rsps: responses.RequestsMock) -> None:
     rsps.put(f"{P}/merge_requests/8/merge", json=gitlab("merge_request", state="merged"))
     forge.merge(MR, sha="a7e1c0cc")

@@ -135,6 +135,10 @@ class Forge(Protocol):
     def close(self, thread: Thread) -> None:
         """Close an issue or MR/PR without merging."""
 
+    def update_and_close(self, thread: Thread, body: str) -> None:
+        """Set the body and close, in one write where the forge takes both at once (a GitHub
+        issue PATCH, a GitLab issue PUT): a promoted request's last write."""
+
     def merge(self, thread: Thread, *, sha: str) -> None:
         """Merge an MR/PR (merge_request kind only), only while its head is the commit `sha`:
         the forge refuses the merge when someone pushed since."""

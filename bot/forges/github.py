@@ -249,6 +249,14 @@ class GitHubForge(Forge):
             lambda: issue.edit(state="closed"),
         )
 
+    def update_and_close(self, thread: Thread, body: str) -> None:
+        # One PATCH carries both fields (PRs too: the issues endpoint edits them).
+        issue = self._repo().get_issue(int(thread.number))
+        self._call(
+            f"update and close {thread_noun(thread.kind, self.platform)} #{thread.number}",
+            lambda: issue.edit(body=body, state="closed"),
+        )
+
     def merge(self, thread: Thread, *, sha: str) -> None:
         if thread.kind != "merge_request":
             raise ForgeError(f"GitHub: cannot merge issue #{thread.number}")

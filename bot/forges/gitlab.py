@@ -231,6 +231,11 @@ class GitLabForge(Forge):
     def close(self, thread: Thread) -> None:
         self._update(thread, {"state_event": "close"}, "close")
 
+    def update_and_close(self, thread: Thread, body: str) -> None:
+        # One PUT takes the description and the state event together.
+        data = {"description": body, "state_event": "close"}
+        self._update(thread, data, "update and close")
+
     def _update(self, thread: Thread, data: dict[str, Any], verb: str) -> None:
         manager = self._manager(thread.kind)
         what = f"{thread_noun(thread.kind, self.platform)} {thread_ref(thread.kind, thread.number)}"

@@ -174,6 +174,14 @@ class LocalForge(Forge):
                 data["state"] = "closed"
                 self._touch_and_write(data)
 
+    def update_and_close(self, thread: Thread, body: str) -> None:
+        with self._locked():
+            data = self._read_thread(thread.number)
+            data["body"] = body
+            if data["state"] == "open":
+                data["state"] = "closed"
+            self._touch_and_write(data)
+
     def merge(self, thread: Thread, *, sha: str) -> None:
         with self._locked():
             data = self._read_thread(thread.number)

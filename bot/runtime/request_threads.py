@@ -104,13 +104,20 @@ def of_another_bot(ctx: Context, bot: str) -> bool:
     return bool(bot) and bot != ctx.settings.instance_id
 
 
-def refresh_status(ctx: Context, thread: Thread, status_markdown: str) -> Thread:
+def refresh_status(
+    ctx: Context, thread: Thread, status_markdown: str, *, close: bool = False
+) -> Thread:
     """Replace the body's status section; re-reads the body first so fresh ticks survive.
 
-    Returns the thread as it now is (its state as just read, the new body).
+    `close`: close the thread too, in the same write where the forge allows it (a promoted
+    issue: docs/design.md, "The change"). Returns the thread as it now is (its state as just
+    read or closed, the new body).
     """
     current = ctx.forge.get_thread(thread.kind, thread.number)
     body = replace_section(current.body, "status", status_markdown)
+    if close and current.state == "open":
+        ctx.forge.update_and_close(current, body)
+        return dataclasses.replace(current, body=body, state="closed")
     if body != current.body:
         ctx.forge.update_body(current, body)
     return dataclasses.replace(current, body=body)

@@ -236,6 +236,15 @@ def test_find_threads_by_an_author_asks_github_to_filter(
     assert query_of(rsps.calls[0])["creator"] == "promotion-bot[bot]"
 
 
+def test_find_threads_since_asks_for_the_updated_ones_only(
+    forge: GitHubForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(url("/issues"), json=[github("issue")])
+    forge.find_threads(["model-promotion"], state="all", since="2026-05-04T11:58:00Z")
+    assert len(rsps.calls) == 1
+    assert query_of(rsps.calls[0])["since"] == "2026-05-04T11:58:00Z"
+
+
 def test_find_threads_stops_after_the_newest_pages(
     forge: GitHubForge, rsps: responses.RequestsMock
 ) -> None:

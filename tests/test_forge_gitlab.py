@@ -231,6 +231,18 @@ def test_find_threads_of_one_kind_is_one_call(
     assert len(rsps.calls) == 1  # the issues endpoint is not asked
 
 
+def test_find_threads_since_asks_each_kind_for_the_updated_ones_only(
+    forge: GitLabForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(f"{P}/issues", json=[gitlab("issue")])
+    rsps.get(f"{P}/merge_requests", json=[])
+    forge.find_threads(["model-promotion"], state="all", since="2026-05-04T11:58:00Z")
+    assert [query_of(call)["updated_after"] for call in rsps.calls] == [
+        "2026-05-04T11:58:00Z",
+        "2026-05-04T11:58:00Z",
+    ]
+
+
 def test_find_threads_by_an_author_asks_gitlab_to_filter(
     forge: GitLabForge, rsps: responses.RequestsMock
 ) -> None:

@@ -102,8 +102,10 @@ class Forge(Protocol):
         state: str = "open",
         kinds: Sequence[ThreadKind] = ALL_KINDS,
         author: str = "",
+        since: str = "",
     ) -> list[Thread]:
-        """Threads of `kinds` carrying all `labels`; state "open", "closed" or "all".
+        """Threads of `kinds` carrying all `labels`; state "open", "closed" or "all"; with
+        `since` (ISO 8601), only those updated at or after it (a new comment updates a thread).
 
         Ordered newest first. Core code filters them by the hidden request marker. Asking for
         one kind lets an adapter whose kinds live behind separate endpoints make one call.

@@ -172,6 +172,7 @@ class GitHubForge(Forge):
         state: str = "open",
         kinds: Sequence[ThreadKind] = ALL_KINDS,
         author: str = "",
+        since: str = "",
     ) -> list[Thread]:
         """One listing whatever `kinds`: GitHub's issues endpoint returns pull requests too."""
 
@@ -181,6 +182,9 @@ class GitHubForge(Forge):
                 query["labels"] = list(labels)
             if author:
                 query["creator"] = author
+            after = since_datetime(since) if since else None
+            if after is not None:  # a new comment moves an issue's (a PR's) updated_at
+                query["since"] = after
             items = self._repo().get_issues(**query)
             return [thread_from(payload(item)) for item in islice(items, MAX_THREADS)]
 

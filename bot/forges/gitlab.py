@@ -158,6 +158,7 @@ class GitLabForge(Forge):
         state: str = "open",
         kinds: Sequence[ThreadKind] = ALL_KINDS,
         author: str = "",
+        since: str = "",
     ) -> list[Thread]:
         query: dict[str, Any] = {
             "state": _QUERY_STATES.get(state, "opened"),
@@ -170,6 +171,8 @@ class GitLabForge(Forge):
             query["labels"] = ",".join(labels)
         if author:
             query["author_username"] = author
+        if since:  # a new note moves an issue's (an MR's) updated_at
+            query["updated_after"] = since
         found: list[tuple[datetime, Thread]] = []
         for kind in kinds:  # issues and merge requests are separate endpoints on GitLab
 

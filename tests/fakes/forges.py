@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import responses
 
+from bot.timestamps import parse_iso
+
 BOT = "promotion-bot"
 BOT_ID = 99
 PEOPLE = {"maria": (18, 40), "dana": (27, 30)}  # username -> (user id, GitLab access level)
@@ -33,6 +35,10 @@ class Clock:
     def tick(self) -> str:
         self._now += timedelta(seconds=1)
         return self._now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def catch_up(self) -> None:
+        """From now on, stamp at the present, as a forge does with what is posted now."""
+        self._now = max(self._now, datetime.now(timezone.utc))
 
 
 def json_reply(status: int, data: Any) -> Reply:
@@ -101,12 +107,15 @@ class FakeForge:
         state = query.get("state", default_state)
         wanted = set(filter(None, query.get("labels", "").split(",")))
         author = query.get(author_param, "")
+        # GitHub's `since`, GitLab's `updated_after`: threads updated at or after the time.
+        since = parse_iso(query.get("since") or query.get("updated_after") or "")
         items = [
             t
             for t in self.threads.values()
             if (state == "all" or t["state"] == state)
             and wanted <= set(self._labels(t))
             and (not author or self._author(t) == author)
+            and (since is None or (parse_iso(t["updated_at"]) or since) >= since)
         ]
         items.sort(key=lambda t: t["created_at"], reverse=True)
         return json_reply(200, items[: int(query.get("per_page", default_per_page))])

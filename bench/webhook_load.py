@@ -103,13 +103,14 @@ def _send_all(port: int, items: list[Delivery], senders: int) -> tuple[list[floa
     return latencies, statuses
 
 
-def _start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+def _start_server(workdir: Path, bare: bool = False) -> tuple[subprocess.Popen[bytes], int, Path]:
     port = free_port()
     stats = workdir / f"server-{port}.json"
     env = clean_env(GITHUB_WEBHOOK_SECRET=SECRET)
+    flags = ["--bare"] if bare else []
     with (workdir / f"server-{port}.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "webhook_server.py"), str(port), str(stats)],
+            [sys.executable, str(HERE / "webhook_server.py"), str(port), str(stats), *flags],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -163,10 +164,12 @@ def ms(value: float) -> float:
     return round(value * 1000, 2)
 
 
-def run_level(workdir: Path, senders: int, count: int, warmup: int = 50) -> dict[str, Any]:
+def run_level(
+    workdir: Path, senders: int, count: int, warmup: int = 50, bare: bool = False
+) -> dict[str, Any]:
     first_id = 10_000_000 * (senders + 1)
     items = deliveries(count + warmup, first_id)
-    process, port, stats_path = _start_server(workdir)
+    process, port, stats_path = _start_server(workdir, bare)
     try:
         _send_all(port, items[:warmup], min(senders, warmup))
         server_cpu, client_cpu = cpu_seconds(process.pid), _own_cpu()
@@ -204,14 +207,32 @@ def _per(cpu: float | None, count: int) -> float | None:
     return round(cpu * 1000 / count, 3) if cpu is not None and count else None
 
 
+def compared(workdir: Path, senders: int, count: int) -> dict[str, Any]:
+    """The bot's level and the bare app's, one after the other on the same machine and load:
+    the bot's answer times as a ratio of the bare server's (what waitress and the machine cost
+    alone)."""
+    bare = run_level(workdir, senders, count, bare=True)
+    level = run_level(workdir, senders, count)
+    level["bare_answer_ms"] = bare["answer_ms"]
+    level["bare_statuses"] = bare["statuses"]
+    level["ratio_to_bare"] = {
+        q: round(level["answer_ms"][q] / bare["answer_ms"][q], 2)
+        for q in ("p50", "p99")
+        if bare["answer_ms"][q]
+    }
+    return level
+
+
 def run(workdir: Path, count: int, levels: tuple[int, ...] = (1, 10, 50)) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     return {
+        "bare": "the same server, 4 threads and load, every POST answered 202 without the app "
+        "(bench/webhook_server.py --bare), run just before each level",
         "server": "bot.intake.http_server.run_server (waitress, 4 threads) "
         "+ bot.intake.wsgi.WebhookApp, 2 workers, no-op dispatch; own process",
         "client": "Python threads, one new HTTP/1.1 connection per delivery; same machine",
         "payload_bytes": len(deliveries(1, 1)[0][0]),
         "command_share": f"1 in {COMMAND_EVERY}",
         "cpus": os.cpu_count(),
-        "levels": [run_level(workdir, senders, count) for senders in levels],
+        "levels": [compared(workdir, senders, count) for senders in levels],
     }

@@ -300,6 +300,9 @@ def _expect(what: str, got: object, wanted: object) -> None:
 def run_platform(bench: Bench, platform: str, with_username: bool) -> dict[str, list[Call]]:
     """Every operation on one forge; returns the calls of each."""
     fake = make_fake(platform)
+    # Thousands of setup stamps, one second apart, must stay in the past: `poll` reads from
+    # its cursor, a little before the present (the new comment is stamped now).
+    fake.clock.set_back(hours=6)
     out: dict[str, list[Call]] = {}
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.add_passthru(bench.tracking_uri)
@@ -392,6 +395,7 @@ def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[
             run()  # the full read that sets the cursor (not counted)
         result, out[op] = bench.measure(run)
         _expect(f"{op} full read", result.full_read, "")
+        _expect(f"{op} threads", result.threads, 0)
         _expect(f"{op} commands", len(result.outcomes), 0)
     # The request `promotion-bot request` would have recorded for v2 (setup: not counted).
     ctx = bench.context(fake, model, with_username=True)
@@ -429,6 +433,7 @@ def _poll_models(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str
     run()  # the full read that sets the cursor (not counted)
     result, calls = bench.measure(run)
     _expect("poll (10 models) full read", result.full_read, "")
+    _expect("poll (10 models) threads", result.threads, 0)
     _expect("poll (10 models) commands", len(result.outcomes), 0)
     return {"poll_models_idle": calls}
 

@@ -36,6 +36,10 @@ class Clock:
         self._now += timedelta(seconds=1)
         return self._now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
+    def set_back(self, hours: int) -> None:
+        """Stamp from `hours` ago on (a long setup must not run into the present)."""
+        self._now = datetime.now(timezone.utc) - timedelta(hours=hours)
+
     def catch_up(self) -> None:
         """From now on, stamp at the present, as a forge does with what is posted now."""
         self._now = max(self._now, datetime.now(timezone.utc))

@@ -200,6 +200,7 @@ def run_level(
         "server_cpu_ms_per_delivery": _per(server_cpu, len(latencies)),
         "client_cpu_ms_per_delivery": _per(client_cpu, len(latencies)),
         "dispatched_after_answer": stats.get("dispatched"),
+        "_latencies": latencies,  # for `compared`; dropped before the results are written
     }
 
 
@@ -208,11 +209,16 @@ def _per(cpu: float | None, count: int) -> float | None:
 
 
 def compared(workdir: Path, senders: int, count: int) -> dict[str, Any]:
-    """The bot's level and the bare app's, one after the other on the same machine and load:
-    the bot's answer times as a ratio of the bare server's (what waitress and the machine cost
-    alone)."""
-    bare = run_level(workdir, senders, count, bare=True)
-    level = run_level(workdir, senders, count)
+    """The bot's answer times as a ratio of a bare app's on the same server, threads and load.
+
+    Each sends `count` deliveries in two halves, in the order bare, bot, bot, bare: a machine
+    whose load drifts during the level weighs on both alike.
+    """
+    half = max(count // 2, 1)
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "bot": []}
+    for kind in ("bare", "bot", "bot", "bare"):
+        runs[kind].append(run_level(workdir, senders, half, bare=kind == "bare"))
+    level, bare = _merged(runs["bot"]), _merged(runs["bare"])
     level["bare_answer_ms"] = bare["answer_ms"]
     level["bare_statuses"] = bare["statuses"]
     level["ratio_to_bare"] = {
@@ -223,11 +229,31 @@ def compared(workdir: Path, senders: int, count: int) -> dict[str, Any]:
     return level
 
 
+def _merged(halves: list[dict[str, Any]]) -> dict[str, Any]:
+    """One level from its halves: percentiles over every answer; other figures from the first
+    half, counts summed."""
+    latencies = [t for half in halves for t in half.pop("_latencies")]
+    out = dict(halves[0])
+    out["deliveries"] = sum(half["deliveries"] for half in halves)
+    out["commands"] = sum(half["commands"] for half in halves)
+    statuses: Counter[str] = Counter()
+    for half in halves:
+        statuses.update(half["statuses"])
+    out["statuses"] = dict(sorted(statuses.items()))
+    out["answer_ms"] = {
+        "p50": ms(pct(latencies, 50)),
+        "p90": ms(pct(latencies, 90)),
+        "p99": ms(pct(latencies, 99)),
+        "max": ms(max(latencies)) if latencies else None,
+    }
+    return out
+
+
 def run(workdir: Path, count: int, levels: tuple[int, ...] = (1, 10, 50)) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     return {
         "bare": "the same server, 4 threads and load, every POST answered 202 without the app "
-        "(bench/webhook_server.py --bare), run just before each level",
+        "(bench/webhook_server.py --bare); each level in halves, bare, bot, bot, bare",
         "server": "bot.intake.http_server.run_server (waitress, 4 threads) "
         "+ bot.intake.wsgi.WebhookApp, 2 workers, no-op dispatch; own process",
         "client": "Python threads, one new HTTP/1.1 connection per delivery; same machine",

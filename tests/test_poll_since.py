@@ -117,3 +117,23 @@ def test_a_cursor_the_bot_did_not_seal_means_a_full_read(
         assert "not the bot's" in result.full_read
         assert [o.status for _, o in result.outcomes] == ["changed"], result.summary()
         assert all(SINCE[platform] not in query for query in listings(world))
+
+
+@pytest.mark.parametrize("platform", ["gitlab", "github"])
+def test_a_command_on_a_request_closed_since_is_found_through_the_cursor(
+    platform: str, tracking_uri: str, model_name: str, tmp_path: Any
+) -> None:
+    """Rollbacks are typed on done requests: a closed request's new comment moves it too."""
+    with make_world(platform, tracking_uri, model_name, tmp_path) as world:
+        world.fake.add_comment(world.number, "maria", "/promote")
+        assert [o.status for _, o in poll(world.ctx).outcomes] == ["changed"]
+        assert world.fake.state(world.number) == "closed"
+        world.fake.clock.catch_up()
+        world.fake.add_comment(world.number, "maria", "/help")
+        world.rsps.calls.reset()
+
+        result = poll(world.ctx, now=datetime.now(timezone.utc) + timedelta(seconds=10))
+
+        assert result.full_read == "" and result.threads == 1, result.summary()
+        assert len(result.outcomes) == 1 and len(world.answers()) == 2
+        assert len(listings(world)) == 1

@@ -167,6 +167,7 @@ def _serve(
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PROMOTION_BOT_USERNAME": BOT,
         "PROMOTION_BOT_LOCK_DIR": str(folder / "locks"),
+        "PROMOTION_BOT_SIGNING_KEY": TEST_SIGNING_KEY,  # serve refuses to start without one
     }
     cap = (
         "" if workers == "shipped" else f"import bot.intake.entry as e; e.MAX_WORKERS = {workers}; "

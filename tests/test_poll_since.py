@@ -52,6 +52,7 @@ def test_after_a_full_read_an_idle_pass_is_one_listing_and_a_command_still_runs(
 ) -> None:
     with make_world(platform, tracking_uri, model_name, tmp_path) as world:
         crowd(world)
+        world.fake.age(hours=1)  # the requests were opened and discussed an hour ago
         first = poll(world.ctx)
         assert (first.full_read, first.threads, first.outcomes) == ("no cursor yet", 13, [])
         world.rsps.calls.reset()
@@ -85,7 +86,6 @@ def test_a_failed_pass_leaves_the_cursor_and_the_next_pass_runs_the_command(
         poll(world.ctx)
         key = tag_key(world.ctx.settings.instance_id)
         cursor = world.ctx.registry.state(world.model).tags[key]
-        world.fake.clock.catch_up()
         world.fake.add_comment(world.number, "maria", "/promote")
 
         def broken(*_args: Any, **_kwargs: Any) -> Any:
@@ -128,7 +128,6 @@ def test_a_command_on_a_request_closed_since_is_found_through_the_cursor(
         world.fake.add_comment(world.number, "maria", "/promote")
         assert [o.status for _, o in poll(world.ctx).outcomes] == ["changed"]
         assert world.fake.state(world.number) == "closed"
-        world.fake.clock.catch_up()
         world.fake.add_comment(world.number, "maria", "/help")
         world.rsps.calls.reset()
 
@@ -137,3 +136,22 @@ def test_a_command_on_a_request_closed_since_is_found_through_the_cursor(
         assert result.full_read == "" and result.threads == 1, result.summary()
         assert len(result.outcomes) == 1 and len(world.answers()) == 2
         assert len(listings(world)) == 1
+
+
+@pytest.mark.parametrize("platform", ["github"])
+def test_a_change_in_flight_means_a_full_read(
+    platform: str, tracking_uri: str, model_name: str, tmp_path: Any
+) -> None:
+    """A pass that died mid-change left its intent: its command may be older than the cursor,
+    and only a full read finds it to finish and answer it."""
+    from bot.registry.records import HistoryEntry
+
+    with make_world(platform, tracking_uri, model_name, tmp_path) as world:
+        assert poll(world.ctx).full_read == "no cursor yet"
+        intent = HistoryEntry(to_version=1, action="promote", actor="maria", comment_id="7")
+        world.ctx.registry.set_pending(world.model, intent)
+
+        result = poll(world.ctx)
+
+        assert result.full_read == "a change in flight awaits its answer", result.summary()
+        assert result.threads == 1

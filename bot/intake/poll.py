@@ -57,13 +57,17 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
     forge = ctx.forge
     result = PollResult()
     first: ModelState | None = None
+    in_flight = False
     for model_ctx in ctx.each_model():
         state = _check_champion(model_ctx, result)
+        in_flight = in_flight or (state is not None and state.pending is not None)
         if model_ctx.model == ctx.model:
             first = state
     bot = ctx.settings.instance_id
     if first is None:
         result.full_read = "the model holding the cursor could not be read"
+    elif in_flight:  # a pass that died mid-change: its command may be older than the cursor
+        result.full_read = "a change in flight awaits its answer"
     else:
         result.since, result.full_read = read_cursor(first.tags, bot, ctx.model, ctx.keys, now)
     pending: list[tuple[Comment, Thread, CommentEvent, Admitted]] = []

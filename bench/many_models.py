@@ -11,8 +11,9 @@ A round: three models promoted one after the other (the single `/promote`: media
 then ten others at once (one thread per delivery, released together). "Done" is when serve's
 `/metrics` counts the command as `changed`, i.e. its job ended: answer, status, close and the
 handled-id tag written. Every round checks the end state: each model's champion is v1, one
-history entry, one answer in its thread, the thread closed. Run as shipped (a worker per model)
-and with the two workers serve had before (`MAX_WORKERS = 2`), for comparison.
+history entry, one answer in its thread, the thread closed. `serve` runs as shipped (a worker
+per model), against an MLflow server with its default workers (as production runs it) and one
+with a single worker (as the tests run it), each at every forge latency.
 """
 
 from __future__ import annotations
@@ -57,12 +58,14 @@ SECRET = "bench-many-models-secret-not-real"  # noqa: S105 - a local test secret
 DEADLINE = 120.0  # seconds for one batch, whatever happens
 
 
-def run(workdir: Path, tracking_uri: str, mlflow_pid: int, rounds: int = ROUNDS) -> dict[str, Any]:
+def run(workdir: Path, servers: dict[str, tuple[str, int]], rounds: int = ROUNDS) -> dict[str, Any]:
+    """`servers`: MLflow workers ("default", "1") -> (tracking URI, server pid)."""
     results: dict[str, Any] = {"models_at_once": MODELS, "rounds": rounds, "configs": []}
     for latency in LATENCIES:
-        for workers in ("shipped", "2"):
-            folder = workdir / f"latency-{latency:g}-workers-{workers}"
-            config = _config(folder, tracking_uri, mlflow_pid, latency, workers, rounds)
+        for mlflow_workers, (tracking_uri, mlflow_pid) in servers.items():
+            folder = workdir / f"latency-{latency:g}-mlflow-{mlflow_workers}"
+            config = _config(folder, tracking_uri, mlflow_pid, latency, "shipped", rounds)
+            config["mlflow_workers"] = mlflow_workers
             results["configs"].append(config)
     return results
 
@@ -164,6 +167,7 @@ def _serve(
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PROMOTION_BOT_USERNAME": BOT,
         "PROMOTION_BOT_LOCK_DIR": str(folder / "locks"),
+        "PROMOTION_BOT_SIGNING_KEY": TEST_SIGNING_KEY,  # serve refuses to start without one
     }
     cap = (
         "" if workers == "shipped" else f"import bot.intake.entry as e; e.MAX_WORKERS = {workers}; "

@@ -43,13 +43,17 @@ from tests.helpers import TEST_SIGNING_KEY
 
 PLATFORMS = ("gitlab", "github")
 OPEN_REQUESTS = 50
+MANY_OPEN = 500  # poll_idle_500, poll_one_new
 MODELS, REQUESTS_PER_MODEL = 10, 5  # poll_models_idle: one repository, ten models
 OPERATIONS = (
     "request",
     "request_notify",
     "promote",
     "rollback",
+    "poll_full_read",
+    "poll_idle_1",
     "poll_idle",
+    "poll_idle_500",
     "poll_one_new",
     "poll_models_idle",
 )
@@ -106,14 +110,15 @@ MINIMUM: dict[str, dict[str, Any]] = {
     },
     "promote": {
         "mlflow": 17,
-        "gitlab": 6,
-        "github": 6,
+        "gitlab": 5,
+        "github": 5,
         "why": {
             "mlflow": _PROMOTE_MLFLOW,
             "forge": "read the thread (ticks, marker), list its comments (exactly-once check, "
-            "approvals), read the actor's role (approvers by min_role), post the answer, "
-            "update the status, close. (5 if the actor is in approvers.users; status and close "
-            "could share one PATCH/PUT)",
+            "approvals), read the actor's role (approvers by min_role: a listed name must be a "
+            "member too), post the answer, update the status and close the issue in one "
+            "PATCH/PUT. The measured count adds the reaction on the command and the re-read of "
+            "the body before the write (ticks made during the pass survive it)",
         },
     },
     "rollback": {
@@ -129,39 +134,55 @@ MINIMUM: dict[str, dict[str, Any]] = {
             "answer, update the status (no close: rollbacks happen on done requests)",
         },
     },
-    "poll_idle": {
-        "mlflow": 1,
+    "poll_full_read": {
+        "mlflow": 2,
         "gitlab": 1 + OPEN_REQUESTS,
         "github": 1 + OPEN_REQUESTS,
         "why": {
-            "mlflow": "1 registered model: the champion against the records (the history "
-            "cache and the last change seen outside the bot); the ledger is searched only "
-            "when they disagree",
-            "gitlab": f"1 listing of the configured request kind, then the notes of each "
-            f"of the {OPEN_REQUESTS} open requests",
-            "github": f"1 listing (issues include PRs), then the comments of each of the "
-            f"{OPEN_REQUESTS} open requests",
+            "mlflow": "1 registered model: the champion against the records, and the cursor "
+            "(none yet); 1 tag write: the new cursor, signed",
+            "forge": f"no cursor: 1 listing of the configured request kind, then the comments "
+            f"of each of the {OPEN_REQUESTS} open requests",
         },
     },
+    **{
+        op: {
+            "mlflow": 2,
+            "gitlab": 1,
+            "github": 1,
+            "why": {
+                "mlflow": "1 registered model (the champion check; the cursor comes with it), "
+                "1 tag write: the cursor moves to this pass's start less the overlap",
+                "forge": f"1 listing of the requests updated since the cursor (GitLab "
+                f"`updated_after`, GitHub `since`): none, whatever the {n} open requests",
+            },
+        }
+        for op, n in (
+            ("poll_idle_1", 1),
+            ("poll_idle", OPEN_REQUESTS),
+            ("poll_idle_500", MANY_OPEN),
+        )
+    },
     "poll_models_idle": {
-        "mlflow": 0,
-        "gitlab": 1 + MODELS * REQUESTS_PER_MODEL,
-        "github": 1 + MODELS * REQUESTS_PER_MODEL,
+        "mlflow": MODELS + 1,
+        "gitlab": 1,
+        "github": 1,
         "why": {
-            "mlflow": "nothing to do: the registry is not needed",
-            "forge": f"one listing for all {MODELS} models (by the label their requests share; "
-            f"all of the issue kind), then the comments of each of the "
-            f"{MODELS * REQUESTS_PER_MODEL} open requests",
+            "mlflow": "one champion check per model, and the cursor's write",
+            "forge": f"one listing for all {MODELS} models of the requests updated since the "
+            f"cursor (by the label they share): none of the {MODELS * REQUESTS_PER_MODEL}",
         },
     },
     "poll_one_new": {
-        "mlflow": 18,
-        "gitlab": 1 + OPEN_REQUESTS + 4,
-        "github": 1 + OPEN_REQUESTS + 4,
+        "mlflow": 19,
+        "gitlab": 2 + 5,
+        "github": 2 + 5,
         "why": {
-            "mlflow": "the champion check (1), then as /promote",
-            "forge": "as poll_idle, plus /promote's role, answer, status and close (the thread "
-            "and its comments were just read by the poll)",
+            "mlflow": "the champion check (1), then as /promote, then the cursor's write (1)",
+            "forge": f"1 listing (the one request updated among {MANY_OPEN}), its comments (1), "
+            "then /promote's own calls but the thread read: its comments under the lock, the "
+            "role, the answer, the status and close (one write; the reaction and the re-read "
+            "of the body are not minimal)",
         },
     },
 }
@@ -279,13 +300,17 @@ def _expect(what: str, got: object, wanted: object) -> None:
 def run_platform(bench: Bench, platform: str, with_username: bool) -> dict[str, list[Call]]:
     """Every operation on one forge; returns the calls of each."""
     fake = make_fake(platform)
+    # Thousands of setup stamps, one second apart, must stay in the past: `poll` reads from
+    # its cursor, a little before the present (the new comment is stamped now).
+    fake.clock.set_back(hours=6)
     out: dict[str, list[Call]] = {}
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.add_passthru(bench.tracking_uri)
         fake.install(rsps)
         out.update(_request_promote_rollback(bench, fake, with_username))
-        out.update(_poll(bench, fake, with_username))
+        # Before `_poll`: its last step moves the fake's clock to the present.
         out.update(_poll_models(bench, fake, with_username))
+        out.update(_poll(bench, fake, with_username))
     if fake.errors:
         raise RuntimeError(f"the {platform} fake failed: {fake.errors}")
     return out
@@ -329,38 +354,59 @@ def _request_promote_rollback(
     return out
 
 
-def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[Call]]:
-    """OPEN_REQUESTS open requests, each with chatter and an answered /help; then one /promote."""
-    model = _unique(f"bench-poll-{fake.platform}")
+def _open_requests(bench: Bench, fake: FakeForge, count: int) -> tuple[str, list[int]]:
+    """A model with `count` open requests (setup: not counted), each with chatter and an
+    answered /help, stamped an hour ago by the fake's clock."""
+    model = _unique(f"bench-poll-{fake.platform}-{count}")
     bench.setup_model(model)
     ctx = bench.context(fake, model, with_username=True)
-    body = render_request_body(ctx, ctx.registry.version(model, 2))  # setup: not counted
-    body = body.replace("- [ ]", "- [x]")
-    title = f"Promote {model} v2 to champion"
-    labels = list(ctx.params.promotion.request.labels)
+    body = render_request_body(ctx, ctx.registry.version(model, 2)).replace("- [ ]", "- [x]")
+    title, labels = f"Promote {model} v2 to champion", list(ctx.params.promotion.request.labels)
     numbers = []
-    for _ in range(OPEN_REQUESTS):
+    for _ in range(count):
         number = fake.add_thread(title, body, labels)
         fake.add_comment(number, "dana", "Metrics look fine to me; data version checked.")
         asked = fake.add_comment(number, "maria", "/help")
         fake.add_comment(number, BOT, f"Commands: ...\n\n{answer_marker(str(asked['id']))}\n")
         numbers.append(number)
+    return model, numbers
+
+
+def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[Call]]:
+    """An idle `poll` after a full read (its cursor set) with 1, OPEN_REQUESTS and MANY_OPEN
+    open requests; the full read itself with OPEN_REQUESTS; then one /promote posted now on the
+    oldest of the MANY_OPEN."""
     out = {}
-    result, out["poll_idle"] = bench.measure(
-        lambda: poll(bench.context(fake, model, with_username))
-    )
-    _expect("poll (idle) threads", result.threads, OPEN_REQUESTS)
-    _expect("poll (idle) commands", len(result.outcomes), 0)
+    for opened, op in (
+        (1, "poll_idle_1"),
+        (OPEN_REQUESTS, "poll_idle"),
+        (MANY_OPEN, "poll_idle_500"),
+    ):
+        model, numbers = _open_requests(bench, fake, opened)
+
+        def run(model: str = model) -> Any:
+            return poll(bench.context(fake, model, with_username))
+
+        if opened == OPEN_REQUESTS:  # no cursor yet: every request is read
+            result, out["poll_full_read"] = bench.measure(run)
+            _expect("poll (full read) why", result.full_read, "no cursor yet")
+            _expect("poll (full read) threads", result.threads, OPEN_REQUESTS)
+        else:
+            run()  # the full read that sets the cursor (not counted)
+        result, out[op] = bench.measure(run)
+        _expect(f"{op} full read", result.full_read, "")
+        _expect(f"{op} threads", result.threads, 0)
+        _expect(f"{op} commands", len(result.outcomes), 0)
     # The request `promotion-bot request` would have recorded for v2 (setup: not counted).
-    thread = fake.threads[numbers[-1]]
+    ctx = bench.context(fake, model, with_username=True)
+    thread = fake.threads[numbers[0]]
     url = thread.get("web_url") or thread["html_url"]
     ctx.registry.set_version_tag(model, 2, REQUESTED_IN_TAG, url)
     for key, value in requester_tags(ctx.keys, model, 2, "dana", "").items():
         ctx.registry.set_version_tag(model, 2, key, value)
-    fake.add_comment(numbers[-1], "maria", _command(fake, "promote"))
-    result, out["poll_one_new"] = bench.measure(
-        lambda: poll(bench.context(fake, model, with_username))
-    )
+    fake.clock.catch_up()  # posted now, as the forge stamps it
+    fake.add_comment(numbers[0], "maria", _command(fake, "promote"))
+    result, out["poll_one_new"] = bench.measure(run)
     _expect("poll (one new) outcomes", [o.status for _, o in result.outcomes], ["changed"])
     return out
 
@@ -384,8 +430,10 @@ def _poll_models(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str
         settings = bench.settings(fake, with_username)
         return poll(Context(settings, models.models[0], models=models))
 
+    run()  # the full read that sets the cursor (not counted)
     result, calls = bench.measure(run)
-    _expect("poll (10 models) threads", result.threads, MODELS * REQUESTS_PER_MODEL)
+    _expect("poll (10 models) full read", result.full_read, "")
+    _expect("poll (10 models) threads", result.threads, 0)
     _expect("poll (10 models) commands", len(result.outcomes), 0)
     return {"poll_models_idle": calls}
 

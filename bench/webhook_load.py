@@ -103,13 +103,14 @@ def _send_all(port: int, items: list[Delivery], senders: int) -> tuple[list[floa
     return latencies, statuses
 
 
-def _start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+def _start_server(workdir: Path, bare: bool = False) -> tuple[subprocess.Popen[bytes], int, Path]:
     port = free_port()
     stats = workdir / f"server-{port}.json"
     env = clean_env(GITHUB_WEBHOOK_SECRET=SECRET)
+    flags = ["--bare"] if bare else []
     with (workdir / f"server-{port}.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "webhook_server.py"), str(port), str(stats)],
+            [sys.executable, str(HERE / "webhook_server.py"), str(port), str(stats), *flags],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -163,10 +164,12 @@ def ms(value: float) -> float:
     return round(value * 1000, 2)
 
 
-def run_level(workdir: Path, senders: int, count: int, warmup: int = 50) -> dict[str, Any]:
+def run_level(
+    workdir: Path, senders: int, count: int, warmup: int = 50, bare: bool = False
+) -> dict[str, Any]:
     first_id = 10_000_000 * (senders + 1)
     items = deliveries(count + warmup, first_id)
-    process, port, stats_path = _start_server(workdir)
+    process, port, stats_path = _start_server(workdir, bare)
     try:
         _send_all(port, items[:warmup], min(senders, warmup))
         server_cpu, client_cpu = cpu_seconds(process.pid), _own_cpu()
@@ -197,6 +200,7 @@ def run_level(workdir: Path, senders: int, count: int, warmup: int = 50) -> dict
         "server_cpu_ms_per_delivery": _per(server_cpu, len(latencies)),
         "client_cpu_ms_per_delivery": _per(client_cpu, len(latencies)),
         "dispatched_after_answer": stats.get("dispatched"),
+        "_latencies": latencies,  # for `compared`; dropped before the results are written
     }
 
 
@@ -204,14 +208,57 @@ def _per(cpu: float | None, count: int) -> float | None:
     return round(cpu * 1000 / count, 3) if cpu is not None and count else None
 
 
+def compared(workdir: Path, senders: int, count: int) -> dict[str, Any]:
+    """The bot's answer times as a ratio of a bare app's on the same server, threads and load.
+
+    Each sends `count` deliveries in two halves, in the order bare, bot, bot, bare: a machine
+    whose load drifts during the level weighs on both alike.
+    """
+    half = max(count // 2, 1)
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "bot": []}
+    for kind in ("bare", "bot", "bot", "bare"):
+        runs[kind].append(run_level(workdir, senders, half, bare=kind == "bare"))
+    level, bare = _merged(runs["bot"]), _merged(runs["bare"])
+    level["bare_answer_ms"] = bare["answer_ms"]
+    level["bare_statuses"] = bare["statuses"]
+    level["ratio_to_bare"] = {
+        q: round(level["answer_ms"][q] / bare["answer_ms"][q], 2)
+        for q in ("p50", "p99")
+        if bare["answer_ms"][q]
+    }
+    return level
+
+
+def _merged(halves: list[dict[str, Any]]) -> dict[str, Any]:
+    """One level from its halves: percentiles over every answer; other figures from the first
+    half, counts summed."""
+    latencies = [t for half in halves for t in half.pop("_latencies")]
+    out = dict(halves[0])
+    out["deliveries"] = sum(half["deliveries"] for half in halves)
+    out["commands"] = sum(half["commands"] for half in halves)
+    statuses: Counter[str] = Counter()
+    for half in halves:
+        statuses.update(half["statuses"])
+    out["statuses"] = dict(sorted(statuses.items()))
+    out["answer_ms"] = {
+        "p50": ms(pct(latencies, 50)),
+        "p90": ms(pct(latencies, 90)),
+        "p99": ms(pct(latencies, 99)),
+        "max": ms(max(latencies)) if latencies else None,
+    }
+    return out
+
+
 def run(workdir: Path, count: int, levels: tuple[int, ...] = (1, 10, 50)) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     return {
+        "bare": "the same server, 4 threads and load, every POST answered 202 without the app "
+        "(bench/webhook_server.py --bare); each level in halves, bare, bot, bot, bare",
         "server": "bot.intake.http_server.run_server (waitress, 4 threads) "
         "+ bot.intake.wsgi.WebhookApp, 2 workers, no-op dispatch; own process",
         "client": "Python threads, one new HTTP/1.1 connection per delivery; same machine",
         "payload_bytes": len(deliveries(1, 1)[0][0]),
         "command_share": f"1 in {COMMAND_EVERY}",
         "cpus": os.cpu_count(),
-        "levels": [run_level(workdir, senders, count) for senders in levels],
+        "levels": [compared(workdir, senders, count) for senders in levels],
     }

@@ -45,6 +45,7 @@ OWNERS: dict[str, type] = {
     "post_comment": LocalForge,
     "update_body": LocalForge,
     "close": LocalForge,
+    "update_and_close": LocalForge,  # a promoted issue's status and close, one write
 }
 
 

@@ -43,9 +43,11 @@ def start_mlflow_server(
     timeout: float = 120.0,
     extra_args: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
+    workers: int | None = 1,
 ) -> MlflowServer:
     """`mlflow server` on a free loopback port, in its own process group; waits for /health.
-    `extra_args` / `extra_env` start another app (tests/mlflow_auth_server.py: basic-auth)."""
+    `extra_args` / `extra_env` start another app (tests/mlflow_auth_server.py: basic-auth);
+    `workers` None: MLflow's default number of workers (the benchmark's production-like one)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / "mlflow-server.log"
@@ -62,8 +64,7 @@ def start_mlflow_server(
         "127.0.0.1",
         "--port",
         str(port),
-        "--workers",
-        "1",
+        *(["--workers", str(workers)] if workers is not None else []),
         *extra_args,
     ]
     with log_path.open("wb") as log:

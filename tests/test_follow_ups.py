@@ -15,7 +15,15 @@ from bot.commands.handler import handle_comment
 from tests.promotion_env import MakePlayground, Playground
 
 HOOK = "https://serving.example/deploy"
-RECORDED = ("post_comment", "react", "get_thread", "update_body", "close", "merge")
+RECORDED = (
+    "post_comment",
+    "react",
+    "get_thread",
+    "update_body",
+    "update_and_close",
+    "close",
+    "merge",
+)
 
 
 def recorded(pg: Playground, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -53,8 +61,7 @@ def test_a_promote_is_answered_then_followed_up(
         "post_comment",  # the answer
         "react",
         "get_thread",  # the status section, rewritten on the body as it is now
-        "update_body",
-        "close",
+        "update_and_close",  # and the close, in the same write
         f"hook promote v{version}",
     ]
     assert pg.thread(thread).state == "closed"

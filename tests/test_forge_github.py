@@ -179,6 +179,13 @@ def test_close(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
     assert body_of(rsps.calls[0]) == {"state": "closed"}
 
 
+def test_update_and_close_is_one_patch(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
+    rsps.patch(url("/issues/1"), json=github("issue", state="closed"))
+    forge.update_and_close(ISSUE, "new body")
+    assert len(rsps.calls) == 1
+    assert body_of(rsps.calls[0]) == {"body": "new body", "state": "closed"}
+
+
 def test_merge(forge: GitHubForge, rsps: responses.RequestsMock) -> None:
     rsps.put(url("/pulls/2/merge"), json=github("merge"))
     forge.merge(PR, sha="ec26c3e5")
@@ -227,6 +234,15 @@ def test_find_threads_by_an_author_asks_github_to_filter(
     rsps.get(url("/issues"), json=[github("issue")])
     forge.find_threads(["model-promotion"], author="promotion-bot[bot]")
     assert query_of(rsps.calls[0])["creator"] == "promotion-bot[bot]"
+
+
+def test_find_threads_since_asks_for_the_updated_ones_only(
+    forge: GitHubForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(url("/issues"), json=[github("issue")])
+    forge.find_threads(["model-promotion"], state="all", since="2026-05-04T11:58:00Z")
+    assert len(rsps.calls) == 1
+    assert query_of(rsps.calls[0])["since"] == "2026-05-04T11:58:00Z"
 
 
 def test_find_threads_stops_after_the_newest_pages(

@@ -170,6 +170,13 @@ def test_close(forge: GitLabForge, rsps: responses.RequestsMock) -> None:
     assert body_of(rsps.calls[0]) == {"state_event": "close"}
 
 
+def test_update_and_close_is_one_put(forge: GitLabForge, rsps: responses.RequestsMock) -> None:
+    rsps.put(f"{P}/issues/14", json=gitlab("issue", state="closed"))
+    forge.update_and_close(ISSUE, "new body")
+    assert len(rsps.calls) == 1
+    assert body_of(rsps.calls[0]) == {"description": "new body", "state_event": "close"}
+
+
 def test_merge(forge: GitLabForge, rsps: responses.RequestsMock) -> None:
     rsps.put(f"{P}/merge_requests/8/merge", json=gitlab("merge_request", state="merged"))
     forge.merge(MR, sha="a7e1c0cc")
@@ -222,6 +229,18 @@ def test_find_threads_of_one_kind_is_one_call(
     threads = forge.find_threads(["model-promotion"], kinds=("merge_request",))
     assert [(t.kind, t.number) for t in threads] == [("merge_request", "8")]
     assert len(rsps.calls) == 1  # the issues endpoint is not asked
+
+
+def test_find_threads_since_asks_each_kind_for_the_updated_ones_only(
+    forge: GitLabForge, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(f"{P}/issues", json=[gitlab("issue")])
+    rsps.get(f"{P}/merge_requests", json=[])
+    forge.find_threads(["model-promotion"], state="all", since="2026-05-04T11:58:00Z")
+    assert [query_of(call)["updated_after"] for call in rsps.calls] == [
+        "2026-05-04T11:58:00Z",
+        "2026-05-04T11:58:00Z",
+    ]
 
 
 def test_find_threads_by_an_author_asks_gitlab_to_filter(

@@ -95,6 +95,16 @@ def test_find_threads_filters_by_all_labels_and_state_newest_first(forge: LocalF
         forge.find_threads([], state="merged-ish")
 
 
+def test_find_threads_since_keeps_the_threads_updated_at_or_after_it(forge: LocalForge) -> None:
+    first = forge.open_issue("a", "", ["model-promotion"])
+    second = forge.open_issue("b", "", ["model-promotion"])
+    comment = forge.add_comment(first.number, "maria", "/help")  # moves the first thread
+    since = comment.created_at
+    assert [t.number for t in forge.find_threads([], since=since)] == [first.number]
+    assert {t.number for t in forge.find_threads([], since="not a time")} == {"1", "2"}
+    assert second.number == "2"
+
+
 def test_update_close_and_merge_change_the_file(forge: LocalForge) -> None:
     issue = forge.open_issue("t", "old", [])
     forge.update_body(issue, "new")

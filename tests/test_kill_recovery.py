@@ -42,10 +42,8 @@ KILL_POINTS = [
     ("append_history", "after", 1),
     ("post_comment", "before", 1),
     ("post_comment", "after", 1),
-    ("update_body", "before", 1),
-    ("update_body", "after", 1),
-    ("close", "before", 1),
-    ("close", "after", 1),
+    ("update_and_close", "before", 1),
+    ("update_and_close", "after", 1),
 ]
 
 

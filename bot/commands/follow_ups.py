@@ -52,27 +52,27 @@ def follow_up(
             at=change.at,
             actor=change.actor,
         )
-        fresh = refresh_status(ctx, thread, status)
-        if change.action == "promote" and fresh.state == "open":
-            _merge_or_close(ctx, fresh, change, merge_sha, replies)
+        cfg = ctx.params.promotion.request
+        promoted = change.action == "promote"
+        close = promoted and thread.kind == "issue" and cfg.close_on_promote
+        fresh = refresh_status(ctx, thread, status, close=close)  # one write for both
+        if promoted and fresh.state == "open" and thread.kind == "merge_request":
+            _merge(ctx, fresh, change, merge_sha, replies)
     except ForgeError as exc:
         log.warning("champion changed, but updating the request failed: %s", exc)
     if call_hook:
         _call_hook(ctx, change, replies)
 
 
-def _merge_or_close(
-    ctx: Context, thread: Thread, change: Change, merge_sha: str, replies: Replies
-) -> None:
-    cfg = ctx.params.promotion.request
-    if thread.kind == "merge_request" and cfg.merge_on_promote:
-        try:
-            ctx.forge.merge(thread, sha=merge_sha)
-        except ForgeError as exc:  # the champion change stands; people merge by hand
-            log.warning("champion changed, but the merge failed: %s", exc)
-            replies.not_merged(change, merge_sha)
-    elif thread.kind == "issue" and cfg.close_on_promote:
-        ctx.forge.close(thread)
+def _merge(ctx: Context, thread: Thread, change: Change, merge_sha: str, replies: Replies) -> None:
+    """A merge is its own endpoint on both forges: it cannot share the status's write."""
+    if not ctx.params.promotion.request.merge_on_promote:
+        return
+    try:
+        ctx.forge.merge(thread, sha=merge_sha)
+    except ForgeError as exc:  # the champion change stands; people merge by hand
+        log.warning("champion changed, but the merge failed: %s", exc)
+        replies.not_merged(change, merge_sha)
 
 
 def _call_hook(ctx: Context, change: Change, replies: Replies) -> None:

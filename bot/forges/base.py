@@ -102,8 +102,10 @@ class Forge(Protocol):
         state: str = "open",
         kinds: Sequence[ThreadKind] = ALL_KINDS,
         author: str = "",
+        since: str = "",
     ) -> list[Thread]:
-        """Threads of `kinds` carrying all `labels`; state "open", "closed" or "all".
+        """Threads of `kinds` carrying all `labels`; state "open", "closed" or "all"; with
+        `since` (ISO 8601), only those updated at or after it (a new comment updates a thread).
 
         Ordered newest first. Core code filters them by the hidden request marker. Asking for
         one kind lets an adapter whose kinds live behind separate endpoints make one call.
@@ -134,6 +136,10 @@ class Forge(Protocol):
 
     def close(self, thread: Thread) -> None:
         """Close an issue or MR/PR without merging."""
+
+    def update_and_close(self, thread: Thread, body: str) -> None:
+        """Set the body and close, in one write where the forge takes both at once (a GitHub
+        issue PATCH, a GitLab issue PUT): a promoted request's last write."""
 
     def merge(self, thread: Thread, *, sha: str) -> None:
         """Merge an MR/PR (merge_request kind only), only while its head is the commit `sha`:

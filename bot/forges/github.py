@@ -172,6 +172,7 @@ class GitHubForge(Forge):
         state: str = "open",
         kinds: Sequence[ThreadKind] = ALL_KINDS,
         author: str = "",
+        since: str = "",
     ) -> list[Thread]:
         """One listing whatever `kinds`: GitHub's issues endpoint returns pull requests too."""
 
@@ -181,6 +182,9 @@ class GitHubForge(Forge):
                 query["labels"] = list(labels)
             if author:
                 query["creator"] = author
+            after = since_datetime(since) if since else None
+            if after is not None:  # a new comment moves an issue's (a PR's) updated_at
+                query["since"] = after
             items = self._repo().get_issues(**query)
             return [thread_from(payload(item)) for item in islice(items, MAX_THREADS)]
 
@@ -247,6 +251,14 @@ class GitHubForge(Forge):
         self._call(
             f"close {thread_noun(thread.kind, self.platform)} #{thread.number}",
             lambda: issue.edit(state="closed"),
+        )
+
+    def update_and_close(self, thread: Thread, body: str) -> None:
+        # One PATCH carries both fields (PRs too: the issues endpoint edits them).
+        issue = self._repo().get_issue(int(thread.number))
+        self._call(
+            f"update and close {thread_noun(thread.kind, self.platform)} #{thread.number}",
+            lambda: issue.edit(body=body, state="closed"),
         )
 
     def merge(self, thread: Thread, *, sha: str) -> None:

@@ -158,6 +158,7 @@ class GitLabForge(Forge):
         state: str = "open",
         kinds: Sequence[ThreadKind] = ALL_KINDS,
         author: str = "",
+        since: str = "",
     ) -> list[Thread]:
         query: dict[str, Any] = {
             "state": _QUERY_STATES.get(state, "opened"),
@@ -170,6 +171,8 @@ class GitLabForge(Forge):
             query["labels"] = ",".join(labels)
         if author:
             query["author_username"] = author
+        if since:  # a new note moves an issue's (an MR's) updated_at
+            query["updated_after"] = since
         found: list[tuple[datetime, Thread]] = []
         for kind in kinds:  # issues and merge requests are separate endpoints on GitLab
 
@@ -230,6 +233,11 @@ class GitLabForge(Forge):
 
     def close(self, thread: Thread) -> None:
         self._update(thread, {"state_event": "close"}, "close")
+
+    def update_and_close(self, thread: Thread, body: str) -> None:
+        # One PUT takes the description and the state event together.
+        data = {"description": body, "state_event": "close"}
+        self._update(thread, data, "update and close")
 
     def _update(self, thread: Thread, data: dict[str, Any], verb: str) -> None:
         manager = self._manager(thread.kind)

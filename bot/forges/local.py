@@ -101,6 +101,7 @@ class LocalForge(Forge):
         state: str = "open",
         kinds: Sequence[ThreadKind] = ALL_KINDS,
         author: str = "",
+        since: str = "",
     ) -> list[Thread]:
         if state not in _STATE_FILTERS:
             raise ForgeError(f"local forge: unknown thread state filter {state!r}")
@@ -112,6 +113,8 @@ class LocalForge(Forge):
             if data["kind"] not in kinds:
                 continue
             if author and data.get("author", "").lower() != author.lower():
+                continue
+            if since and not _updated_since(data, since):
                 continue
             if all(label in data.get("labels", []) for label in labels):
                 found.append(self._thread(data))
@@ -173,6 +176,14 @@ class LocalForge(Forge):
             if data["state"] == "open":
                 data["state"] = "closed"
                 self._touch_and_write(data)
+
+    def update_and_close(self, thread: Thread, body: str) -> None:
+        with self._locked():
+            data = self._read_thread(thread.number)
+            data["body"] = body
+            if data["state"] == "open":
+                data["state"] = "closed"
+            self._touch_and_write(data)
 
     def merge(self, thread: Thread, *, sha: str) -> None:
         with self._locked():
@@ -467,3 +478,9 @@ def _atomic_write(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _updated_since(data: dict[str, Any], since: str) -> bool:
+    """Unreadable times count as updated: a thread is read again rather than missed."""
+    cutoff, updated = parse_iso(since), parse_iso(str(data.get("updated_at", "")))
+    return cutoff is None or updated is None or updated >= cutoff

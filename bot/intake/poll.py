@@ -2,10 +2,13 @@
 "Polling").
 
 For forges without inbound network (GitLab scheduled pipelines): one listing call for the
-requests of every model served (one per request kind on GitLab), then one comments call per
-open (or recently active closed) request; each command goes to its request's model. First,
-each model's champion is checked against the audit ledger (one model read each), so a champion
-moved outside the bot is caught without an MLflow webhook (docs/design.md, "Drift").
+requests of every model served (one per request kind on GitLab) updated since the cursor
+(bot.intake.poll_cursor), then one comments call per such open (or recently active closed)
+request; each command goes to its request's model. Without a cursor it holds, every request is
+read. First, each model's champion is checked against the audit ledger (one model read each;
+the first model's read also carries the cursor), so a champion moved outside the bot is caught
+without an MLflow webhook (docs/design.md, "Drift"). A pass without a failure moves the cursor
+(one tag write).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from bot.commands.admission import Admitted, Ignored, for_this_bot
 from bot.commands.routing import route_comment
 from bot.commands.unavailable import answer_now, told
 from bot.errors import Unavailable
+from bot.intake.poll_cursor import cursor_value, read_cursor, tag_key
+from bot.registry.model_state import ModelState
 from bot.registry.records import Outcome
 from bot.runtime.context import Context
 from bot.runtime.request_threads import find_all_requests
@@ -37,6 +42,8 @@ class PollResult:
     failures: list[str] = field(default_factory=list)
     champions: list[tuple[str, Outcome]] = field(default_factory=list)  # (model, drift found)
     check_failures: list[str] = field(default_factory=list)  # drift checks that could not be made
+    since: str = ""  # the cursor this pass read from; "" for a full read
+    full_read: str = ""  # why the pass read every request ("" when it had a cursor)
 
     def summary(self) -> str:
         lines = [f"checked {self.threads} request(s); {len(self.outcomes)} command(s) handled"]
@@ -51,11 +58,23 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
     now = now or datetime.now(timezone.utc)
     forge = ctx.forge
     result = PollResult()
+    first: ModelState | None = None
+    in_flight = False
     for model_ctx in ctx.each_model():
-        _check_champion(model_ctx, result)
+        state = _check_champion(model_ctx, result)
+        in_flight = in_flight or (state is not None and state.pending is not None)
+        if model_ctx.model == ctx.model:
+            first = state
+    bot = ctx.settings.instance_id
+    if first is None:
+        result.full_read = "the model holding the cursor could not be read"
+    elif in_flight:  # a pass that died mid-change: its command may be older than the cursor
+        result.full_read = "a change in flight awaits its answer"
+    else:
+        result.since, result.full_read = read_cursor(first.tags, bot, ctx.model, ctx.keys, now)
     pending: list[tuple[Comment, Thread, CommentEvent, Admitted]] = []
     project = forge.project_ref()  # read from this forge's project: bound by construction
-    for thread in _model_threads(ctx, now):
+    for thread in _model_threads(ctx, now, result.since):
         result.threads += 1
         comments = forge.list_comments(thread)
         answered = answered_comment_ids([c.body for c in comments if forge.is_bot(c.author)])
@@ -83,6 +102,8 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
         except Exception as exc:  # one failing command must not stop the others
             log.exception("comment %s on #%s failed", comment.id, thread.number)
             result.failures.append(f"comment {comment.id} on #{thread.number}: {exc}")
+    if first is not None and not result.failures and not result.check_failures:
+        _advance(ctx, bot, now)
     return result
 
 
@@ -95,27 +116,41 @@ def _answer(ctx: Context, event: CommentEvent, problem: Unavailable) -> str:
     return "answered: repeat the command" if told(answered) else str(answered)
 
 
-def _check_champion(ctx: Context, result: PollResult) -> None:
+def _advance(ctx: Context, bot: str, started: datetime) -> None:
+    """Move the cursor to this pass's start (less the overlap). Without a key the bot cannot
+    seal it, and an unsealed cursor would be ignored: the next pass reads everything."""
+    if not ctx.keys.can_sign:
+        return
+    value = cursor_value(started, bot, ctx.model, ctx.keys)
+    try:
+        ctx.registry.set_model_tag(ctx.model, tag_key(bot), value)
+    except Exception as exc:  # the commands stand; the next pass reads from the old cursor
+        log.warning("could not move the poll cursor: %s", exc)
+
+
+def _check_champion(ctx: Context, result: PollResult) -> ModelState | None:
     """Record and report a champion moved outside the bot; a failure is the poll's, but must
-    not stop the commands."""
+    not stop the commands. Returns the model as read (None when it could not be)."""
     from bot.commands.external_change import report_drift
 
     try:
-        outcome, check = report_drift(ctx, "poll")
+        state = ctx.registry.state(ctx.model)
+        outcome, check = report_drift(ctx, "poll", state=state)
     except Exception as exc:
         log.exception("checking the champion of %s failed", ctx.model)
         result.check_failures.append(f"{ctx.model}: {exc}")
-        return
+        return None
     if check is not None and check.unrecorded:
         result.champions.append((ctx.model, outcome))
+    return state
 
 
-def _model_threads(ctx: Context, now: datetime) -> list[Thread]:
+def _model_threads(ctx: Context, now: datetime, since: str) -> list[Thread]:
     return [
         thread
         # Unmarked: a request whose marker a person removed is answered as damaged (the
         # handler asks the registry); the bot opens no other labelled threads.
-        for thread in find_all_requests(ctx, state="all", unmarked=True)
+        for thread in find_all_requests(ctx, state="all", unmarked=True, since=since)
         if thread.state == "open" or _recent(thread.updated_at, now)
     ]
 

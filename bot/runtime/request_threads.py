@@ -26,6 +26,7 @@ def find_requests(
     *,
     also: str = "",
     unmarked: bool = False,
+    since: str = "",
 ) -> list[Thread]:
     """The bot's request threads of `model` (default: the configured one), newest first.
 
@@ -40,18 +41,21 @@ def find_requests(
     """
     request = ctx.params.promotion.request
     name = model or ctx.model
-    return _listed(ctx, request.labels, (request.thread_kind,), [name], state, also, unmarked)
+    kinds = (request.thread_kind,)
+    return _listed(ctx, request.labels, kinds, [name], state, also, unmarked, since)
 
 
-def find_all_requests(ctx: Context, state: str = "open", *, unmarked: bool = False) -> list[Thread]:
+def find_all_requests(
+    ctx: Context, state: str = "open", *, unmarked: bool = False, since: str = ""
+) -> list[Thread]:
     """`find_requests` for every model served, in one listing (one per request kind on GitLab):
-    by the labels all their requests carry (`ModelSet.listing_labels`)."""
+    by the labels all their requests carry (`ModelSet.listing_labels`). `since`: only those
+    updated at or after it (`poll`'s cursor)."""
     if not ctx.several or ctx.models is None:
-        return find_requests(ctx, state=state, unmarked=unmarked)
+        return find_requests(ctx, state=state, unmarked=unmarked, since=since)
     models = ctx.models
-    return _listed(
-        ctx, models.listing_labels, models.thread_kinds, models.names, state, "", unmarked
-    )
+    labels, kinds = models.listing_labels, models.thread_kinds
+    return _listed(ctx, labels, kinds, models.names, state, "", unmarked, since)
 
 
 def _listed(
@@ -62,11 +66,12 @@ def _listed(
     state: str,
     also: str,
     unmarked: bool,
+    since: str = "",
 ) -> list[Thread]:
     models = {marker_token(name) for name in names}
     found = []
     author = ctx.forge.bot_username()  # filtered by the forge too: see Forge.find_threads
-    listed = ctx.forge.find_threads(labels, state=state, kinds=kinds, author=author)
+    listed = ctx.forge.find_threads(labels, state=state, kinds=kinds, author=author, since=since)
     for thread in listed:
         fields = parse_request_marker(thread.body)
         if fields is None:
@@ -104,13 +109,20 @@ def of_another_bot(ctx: Context, bot: str) -> bool:
     return bool(bot) and bot != ctx.settings.instance_id
 
 
-def refresh_status(ctx: Context, thread: Thread, status_markdown: str) -> Thread:
+def refresh_status(
+    ctx: Context, thread: Thread, status_markdown: str, *, close: bool = False
+) -> Thread:
     """Replace the body's status section; re-reads the body first so fresh ticks survive.
 
-    Returns the thread as it now is (its state as just read, the new body).
+    `close`: close the thread too, in the same write where the forge allows it (a promoted
+    issue: docs/design.md, "The change"). Returns the thread as it now is (its state as just
+    read or closed, the new body).
     """
     current = ctx.forge.get_thread(thread.kind, thread.number)
     body = replace_section(current.body, "status", status_markdown)
+    if close and current.state == "open":
+        ctx.forge.update_and_close(current, body)
+        return dataclasses.replace(current, body=body, state="closed")
     if body != current.body:
         ctx.forge.update_body(current, body)
     return dataclasses.replace(current, body=body)

@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import responses
 
+from bot.timestamps import parse_iso
+
 BOT = "promotion-bot"
 BOT_ID = 99
 PEOPLE = {"maria": (18, 40), "dana": (27, 30)}  # username -> (user id, GitLab access level)
@@ -25,14 +27,28 @@ Reply = tuple[int, dict[str, str], str]
 
 
 class Clock:
-    """Timestamps one second apart, starting an hour ago (all within poll's recent window)."""
+    """Timestamps one second apart and never behind the present, as a forge stamps what is
+    posted now (`poll` reads from a cursor a little before the present). `set_back` stamps the
+    past instead, for a setup that happened long ago, until `catch_up`."""
 
     def __init__(self) -> None:
         self._now = datetime.now(timezone.utc) - timedelta(hours=1)
+        self._live = True
 
     def tick(self) -> str:
         self._now += timedelta(seconds=1)
+        if self._live:
+            self._now = max(self._now, datetime.now(timezone.utc))
         return self._now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def set_back(self, hours: int) -> None:
+        """Stamp from `hours` ago on (a long setup must not run into the present)."""
+        self._now = datetime.now(timezone.utc) - timedelta(hours=hours)
+        self._live = False
+
+    def catch_up(self) -> None:
+        """From now on, stamp at the present again."""
+        self._live = True
 
 
 def json_reply(status: int, data: Any) -> Reply:
@@ -66,6 +82,19 @@ class FakeForge:
         self.threads[number] = self._thread(number, title, body, labels, author)
         self.comments[number] = []
         return number
+
+    def age(self, hours: int) -> None:
+        """Everything so far happened `hours` earlier, and what comes next is stamped in the
+        past too (until `clock.catch_up()`): a setup made long before the pass measured."""
+        items = [*self.threads.values(), *(c for cs in self.comments.values() for c in cs)]
+        for item in items:
+            for key in ("created_at", "updated_at", "closed_at"):
+                stamp = item.get(key)
+                when = parse_iso(stamp) if isinstance(stamp, str) else None
+                if when is not None:
+                    shape = "%Y-%m-%dT%H:%M:%S.000Z" if "." in stamp else "%Y-%m-%dT%H:%M:%SZ"
+                    item[key] = (when - timedelta(hours=hours)).strftime(shape)
+        self.clock.set_back(hours)
 
     def add_comment(self, number: int, author: str, body: str) -> dict[str, Any]:
         self._next_comment += 1
@@ -101,12 +130,15 @@ class FakeForge:
         state = query.get("state", default_state)
         wanted = set(filter(None, query.get("labels", "").split(",")))
         author = query.get(author_param, "")
+        # GitHub's `since`, GitLab's `updated_after`: threads updated at or after the time.
+        since = parse_iso(query.get("since") or query.get("updated_after") or "")
         items = [
             t
             for t in self.threads.values()
             if (state == "all" or t["state"] == state)
             and wanted <= set(self._labels(t))
             and (not author or self._author(t) == author)
+            and (since is None or (parse_iso(t["updated_at"]) or since) >= since)
         ]
         items.sort(key=lambda t: t["created_at"], reverse=True)
         return json_reply(200, items[: int(query.get("per_page", default_per_page))])

@@ -11,6 +11,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -296,6 +297,28 @@ def status(ctx: Context, as_json: bool) -> None:
         click.echo(status_json(shown, ctx.several))
     else:
         click.echo("\n\n".join(render_status(one) for one in shown))
+
+
+@cli.command()
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Write the page here.")
+@click.option(
+    "--json", "json_file", type=click.Path(dir_okay=False), help="Its data here ('-': stdout)."
+)
+@with_context
+def report(ctx: Context, html_file: str | None, json_file: str | None) -> None:
+    """The status page (every model's champion, candidate, gates, drift, last changes, trend) as
+    an HTML file for a CI artifact or Pages, and its data as JSON (stdout without options).
+    Reads only."""
+    from bot.ledger.store import now_ms
+    from bot.reports.page import page_data, page_json, render_html
+
+    page = page_data(ctx, now_ms())
+    if html_file:
+        Path(html_file).write_text(render_html(page), encoding="utf-8")
+    if json_file and json_file != "-":
+        Path(json_file).write_text(page_json(page) + "\n", encoding="utf-8")
+    elif json_file == "-" or not html_file:
+        click.echo(page_json(page))
 
 
 def _champion_check(ctx: Context) -> ChampionStatus:

@@ -184,6 +184,15 @@ DEFAULT_CHECKLIST = (
 )
 
 
+class Deployments(_Section):
+    """Each champion change also recorded as a forge deployment (display only: docs/security.md,
+    "The status page")."""
+
+    enabled: bool = True
+    environment_prefix: str = Field("model/", max_length=100)
+    ref: str = ""  # the branch the deployments name; "" = the repository's default branch
+
+
 class Promotion(_Section):
     champion_alias: str = Field("champion", min_length=1)
     request: RequestConfig = Field(default_factory=RequestConfig)
@@ -196,6 +205,7 @@ class Promotion(_Section):
     # The public keys whose signatures the bot and `verify` accept, besides the bot's own
     # (docs/security.md): reviewed here like code, so rotating is a change to this file.
     trusted_keys: Listed[str] = ()
+    deployments: Deployments = Field(default_factory=Deployments)
 
     _alias = field_validator("champion_alias")(_alias_name)
     # Templates are code run with the bot's environment: only the repository's own, reviewed

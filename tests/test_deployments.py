@@ -19,6 +19,7 @@ from bot.forges.local import LocalForge
 from bot.registry.tags import DEPLOYMENT_TAG
 from bot.runtime.context import Context
 from tests.forge_fixtures import body_of, github, github_url, gitlab, query_of
+from tests.forge_world import World, open_ticked_request
 from tests.promotion_env import Playground
 from tests.test_forge_github import settings as github_settings
 from tests.test_forge_gitlab import P
@@ -193,3 +194,29 @@ def test_deployments_can_be_turned_off(make_pg):  # type: ignore[no-untyped-def]
     first = pg.train(0.6)
     pg.comment(pg.open_request(first), "maria", "/promote")
     assert pg.champion() == first and pg.forge.deployments() == []
+
+
+# --- the done-when: both forges' deployment history after a /promote and a /rollback ----------
+def test_the_forge_history_shows_the_promote_and_the_rollback(world: World, tracking_uri: str):
+    assert world.handle(world.post(world.number, "/promote", author="maria")).status == "changed"
+    first = world.champion()
+    assert first is not None
+    number = open_ticked_request(world.ctx, world.fake, tracking_uri)
+    assert world.handle(world.post(number, "/promote", author="maria")).status == "changed"
+    outcome = world.handle(world.post(number, f"/rollback {first}", author="olga"))
+    assert outcome.status == "changed" and world.champion() == first
+    made = world.fake.deployments
+    environment = f"model/{world.model}"
+    assert [d["environment"] for d in made] == [environment] * 3
+    version_page = f"/#/models/{world.model}/versions/{first}"
+    if world.platform == "github":
+        assert [d["payload"]["version"] for d in made] == [first, first + 1, first]
+        statuses = [d["statuses"][0] for d in made]
+        assert [s["state"] for s in statuses] == ["success"] * 3
+        assert statuses[-1]["environment_url"].endswith(version_page)
+        thread = world.fake.threads[number]["html_url"]
+        assert [s["target_url"] for s in statuses[1:]] == [thread, thread]  # the log URL
+        assert "rollback by olga" in made[-1]["description"]
+    else:  # GitLab: the version is the environment's URL; a deployment has no log URL
+        assert [d["status"] for d in made] == ["success"] * 3
+        assert world.fake.environments[environment]["external_url"].endswith(version_page)

@@ -238,13 +238,25 @@ def handle(ctx: Context, event_name: str, event_file: str) -> None:
 
 
 @cli.command()
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False),
+    help="Then write the status page here (as `report --html`).",
+)
 @with_context
-def poll(ctx: Context) -> None:
+def poll(ctx: Context, report_file: str | None) -> None:
     """Handle unanswered commands on open (and recently closed) requests, oldest first."""
     from bot.intake.poll import poll as do_poll
 
     result = do_poll(ctx)
     click.echo(result.summary())
+    if report_file:  # before the verdict: a red poll still publishes what it saw
+        from bot.ledger.store import now_ms
+        from bot.reports.page import page_data, render_html
+
+        Path(report_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(report_file).write_text(render_html(page_data(ctx, now_ms())), encoding="utf-8")
     # A scheduled job must turn red when a command could not be handled, or the champion checked.
     problems = [f"{len(result.failures)} command(s) failed"] if result.failures else []
     if result.check_failures:

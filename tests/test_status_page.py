@@ -101,3 +101,11 @@ def test_the_trend_is_drawn_from_numbers_only():
     assert "<script>" not in svg and "&quot;&gt;&lt;script&gt;" in svg
     assert svg.count("<circle") == 2 and 'fill="#1a7f37"' in svg
     assert trend_svg("loss", [Point(1, 0.5)]) == ""
+
+
+def test_poll_writes_the_page_when_asked(pg: Playground):
+    first, *_ = _history(pg)
+    result = pg.cli("poll", "--report", "site/index.html")
+    assert result.exit_code == 0, result.output
+    page = (pg.root / "site" / "index.html").read_text(encoding="utf-8")
+    assert re.search(rf'class="champion">.*v{first}<', page)

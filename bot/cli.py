@@ -242,7 +242,7 @@ def handle(ctx: Context, event_name: str, event_file: str) -> None:
     "--report",
     "report_file",
     type=click.Path(dir_okay=False),
-    help="Then write the status page here (as `report --html`).",
+    help="Then write the status page here (as `report --html`); '' for none.",
 )
 @with_context
 def poll(ctx: Context, report_file: str | None) -> None:

@@ -109,3 +109,4 @@ def test_poll_writes_the_page_when_asked(pg: Playground):
     assert result.exit_code == 0, result.output
     page = (pg.root / "site" / "index.html").read_text(encoding="utf-8")
     assert re.search(rf'class="champion">.*v{first}<', page)
+    assert pg.cli("poll", "--report", "").exit_code == 0  # the GitLab template's default

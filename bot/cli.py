@@ -10,6 +10,7 @@ import functools
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -317,13 +318,25 @@ def handle(ctx: Context, event_name: str, event_file: str) -> None:
 
 
 @cli.command()
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False),
+    help="Then write the status page here (as `report --html`); '' for none.",
+)
 @with_context(forge=True)
-def poll(ctx: Context) -> None:
+def poll(ctx: Context, report_file: str | None) -> None:
     """Handle unanswered commands on open (and recently closed) requests, oldest first."""
     from bot.intake.poll import poll as do_poll
 
     result = do_poll(ctx)
     click.echo(result.summary())
+    if report_file:  # before the verdict: a red poll still publishes what it saw
+        from bot.ledger.store import now_ms
+        from bot.reports.page import page_data, render_html
+
+        Path(report_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(report_file).write_text(render_html(page_data(ctx, now_ms())), encoding="utf-8")
     # A scheduled job must turn red when a command could not be handled, or the champion checked.
     problems = [f"{len(result.failures)} command(s) failed"] if result.failures else []
     if result.check_failures:
@@ -378,6 +391,28 @@ def status(ctx: Context, as_json: bool) -> None:
         click.echo("\n\n".join(render_status(one) for one in shown))
     if any(one.champion_check and one.champion_check.drifted for one in shown):
         raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Write the page here.")
+@click.option(
+    "--json", "json_file", type=click.Path(dir_okay=False), help="Its data here ('-': stdout)."
+)
+@with_context(forge=True)
+def report(ctx: Context, html_file: str | None, json_file: str | None) -> None:
+    """The status page (every model's champion, candidate, gates, drift, last changes, trend) as
+    an HTML file for a CI artifact or Pages, and its data as JSON (stdout without options).
+    Reads only."""
+    from bot.ledger.store import now_ms
+    from bot.reports.page import page_data, page_json, render_html
+
+    page = page_data(ctx, now_ms())
+    if html_file:
+        Path(html_file).write_text(render_html(page), encoding="utf-8")
+    if json_file and json_file != "-":
+        Path(json_file).write_text(page_json(page) + "\n", encoding="utf-8")
+    elif json_file == "-" or not html_file:
+        click.echo(page_json(page))
 
 
 def _champion_check(ctx: Context) -> ChampionStatus:

@@ -48,6 +48,19 @@ def _environment(override_dir: str) -> SandboxedEnvironment:
     return env
 
 
+@lru_cache(maxsize=1)
+def html_environment() -> SandboxedEnvironment:
+    """For HTML pages (the status page): autoescape on, so every value is text, never markup;
+    the packaged templates only, sandboxed like the rest (docs/security.md, "The status page")."""
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(packaged_templates())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
 def render(name: str, override_dir: str = "", **context: Any) -> str:
     try:
         return environment(override_dir).get_template(name).render(**context)

@@ -491,7 +491,16 @@ def test_github_comment_workflow_handles_new_comments_one_at_a_time() -> None:
     assert steps_of(handle)[-1] == "bot: handle"  # the action adds the event name and file
     poll = workflow["jobs"]["poll"]
     assert poll["concurrency"] == {"group": "promotion-poll", "cancel-in-progress": False}
-    assert steps_of(poll)[-1] == "bot: poll"
+    assert steps_of(poll)[-1] == (
+        "bot: ${{ vars.PROMOTION_BOT_REPORT == 'true' && "
+        "'poll --report status-page/index.html' || 'poll' }}"
+    )
+    upload = poll["steps"][-1]
+    wanted = "always() && vars.PROMOTION_BOT_REPORT == 'true'"  # asked for, even after a failure
+    assert upload["if"] == wanted
+    assert (
+        upload["uses"] == "actions/upload-artifact@v4" and upload["with"]["path"] == "status-page/"
+    )
     assert workflow["permissions"]["issues"] == "write"
     assert workflow["permissions"]["pull-requests"] == "write"
 

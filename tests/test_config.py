@@ -65,6 +65,7 @@ DOCUMENTED_DEFAULTS = {
         "templates_dir": "templates",
         "post_promote_hook": None,
         "trusted_keys": (),
+        "deployments": {"enabled": False, "environment_prefix": "model/", "ref": ""},
     },
 }
 

@@ -91,7 +91,7 @@ def move_champion(
         _record(registry, change, state.history, guard, made)
     except RegistryError as exc:
         raise ChangeFailed(str(exc), alias_touched=True) from None
-    return change
+    return replace(change, ledger_run=run_id)
 
 
 def _alias_may_have_moved(registry: Registry, model: str, alias: str, before: int | None) -> bool:

@@ -97,6 +97,9 @@ def report_drift(
         _record(ctx, experiment_id, state, check, seen_by, thread, lease)
     if check.drifted:
         log.warning("%s of %s moved outside the bot: recorded", alias, ctx.model, extra=extra)
+        from bot.commands.deployments import record_drift
+
+        record_drift(ctx, check, thread)  # recorded once, so deployed once
         if thread is None:
             log.warning("no request thread to report it in", extra=extra)
             return Outcome("ignored", "no request thread"), check

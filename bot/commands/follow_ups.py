@@ -1,8 +1,8 @@
 """What follows an answered champion change: the request's status section, the merge or close of
-a promoted request, and the post-promote hook, in this order (docs/design.md, "The change",
-step 8). None of them undoes the change: a failure is logged, and reported in the thread when
-people must act (a merge to do by hand, serving not told). The reports' text is the reply
-writer's (`bot.commands.replies`); the calls are made here.
+a promoted request, the post-promote hook and the forge deployment, in this order
+(docs/design.md, "The change", step 8). None of them undoes the change: a failure is logged, and
+reported in the thread when people must act (a merge to do by hand, serving not told). The
+reports' text is the reply writer's (`bot.commands.replies`); the calls are made here.
 """
 
 from __future__ import annotations
@@ -62,6 +62,10 @@ def follow_up(
         log.warning("champion changed, but updating the request failed: %s", exc)
     if call_hook:
         _call_hook(ctx, change, replies)
+    # --- the forge's deployment history (bot.commands.deployments): its own call, last ----
+    from bot.commands.deployments import record_change
+
+    record_change(ctx, change, merge_sha)
 
 
 def _merge(ctx: Context, thread: Thread, change: Change, merge_sha: str, replies: Replies) -> None:

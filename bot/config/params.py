@@ -199,6 +199,16 @@ DEFAULT_CHECKLIST = (
 )
 
 
+class Deployments(_Section):
+    """Each champion change also recorded as a forge deployment (display only: docs/security.md,
+    "The status page"). Off by default: it costs a change 2 to 5 forge calls beyond the answer's
+    (docs/benchmark.md), and the token needs a right of its own."""
+
+    enabled: bool = False
+    environment_prefix: str = Field("model/", max_length=100)
+    ref: str = ""  # the branch the deployments name; "" = the repository's default branch
+
+
 class Promotion(_Section):
     champion_alias: str = Field("champion", min_length=1)
     request: RequestConfig = Field(default_factory=RequestConfig)
@@ -211,6 +221,7 @@ class Promotion(_Section):
     # The public keys whose signatures the bot and `verify` accept, besides the bot's own
     # (docs/security.md): reviewed here like code, so rotating is a change to this file.
     trusted_keys: Listed[str] = ()
+    deployments: Deployments = Field(default_factory=Deployments)
 
     _alias = field_validator("champion_alias")(_alias_name)
     # Templates are code run with the bot's environment: only the repository's own, reviewed

@@ -79,6 +79,8 @@ class Settings:
     instance: str = ""
     # The bot's Ed25519 key (docs/security.md); the local platform makes its own when unset.
     signing_key: Secret = Secret("")
+    # `serve` shows the status page at / only when set (docs/security.md, "The status page").
+    status_password: Secret = Secret("")
 
     def __repr__(self) -> str:
         # Secrets show as Secret(); a credential inside a URL must not show either.
@@ -231,6 +233,7 @@ class Settings:
             ),
             instance=get("PROMOTION_BOT_INSTANCE").strip(),
             signing_key=Secret(get(signing.KEY_VARIABLE)),
+            status_password=Secret(get("PROMOTION_BOT_STATUS_PASSWORD")),
         )
 
 

@@ -9,7 +9,8 @@ never contain a token.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 from bot.threads.thread import (
     NOBODY,
@@ -66,6 +67,28 @@ def role_name(platform: str, level: int) -> str:
     """The role `level` stands for on `platform` (GitLab's words for the local forge)."""
     names = _ROLE_NAMES["github" if platform == "github" else "gitlab"]
     return names.get(level, str(level))
+
+
+DeploymentState = Literal["success", "failure", "inactive"]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A champion change as the forge's deployment history shows it (display only: no rule
+    reads a deployment back, docs/security.md, "The status page")."""
+
+    model: str
+    environment: str  # `model/<name>`, the prefix from promotion.deployments
+    version: int | None  # None: the alias was deleted
+    state: DeploymentState
+    description: str  # one line, at most 140 characters (GitHub's limit)
+    environment_url: str = ""  # the version's page in the MLflow UI
+    log_url: str = ""  # the request thread
+    ref: str = ""  # the branch named; "" = the default branch
+    sha: str = ""  # the commit, when one is known (a merged request); "" = the ref's head
+
+    def payload(self) -> dict[str, object]:
+        return {"model": self.model, "version": self.version, "source": "promotion-bot"}
 
 
 @runtime_checkable
@@ -165,6 +188,11 @@ class Forge(Protocol):
 
     def comment_url(self, thread: Thread, comment_id: str) -> str:
         """A link to one comment of `thread` (no API call)."""
+
+    # --- deployments -------------------------------------------------------------------------
+    def record_deployment(self, deployment: Deployment) -> str:
+        """Create a deployment of `deployment.environment` with its state; its id on the forge.
+        Raises ForgeError (ForgeAuthError / ForgeNotFoundError when the token may not)."""
 
     # --- people ----------------------------------------------------------------------------
     def access_level(self, username: str, user_id: str = "") -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from github import Github
+from github.GithubObject import NotSet
 
 from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundError
 from bot.forges._github_app import GitHubApp, app_client
@@ -31,7 +32,7 @@ from bot.forges._github_support import (
     thread_from,
 )
 from bot.forges._retry import RetryPolicy
-from bot.forges.base import ALL_KINDS, Forge, role_level
+from bot.forges.base import ALL_KINDS, Deployment, Forge, role_level
 from bot.threads.thread import (
     NOBODY,
     Comment,
@@ -320,6 +321,43 @@ class GitHubForge(Forge):
             f"update {path} on {branch}",
             lambda: repo.update_file(path, message, content, sha=current.sha, branch=branch),
         )
+
+    # --- deployments -------------------------------------------------------------------------
+    def record_deployment(self, deployment: Deployment) -> str:
+        """A deployment (POST /deployments) and its status (POST .../statuses): two calls, a
+        third to read the default branch when neither a commit nor `ref` is given."""
+        repo = self._repo()
+        ref = deployment.sha or deployment.ref
+        if not ref:
+            ref = self._call("read the default branch", lambda: repo.default_branch)
+        made = self._call(
+            f"create a deployment of {deployment.environment}",
+            lambda: repo.create_deployment(
+                ref=ref,
+                task="deploy:model",
+                auto_merge=False,  # never merge anything to record a model
+                required_contexts=[],  # a record of what happened: no check decides it
+                payload=deployment.payload(),
+                environment=deployment.environment,
+                description=deployment.description[:140],
+                transient_environment=False,
+                production_environment=True,
+            ),
+            idempotent=False,
+        )
+        self._call(
+            f"set the status of deployment {made.id}",
+            lambda: made.create_status(
+                deployment.state,
+                environment_url=deployment.environment_url or NotSet,
+                # PyGithub's name for `log_url`: GitHub sets both from it.
+                target_url=deployment.log_url or NotSet,
+                description=deployment.description[:140],
+                auto_inactive=deployment.state == "success",
+            ),
+            idempotent=False,
+        )
+        return str(made.id)
 
     # --- comments --------------------------------------------------------------------------
     def list_comments(self, thread: Thread, since: str = "") -> list[Comment]:

@@ -34,7 +34,7 @@ from bot.forges._gitlab_support import (
     when,
 )
 from bot.forges._retry import RetryPolicy, http_error, network_error
-from bot.forges.base import ALL_KINDS, Forge, role_level
+from bot.forges.base import ALL_KINDS, Deployment, Forge, role_level
 from bot.threads.thread import (
     NOBODY,
     Comment,
@@ -57,6 +57,10 @@ _HINTS = {
     401: "check GITLAB_TOKEN: a project or group access token with the api scope",
     403: "the token lacks the api scope or a role high enough for this",
 }
+
+
+# GitLab's deployment statuses: no `inactive`; a cancelled deployment reads as "not live".
+_DEPLOYMENT_STATUS = {"success": "success", "failure": "failed", "inactive": "canceled"}
 
 
 class GitLabForge(Forge):
@@ -308,6 +312,47 @@ class GitLabForge(Forge):
             return base64.b64decode(obj.attributes.get("content") or "").decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             return ""  # unreadable: differs from any content we write, so it gets updated
+
+    # --- deployments -------------------------------------------------------------------------
+    def record_deployment(self, deployment: Deployment) -> str:
+        """The environment's external URL set (list by name, then create or update it), then a
+        deployment in it (POST /deployments): three calls, plus one to read the branch's head
+        when no commit is given and one more for the default branch when `ref` is not set."""
+        project = self._project()
+        ref = deployment.ref or self._call(
+            "read the default branch",
+            lambda: self._gl.projects.get(self._project_id).default_branch,
+        )
+        sha = deployment.sha or self._call(
+            f"read the head of {ref}", lambda: project.branches.get(ref).commit["id"]
+        )
+        self._environment_url(deployment.environment, deployment.environment_url)
+        data = {
+            "environment": deployment.environment,
+            "sha": sha,
+            "ref": ref,
+            "tag": False,
+            "status": _DEPLOYMENT_STATUS[deployment.state],
+        }
+        made = self._call(
+            f"create a deployment of {deployment.environment}",
+            lambda: project.deployments.create(data),
+        )
+        return str(made.id)
+
+    def _environment_url(self, name: str, url: str) -> None:
+        project = self._project()
+        found = self._call(
+            f"find environment {name}",
+            lambda: project.environments.list(name=name, get_all=False),
+        )
+        if not found:
+            data = {"name": name, **({"external_url": url} if url else {})}
+            self._call(f"create environment {name}", lambda: project.environments.create(data))
+        elif url and found[0].attributes.get("external_url") != url:
+            environment = found[0]
+            environment.external_url = url
+            self._call(f"set the URL of environment {name}", environment.save)
 
     # --- comments --------------------------------------------------------------------------
     def list_comments(self, thread: Thread, since: str = "") -> list[Comment]:

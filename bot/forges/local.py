@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import ForgeError, ForgeNotFoundError
-from bot.forges.base import ALL_KINDS, ROLE_LEVELS, Forge, role_level
+from bot.forges.base import ALL_KINDS, ROLE_LEVELS, Deployment, Forge, role_level
 from bot.threads.thread import NOBODY, Comment, ProjectRef, Recipients, Thread, ThreadKind
 from bot.timestamps import parse_iso
 
@@ -303,6 +303,32 @@ class LocalForge(Forge):
                         _atomic_write(self._thread_path(thread.number), _dump(data))
                     return
         log.debug("local forge: no comment %s on #%s to react to", comment_id, thread.number)
+
+    # --- deployments -------------------------------------------------------------------------
+    def record_deployment(self, deployment: Deployment) -> str:
+        """Kept in local.json's `deployments`, oldest first, as a forge's history lists them."""
+        with self._locked():
+            meta = self._read_meta()
+            made = meta.setdefault("deployments", [])
+            number = str(len(made) + 1)
+            made.append(
+                {
+                    "id": number,
+                    "environment": deployment.environment,
+                    "version": deployment.version,
+                    "state": deployment.state,
+                    "description": deployment.description,
+                    "payload": deployment.payload(),
+                    "environment_url": deployment.environment_url,
+                    "log_url": deployment.log_url,
+                    "at": self._clock(),
+                }
+            )
+            self._write_meta(meta)
+        return number
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return list(self._read_meta().get("deployments", []))
 
     # --- people ----------------------------------------------------------------------------
     def access_level(self, username: str, user_id: str = "") -> int:

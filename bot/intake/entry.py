@@ -127,8 +127,16 @@ def serve_app(ctx: Context, **options: Any) -> WebhookApp:
         seen=SharedKeys(store, _namespace(ctx)) if store is not None else None,
         on_give_up=_after_the_last_attempt(ctx, sum(delays)),
         readiness=Readiness(_readiness_checks(ctx)),
+        status_page=lambda: _status_page(ctx),
         **options,
     )
+
+
+def _status_page(ctx: Context) -> str:
+    from bot.ledger.store import now_ms
+    from bot.reports.page import page_data, render_html
+
+    return render_html(page_data(ctx, now_ms()))
 
 
 def _after_the_last_attempt(

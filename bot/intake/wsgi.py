@@ -32,6 +32,7 @@ from bot.intake.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.intake.metrics import MeteredRun, Metrics
 from bot.intake.payloads import PayloadError
 from bot.intake.sources import BY_ROUTE, SOURCES, Headers, Source, decode
+from bot.intake.status_route import CHALLENGE, HEADERS, CachedPage, authorized
 from bot.intake.workers import RETRY_DELAYS, Job, KeyMemory, RecentKeys, WorkerPool
 from bot.threads.thread import CommentEvent
 from bot.webhook_auth import WebhookAuthError
@@ -87,8 +88,12 @@ class WebhookApp:
         seen: KeyMemory | None = None,
         on_give_up: GiveUp | None = None,
         readiness: Readiness | None = None,
+        status_page: Callable[[], str] | None = None,
     ) -> None:
         self._binding = binding
+        # GET /: the status page, only with a password (bot.intake.status_route).
+        self._status_password = settings.status_password.value.encode("utf-8")
+        self._page = CachedPage(status_page) if status_page and self._status_password else None
         self._secrets = {source.name: source.secret(settings) for source in SOURCES}
         names = {source.name for source in SOURCES}
         always = {source.name for source in SOURCES if not source.forge}
@@ -150,6 +155,8 @@ class WebhookApp:
             if method != "GET":
                 return Response(405, {"error": "method not allowed"}, (("Allow", "GET"),))
             return status[path]()
+        if path == "/" and self._page is not None:
+            return self._status_page(method, environ)
         source = BY_ROUTE.get(path.rstrip("/"))
         if source is None:
             return Response(404, {"error": "not found"})
@@ -189,6 +196,15 @@ class WebhookApp:
 
     def _metrics(self) -> Response:
         return Response(200, {}, text=self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+
+    def _status_page(self, method: str, environ: dict[str, Any]) -> Response:
+        assert self._page is not None
+        if method != "GET":
+            return Response(405, {"error": "method not allowed"}, (("Allow", "GET"),))
+        if not authorized(environ, self._status_password):
+            return Response(401, {"error": "unauthorized"}, (CHALLENGE,))
+        page = self._page.get()
+        return Response(200, {}, HEADERS, text=page, content_type="text/html; charset=utf-8")
 
     # --- one delivery -----------------------------------------------------------------------------
     def _webhook(self, source: Source, environ: dict[str, Any]) -> Response:

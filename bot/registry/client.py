@@ -224,6 +224,10 @@ class Registry:
         with self._call(f"tag model {name}"):
             self._models.set_registered_model_tag(name, key, value)
 
+    def set_run_tag(self, run_id: str, key: str, value: str) -> None:
+        with self._call(f"tag run {run_id}"):
+            self._client.set_tag(run_id, key, value)
+
     def delete_model_tag(self, name: str, key: str) -> None:
         try:
             with self._call(f"untag model {name}"):

@@ -130,6 +130,7 @@ class Change:
     request_url: str
     comment_id: str
     at: str
+    ledger_run: str = ""  # the ledger run that records it, once known (not part of the record)
 
     def entry(self) -> HistoryEntry:
         """The history entry this change appends (and, before it is made, its intent)."""

@@ -48,6 +48,9 @@ EXTERNAL_TAG = "promotion.external"
 # --- on a run of the audit ledger (bot.ledger.store) ---------------------------------------------
 # The intent's token (or an imported entry's key): how a later pass finds a run a dead one began.
 LEDGER_KEY_TAG = "promotion.key"
+# The forge deployment a change was also recorded as: display only, a link (not signed, read by
+# no rule; docs/security.md, "The status page").
+DEPLOYMENT_TAG = "promotion.deployment"
 # The ids of the comments the bot handled (answered), newest last, as many as one SQL tag holds:
 # people can delete the bot's answers, not this.
 HANDLED_TAG = "promotion.handled"

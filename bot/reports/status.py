@@ -115,7 +115,7 @@ def status_data(ctx: Context, model: str) -> ModelStatus:
         value = _metric_value(ctx, version.run_id, metric)
         registered_as = version.tags.get(REGISTERED_AS_TAG, "")
         rows.append(AliasStatus(alias, number, version.run_id, metric, value, registered_as))
-    requests, unavailable = _open_requests(ctx, model)
+    requests, unavailable = open_requests(ctx, model)
     return ModelStatus(model, tuple(rows), requests, unavailable)
 
 
@@ -129,7 +129,7 @@ def _metric_value(ctx: Context, run_id: str, metric: str) -> float | None:
         return None
 
 
-def _open_requests(ctx: Context, model: str) -> tuple[tuple[OpenRequest, ...], str]:
+def open_requests(ctx: Context, model: str) -> tuple[tuple[OpenRequest, ...], str]:
     from bot.runtime.request_threads import find_requests
 
     try:

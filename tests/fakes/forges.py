@@ -75,6 +75,8 @@ class FakeForge:
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self.errors: list[str] = []  # exceptions raised inside the fake's callbacks
         self._next_comment = 1000
+        self.deployments: list[dict[str, Any]] = []  # as the forge received them
+        self.environments: dict[str, dict[str, Any]] = {}  # GitLab: name -> environment
 
     # --- what scenarios call -------------------------------------------------------------------
     def add_thread(self, title: str, body: str, labels: list[str], author: str = BOT) -> int:

@@ -93,8 +93,24 @@ class FakeGitHub(FakeForge):
             ("POST", rf"{r}/issues/comments/(\d+)/reactions{q}", self._reaction),
             ("GET", rf"{r}/collaborators/([^/?]+)/permission{q}", self._permission),
             ("GET", rf"{host}/orgs/([^/]+)/teams/([^/]+)/memberships/([^/?]+){q}", self._team),
+            ("GET", rf"{r}{q}", lambda _r, _m: json_reply(200, github("repository"))),
+            ("POST", rf"{r}/deployments{q}", self._deploy),
+            ("POST", rf"{r}/deployments/(\d+)/statuses{q}", self._deployment_status),
         ]
         self._install(rsps, routes)
+
+    def _deploy(self, request: Any, _m: re.Match[str]) -> Reply:
+        data = json_body(request)
+        number = len(self.deployments) + 1
+        self.deployments.append({**data, "id": number, "statuses": []})
+        url = f"{self.api}/repos/{self.repo}/deployments/{number}"
+        made = github("deployment", id=number, ref=data["ref"], environment=data["environment"])
+        return json_reply(201, made | {"url": url, "statuses_url": f"{url}/statuses"})
+
+    def _deployment_status(self, request: Any, m: re.Match[str]) -> Reply:
+        data = json_body(request)
+        self.deployments[int(m.group(1)) - 1]["statuses"].append(data)
+        return json_reply(201, github("deployment_status", state=data["state"]))
 
     def _list(self, request: Any, _m: re.Match[str]) -> Reply:
         return self._listing(request, "open", "30", "creator")

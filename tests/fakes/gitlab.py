@@ -100,6 +100,12 @@ class FakeGitLab(FakeForge):
             ("POST", rf"{p}/issues/(\d+)/notes/(\d+)/award_emoji{q}", self._award),
             ("GET", rf"{p}/members/all/(\d+){q}", self._member),
             ("GET", rf"{api}/groups/([^/?]+)/members/all/(\d+){q}", self._group_member),
+            ("GET", rf"{p}{q}", lambda r, m: json_reply(200, {"id": 3, "default_branch": "main"})),
+            ("GET", rf"{p}/repository/branches/([^/?]+){q}", self._branch),
+            ("GET", rf"{p}/environments{q}", self._environments),
+            ("POST", rf"{p}/environments{q}", self._new_environment),
+            ("PUT", rf"{p}/environments/(\d+){q}", self._set_environment),
+            ("POST", rf"{p}/deployments{q}", self._deploy),
         ]
         self._install(rsps, routes)
 
@@ -107,6 +113,30 @@ class FakeGitLab(FakeForge):
         name = params_of(request).get("username", "")
         found = [gitlab("users")[0] | {"id": user_id(name), "username": name}]
         return json_reply(200, found if name in PEOPLE or name in OUTSIDERS else [])
+
+    def _branch(self, _r: Any, m: re.Match[str]) -> Reply:
+        return json_reply(200, gitlab("branch") | {"name": unquote(m.group(1))})
+
+    def _environments(self, request: Any, _m: re.Match[str]) -> Reply:
+        name = params_of(request).get("name", "")
+        return json_reply(200, [e for e in self.environments.values() if e["name"] == name])
+
+    def _new_environment(self, request: Any, _m: re.Match[str]) -> Reply:
+        data = json_body(request)
+        made = gitlab("environment") | data | {"id": 100 + len(self.environments)}
+        self.environments[data["name"]] = made
+        return json_reply(201, made)
+
+    def _set_environment(self, request: Any, m: re.Match[str]) -> Reply:
+        found = next(e for e in self.environments.values() if e["id"] == int(m.group(1)))
+        found.update(json_body(request))
+        return json_reply(200, found)
+
+    def _deploy(self, request: Any, _m: re.Match[str]) -> Reply:
+        data = json_body(request)
+        self.deployments.append(data | {"id": len(self.deployments) + 1})
+        made = gitlab("deployment") | {"id": len(self.deployments), "status": data["status"]}
+        return json_reply(201, made)
 
     def _list(self, request: Any, _m: re.Match[str]) -> Reply:
         return self._listing(request, "opened", "20", "author_username")

@@ -56,9 +56,9 @@ def _context(kwargs: dict[str, Any]) -> Context:
     settings.validated()
     if click_ctx.info_name in _SIGNING:
         settings.require_signing_key()
-    models = load_models(params_path)
-    models.require_names(settings.platform)
     model = kwargs.pop("model", None)
+    models = load_models(params_path).named_by(model)
+    models.require_names(settings.platform)
     if redactor is not None:
         hooks = [url_secrets(params.promotion.post_promote_hook) for params in models]
         redactor.set_secrets([*settings.secret_values(), *(s for hook in hooks for s in hook)])

@@ -74,6 +74,23 @@ def test_the_typo_is_one_error_line(tracking_uri: str, model_name: str, tmp_path
     assert named.returncode == 0, named.stderr
 
 
+@pytest.mark.parametrize("params", [None, "promote_model:\n  tolerance: 0.01\n"])
+def test_params_that_name_no_model_take_the_name_from_model(
+    tracking_uri: str, model_name: str, params: str | None
+) -> None:
+    """The action's and the includes' `model` input with no params.yaml (or one that names no
+    model): `--model` names the registered model, in CI too; nothing else is refused."""
+    if params is not None:
+        write_params(params)
+    log_training_run(tracking_uri, {"final.logloss": 0.6}, run_id_file=RUN_ID_FILE)
+    env = {"GITLAB_CI": "true", "MLFLOW_TRACKING_URI": tracking_uri, "GITLAB_PROJECT": "1"}
+    result = invoke("register", "--model", model_name, "--platform", "local", env=env)
+    assert result.exit_code == 0, result.output
+    assert Registry(tracking_uri).model_exists(model_name)
+    bad = invoke("status", "--model", "it's", "--platform", "local", env=env)
+    assert bad.exit_code == 1 and lines(bad)[0].startswith("Error: --model: ")
+
+
 # --- no registry configured ----------------------------------------------------------------------
 
 

@@ -77,6 +77,8 @@ class ModelSet:
 
         Every command chooses its model here, so a name the params do not configure is refused
         in one place: a typo must never register, gate or report a model of its own."""
+        if name and not self.named and not self.declared:
+            return self.named_by(name).models[0]
         if name:
             found = self.get(name)
             if found is None:
@@ -91,6 +93,20 @@ class ModelSet:
                 f"({', '.join(self.names)}): choose one with --model NAME (or PROMOTION_BOT_MODEL)"
             )
         return self.models[0]
+
+    def named_by(self, name: str | None) -> ModelSet:
+        """A params file that names no model (or none at all: the action's and the includes'
+        `model` input with no params.yaml) takes its one model's name from `--model`; a file
+        that names its models keeps them, and `pick` refuses any other name."""
+        if not name or self.named or self.declared:
+            return self
+        one = self.models[0]
+        try:
+            named = check.model_name(name)
+        except ValueError as exc:
+            raise ConfigError(f"--model: {exc}") from None
+        section = one.register_model.model_copy(update={"model_name": named})
+        return replace(self, models=(one.model_copy(update={"register_model": section}),), named=True)
 
     def require_names(self, platform: str) -> None:
         """Outside the local platform the params name the model: the default name is the

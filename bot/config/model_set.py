@@ -106,7 +106,9 @@ class ModelSet:
         except ValueError as exc:
             raise ConfigError(f"--model: {exc}") from None
         section = one.register_model.model_copy(update={"model_name": named})
-        return replace(self, models=(one.model_copy(update={"register_model": section}),), named=True)
+        return replace(
+            self, models=(one.model_copy(update={"register_model": section}),), named=True
+        )
 
     def require_names(self, platform: str) -> None:
         """Outside the local platform the params name the model: the default name is the

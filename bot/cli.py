@@ -602,7 +602,7 @@ def keygen() -> None:
     seed, public, kid = new_private()
     click.echo(f"# private key: store it as the masked CI secret {KEY_VARIABLE}, nowhere else")
     click.echo(seed)
-    click.echo("# public key: add this line under promotion.trusted_keys in params.yaml")
+    click.echo("# public key: a line of promotion.trusted_keys in params.yaml (in place of [])")
     click.echo(f"- {public}  # key id {kid}")
 
 

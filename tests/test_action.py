@@ -138,6 +138,12 @@ def test_action_takes_its_inputs_and_installs_the_bot_from_its_own_checkout() ->
     # Inputs only through the environment: an expression inside `run` would be spliced into
     # the script before bash sees it.
     assert all("${{" not in step["run"] for step in (key, install, bot))
+    # A step that runs a command holds the bot's secrets: it restores no cache a training job
+    # (a setup-only step) could have written, and pip caches nothing in it either.
+    assert "inputs.command == ''" in cache["if"]
+    assert install["env"]["PROMOTION_BOT_COMMAND"] == "${{ inputs.command }}"
+    assert 'if [ -n "$PROMOTION_BOT_COMMAND" ]' in install["run"]
+    assert "export PIP_NO_CACHE_DIR=1" in install["run"]
     assert bot["env"] == {
         "PROMOTION_BOT_COMMAND": "${{ inputs.command }}",
         "PROMOTION_BOT_SETUP_ONLY": "${{ inputs.setup-only }}",

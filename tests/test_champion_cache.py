@@ -22,7 +22,8 @@ def client(pg: Playground) -> MlflowClient:
 
 def verified(pg: Playground) -> tuple[int, dict[str, Any]]:
     result = pg.cli("verify", "--format", "json")
-    return result.exit_code, json.loads(result.output)
+    [shown] = json.loads(result.output)["models"]  # one shape however many models
+    return result.exit_code, shown
 
 
 def model_tags(pg: Playground) -> dict[str, str]:

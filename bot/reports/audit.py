@@ -248,7 +248,7 @@ def verify(ctx: Context, model: str) -> Verification:
     # The champion cache the cheap drift filter reads: one the bot did not sign decides nothing
     # (the ledger does), and is named. A history from before keys is not, until the bot has
     # recorded a change of its own (it writes the cache signed then).
-    before_keys = all(entry.imported for entry in evidence)
+    before_keys = bool(evidence) and all(entry.imported for entry in evidence)
     for tag, problem in state.cache_problems.items():
         if not (before_keys and problem == NOT_SIGNED):
             problems.append(f"the {tag} tag is not evidence of the champion: {problem}")

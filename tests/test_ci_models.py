@@ -164,14 +164,19 @@ def test_each_model_has_its_own_jobs_resource_group_and_model(two_models: Path, 
             job = jobs[f"{kind}:{model}"]
             assert job["resource_group"] == f"model-promotion-{model}"
             assert job["interruptible"] is False
+        kept = f".promotion-bot/{model}"
         assert jobs[f"promotion:request:{model}"]["script"] == [
+            f'promotion-bot files --take-from "{kept}"'.replace(model, "$PROMOTION_BOT_MODEL"),
             "promotion-bot register --alias smoke",
             "promotion-bot gate",
             "promotion-bot request",
         ]
-        # The run id reaches the bot as the training job's artifact, the model's own file.
-        run_id_file = f"data/models/{model}/final_run_id.json"
-        assert jobs[f"train:test:{model}"]["artifacts"]["paths"] == [run_id_file]
+        # The run id reaches the bot as the training job's artifact: the model's own file,
+        # wherever its params put it, copied into a folder the include can name.
+        assert jobs[f"train:test:{model}"]["artifacts"]["paths"] == [f"{kept}/"]
+        assert jobs[f"train:test:{model}"]["after_script"] == [
+            'promotion-bot files --copy-to ".promotion-bot/$PROMOTION_BOT_MODEL"'
+        ]
         (need,) = jobs[f"promotion:request:{model}"]["needs"]
         assert (need["job"], need["artifacts"]) == (f"train:test:{model}", True)
         assert jobs[f"train:test:{model}"]["needs"][0]["job"] == f"promotion:smoke:{model}"
@@ -179,7 +184,7 @@ def test_each_model_has_its_own_jobs_resource_group_and_model(two_models: Path, 
         "python placeholder_train.py --experiment churn --logloss 0.4"
     ]
     poll = jobs["promotion:poll"]
-    assert poll["script"] == ["promotion-bot poll"]
+    assert poll["script"] == ['promotion-bot poll --report ""']  # no page unless asked
     assert "PROMOTION_BOT_MODEL" not in poll["variables"]  # one poll, every model
     assert poll["resource_group"] == "model-promotion-commands"
     for name, job in jobs.items():
@@ -275,6 +280,9 @@ def test_a_fresh_repository_without_origin_runs_as_the_docs_say(tmp_path: Path) 
         "train:test:churn",
         "train:test:fraud",
         "train:smoke:fraud",
+        "promotion:request:churn",
+        "promotion:request:fraud",
+        "promotion:smoke:fraud",
     }
 
 

@@ -426,6 +426,7 @@ def test_forge_failing_on_the_request_status_still_answers_once(
 
     monkeypatch.setattr(LocalForge, "update_body", down)
     monkeypatch.setattr(LocalForge, "close", down)
+    monkeypatch.setattr(LocalForge, "update_and_close", down)  # the one write of both
     outcome, event = pg.comment(thread, "maria", "/promote")
 
     assert outcome.status == "changed"

@@ -134,3 +134,16 @@ def test_an_external_note_written_by_hand_hides_no_hand_move(pg: Playground) -> 
     latest = pg.ledger()[0]
     assert (latest.action, latest.to_version) == ("external", second)
     assert json.loads(model_tags(pg)[EXTERNAL_TAG])["kid"] == pg.ctx.keys.own  # signed now
+
+
+def test_an_unsigned_history_with_no_ledger_is_no_approval(pg: Playground) -> None:
+    """The ledger gone (renamed away, its marker deleted) and an unsigned history naming the
+    hand-set champion as approved: `verify` names the tag and does not pass."""
+    version = pg.train(0.6)
+    mlflow = client(pg)
+    mlflow.set_registered_model_alias(pg.model, "champion", str(version))  # by hand
+    forged = [{"from": None, "to": version, "actor": "maria", "action": "promote"}]
+    mlflow.set_registered_model_tag(pg.model, HISTORY_TAG, json.dumps(forged))
+    code, shown = verified(pg)
+    assert code == 1
+    assert any(HISTORY_TAG in problem for problem in shown["problems"]), shown

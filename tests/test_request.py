@@ -616,6 +616,8 @@ def test_dry_run_says_nothing_to_do_when_the_request_is_up_to_date(
         "PROMOTION_BOT_PLATFORM": "local",
         "PROMOTION_BOT_LOCAL_DIR": str(tmp_path / "forge"),
         "PROMOTION_BOT_REQUESTED_BY": "dana",
+        # The local platform's own key, as `make_ctx`'s bot signed with (not the tests' key).
+        "PROMOTION_BOT_SIGNING_KEY": "",
     }
     before = snapshot(tmp_path / "forge")
 

@@ -41,7 +41,7 @@ def test_the_page_shows_champion_candidate_gates_drift_changes_and_trend(pg: Pla
     assert model.entry_url.startswith(pg.ctx.registry.ui_base() + "/#/experiments/")
     assert model.thread_url.startswith("file://") is False
     assert model.candidate == third
-    assert model.candidate_request is not None and model.candidate_request.version == str(third)
+    assert model.candidate_request is not None and model.candidate_request.version == third
     assert model.gates[0].name == "regression" and model.gates[0].passed
     assert [(c.action, c.to_version) for c in model.changes] == [
         ("rollback", first),

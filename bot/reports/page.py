@@ -133,7 +133,7 @@ def _read_model(ctx: Context, model: str) -> ModelPage:
         )
     requests, unavailable = open_requests(ctx, model)
     candidate = candidate_version.version if candidate_version else None
-    request = next((r for r in requests if r.version == str(candidate)), None)
+    request = next((r for r in requests if r.version == candidate), None)
     entries = history_entries(ctx, Query(model=model, limit=CHANGES))
     return ModelPage(
         model=model,

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from bot.registry import permissions as layout_of
 from tests.helpers import log_training_run, run_main
@@ -242,6 +243,33 @@ def test_bad_input_is_one_line_and_changes_nothing(
         "/api/2.0/mlflow/users/get: 'trainer' is no MLflow admin (403)\n"
     )
     accounts.use(ADMIN)
+    assert admin_api(accounts.server).resource(layout_of.MODEL, model_name).id == ""
+
+
+def test_a_training_account_that_is_an_admin_is_refused(
+    accounts: Accounts,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    model_name: str,
+) -> None:
+    """An MLflow admin passes every check: no READ grant would hold it back."""
+    accounts.server.create_user("boss")
+    answer = requests.patch(
+        f"{accounts.server.url}/api/2.0/mlflow/users/update-admin",
+        json={"username": "boss", "is_admin": True},
+        auth=(ADMIN, accounts.server.admin_password),
+        timeout=30,
+    )
+    answer.raise_for_status()
+    accounts.use(ADMIN)
+    params = params_file(tmp_path, model_name)
+    code, out, err = permissions(monkeypatch, capsys, params, "--training-user", "boss")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: permissions: training account 'boss' is an MLflow admin, which no grant "
+        "restricts: make it a plain account\n"
+    )
     assert admin_api(accounts.server).resource(layout_of.MODEL, model_name).id == ""
 
 

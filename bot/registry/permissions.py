@@ -102,14 +102,19 @@ class AuthApi:
             raise RegistryError(f"{where}: no MLflow answer (HTTP {answer.status_code})") from None
         return body if isinstance(body, dict) else {}
 
-    def has_user(self, username: str) -> bool:
+    def user(self, username: str) -> dict[str, Any] | None:
+        """The account (`id`, `username`, `is_admin`), or None when there is none."""
         try:
-            self.call("GET", f"{_V2}/users/get", params={"username": username})
+            found = self.call("GET", f"{_V2}/users/get", params={"username": username})
         except RegistryError as exc:
             if "RESOURCE_DOES_NOT_EXIST" in str(exc):
-                return False
+                return None
             raise
-        return True
+        user = found.get("user")
+        return user if isinstance(user, dict) else {}
+
+    def has_user(self, username: str) -> bool:
+        return self.user(username) is not None
 
     def effective(self, username: str, resource: Resource) -> str:
         """What a real request of `username` on the resource would be allowed."""
@@ -236,9 +241,17 @@ def _known_users(api: AuthApi, layout: Layout) -> None:
     names: Sequence[str] = [layout.bot_user, *layout.training_users]
     if layout.bot_user in layout.training_users:
         raise ConfigError(f"permissions: {layout.bot_user!r} is both the bot and a training user")
-    missing = [name for name in names if not api.has_user(name)]
+    users = {name: api.user(name) for name in names}
+    missing = [name for name, user in users.items() if user is None]
     if missing:
         raise ConfigError(f"permissions: no MLflow user {', '.join(map(repr, missing))}")
+    # An admin passes every permission check, whatever its grants say: READ would be a lie.
+    admins = [name for name in layout.training_users if (users[name] or {}).get("is_admin")]
+    if admins:
+        raise ConfigError(
+            f"permissions: training account {', '.join(map(repr, admins))} is an MLflow admin, "
+            "which no grant restricts: make it a plain account"
+        )
 
 
 def _error_code(answer: requests.Response) -> str:

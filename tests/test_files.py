@@ -55,3 +55,46 @@ def test_a_file_outside_the_repository_is_copied_by_its_name(tmp_path: Path) -> 
     [run_id, gate] = copy_model_files(params, repo / "kept", root=repo)
     assert run_id.copy == repo / "kept" / "run.json" and (repo / "kept" / "run.json").is_file()
     assert gate.copy is None
+
+
+# --- the bot's job takes back the run id, and nothing else ----------------------------------
+# The folder comes from a training job's artifacts: project code wrote it (docs/adopting.md,
+# "Artifacts").
+OWN = parse_params({"register_model": {"model_name": "churn", "run_id_file": "m/run.json"}})
+
+
+def test_take_from_puts_back_only_the_run_id_at_the_params_path(tmp_path: Path) -> None:
+    from bot.ci.files import take_run_id
+
+    folder = tmp_path / ".promotion-bot/churn"
+    (folder / "m").mkdir(parents=True)
+    (folder / "m/run.json").write_text('{"run_id": "abc"}\n')
+    (folder / "params.yaml").write_text("promotion: {approvers: {users: [mallory]}}\n")
+    (tmp_path / "params.yaml").write_text("register_model: {model_name: churn}\n")
+
+    assert take_run_id(OWN, folder, tmp_path) == tmp_path / "m/run.json"
+    assert (tmp_path / "m/run.json").read_text() == '{"run_id": "abc"}\n'
+    assert (tmp_path / "params.yaml").read_text() == "register_model: {model_name: churn}\n"
+
+
+@pytest.mark.parametrize("planted", ["link to a secret", "link out of the folder", "too large"])
+def test_take_from_refuses_what_training_code_could_plant(tmp_path: Path, planted: str) -> None:
+    from bot.ci.files import RUN_ID_FILE_MOST_BYTES, take_run_id
+    from bot.errors import BotError
+
+    folder = tmp_path / ".promotion-bot/churn"
+    (folder / "m").mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("PROMOTION_BOT_SIGNING_KEY=5e5e\n")
+    if planted == "link to a secret":
+        (folder / "m/run.json").symlink_to(secret)
+    elif planted == "link out of the folder":
+        (folder / "m").rmdir()
+        (folder / "m").symlink_to(tmp_path)
+        (tmp_path / "run.json").write_text('{"run_id": "abc"}\n')
+    else:
+        (folder / "m/run.json").write_text("x" * (RUN_ID_FILE_MOST_BYTES + 1))
+
+    with pytest.raises(BotError):
+        take_run_id(OWN, folder, tmp_path / "repo")
+    assert not (tmp_path / "repo/m/run.json").exists()  # nothing written

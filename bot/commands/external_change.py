@@ -26,6 +26,7 @@ from bot.ledger.store import last_and_approved, now_ms
 from bot.registry.model_state import Head, ModelState, external_value
 from bot.registry.records import Outcome
 from bot.registry.tags import EXTERNAL_TAG
+from bot.runtime.request_threads import latest_request
 from bot.threads.command_forms import format_command
 from bot.threads.thread import Thread
 
@@ -57,7 +58,11 @@ def report_external_change(ctx: Context, change: AliasChange) -> Outcome:
     alias = ctx.params.promotion.champion_alias
     if change.model != ctx.model or change.alias != alias:
         return Outcome("ignored", "not this bot's model or alias")
-    outcome, _check = report_drift(ctx, "webhook", delivery_id=change.delivery_id)
+    from bot.commands.forged_records import report_forged
+
+    state = ctx.registry.state(ctx.model)  # as it is now, not as an event says
+    outcome, _check = report_drift(ctx, "webhook", delivery_id=change.delivery_id, state=state)
+    report_forged(ctx, state)  # a forged intent, in the same read (bot.commands.forged_records)
     return outcome
 
 
@@ -91,7 +96,7 @@ def report_drift(
         check = check_champion(state, ctx.model, alias, last, approved)
         if not check.unrecorded:
             return Outcome("duplicate", "recorded before"), check
-        thread = _latest_request(ctx, ctx.model) if check.drifted else None
+        thread = latest_request(ctx, ctx.model) if check.drifted else None
         if thread is not None:
             _post_report(ctx, thread, check, alias, lease)
         _record(ctx, experiment_id, state, check, seen_by, thread, lease)
@@ -185,11 +190,3 @@ def _latest_report(ctx: Context, thread: Thread) -> str:
             if found:
                 return found.group(1)
     return ""
-
-
-def _latest_request(ctx: Context, model: str) -> Thread | None:
-    """The newest request the bot opened: a person's issue quoting a marker gets no report."""
-    from bot.runtime.request_threads import find_requests
-
-    found = find_requests(ctx, model, state="all")  # newest first
-    return found[0] if found else None

@@ -30,6 +30,7 @@ from bot.commands.confirmation import (
     confirm,
     named_by_registry,
 )
+from bot.commands.forged_records import forged_intent, report_forged_in
 from bot.commands.grammar import Command, Usage
 from bot.commands.handling import Handling
 from bot.commands.locking import model_lock
@@ -169,6 +170,7 @@ def _under_lock(
         replies = Replies(ctx, thread, event, guard=lease.check)
         state, finished_here = _read_state(ctx, event, thread, lease.check)
         run = Handling(ctx, event, thread, marker, replies, lease, state)
+        report_forged_in(run, [forged_intent(state)])  # an intent the bot did not sign
         outcome = _handle_locked(run, parsed, extra, finished_here)
         if outcome.status in _ANSWERED:
             _remember_handled(run, extra)

@@ -353,8 +353,11 @@ class Registry:
 
     def set_pending(self, name: str, entry: HistoryEntry, ledger_key: str = "") -> None:
         """The intent of a change: its history entry, and the key of the ledger run it begins,
-        signed: an intent is evidence that a change is in flight (docs/security.md)."""
-        stored = {**entry.stored, "ledger": ledger_key} if ledger_key else dict(entry.stored)
+        signed with its model: an intent is evidence that a change of this model is in flight
+        (docs/security.md)."""
+        stored = {**entry.stored, "model": name}
+        if ledger_key:
+            stored["ledger"] = ledger_key
         self.set_model_tag(name, PENDING_TAG, compact_json(self._signer().signed(stored)))
 
     def _signer(self) -> Keys:

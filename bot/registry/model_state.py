@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from bot.registry.records import HistoryEntry
-from bot.registry.tags import EXTERNAL_TAG, HANDLED_TAG, HISTORY_TAG, PENDING_TAG
+from bot.registry.tags import EXTERNAL_TAG, HANDLED_TAG, HISTORY_TAG, PENDING_TAG, REPORTED_TAG
 from bot.signing import NOT_SIGNED, Keys
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # (GitLab note ids, GitHub comment ids today) and their commas fit 445 at a time.
 HANDLED_MAX_CHARS = 5000
 _HANDLED_SEAL_CHARS = 1 + 16 + 1 + 88
+REPORTED_LIMIT = 40  # records `promotion.reported` remembers (about 60 characters each)
 
 
 def compact_json(value: Any) -> str:
@@ -141,13 +142,14 @@ class ModelState:
 
     @cached_property
     def _intent(self) -> tuple[HistoryEntry | None, str]:
-        try:
-            value = json.loads(self.tags.get(PENDING_TAG) or "null")
-        except ValueError:
-            value = None
+        raw = self.tags.get(PENDING_TAG)
+        value = _json(raw)
         if not isinstance(value, dict):
-            return None, ""
+            return None, NOT_SIGNED if raw else ""
         fields, problem = self.keys.opened(value) if self.keys else (value, "no key to check it")
+        model = fields.pop("model", None)  # signed with its model: no copy from another one
+        if not problem and model != self.model:
+            problem = "signed for another model"
         intent = HistoryEntry.parse(fields)
         if any(_same_change(entry, intent) for entry in self.history):
             return None, ""
@@ -193,6 +195,19 @@ class ModelState:
         return head if head is not None and head.experiment_id == experiment_id else None
 
     @cached_property
+    def reported(self) -> dict[str, tuple[str, int]]:
+        """The records found not signed that the bot reported, by name: the fingerprint of the
+        value reported and when (ms); empty unless the bot signed the list for this model."""
+        records = self._opened(REPORTED_TAG)[0].get("records")
+        found: dict[str, tuple[str, int]] = {}
+        for name, item in records.items() if isinstance(records, dict) else ():
+            if isinstance(item, list) and len(item) == 2 and isinstance(item[0], str):
+                at_ms = item[1]
+                if isinstance(at_ms, int) and not isinstance(at_ms, bool):
+                    found[name] = (item[0], at_ms)
+        return found
+
+    @cached_property
     def handled(self) -> tuple[str, ...]:
         """The comment ids the bot handled, oldest first (as many as the tag holds), when the
         bot signed the list: ids anyone else wrote would silence their comments."""
@@ -220,6 +235,14 @@ def history_value(
 ) -> str:
     """The `promotion.history` tag: the entries and the head of the chain, signed."""
     fields = {"model": model, "entries": list(entries), "head": head.stored() if head else None}
+    return compact_json(keys.signed(fields))
+
+
+def reported_value(keys: Keys, model: str, records: Mapping[str, tuple[str, int]]) -> str:
+    """The `promotion.reported` tag: each record's fingerprint and when it was reported, the
+    newest `REPORTED_LIMIT`, signed."""
+    newest = sorted(records.items(), key=lambda item: item[1][1])[-REPORTED_LIMIT:]
+    fields = {"model": model, "records": {name: [fp, at] for name, (fp, at) in newest}}
     return compact_json(keys.signed(fields))
 
 

@@ -31,7 +31,7 @@ from bot.config.settings import Secret, Settings
 from bot.intake.poll import poll
 from bot.registry.records import Change
 from bot.registry.tags import REQUESTED_IN_TAG
-from bot.registry.versions import requester_tags
+from bot.registry.versions import binding_value, requester_tags
 from bot.runtime.context import Context
 from bot.threads.markers import answer_marker
 from bot.threads.thread import CommentEvent, ProjectRef
@@ -401,7 +401,8 @@ def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[
     ctx = bench.context(fake, model, with_username=True)
     thread = fake.threads[numbers[0]]
     url = thread.get("web_url") or thread["html_url"]
-    ctx.registry.set_version_tag(model, 2, REQUESTED_IN_TAG, url)
+    binding = binding_value(ctx.keys, model, 2, url)
+    ctx.registry.set_version_tag(model, 2, REQUESTED_IN_TAG, binding)
     for key, value in requester_tags(ctx.keys, model, 2, "dana", "").items():
         ctx.registry.set_version_tag(model, 2, key, value)
     fake.clock.catch_up()  # posted now, as the forge stamps it

@@ -34,7 +34,7 @@ from bot.registry.tags import (
     REQUESTED_BY_TAG,
     REQUESTED_IN_TAG,
 )
-from bot.registry.versions import VersionInfo, requester_tags
+from bot.registry.versions import VersionInfo, binding_value, requester_tags
 from bot.runtime.context import Context
 from bot.threads.thread import Thread
 from tests.fakes.memory_registry import MemoryRegistry
@@ -228,7 +228,8 @@ def test_a_closed_request_is_refused_before_anything_else_is_read(tmp_path: Path
 def test_the_stale_answer_links_the_candidates_request(tmp_path: Path):
     ctx, registry, _ = promotion_world(tmp_path)
     newer = registry.add_version(MODEL, {"final.logloss": 0.5})
-    registry.set_version_tag(MODEL, newer.version, REQUESTED_IN_TAG, "https://forge/9")
+    binding = binding_value(ctx.keys, MODEL, newer.version, "https://forge/9")
+    registry.set_version_tag(MODEL, newer.version, REQUESTED_IN_TAG, binding)
     registry.set_alias(MODEL, "candidate", newer.version)
     refusal, _ = promote_refusal(
         ctx,

@@ -88,10 +88,10 @@ MINIMUM: dict[str, dict[str, Any]] = {
             "1 search for the newest versions and 1 search for their runs (the trend chart; "
             "the candidate's and champion's runs are not read twice), "
             "2 version tags: the request thread (promotion.requested_in, the registry's record "
-            "of which thread is the version's request) and, since `register` ran without "
-            "PROMOTION_BOT_REQUESTED_BY here, who asked (promotion.requested_by, the bot's "
-            "seal in the same value); MLflow has no batch call for them, and a re-run writes "
-            "none",
+            "of which thread is the version's request, the bot's seal in the same value) and, "
+            "since `register` ran without PROMOTION_BOT_REQUESTED_BY here, who asked "
+            "(promotion.requested_by, the bot's seal in the same value); MLflow has no batch "
+            "call for them, and a re-run writes none",
             "gitlab": "list open requests of the configured kind (issues or merge requests); "
             "GET /metadata (EE or not decides the /promote form shown); open the issue",
             "github": "list open requests (the issues endpoint includes PRs); open the issue",

@@ -136,12 +136,23 @@ def handle_comment(
 def _ours(ctx: Context, marker: RequestMarker, thread: Thread) -> bool:
     """A marker naming another bot (another registry on this project, or this registry under
     another URL), or none (written before ids), is ours only when our registry names the thread
-    (docs/design.md, "Markers")."""
+    (docs/design.md, "Markers"), by a binding the bot sealed.
+
+    A marker written before ids whose version our registry binds to the thread without a seal
+    (written before bindings were signed) is ours too, to be answered that `request` must bind
+    it again (`bind_to_registry`); nothing is decided from that binding.
+    """
     if marker.bot and not of_another_bot(ctx, marker.bot):
         return True
     try:
-        return bool(ctx.registry.versions_requested_in(ctx.model, thread.url))
-    except RegistryError as exc:  # the first registry read: nothing read or written yet
+        if ctx.registry.versions_requested_in(ctx.model, thread.url):
+            return True
+        if marker.bot or marker.problem or marker.model != ctx.model:
+            return False
+        return ctx.registry.version(ctx.model, marker.version).requested_in == thread.url
+    except NotFoundError:
+        return False
+    except RegistryError as exc:  # the first registry reads: nothing written yet
         raise RegistryUnavailable(str(exc)) from None
 
 

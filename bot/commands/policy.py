@@ -262,8 +262,8 @@ def no_previous_refusal(champion: int | None) -> Refusal:
 def _newer_request(ctx: Context, candidate: VersionInfo | None) -> str:
     if candidate is None:
         return ""
-    if candidate.requested_in:  # the registry's record: no listing needed
-        return candidate.requested_in
+    if candidate.requested_in and not candidate.request_binding_problem(ctx.keys):
+        return candidate.requested_in  # the registry's record, sealed: no listing needed
     from bot.runtime.request_threads import find_requests
 
     for thread in find_requests(ctx):

@@ -160,6 +160,17 @@ def test_a_requester_record_the_bot_did_not_sign_decides_nothing(tmp_path: Path)
         assert code(self_approval_refusal(ctx, "dana", "27", version)) == "requester_unsigned"
 
 
+def test_the_key_id_of_a_forged_requester_record_is_shown_inert(tmp_path: Path):
+    """The refusal names what is wrong with the record, and with it the key id the tag claims:
+    text a registry writer chose, which must not ping, link or hide anything in the bot's voice."""
+    ctx, _, _ = context(tmp_path)
+    version = VersionInfo(MODEL, 3, "run", tags={REQUESTED_BY_TAG: "dana|@all[x](//e:x"})
+    refusal = self_approval_refusal(ctx, "erin", "28", version)
+    assert refusal is not None and refusal.code == "requester_unsigned"
+    assert "@all" not in refusal.why and "[x](" not in refusal.why
+    assert "@\u200ball\\[x\\]" in refusal.why
+
+
 # --- /promote: promote_refusal, in the order a person would fix things ------------------------
 
 

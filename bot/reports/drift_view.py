@@ -37,6 +37,7 @@ class DriftView:
     """The drift state a page shows, and which check found it."""
 
     result: Verification
+    state: ModelState  # the model as read for it
     newest: tuple[LedgerEntry, ...] = ()  # what the bounded check read, newest first
     walked: str = ""  # why the whole chain was walked instead ("": the bounded check decided)
 
@@ -64,9 +65,9 @@ def drift_view(ctx: Context, model: str, count: int = NEWEST) -> DriftView:
     state = ctx.registry.state(model)
     newest, why = _newest(ctx, model, state, count)
     if not why:
-        return DriftView(_decided(ctx, model, state, newest), tuple(newest))
+        return DriftView(_decided(ctx, model, state, newest), state, tuple(newest))
     log.info("status page: walking the whole chain of %s: %s", model, why, extra={"model": model})
-    return DriftView(verify(ctx, model, state), walked=why)
+    return DriftView(verify(ctx, model, state), state, walked=why)
 
 
 def _newest(

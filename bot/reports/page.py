@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ TEMPLATE = "status_page.html.j2"
 CHANGES = 10  # the last changes shown per model
 TREND_VERSIONS = 10
 REASON_CHARS = 200
+WORKERS = 4  # models read at once
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,16 @@ def link(url: str) -> str:
     return url
 
 
-def page_data(ctx: Context, now_ms: int, walks: ChainWalks | None = None) -> StatusPage:
-    """The page as of `now_ms`; `walks`: `serve`'s background walks of the whole chains."""
-    return StatusPage(
-        iso_from_ms(now_ms), tuple(_model_page(one, walks) for one in ctx.each_model())
-    )
+def page_data(
+    ctx: Context, now_ms: int, walks: ChainWalks | None = None, workers: int = WORKERS
+) -> StatusPage:
+    """The page as of `now_ms`; `walks`: `serve`'s background walks of the whole chains. The
+    models are read `workers` at a time: each waits on MLflow round trips, not on the CPU."""
+    models = ctx.each_model()
+    _ = ctx.registry, ctx.ledger, ctx.forge  # the clients, built once, before the threads
+    with ThreadPoolExecutor(max(1, min(workers, len(models)))) as pool:
+        pages = tuple(pool.map(lambda one: _model_page(one, walks), models))
+    return StatusPage(iso_from_ms(now_ms), pages)
 
 
 def _model_page(ctx: Context, walks: ChainWalks | None) -> ModelPage:
@@ -133,13 +140,14 @@ def _read_model(ctx: Context, model: str, walks: ChainWalks | None) -> ModelPage
     if walks is not None and not whole.reached:
         walks.not_reached(model)
     approved = check.approved
-    experiment_id = ctx.ledger.experiment_id()
+    experiment_id = ctx.ledger.ready(view.state, model) or ctx.ledger.experiment_id()
     current = approved if approved and approved.to_version == check.champion else check.last
     metric = ctx.params.promote_model.metric
     champion_run = None
     if check.champion is not None:
         champion_run = registry.run(registry.version(model, check.champion).run_id)
-    candidate_version = registry.version_by_alias(model, ctx.params.promote_model.candidate_alias)
+    candidate = view.state.aliases.get(ctx.params.promote_model.candidate_alias)
+    candidate_version = registry.version(model, candidate) if candidate is not None else None
     gates: tuple[Gate, ...] = ()
     if candidate_version is not None and candidate_version.version != check.champion:
         candidate_run = registry.run(candidate_version.run_id)
@@ -148,7 +156,6 @@ def _read_model(ctx: Context, model: str, walks: ChainWalks | None) -> ModelPage
             for g in evaluate_gates(ctx.params, candidate_run, champion_run)
         )
     requests, unavailable = open_requests(ctx, model)
-    candidate = candidate_version.version if candidate_version else None
     request = next((r for r in requests if r.version == candidate), None)
     entries = _changes(ctx, model, view)
     return ModelPage(

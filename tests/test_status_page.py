@@ -77,8 +77,8 @@ def test_the_page_says_which_check_it_shows(pg: Playground):
     (model,) = page.models
     assert (model.check_scope, model.checked_entries) == ("newest", 3)
     html = unescape(render_html(page))
-    assert "the newest 3 ledger entries: each signed by a trusted key" in html
-    assert "Older entries are not read here: `promotion-bot verify` walks the whole chain" in html
+    assert "the newest 3 ledger entries: signed, each following the one before" in html
+    assert "up to the head the bot signed; older ones: `promotion-bot verify`" in html
     assert "not walked for this page: `promotion-bot verify` walks it" in html
     shown = json.loads(page_json(page))["models"][0]
     assert (shown["check_scope"], shown["checked_entries"]) == ("newest", 3)

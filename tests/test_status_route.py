@@ -119,17 +119,26 @@ def test_a_build_that_fails_keeps_the_last_page() -> None:
         page.stop()
 
 
-def test_upkeep_runs_after_a_build_on_the_page_thread() -> None:
+def test_upkeep_runs_after_a_build_and_what_it_found_shows_at_once() -> None:
+    """The walks of the whole chains run after a build on the page's thread; when they walked
+    something, the page is built again without waiting for the next viewer."""
     seen: list[str] = []
+    built: list[int] = []
 
-    def upkeep(stopping: Callable[[], bool]) -> None:
+    def build() -> str:
+        built.append(1)
+        return f"page {len(built)}"
+
+    def upkeep(stopping: Callable[[], bool]) -> list[str]:
         assert not stopping()
         seen.append(threading.current_thread().name)
+        return ["walked"] if len(seen) == 1 else []
 
-    page = BackgroundPage(lambda: "page", upkeep, ttl=5)
+    page = BackgroundPage(build, upkeep, ttl=5)
     try:
         page.start()
-        eventually(lambda: seen == ["status-page"])
+        eventually(lambda: page.get() == b"page 2")
+        assert seen == ["status-page"] and page.builds == 2
     finally:
         page.stop()
 

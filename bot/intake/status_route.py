@@ -136,7 +136,8 @@ def retry_after(seconds: float) -> tuple[str, str]:
 class BackgroundPage:
     """The page's HTML, built on a thread of its own when the last one is older than `ttl`
     seconds; `get` never waits for a build. `upkeep` runs on the same thread after each build
-    (it is told when to stop early)."""
+    (it is told when to stop early); when it answers something true, the page is built again
+    at once, so what it found shows."""
 
     def __init__(
         self,
@@ -197,11 +198,17 @@ class BackgroundPage:
             if self._stopping.is_set():
                 return
             self._build_once()
-            if self._upkeep is not None and not self._stopping.is_set():
-                try:
-                    self._upkeep(self._stopping.is_set)
-                except Exception:  # the next build's upkeep tries again
-                    log.exception("status page: upkeep failed")
+            if self._upkeep is not None and not self._stopping.is_set() and self._upkept():
+                self._build_once()  # what the upkeep found shows without waiting for a viewer
+
+    def _upkept(self) -> bool:
+        """Run the upkeep; whether it changed what the page shows (a true answer)."""
+        assert self._upkeep is not None
+        try:
+            return bool(self._upkeep(self._stopping.is_set))
+        except Exception:  # the next build's upkeep tries again
+            log.exception("status page: upkeep failed")
+            return False
 
     def _build_once(self) -> None:
         try:

@@ -49,13 +49,12 @@ class DriftView:
         """Which check the drift state comes from, for people."""
         if self.bounded:
             return (
-                f"the newest {len(self.newest)} ledger entries: each signed by a trusted key and "
-                "following the one before it, the newest the head of the chain the bot signed. "
-                "Older entries are not read here: `promotion-bot verify` walks the whole chain"
+                f"the newest {len(self.newest)} ledger entries: signed, each following the one "
+                "before, up to the head the bot signed; older ones: `promotion-bot verify`"
             )
         return (
-            f"the whole chain ({self.result.entries} entries), as `promotion-bot verify` walks it: "
-            f"the newest entries could not decide ({self.walked})"
+            f"the whole chain ({self.result.entries} entries), as `promotion-bot verify` walks "
+            f"it; the newest entries could not decide: {self.walked}"
         )
 
 

@@ -1,7 +1,9 @@
 """The chain of a model's ledger entries (docs/security.md, "The registry writer"): each signed
 entry names the digest of the one before it (`prev`), so an entry deleted, inserted, reordered,
 replayed or extended after signing shows as a break, and only entries that follow each other are
-evidence.
+evidence. `walk` reads the whole chain; `vouch` says whether its newest entries alone, tied to
+the head the bot signed, may decide the champion (the status page's bounded check): they say
+nothing of the entries before them.
 
 Pure: the entries come from `bot.ledger.store`, their seals already checked.
 """
@@ -10,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from bot.ledger.entry import LedgerEntry
+from bot.registry.model_state import Head
 from bot.signing import NOT_SIGNED
 
 REPLAYED = "out of the chain: it follows an earlier entry again (inserted, copied or reordered)"
@@ -83,3 +87,36 @@ def walk(oldest_first: Sequence[LedgerEntry]) -> tuple[list[LedgerEntry], list[B
             previous = entry.digest  # one break for one gap: the entries after it follow it
         seen.add(entry.digest)
     return kept, breaks
+
+
+def vouch(newest_first: Sequence[LedgerEntry], head: Head | None, experiment_id: str) -> str:
+    """Why a model's newest entries, read in one search, may not decide its champion ("" when
+    they may): each must be a trusted entry that follows the one read after it, and the newest
+    must be the head the bot signed into the champion cache (`head`), so nothing was appended,
+    dropped or replayed at the top. Entries older than these are not looked at: the whole chain
+    is `walk`'s (what `verify` does)."""
+    if head is None or head.experiment_id != experiment_id:
+        return "the champion cache names no head of the chain the bot signed"
+    if not newest_first:
+        return "no ledger entry of the model"
+    for entry in newest_first:
+        if not entry.trusted:
+            return f"ledger run {entry.ledger_run} is not evidence: {entry.problem}"
+    at = [(entry.digest, entry.at_ms) for entry in newest_first].index
+    try:
+        place = at((head.digest, head.at_ms))
+    except ValueError:
+        return (
+            f"the head of the chain the bot signed is not among the newest {len(newest_first)} "
+            "entries (one was hidden, or an older champion cache written back)"
+        )
+    if place:
+        return (
+            f"the newest entry (ledger run {newest_first[0].ledger_run}) is not the head of the "
+            "chain the bot signed (a change not in the champion cache yet, or an older cache "
+            "written back)"
+        )
+    for newer, older in pairwise(newest_first):
+        if newer.prev != older.digest:
+            return f"ledger run {newer.ledger_run} does not follow the entry before it"
+    return ""

@@ -178,6 +178,14 @@ class ModelState:
             return version, Head.parse(outside.get("head"))
         return (newest.to_version if newest else None), Head.parse(self._cache[0].get("head"))
 
+    @property
+    def cached_head(self) -> Head | None:
+        """The head of the model's ledger chain the signed champion cache recorded, whatever the
+        champion is now (None: no cache the bot signed, or one from before heads were kept).
+        Evidence of which entry is the newest, not that nothing happened since: a reader ties it
+        to the ledger itself (`bot.ledger.chain.vouch`)."""
+        return self._newest[1]
+
     def chain_head(self, experiment_id: str, alias: str) -> Head | None:
         """The head of the model's ledger chain as the signed cache recorded it, when this same
         read vouches that nothing happened since: no change in flight, the champion the one the

@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -209,19 +209,20 @@ class Verification:
     check: ChampionCheck
     problems: list[str] = field(default_factory=list)
     breaks: list[Break] = field(default_factory=list)  # entries that are not evidence
+    entries: int = 0  # the ledger entries read to decide
 
     @property
     def exit_code(self) -> int:
         return 1 if self.check.drifted or self.problems or self.breaks else 0
 
 
-def verify(ctx: Context, model: str) -> Verification:
+def verify(ctx: Context, model: str, state: ModelState | None = None) -> Verification:
     """The drift question asked of the ledger itself, and of nothing a person can fix by
-    editing the model's tags: the model read, then the model's whole chain (docs/security.md).
-    Only entries signed by a trusted key that follow each other are evidence; every other one
-    is a break."""
+    editing the model's tags: the model read (`state`, when the caller just read it), then the
+    model's whole chain (docs/security.md). Only entries signed by a trusted key that follow
+    each other are evidence; every other one is a break."""
     alias = ctx.params.promotion.champion_alias
-    state = ctx.registry.state(model)
+    state = ctx.registry.state(model) if state is None else state
     if not state.aliases and not state.tags and not ctx.registry.model_exists(model):
         # A monitor with a misspelt model must not stay green: "cannot tell", not "as approved".
         raise NotFoundError(f"no registered model {model!r} in the registry")
@@ -235,24 +236,38 @@ def verify(ctx: Context, model: str) -> Verification:
     last = newest[0] if newest else None
     approved = next((entry for entry in newest if entry.approved), None)
     check = check_champion(state, model, alias, last, approved)
-    problems = [
-        f"ledger run {entry.ledger_run} ({entry.at}, v{entry.to_version}) was deleted in MLflow: "
-        f"restore it (`mlflow runs restore --run-id {entry.ledger_run}`)"
-        for entry in chain
-        if entry.deleted
-    ]
-    if state.intent_problem:  # a change "in flight" nobody can prove: drift is decided as usual
-        problems.append(
-            f"the {PENDING_TAG} tag is not evidence of a change in flight: {state.intent_problem}"
-        )
     # The champion cache the cheap drift filter reads: one the bot did not sign decides nothing
     # (the ledger does), and is named. A history from before keys is not, until the bot has
     # recorded a change of its own (it writes the cache signed then).
     before_keys = bool(evidence) and all(entry.imported for entry in evidence)
+    problems = [*deleted_entries(chain), *record_problems(state, before_keys)]
+    return Verification(check, problems, breaks, len(chain))
+
+
+def deleted_entries(entries: Iterable[LedgerEntry]) -> list[str]:
+    """A problem for each entry deleted in MLflow (still read, so still counted)."""
+    return [
+        f"ledger run {entry.ledger_run} ({entry.at}, v{entry.to_version}) was deleted in MLflow: "
+        f"restore it (`mlflow runs restore --run-id {entry.ledger_run}`)"
+        for entry in entries
+        if entry.deleted
+    ]
+
+
+def record_problems(state: ModelState, before_keys: bool = False) -> list[str]:
+    """What is wrong with the records on the model the bot signs: an intent nobody can prove
+    (drift is decided as usual), a champion cache the bot did not sign (named; the ledger
+    decides). `before_keys`: the ledger holds only entries imported from before keys, and an
+    unsigned cache is expected until the bot's first change."""
+    problems = []
+    if state.intent_problem:
+        problems.append(
+            f"the {PENDING_TAG} tag is not evidence of a change in flight: {state.intent_problem}"
+        )
     for tag, problem in state.cache_problems.items():
         if not (before_keys and problem == NOT_SIGNED):
             problems.append(f"the {tag} tag is not evidence of the champion: {problem}")
-    return Verification(check, problems, breaks)
+    return problems
 
 
 def verifications_json(results: Sequence[Verification]) -> str:

@@ -10,7 +10,9 @@ champion no ledger entry accounts for is recorded as an `external` entry, report
 latest request thread with the `/rollback` that restores the approved champion when it drifted from
 it (a hand move back to the approved version is recorded, not reported). Recorded once, it is
 reported once: the next look finds the ledger agreeing. No time window: a hand move back to a
-version the bot set a minute ago is still a hand move.
+version the bot set a minute ago is still a hand move. While the ledger holds nothing signed of
+the model and history from before keys waits for the operator's import, nothing is recorded or
+reported: the outcome names the command (bot.ledger.importing).
 """
 
 from __future__ import annotations

@@ -21,11 +21,12 @@ from bot.errors import RegistryError
 from bot.ledger.entry import PARAM_CHUNK, Approver, Evidence, LedgerEntry
 from bot.ledger.importing import import_history
 from bot.ledger.setup import prepare
-from bot.ledger.store import Ledger, Where
+from bot.ledger.store import Ledger, Where, now_ms
 from bot.registry.client import Registry
 from bot.registry.records import HistoryEntry
 from bot.registry.tags import HISTORY_TAG
 from bot.reports.audit import read_csv
+from bot.reports.page import page_data
 from bot.signing import Keys
 from bot.timestamps import iso_from_ms
 from tests.helpers import TEST_SIGNING_KEY
@@ -430,6 +431,8 @@ def test_a_history_from_before_keys_waits_for_the_operators_import(pg: Playgroun
     summary = poll(pg.ctx).summary()  # the bot's first pass with a key, before the import
     assert "not recorded" in summary and command in summary
     assert pg.ledger_runs() == []
+    [page] = page_data(pg.ctx, now_ms()).models  # the tag's entries, marked as no evidence
+    assert [c.trusted for c in page.changes] == [False] * 3 and command in " ".join(page.problems)
     dry = pg.cli("import-ledger", "--dry-run")
     assert dry.exit_code == 0 and pg.ledger_runs() == []
     assert dry.output.splitlines() == [
@@ -451,6 +454,8 @@ def test_a_history_from_before_keys_waits_for_the_operators_import(pg: Playgroun
     ]
     checked = pg.cli("verify")
     assert checked.exit_code == 0, checked.output
+    [page] = page_data(pg.ctx, now_ms()).models
+    assert [c.trusted for c in page.changes] == [True] * 3 and page.problems == ()
 
     again = pg.cli("import-ledger")
     assert (again.exit_code, again.output) == (0, f"{pg.model}: nothing to import\n")

@@ -20,6 +20,7 @@ from bot.registry.model_state import Head
 from bot.signing import NOT_SIGNED
 
 REPLAYED = "out of the chain: it follows an earlier entry again (inserted, copied or reordered)"
+IMPORT_HINT = "; `promotion-bot import-ledger` signs the runs written before keys"
 MISSING = "out of the chain: the entry before it is missing (deleted, or no longer FINISHED)"
 
 
@@ -62,8 +63,8 @@ def linked(oldest_first: Sequence[LedgerEntry]) -> list[LedgerEntry]:
 
 def walk(oldest_first: Sequence[LedgerEntry]) -> tuple[list[LedgerEntry], list[Break]]:
     """A model's whole chain from its first entry: the entries that are evidence, and a break
-    for every other one. An unsigned run that a signed copy stands for (the bot signed the
-    ledger written before keys existed, `supersedes`) is accounted for, not a break."""
+    for every other one. An unsigned run that a signed copy stands for (the operator's import
+    signed the ledger written before keys existed, `supersedes`) is accounted for, not a break."""
     covered = {entry.supersedes for entry in oldest_first if entry.trusted and entry.supersedes}
     signed_any = any(entry.trusted for entry in oldest_first)
     kept: list[LedgerEntry] = []
@@ -74,7 +75,9 @@ def walk(oldest_first: Sequence[LedgerEntry]) -> tuple[list[LedgerEntry], list[B
         if entry.problem == NOT_SIGNED and entry.ledger_run in covered:
             continue
         if not entry.trusted:
-            hint = "" if signed_any else "; the bot signs a ledger written before keys at its start"
+            hint = (
+                "" if signed_any else "; `promotion-bot import-ledger` signs runs from before keys"
+            )
             breaks.append(Break(entry, entry.problem + hint))
             continue
         if entry.prev == previous:

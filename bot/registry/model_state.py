@@ -97,6 +97,13 @@ class ModelState:
             log.warning("ignoring a %s tag that is not JSON", HISTORY_TAG)
         return tuple(HistoryEntry.parse(item) for item in _dicts(items))
 
+    @property
+    def cache_experiment(self) -> str:
+        """The experiment of the chain head the signed history cache recorded ("" when none):
+        the bot's own changes of the model are in that ledger."""
+        head = Head.parse(self._cache[0].get("head"))
+        return head.experiment_id if head else ""
+
     @cached_property
     def _cache(self) -> tuple[dict[str, Any], str]:
         return self._opened(HISTORY_TAG)

@@ -229,7 +229,7 @@ def _change(ctx: Context, experiment_id: str, entry: LedgerEntry) -> Change:
         reason=reason,
         entry_url=_entry_url(ctx, experiment_id, entry),
         request_url=link(entry.request_url),
-        trusted=entry.trusted or entry.imported,
+        trusted=entry.trusted,  # a tag entry not imported yet is evidence of nothing
     )
 
 

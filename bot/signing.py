@@ -30,6 +30,7 @@ TRUSTED_KEYS = "promotion.trusted_keys"
 LOCAL_KEY_FILE = "signing-key"  # in the local platform's folder: demo and `--platform local`
 KID, SIG = "kid", "sig"  # the two fields a signed record carries beside its own
 NOT_SIGNED = "not signed by the bot"
+UNTRUSTED = "signed by a key that is not trusted"  # followed by the key's id
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
@@ -185,7 +186,7 @@ class Keys:
             return NOT_SIGNED
         public = self.trusted.get(kid) if isinstance(kid, str) else None
         if public is None:
-            return f"signed by a key that is not trusted ({str(kid)[:20]!r})"
+            return f"{UNTRUSTED} ({str(kid)[:20]!r})"
         try:
             public.verify(base64.b64decode(str(sig), validate=True), canonical(record))
         except (InvalidSignature, ValueError, binascii.Error):

@@ -19,7 +19,7 @@ from bot.ledger.entry import EXTERNAL, LedgerEntry
 from bot.ledger.setup import prepare
 from bot.ledger.store import Where, now_ms
 from bot.registry.tags import HISTORY_TAG, LEDGER_TAG
-from bot.signing import NOT_SIGNED, Keys
+from bot.signing import NOT_SIGNED, UNTRUSTED, Keys
 from tests.helpers import TEST_SIGNING_KEY
 from tests.promotion_env import Playground
 
@@ -318,3 +318,45 @@ def test_a_forged_history_on_a_renamed_ledger_is_not_imported_by_a_change(
     refused = pg.cli("import-ledger")
     assert refused.exit_code == 1 and len(pg.ledger()) == 2
     assert verified(pg)[0] == 0  # the champion is the one approved, through the bot
+
+
+def test_a_ledger_signed_only_by_a_key_this_bot_does_not_trust_cannot_be_told(
+    pg: Playground, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run with another key than the one that wrote the ledger (the demo's folder without the
+    demo's environment, a monitor missing `promotion.trusted_keys`): not drift, which would send
+    someone to roll back a champion that is fine, but "cannot tell", naming the key and the fix."""
+    promoted(pg)
+    promoted(pg, 0.58)
+    writer = pg.ctx.keys.own
+    monkeypatch.setenv("PROMOTION_BOT_SIGNING_KEY", "6f" * 32)
+
+    code, shown = verified(pg)
+    assert (code, shown["exit_code"], shown["foreign_keys"]) == (2, 2, [writer])
+    text = pg.cli("verify")
+    assert text.exit_code == 2 and "DRIFT" not in text.output
+    assert (
+        f"cannot tell: all 2 ledger entries are signed by a key this bot does not trust ({writer})"
+        in text.output
+    )
+    assert "import-ledger" not in text.output  # that is for runs from before keys
+    status = pg.cli("status")
+    assert status.exit_code == 0 and "DRIFT" not in status.output
+    assert "champion: not checked against the audit ledger (cannot tell:" in status.output
+
+    # With the key that wrote them, an entry signed by another key on top (a registry writer's
+    # own key) is a break of a chain that decides: drift, not "cannot tell".
+    monkeypatch.setenv("PROMOTION_BOT_SIGNING_KEY", TEST_SIGNING_KEY)
+    newest = pg.ledger()[0]
+    planted = LedgerEntry(pg.model, "promote", 1, 2, newest.at_ms + 1000, actor="maria")
+    _entry, params = replace(planted, prev=newest.digest).sealed(Keys.load("6f" * 32))
+    mlflow = client(pg)
+    run = mlflow.create_run(pg.ctx.ledger.experiment_id(), start_time=planted.at_ms)
+    for key, value in params.items():
+        mlflow.log_param(run.info.run_id, key, value)
+    mlflow.set_terminated(run.info.run_id)
+    mlflow.set_registered_model_alias(pg.model, "champion", "1")
+    code, shown = verified(pg)
+    assert (code, shown["foreign_keys"], shown["drifted"]) == (1, [], True)
+    [broken] = shown["breaks"]
+    assert broken["ledger_run"] == run.info.run_id and broken["reason"].startswith(UNTRUSTED)

@@ -21,6 +21,7 @@ from bot.signing import NOT_SIGNED
 
 REPLAYED = "out of the chain: it follows an earlier entry again (inserted, copied or reordered)"
 IMPORT_HINT = "; `promotion-bot import-ledger` signs the runs written before keys"
+IMPORT_HINT = "`promotion-bot import-ledger` signs runs from before keys"
 MISSING = "out of the chain: the entry before it is missing (deleted, or no longer FINISHED)"
 
 
@@ -75,9 +76,8 @@ def walk(oldest_first: Sequence[LedgerEntry]) -> tuple[list[LedgerEntry], list[B
         if entry.problem == NOT_SIGNED and entry.ledger_run in covered:
             continue
         if not entry.trusted:
-            hint = (
-                "" if signed_any else "; `promotion-bot import-ledger` signs runs from before keys"
-            )
+            before_keys = entry.problem == NOT_SIGNED and not signed_any
+            hint = f"; {IMPORT_HINT}" if before_keys else ""
             breaks.append(Break(entry, entry.problem + hint))
             continue
         if entry.prev == previous:

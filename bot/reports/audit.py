@@ -28,7 +28,7 @@ from bot.ledger.importing import Waiting, waiting
 from bot.ledger.store import Where
 from bot.registry.model_state import ModelState
 from bot.registry.tags import HISTORY_TAG, PENDING_TAG
-from bot.signing import NOT_SIGNED
+from bot.signing import KEY_VARIABLE, NOT_SIGNED, TRUSTED_KEYS, UNTRUSTED
 from bot.timestamps import iso_from_ms
 
 if TYPE_CHECKING:
@@ -235,8 +235,34 @@ class Verification:
     waiting: Waiting | None = None  # history from before keys the operator has not imported
 
     @property
+    def foreign_keys(self) -> list[str]:
+        """The key ids of a ledger whose every entry is signed by a key this bot does not trust
+        (run without the key that wrote it: the demo's folder, a monitor missing
+        `promotion.trusted_keys`): then nothing can be told, not even drift. Empty otherwise:
+        a chain with one trusted entry decides, and an untrusted one beside it is a break."""
+        if not self.breaks or self.entries != len(self.breaks):
+            return []
+        if not all(b.reason.startswith(UNTRUSTED) for b in self.breaks):
+            return []
+        return sorted({b.entry.kid for b in self.breaks})
+
+    @property
     def exit_code(self) -> int:
+        if self.foreign_keys:
+            return 2
         return 1 if self.check.drifted or self.problems or self.breaks else 0
+
+    def cannot_tell(self) -> str:
+        """Why nothing can be told ("" when something can), and what to do."""
+        kids = self.foreign_keys
+        if not kids:
+            return ""
+        shown_kids = ", ".join(shown(kid[:20]) for kid in kids)
+        return (
+            f"cannot tell: all {self.entries} ledger entries are signed by a key this bot does "
+            f"not trust ({shown_kids}); set {KEY_VARIABLE} to the key that wrote them, or list "
+            f'its public key in {TRUSTED_KEYS} (README "Signing keys")'
+        )
 
 
 def verify(ctx: Context, model: str, state: ModelState | None = None) -> Verification:
@@ -308,6 +334,7 @@ def verifications_json(results: Sequence[Verification]) -> str:
             **result.check.as_dict(),
             "problems": [*result.problems, *(str(b) for b in result.breaks)],
             "breaks": [b.as_dict() for b in result.breaks],
+            "foreign_keys": result.foreign_keys,
             "exit_code": result.exit_code,
         }
         for result in results
@@ -325,7 +352,9 @@ def render_verification(result: Verification) -> str:
         if approved
         else "none recorded"
     )
-    if check.in_flight is not None:
+    if result.cannot_tell():
+        head = f"{check.model}: {result.cannot_tell()}"
+    elif check.in_flight is not None:
         head = (
             f"{check.model}: a change to v{check.in_flight.to_version} is in flight or was "
             "interrupted; the next command or `poll` finishes its record"
@@ -347,5 +376,6 @@ def render_verification(result: Verification) -> str:
         )
     else:
         head = f"{check.model}: champion {champion}, as approved: {said}"
-    problems = [*result.problems, *(str(b) for b in result.breaks)]
+    breaks = [] if result.foreign_keys else result.breaks  # one line says it for every entry
+    problems = [*result.problems, *(str(b) for b in breaks)]
     return "\n".join([head, *(f"{check.model}: {shown(problem)}" for problem in problems)])

@@ -168,7 +168,7 @@ def _read_model(ctx: Context, model: str, walks: ChainWalks | None) -> ModelPage
         version_url=link(registry.version_url(model, check.champion))
         if check.champion is not None
         else "",
-        drift=_drift_line(check),
+        drift=result.cannot_tell() or _drift_line(check),
         drifted=check.drifted or bool(result.problems or result.breaks or whole.problems),
         problems=tuple([*result.problems, *(str(b) for b in result.breaks), *whole.problems]),
         check_scope="newest" if view.bounded else "chain",

@@ -214,6 +214,8 @@ def champion_status(ctx: Context) -> ChampionStatus:
     if agrees_with_records(state, alias) and state.aliases.get(alias) == last_change:
         return ChampionStatus("checked", "the champion is the one the bot recorded")
     verified = verify(ctx, ctx.model)
+    if verified.cannot_tell():  # not drift: this bot cannot read whose records these are
+        return ChampionStatus("unavailable", verified.cannot_tell())
     if verified.waiting:
         return ChampionStatus(NOT_IMPORTED, verified.waiting.notice(), verified.check)
     return ChampionStatus("checked", "the audit ledger was read", verified.check)

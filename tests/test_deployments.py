@@ -98,7 +98,11 @@ def test_github_with_a_commit_is_the_deployment_and_its_status(
 
 
 def test_github_reads_the_default_branch_once_per_process(rsps: responses.RequestsMock) -> None:
-    read = rsps.get(github_url(REPO), json=github("repository", default_branch="trunk"))
+    # The answer names another host (a proxy's API URL, as GitHub Enterprise behind one shows):
+    # the read must not turn the later calls to it.
+    elsewhere = "https://github.internal.example/api/v3/repos/octo-org/models"
+    answer = github("repository", default_branch="trunk", url=elsewhere)
+    read = rsps.get(github_url(REPO), json=answer)
     first, _ = _github_deployment(rsps, 77)
     second, _ = _github_deployment(rsps, 78)
     forge = GitHubForge.from_settings(github_settings())
@@ -179,6 +183,30 @@ def test_a_refusal_is_an_error_the_caller_can_catch(rsps: responses.RequestsMock
     forge = GitHubForge.from_settings(github_settings())
     with pytest.raises(ForgeAuthError):
         forge.record_deployment(Deployment("churn", "model/churn", 5, "success", "x", ref="main"))
+
+
+# --- the commit a deployment names -------------------------------------------------------------
+PINNED = "4f1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6d5"  # a merged request's head
+IN_CI = CiCommit("github", ("octo-org/models",), "main", CI_SHA)
+COMMITS = [
+    ("a merged request's head first", "", IN_CI, PINNED, ("main", PINNED)),
+    ("the CI job's commit", "", IN_CI, "", ("main", CI_SHA)),
+    ("the configured branch is the CI job's", "main", IN_CI, "", ("main", CI_SHA)),
+    ("another configured branch: its head is the forge's", "release", IN_CI, "", ("release", "")),
+    ("outside CI the forge says", "", CiCommit(), "", ("", "")),
+    ("outside CI, a merged head", "", CiCommit(), PINNED, ("", PINNED)),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "ref", "ran", "pinned", "expected"), COMMITS, ids=[row[0] for row in COMMITS]
+)
+def test_the_commit_a_deployment_names(
+    case: str, ref: str, ran: CiCommit, pinned: str, expected: tuple[str, str]
+) -> None:
+    settings = replace(github_settings(), ci_commit=ran)
+    params = parse_params({"promotion": {"deployments": {"ref": ref}}})
+    assert deployments._commit(Context(settings, params), pinned) == expected
 
 
 # --- through the commands, on both forges' fakes ----------------------------------------------

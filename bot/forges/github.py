@@ -362,8 +362,10 @@ class GitHubForge(Forge):
 
     def _default_branch(self) -> str:
         if not self._default_branch_name:
+            # Read apart: completing the shared lazy Repository would take the URLs of its
+            # answer (a proxy's or the canonical host) for every later call.
             self._default_branch_name = self._call(
-                "read the default branch", lambda: str(self._repo().default_branch)
+                "read the default branch", lambda: str(self._request("GET", "")["default_branch"])
             )
         return self._default_branch_name
 

@@ -32,7 +32,7 @@ from bot.config.settings import Secret, Settings
 from bot.intake.poll import poll
 from bot.registry.records import Change
 from bot.registry.tags import REQUESTED_IN_TAG
-from bot.registry.versions import requester_tags
+from bot.registry.versions import binding_value, requester_tags
 from bot.runtime.context import Context
 from bot.threads.markers import answer_marker
 from bot.threads.thread import CommentEvent, ProjectRef
@@ -98,10 +98,10 @@ MINIMUM: dict[str, dict[str, Any]] = {
             "1 search for the newest versions and 1 search for their runs (the trend chart; "
             "the candidate's and champion's runs are not read twice), "
             "2 version tags: the request thread (promotion.requested_in, the registry's record "
-            "of which thread is the version's request) and, since `register` ran without "
-            "PROMOTION_BOT_REQUESTED_BY here, who asked (promotion.requested_by, the bot's "
-            "seal in the same value); MLflow has no batch call for them, and a re-run writes "
-            "none",
+            "of which thread is the version's request, the bot's seal in the same value) and, "
+            "since `register` ran without PROMOTION_BOT_REQUESTED_BY here, who asked "
+            "(promotion.requested_by, the bot's seal in the same value); MLflow has no batch "
+            "call for them, and a re-run writes none",
             "gitlab": "list open requests of the configured kind (issues or merge requests); "
             "GET /metadata (EE or not decides the /promote form shown); open the issue",
             "github": "list open requests (the issues endpoint includes PRs); open the issue",
@@ -459,7 +459,8 @@ def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[
     ctx = bench.context(fake, model, with_username=True)
     thread = fake.threads[numbers[0]]
     url = thread.get("web_url") or thread["html_url"]
-    ctx.registry.set_version_tag(model, 2, REQUESTED_IN_TAG, url)
+    binding = binding_value(ctx.keys, model, 2, url)
+    ctx.registry.set_version_tag(model, 2, REQUESTED_IN_TAG, binding)
     for key, value in requester_tags(ctx.keys, model, 2, "dana", "").items():
         ctx.registry.set_version_tag(model, 2, key, value)
     fake.clock.catch_up()  # posted now, as the forge stamps it

@@ -35,7 +35,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 _ONE_MODEL = frozenset({"register", "gate", "request", "files"})
 # Commands that write records the bot relies on later: on a forge, never without the signing key
 # (docs/security.md). `verify`, `status` and `history` only read, and need no secret.
-_SIGNING = frozenset({"serve", "poll", "handle", "register", "gate", "request"})
+_SIGNING = frozenset({"serve", "poll", "handle", "register", "gate", "request", "import-ledger"})
 
 
 def _context(kwargs: dict[str, Any]) -> Context:
@@ -542,6 +542,33 @@ def verify(fmt: str, **kwargs: Any) -> None:
     worst = max(result.exit_code for result in results)  # any model drifted: 1
     if worst:
         raise click.exceptions.Exit(worst)
+
+
+@cli.command("import-ledger")
+@click.option("--dry-run", is_flag=True, help="Print what it would import; write nothing.")
+@with_context(forge=False)
+def import_ledger(ctx: Context, dry_run: bool) -> None:
+    """Import each model's history from before signing keys (its promotion.history tag, unsigned
+    ledger runs) into the signed ledger, where the bot vouches for it. Run it with --dry-run
+    first and check every change it prints against the request threads. Refused once the bot
+    has signed a change of the model; idempotent."""
+    from bot.commands.locking import model_lock
+    from bot.ledger.importing import ImportRefused
+    from bot.ledger.importing import import_ledger as do_import
+    from bot.reports.audit import render_import
+
+    refused = []
+    for one in ctx.each_model():
+        try:
+            with model_lock(one) as lease:
+                state = one.registry.state(one.model)
+                found = do_import(one.ledger, one.model, state, lease.check, dry_run=dry_run)
+        except ImportRefused as exc:
+            refused.append(str(exc))
+            continue
+        click.echo(render_import(found, dry_run))
+    if refused:
+        raise click.ClickException("; ".join(refused))
 
 
 @cli.command()

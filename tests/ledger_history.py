@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import random
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from bot.ledger.entry import EXTERNAL, Approver, Evidence, LedgerEntry
 from bot.ledger.store import Ledger
+from bot.registry.model_state import Head
+from bot.registry.records import HistoryEntry
+from bot.registry.tags import LEDGER_TAG
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -55,9 +59,26 @@ def planned_changes(model: str, count: int, seed: int = 12) -> list[LedgerEntry]
     return entries
 
 
-def write_changes(ledger: Ledger, experiment_id: str, entries: list[LedgerEntry]) -> None:
+def onto_versions(entries: list[LedgerEntry], versions: int) -> list[LedgerEntry]:
+    """The planned changes between the versions 1..`versions` (the ones that exist), each `from`
+    the previous `to`."""
+    out: list[LedgerEntry] = []
+    champion = None
+    for entry in entries:
+        to = 1 + (entry.to_version or 0) % versions
+        if to == champion:
+            to = 1 + to % versions
+        out.append(replace(entry, from_version=champion, to_version=to))
+        champion = to
+    return out
+
+
+def write_changes(
+    ledger: Ledger, experiment_id: str, entries: list[LedgerEntry]
+) -> list[LedgerEntry]:
     """Each entry as the bot records one (three calls), four at a time: chained in order first
-    (signing is local), so each names the one before it as the bot's would."""
+    (signing is local), so each names the one before it as the bot's would. The entries as
+    sealed (with their digests), oldest first."""
     chained: list[LedgerEntry] = []
     head: LedgerEntry | None = None
     for entry in entries:
@@ -74,3 +95,17 @@ def write_changes(ledger: Ledger, experiment_id: str, entries: list[LedgerEntry]
             enumerate(entries),
         )
         list(done)
+    return chained
+
+
+def leave_as_the_bot_does(ledger: Ledger, experiment_id: str, chained: list[LedgerEntry]) -> None:
+    """What the bot keeps on the model after its last change, for entries written straight
+    through the ledger: the signed ledger marker, the signed champion cache with the chain's
+    head (the newest entry), and `champion` at its `to`."""
+    last = chained[-1]
+    registry, model = ledger.registry, last.model
+    registry.set_model_tag(model, LEDGER_TAG, ledger.marker(model, experiment_id))
+    change = HistoryEntry(last.to_version, last.from_version, None, last.actor, at=last.at)
+    head = Head(last.digest, last.at_ms, experiment_id)
+    registry.append_history(model, change, known=(), head=head)
+    registry.set_alias(model, "champion", last.to_version or 1)

@@ -20,6 +20,7 @@ from bot.config.settings import Secret, Settings
 from bot.forges.local import LocalForge
 from bot.ledger.entry import LedgerEntry
 from bot.ledger.store import Where
+from bot.registry.client import Registry
 from bot.registry.records import Outcome
 from bot.registry.versions import RunRecord
 from bot.runtime.context import Context
@@ -191,3 +192,21 @@ class Playground:
             if run.params.get("model") == self.model
             or run.tags.get("mlflow.runName", "").startswith(mine)
         ]
+
+
+class CountingRegistry(Registry):
+    """The real client, counting the ledger's searches (their page sizes)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.searches: list[int] = []
+
+    def search_runs(self, *args: Any, **kwargs: Any) -> Any:
+        self.searches.append(kwargs.get("max_results", 0))
+        return super().search_runs(*args, **kwargs)
+
+
+def counted(pg: Playground) -> tuple[Context, CountingRegistry]:
+    """A Context of `pg`'s model whose registry counts the ledger's searches."""
+    registry = CountingRegistry(pg.ctx.settings.tracking_uri, pg.ctx.keys)
+    return Context(pg.ctx.settings, pg.ctx.params, registry=registry, forge=pg.forge), registry

@@ -172,15 +172,15 @@ def test_the_accepted_commands_are_the_ones_the_docs_name_and_the_bot_has() -> N
 
     # Left out on purpose: `demo` (a throwaway registry), `comment` (posts as anyone it is told),
     # `serve` (a server, not a step), `permissions` (an MLflow admin's, never in a job that
-    # holds the bot's account), `keygen` (a private key must never reach a CI log), `files` (the
-    # GitLab include's artifacts; a workflow's steps can run it as `run: promotion-bot files`),
-    # `report` (a workflow writes the status page with `poll --report`). A new command of the bot
-    # is a decision to make here.
+    # holds the bot's account), `keygen` (a private key must never reach a CI log),
+    # `report` (a workflow writes the status page with `poll --report`), `import-ledger` (an
+    # operator's one-off step, its output read by that person before anything is written). A new
+    # command of the bot is a decision to make here.
     assert set(cli.commands) - set(accepted) == {
+        "import-ledger",
         "report",
         "comment",
         "demo",
-        "files",
         "keygen",
         "serve",
         "permissions",

@@ -363,16 +363,29 @@ def test_the_github_template_trains_each_model_in_its_own_group() -> None:
         return [(s.get("with") or {}).get("command", "") for s in uses]
 
     assert bot_commands(train) == [""]  # Python and MLflow for the training, no command
-    assert bot_commands(job) == ["register --alias smoke", "gate", "request"]
+    kept = ".promotion-bot/${{ matrix.model }}"
+    assert bot_commands(job) == [
+        f"files --take-from {kept}",
+        "register --alias smoke",
+        "gate",
+        "request",
+    ]
     # the model's name reaches the shell through the environment only
-    step = next(s for s in train["steps"] if "run" in s)
-    assert "${{" not in step["run"] and step["env"]["MODEL"] == "${{ matrix.model }}"
-    # the run id, the model's own file, is all the bot's job takes from the training
+    train_step, copy_step = [s for s in train["steps"] if "run" in s]
+    assert "${{" not in train_step["run"] and train_step["env"]["MODEL"] == "${{ matrix.model }}"
+    # the model's files are where its params put them: the bot copies them into one folder ...
+    assert copy_step["run"] == 'promotion-bot files --copy-to ".promotion-bot/$PROMOTION_BOT_MODEL"'
+    assert copy_step["env"] == {"PROMOTION_BOT_MODEL": "${{ matrix.model }}"}
+    # ... and the run id, the model's own file, is all the bot's job takes back from it
     (upload,) = [s for s in train["steps"] if "upload-artifact" in s.get("uses", "")]
     (download,) = [s for s in job["steps"] if "download-artifact" in s.get("uses", "")]
     assert upload["with"]["name"] == download["with"]["name"] == "run-id-${{ matrix.model }}"
-    assert upload["with"]["path"] == "data/models/${{ matrix.model }}/final_run_id.json"
-    assert download["with"]["path"] == "data/models/${{ matrix.model }}"
+    assert upload["with"]["path"].rstrip("/") == download["with"]["path"] == kept
+    assert upload["with"]["include-hidden-files"] is True  # upload-artifact skips dot folders
+    steps = job["steps"]
+    assert steps.index(download) < next(
+        i for i, s in enumerate(steps) if "files --take-from" in str(s.get("with"))
+    )
     # each job's secrets from its own environment (tests/test_ci_privileges.py)
     assert (train["environment"], job["environment"]) == ("model-training", "promotion-bot")
     assert job["env"]["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"

@@ -294,34 +294,32 @@ def test_history_prints_every_recorded_change(
     ledger = {"PROMOTION_BOT_LEDGER_EXPERIMENT": f"ledger-{model_name}"}
     shown = invoke("history", "--tracking-uri", tracking_uri, env=ledger)
 
-    # The tag of earlier versions, shown as its import will write it into the ledger: newest
-    # first, one millisecond apart where the tag's times tie or cannot be read.
+    # The tag of earlier versions, shown as its import would write it into the ledger, marked as
+    # not imported: newest first, one millisecond apart where the tag's times tie or cannot be read.
     assert shown.exit_code == 0, shown.output
-    expected = [
-        f"2025-03-01T10:00:00.002Z  {model_name}  ?        none -> v3  by ?  [imported]",
-        f"2025-03-01T10:00:00.001Z  {model_name}  rollback v1 -> v2  by olga  [imported]",
+    lines = [
+        f"2025-03-01T10:00:00.002Z  {model_name}  ?        none -> v3  by ?",
+        f"2025-03-01T10:00:00.001Z  {model_name}  rollback v1 -> v2  by olga",
         f"2025-03-01T10:00:00.000Z  {model_name}  promote  none -> v1  by maria — Looks good  "
-        "https://f/issues/4  [imported]",
+        "https://f/issues/4",
     ]
-    assert shown.stdout.splitlines() == expected
+    assert shown.stdout.splitlines() == [f"{line}  [NOT IMPORTED: tag only]" for line in lines]
     as_json = json.loads(
         invoke("history", "--json", "--tracking-uri", tracking_uri, env=ledger).stdout
     )
     assert [json.loads(entry["original"]) for entry in as_json[::-1]] == [first, second, foreign]
 
-    # Imported for real (as the next change or poll does): the ledger answers the same.
-    from bot.ledger.setup import prepare
-    from bot.ledger.store import Ledger
-    from bot.signing import KEY_VARIABLE, Keys
-
-    keys = Keys.load(os.environ[KEY_VARIABLE])  # the tests' key, as the CLI's
-    prepare(
-        Ledger(registry, keys, ledger["PROMOTION_BOT_LEDGER_EXPERIMENT"]),
-        model_name,
-        registry.state(model_name),
-    )
+    # Imported by the operator, who reads every change it writes: the ledger answers the same.
+    done = invoke("import-ledger", "--tracking-uri", tracking_uri, env=ledger)
+    assert done.stdout.splitlines() == [
+        f"{model_name}: imported 3 change(s) from before keys, oldest first:",
+        "  2025-03-01T10:00:00.000Z  promote  none -> v1  by maria  https://f/issues/4  "
+        "(from the promotion.history tag)",
+        "  2025-03-01T10:00:00.001Z  rollback v1 -> v2  by olga  (from the promotion.history tag)",
+        "  2025-03-01T10:00:00.002Z  ?        none -> v3  by ?  (from the promotion.history tag)",
+    ]
     again = invoke("history", "--tracking-uri", tracking_uri, env=ledger)
-    assert again.stdout.splitlines() == expected
+    assert again.stdout.splitlines() == [f"{line}  [imported]" for line in lines]
 
 
 def test_status_survives_a_purged_run(model_name: str):

@@ -19,11 +19,14 @@ from click.testing import CliRunner, Result
 from bot.cli import cli
 from bot.errors import RegistryError
 from bot.ledger.entry import PARAM_CHUNK, Approver, Evidence, LedgerEntry
-from bot.ledger.setup import import_history, prepare
-from bot.ledger.store import Ledger, Where
+from bot.ledger.importing import import_history
+from bot.ledger.setup import prepare
+from bot.ledger.store import Ledger, Where, now_ms
 from bot.registry.client import Registry
 from bot.registry.records import HistoryEntry
+from bot.registry.tags import HISTORY_TAG
 from bot.reports.audit import read_csv
+from bot.reports.page import page_data
 from bot.signing import Keys
 from bot.timestamps import iso_from_ms
 from tests.helpers import TEST_SIGNING_KEY
@@ -386,6 +389,8 @@ def _old_registry(pg: Playground) -> None:
 
 def test_the_old_history_tag_is_imported_once_and_marked(pg: Playground) -> None:
     _old_registry(pg)
+    imported = pg.cli("import-ledger")  # the operator's step, after checking the dry run
+    assert imported.exit_code == 0, imported.output
     second = pg.train(0.58)
     pg.comment(pg.open_request(second), "maria", "/promote")  # the first change since
 
@@ -408,6 +413,55 @@ def test_the_old_history_tag_is_imported_once_and_marked(pg: Playground) -> None
     assert len(pg.ledger()) == 4
 
 
+def test_a_history_from_before_keys_waits_for_the_operators_import(pg: Playground) -> None:
+    """The upgrade: the tag as a version before keys left it (unsigned), v1 champion. A pass of
+    the bot imports nothing and records nothing against it, `verify` fails naming the command;
+    the operator's dry run writes nothing, the import writes every change once, and then
+    `verify` passes (the unsigned tag is no problem while the ledger holds only imports)."""
+    from bot.intake.poll import poll
+
+    pg.train(0.6)
+    pg.train(0.59)
+    pg.ctx.registry.set_model_tag(pg.model, HISTORY_TAG, json.dumps(OLD))
+    pg.ctx.registry.set_alias(pg.model, "champion", 1)
+    command = f"`promotion-bot import-ledger --model {pg.model}`"
+    waiting = pg.cli("verify")
+    assert waiting.exit_code == 1 and command in waiting.output, waiting.output
+
+    summary = poll(pg.ctx).summary()  # the bot's first pass with a key, before the import
+    assert "not recorded" in summary and command in summary
+    assert pg.ledger_runs() == []
+    [page] = page_data(pg.ctx, now_ms()).models  # the tag's entries, marked as no evidence
+    assert [c.trusted for c in page.changes] == [False] * 3 and command in " ".join(page.problems)
+    dry = pg.cli("import-ledger", "--dry-run")
+    assert dry.exit_code == 0 and pg.ledger_runs() == []
+    assert dry.output.splitlines() == [
+        f"{pg.model}: would import 3 change(s) from before keys, oldest first:",
+        "  2025-03-01T10:00:00.000Z  promote  none -> v1  by maria  https://f/issues/1  "
+        "(from the promotion.history tag)",
+        "  2025-03-02T10:00:00.000Z  promote  v1 -> v2  by olga  https://f/issues/2  "
+        "(from the promotion.history tag)",
+        "  2025-03-03T10:00:00.000Z  rollback v2 -> v1  by maria  https://f/issues/2  "
+        "(from the promotion.history tag)",
+    ]
+    done = pg.cli("import-ledger")
+    assert done.output == dry.output.replace("would import", "imported")
+    imported = pg.ledger()[::-1]
+    assert [(e.to_version, e.imported, e.trusted) for e in imported] == [
+        (1, True, True),
+        (2, True, True),
+        (1, True, True),
+    ]
+    checked = pg.cli("verify")
+    assert checked.exit_code == 0, checked.output
+    [page] = page_data(pg.ctx, now_ms()).models
+    assert [c.trusted for c in page.changes] == [True] * 3 and page.problems == ()
+
+    again = pg.cli("import-ledger")
+    assert (again.exit_code, again.output) == (0, f"{pg.model}: nothing to import\n")
+    assert not poll(pg.ctx).champions and pg.ledger() == imported[::-1]
+
+
 def test_an_import_killed_halfway_is_finished_without_copies(pg: Playground) -> None:
     _old_registry(pg)
     ledger = pg.ctx.ledger
@@ -425,9 +479,11 @@ def test_an_import_killed_halfway_is_finished_without_copies(pg: Playground) -> 
     assert len(pg.ledger()) == 2 and not ledger.ready(pg.ctx.registry.state(pg.model), pg.model)
     assert sorted(run.status for run in pg.ledger_runs()) == ["FINISHED", "FINISHED", "RUNNING"]
 
-    prepare(ledger, pg.model, pg.ctx.registry.state(pg.model))
+    done = pg.cli("import-ledger")  # the operator runs it again
 
+    assert done.exit_code == 0, done.output
     assert [e.to_version for e in pg.ledger()[::-1]] == [1, 2, 1]
+    assert sorted(run.status for run in pg.ledger_runs()) == ["FINISHED"] * 3
     assert ledger.ready(pg.ctx.registry.state(pg.model), pg.model)
 
 
@@ -436,7 +492,9 @@ def test_history_before_the_import_shows_the_tag_as_the_import_will_write_it(
 ) -> None:
     _old_registry(pg)
     before = pg.cli("history", "--model", pg.model, "--json")
-    prepare(pg.ctx.ledger, pg.model, pg.ctx.registry.state(pg.model))
+    prepare(pg.ctx.ledger, pg.model, pg.ctx.registry.state(pg.model))  # a pass: imports nothing
+    assert pg.cli("history", "--model", pg.model, "--json").output == before.output
+    assert pg.cli("import-ledger").exit_code == 0
     after = pg.cli("history", "--model", pg.model, "--json")
     strip = [{**row, "ledger_run": ""} for row in json.loads(before.output)]
     assert strip == [{**row, "ledger_run": ""} for row in json.loads(after.output)]

@@ -6,16 +6,19 @@ attack below is made with MLflow's own client, as that person would, and `verify
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from mlflow import MlflowClient
 
+from bot.intake.poll import poll
 from bot.ledger.chain import MISSING, REPLAYED, linked, walk
 from bot.ledger.entry import EXTERNAL, LedgerEntry
 from bot.ledger.setup import prepare
 from bot.ledger.store import Where, now_ms
-from bot.registry.tags import LEDGER_TAG
+from bot.registry.tags import HISTORY_TAG, LEDGER_TAG
 from bot.signing import NOT_SIGNED, Keys
 from tests.helpers import TEST_SIGNING_KEY
 from tests.promotion_env import Playground
@@ -208,9 +211,16 @@ def test_a_ledger_from_before_keys_is_signed_once_then_nothing_more(pg: Playgrou
     pg.ctx.registry.set_model_tag(pg.model, LEDGER_TAG, json.dumps(before))
     pg.ctx.registry.set_alias(pg.model, "champion", 1)
     code, shown = verified(pg)
-    assert code == 1 and "at its start" in shown["breaks"][0]["reason"]
+    assert code == 1 and "import-ledger" in shown["breaks"][0]["reason"]
+    assert any("2 unsigned ledger run(s)" in problem for problem in shown["problems"]), shown
 
     prepare(ledger, pg.model, pg.ctx.registry.state(pg.model))  # the first start with a key
+    assert [entry.trusted for entry in pg.ledger()] == [False, False]  # it imports nothing
+    dry = pg.cli("import-ledger", "--dry-run")
+    assert dry.exit_code == 0 and [entry.trusted for entry in pg.ledger()] == [False, False]
+    assert "would import 2 change(s)" in dry.output and f"ledger run {old[1]}" in dry.output
+    done = pg.cli("import-ledger")  # the operator's step
+    assert done.exit_code == 0 and "imported 2 change(s)" in done.output, done.output
     copies = pg.ledger()[::-1]
     signed = [entry for entry in copies if entry.trusted]
     assert [(e.imported, e.supersedes, e.actor) for e in signed] == [
@@ -221,6 +231,8 @@ def test_a_ledger_from_before_keys_is_signed_once_then_nothing_more(pg: Playgrou
     assert verified(pg) == (0, verified(pg)[1]) and verified(pg)[1]["breaks"] == []
     history = pg.cli("history", "--model", pg.model).output.splitlines()
     assert len(history) == 2  # each change once, the signed copy
+    again = pg.cli("import-ledger")
+    assert again.output == f"{pg.model}: nothing to import\n" and len(pg.ledger()) == 4
 
     # Once the bot has signed a change of its own, an unsigned run is never imported again,
     # even when the marker is removed to make the bot "start" once more.
@@ -230,6 +242,79 @@ def test_a_ledger_from_before_keys_is_signed_once_then_nothing_more(pg: Playgrou
     )
     pg.ctx.registry.delete_model_tag(pg.model, LEDGER_TAG)
     prepare(ledger, pg.model, pg.ctx.registry.state(pg.model))
+    refused = pg.cli("import-ledger")
+    assert refused.exit_code == 1 and "already holds an entry the bot signed" in refused.output
     assert planted not in {entry.supersedes for entry in pg.ledger()}
     code, shown = verified(pg)
     assert code == 1 and [b["ledger_run"] for b in shown["breaks"]] == [planted]
+    assert not any("import-ledger" in problem for problem in shown["problems"])
+
+
+def _forge_a_first_start(pg: Playground, champion: int) -> None:
+    """The attack on the first start with a key: the ledger experiment renamed away (so the
+    configured name finds none), the model's marker deleted, and an unsigned history written
+    that says `champion` was approved."""
+    mlflow = client(pg)
+    mlflow.rename_experiment(pg.ctx.ledger.experiment_id(), f"away-{pg.model}")
+    mlflow.delete_registered_model_tag(pg.model, LEDGER_TAG)
+    forged = {"at": "2026-01-02T00:00:00Z", "from": None, "to": champion, "actor": "mallory",
+              "action": "promote", "reason": "approved", "request_url": "https://f/issues/1",
+              "comment_id": "999"}  # fmt: skip
+    mlflow.set_registered_model_tag(pg.model, HISTORY_TAG, json.dumps([forged]))
+
+
+def test_a_forged_history_on_a_renamed_ledger_is_not_imported_by_a_pass(
+    pg: Playground, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hand move made to look approved: the next `poll` starts a new ledger, imports nothing
+    from the history and says which command would; no signed entry vouches for the history,
+    and `verify` fails throughout."""
+    promoted(pg)
+    v2 = pg.train(0.65, gate_it=False)
+    client(pg).set_registered_model_alias(pg.model, "champion", str(v2))  # by hand
+    _forge_a_first_start(pg, v2)
+    code, shown = verified(pg)
+    assert code == 1 and shown["approved"] is None
+    assert any(f"import-ledger --model {pg.model}" in line for line in shown["problems"]), shown
+
+    logging.getLogger().addHandler(caplog.handler)  # the CLI above set the root's handlers
+    try:
+        result = poll(pg.ctx)  # the bot's next pass
+    finally:
+        logging.getLogger().removeHandler(caplog.handler)
+
+    assert not result.failures and not result.check_failures, result.summary()
+    [warning] = [r.getMessage() for r in caplog.records if "import-ledger" in r.getMessage()]
+    assert "1 in the promotion.history tag" in warning
+    # A new ledger, its marker signed, and nothing in it: the history is not imported, and no
+    # hand move is recorded against a history only the operator can judge (the poll says so).
+    assert pg.ledger() == [] and pg.ctx.ledger.ready(pg.ctx.registry.state(pg.model), pg.model)
+    assert "not recorded" in result.summary() and "import-ledger" in result.summary()
+    code, shown = verified(pg)
+    assert code == 1 and shown["approved"] is None
+    assert any(f"import-ledger --model {pg.model}" in line for line in shown["problems"]), shown
+    status = pg.cli("status")
+    assert status.exit_code == 1 and "champion: not checked: " in status.output
+    # What the operator would be shown, with the thread to check it against; nothing written.
+    dry = pg.cli("import-ledger", "--dry-run")
+    assert f"none -> v{v2}  by mallory  https://f/issues/1" in dry.output and pg.ledger() == []
+
+
+def test_a_forged_history_on_a_renamed_ledger_is_not_imported_by_a_change(
+    pg: Playground,
+) -> None:
+    """The same attack with the champion left alone (the history rewritten to name another
+    approver), then a `/promote`: nothing is imported, and the history can no longer be."""
+    promoted(pg)
+    _forge_a_first_start(pg, 1)
+    version = promoted(pg, 0.58)  # the bot's next pass: a change
+    entries = pg.ledger()
+    assert [(e.action, e.to_version, e.trusted) for e in entries] == [
+        ("promote", version, True),
+        ("promote", 1, True),  # the bot's own intent of v1, recorded again from its seal
+    ]
+    assert not any(e.imported or e.actor == "mallory" for e in entries)
+    assert "mallory" not in pg.cli("history", "--model", pg.model).output
+    refused = pg.cli("import-ledger")
+    assert refused.exit_code == 1 and len(pg.ledger()) == 2
+    assert verified(pg)[0] == 0  # the champion is the one approved, through the bot

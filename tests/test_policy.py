@@ -34,7 +34,7 @@ from bot.registry.tags import (
     REQUESTED_BY_TAG,
     REQUESTED_IN_TAG,
 )
-from bot.registry.versions import VersionInfo, requester_tags
+from bot.registry.versions import VersionInfo, binding_value, requester_tags
 from bot.runtime.context import Context
 from bot.threads.thread import Thread
 from tests.fakes.memory_registry import MemoryRegistry
@@ -160,6 +160,17 @@ def test_a_requester_record_the_bot_did_not_sign_decides_nothing(tmp_path: Path)
         assert code(self_approval_refusal(ctx, "dana", "27", version)) == "requester_unsigned"
 
 
+def test_the_key_id_of_a_forged_requester_record_is_shown_inert(tmp_path: Path):
+    """The refusal names what is wrong with the record, and with it the key id the tag claims:
+    text a registry writer chose, which must not ping, link or hide anything in the bot's voice."""
+    ctx, _, _ = context(tmp_path)
+    version = VersionInfo(MODEL, 3, "run", tags={REQUESTED_BY_TAG: "dana|@all[x](//e:x"})
+    refusal = self_approval_refusal(ctx, "erin", "28", version)
+    assert refusal is not None and refusal.code == "requester_unsigned"
+    assert "@all" not in refusal.why and "[x](" not in refusal.why
+    assert "@\u200ball\\[x\\]" in refusal.why
+
+
 # --- /promote: promote_refusal, in the order a person would fix things ------------------------
 
 
@@ -225,10 +236,14 @@ def test_a_closed_request_is_refused_before_anything_else_is_read(tmp_path: Path
     assert refuse_promote(ctx, registry, registry.version(MODEL, 2), thread("closed")) == "closed"
 
 
-def test_the_stale_answer_links_the_candidates_request(tmp_path: Path):
+@pytest.mark.parametrize("sealed", [True, False])
+def test_the_stale_answer_links_the_candidates_request(tmp_path: Path, sealed: bool):
+    """Only a binding the bot sealed: one written by hand links nothing (no request is listed)."""
     ctx, registry, _ = promotion_world(tmp_path)
     newer = registry.add_version(MODEL, {"final.logloss": 0.5})
-    registry.set_version_tag(MODEL, newer.version, REQUESTED_IN_TAG, "https://forge/9")
+    url = "https://forge/9"
+    binding = binding_value(ctx.keys, MODEL, newer.version, url) if sealed else url
+    registry.set_version_tag(MODEL, newer.version, REQUESTED_IN_TAG, binding)
     registry.set_alias(MODEL, "candidate", newer.version)
     refusal, _ = promote_refusal(
         ctx,
@@ -239,7 +254,7 @@ def test_the_stale_answer_links_the_candidates_request(tmp_path: Path):
     )
     assert refusal is not None and refusal.code == "stale"
     assert "v2 is no longer `candidate` (v3 is)" in refusal.why
-    assert refusal.todo.endswith("See https://forge/9.")
+    assert refusal.todo.endswith("See https://forge/9.") is sealed
 
 
 @pytest.mark.parametrize(

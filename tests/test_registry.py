@@ -15,7 +15,7 @@ from bot.errors import ConfigError, NotFoundError, RegistryError
 from bot.registry.client import Registry
 from bot.registry.records import HistoryEntry
 from bot.registry.tags import HISTORY_TAG, PENDING_TAG
-from bot.signing import Keys
+from bot.signing import NOT_SIGNED, Keys
 from bot.urls import redact_url
 from tests.helpers import TEST_SIGNING_KEY, log_training_run
 from tests.mlflow_server import free_port
@@ -243,11 +243,24 @@ def test_an_intent_the_bot_did_not_sign_is_no_intent(registry: Registry, model_n
         Registry(registry.tracking_uri).set_pending(model_name, HistoryEntry.parse(entry(3)))
 
 
+def test_an_intent_copied_from_another_model_is_no_intent(registry: Registry, model_name: str):
+    """The bot's own signed intent of one model, copied onto another: not that model's change."""
+    other = f"{model_name}-other"
+    registry.ensure_model(model_name)
+    registry.ensure_model(other)
+    registry.set_pending(model_name, HistoryEntry.parse(entry(3)))
+    registry.set_model_tag(other, PENDING_TAG, tags(registry, model_name)[PENDING_TAG])
+    assert registry.pending(model_name) is not None
+    copied = registry.state(other)
+    assert copied.pending is None and copied.intent_problem == "signed for another model"
+
+
 @pytest.mark.parametrize("raw", ["{broken", "[1, 2]", '"text"'])
 def test_an_unreadable_pending_tag_is_none(registry: Registry, model_name: str, raw: str):
     registry.ensure_model(model_name)
     registry.set_model_tag(model_name, PENDING_TAG, raw)
     assert registry.pending(model_name) is None
+    assert registry.state(model_name).intent_problem == NOT_SIGNED  # named, and reported
 
 
 def test_version_tags(registry: Registry, model_name: str):

@@ -22,7 +22,7 @@ from bot.config.settings import Settings
 from bot.errors import BotError
 from bot.forges.local import LocalForge
 from bot.registry.tags import REQUESTED_BY_TAG
-from bot.registry.versions import RunInfo, VersionInfo, requester_tags
+from bot.registry.versions import RunInfo, VersionInfo, binding_value, requester_tags
 from bot.runtime.context import Context
 from bot.runtime.request_threads import find_requests, refresh_status
 from bot.threads.markers import parse_request_marker, read_section, read_ticks
@@ -58,6 +58,11 @@ def make_ctx(tmp_path: Path, tracking_uri: str, model: str, **promotion: Any) ->
 def seal(ctx: Context, model: str, version: int, name: str = "dana") -> str:
     """The requester `request` records, sealed (docs/security.md): `name|<kid>:<sig>`."""
     return requester_tags(ctx.keys, model, version, name, "")[REQUESTED_BY_TAG]
+
+
+def bound(ctx: Context, model: str, version: int, url: str) -> str:
+    """The binding `request` records, sealed (docs/security.md): `url|<kid>:<sig>`."""
+    return binding_value(ctx.keys, model, version, url)
 
 
 def forge_of(ctx: Context) -> LocalForge:
@@ -285,11 +290,11 @@ def test_request_twice_is_one_thread_and_updates_its_body(
     assert first.created is True
     assert first.planned == [
         f"open issue 'Promote {model_name} v1 to champion'",
-        f"tag {model_name} v1 promotion.requested_in={first.url}",
+        f"tag {model_name} v1 promotion.requested_in={bound(ctx, model_name, 1, first.url)}",
         f"tag {model_name} v1 promotion.requested_by={seal(ctx, model_name, 1)}",
     ]
     tags = ctx.registry.version(model_name, 1).tags
-    assert tags["promotion.requested_in"] == first.url
+    assert tags["promotion.requested_in"] == bound(ctx, model_name, 1, first.url)
     assert ctx.registry.version(model_name, 1).requested_by == "dana"
     again = open_or_update_request(ctx)
     assert (again.created, again.number, again.url) == (False, first.number, first.url)
@@ -377,7 +382,7 @@ def test_newer_candidate_supersedes_the_older_request(
     assert new.superseded == ["1"]
     assert new.planned == [
         f"open issue 'Promote {model_name} v2 to champion'",
-        f"tag {model_name} v2 promotion.requested_in={new.url}",
+        f"tag {model_name} v2 promotion.requested_in={bound(ctx, model_name, 2, new.url)}",
         f"tag {model_name} v2 promotion.requested_by={seal(ctx, model_name, 2)}",
         "comment on #1 (superseded)",
         "close #1 (superseded)",
@@ -403,7 +408,7 @@ def test_merge_request_kind_commits_the_record_on_a_branch_and_opens_an_mr(
     assert result.planned == [
         f"create branch {branch} from main and commit {path}",
         f"open merge request 'Promote {model_name} v1 to champion' ({branch} -> main)",
-        f"tag {model_name} v1 promotion.requested_in={result.url}",
+        f"tag {model_name} v1 promotion.requested_in={bound(ctx, model_name, 1, result.url)}",
         f"tag {model_name} v1 promotion.requested_by={seal(ctx, model_name, 1)}",
         # the commit the bot made: the only one /promote merges
         f"tag {model_name} v1 promotion.request_head={forge_of(ctx).commits()[0]['id']}",
@@ -446,7 +451,7 @@ def test_dry_run_writes_nothing_and_lists_the_calls(
     assert snapshot(tmp_path / "forge") == before
     assert result.planned == [
         f"open issue 'Promote {model_name} v2 to champion'",
-        f"tag {model_name} v2 promotion.requested_in=<the new request's URL>",
+        f"tag {model_name} v2 promotion.requested_in=<the new request's URL>|<the bot's signature>",
         f"tag {model_name} v2 promotion.requested_by=dana|<the bot's signature>",
         "comment on #1 (superseded)",
         "close #1 (superseded)",

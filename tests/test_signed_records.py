@@ -85,7 +85,10 @@ def test_an_approval_written_by_hand_counts_for_nothing(make_pg: MakePlayground)
     for target, items in ((version, [mine, renamed]), (other, [mine])):
         mlflow.set_model_version_tag(pg.model, str(target), APPROVALS_TAG, json.dumps(items))
     raw = mlflow.get_model_version(pg.model, str(other)).tags[APPROVALS_TAG]
-    assert Approval.parse_signed(raw, pg.ctx.keys, pg.model, other) == ([], 1)
+    assert Approval.parse_signed(raw, pg.ctx.keys, pg.model, other) == (
+        [],
+        ["signed for another model or version"],
+    )
     outcome, _event = pg.comment(thread, "maria", "/promote")
     assert (outcome.status, outcome.detail) == ("approval", "1 of 2")
     assert pg.champion() is None

@@ -53,6 +53,7 @@ def loaded(stderr: str) -> list[str]:
         ["register", "--help"],
         ["gate", "--help"],
         ["history", "--help"],
+        ["import-ledger", "--help"],
         ["status", "-v", "--log-format", "json", "--help"],
     ],
     ids=" ".join,

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import re
 from html import unescape
-from typing import Any
+
+from mlflow import MlflowClient
 
 from bot.ledger.store import now_ms
-from bot.registry.client import Registry
+from bot.reports.drift_view import NEWEST
 from bot.reports.page import link, page_data, page_json, render_html
 from bot.reports.svg_trend import Point, trend_svg
-from bot.runtime.context import Context
-from tests.promotion_env import Playground
+from tests.promotion_env import Playground, counted
 
 SCRIPT = "<script>alert(1)</script>"
 
@@ -62,25 +62,39 @@ def test_the_page_shows_champion_candidate_gates_drift_changes_and_trend(pg: Pla
     assert json.loads(page_json(page))["models"][0]["champion"] == first
 
 
-class CountingRegistry(Registry):
-    """The real client, counting the ledger's searches (their page sizes)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.searches: list[int] = []
-
-    def search_runs(self, *args: Any, **kwargs: Any) -> Any:
-        self.searches.append(kwargs.get("max_results", 0))
-        return super().search_runs(*args, **kwargs)
-
-
 def test_the_page_is_built_from_a_bounded_number_of_ledger_reads(pg: Playground):
-    """However long the history, a page reads the chain once (`verify`) and ten entries."""
+    """However long the history, a page reads the newest entries once: the drift state's and
+    the last changes' (the whole chain only when they cannot decide, tests/test_drift_view.py)."""
     _history(pg)
-    registry = CountingRegistry(pg.ctx.settings.tracking_uri, pg.ctx.keys)
-    ctx = Context(pg.ctx.settings, pg.ctx.params, registry=registry, forge=pg.forge)
+    ctx, registry = counted(pg)
     assert page_data(ctx, now_ms()).models[0].champion is not None
-    assert sorted(registry.searches) == [10, 1000]  # one page of the chain, the last ten
+    assert registry.searches == [NEWEST]
+
+
+def test_the_page_says_which_check_it_shows(pg: Playground):
+    first, *_ = _history(pg)
+    page = page_data(pg.ctx, now_ms())
+    (model,) = page.models
+    assert (model.check_scope, model.checked_entries) == ("newest", 3)
+    html = unescape(render_html(page))
+    assert "the newest 3 ledger entries: signed, each following the one before" in html
+    assert "up to the head the bot signed; older ones: `promotion-bot verify`" in html
+    assert "not walked for this page: `promotion-bot verify` walks it" in html
+    shown = json.loads(page_json(page))["models"][0]
+    assert (shown["check_scope"], shown["checked_entries"]) == ("newest", 3)
+
+    # The newest entry extended by hand: the page walks the whole chain, and says so.
+    newest = pg.ledger()[0]
+    MlflowClient(tracking_uri=pg.ctx.settings.tracking_uri).log_param(
+        newest.ledger_run, "to.2", "2"
+    )
+    page = page_data(pg.ctx, now_ms())
+    (model,) = page.models
+    assert (model.check_scope, model.checked_entries, model.drifted) == ("chain", 3, True)
+    html = unescape(render_html(page))
+    assert "the whole chain (3 entries), as `promotion-bot verify` walks it" in html
+    assert f"ledger run {newest.ledger_run}" in html and "walked for this page (3 entries)" in html
+    assert model.champion == first
 
 
 def test_a_model_that_cannot_be_read_is_one_line_and_the_page_stands(pg: Playground):

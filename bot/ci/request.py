@@ -36,9 +36,15 @@ from bot.ci.request_body import (
 from bot.errors import BotError, ConfigError, ForgeError
 from bot.forges.offline import OfflineForge
 from bot.registry.tags import REQUEST_HEAD_TAG, REQUESTED_IN_TAG
-from bot.registry.versions import TOY_ALIAS, RunInfo, VersionInfo, requester_tags
+from bot.registry.versions import (
+    TOY_ALIAS,
+    RunInfo,
+    VersionInfo,
+    binding_value,
+    requester_tags,
+)
 from bot.runtime.context import Context
-from bot.runtime.request_threads import find_requests
+from bot.runtime.request_threads import find_requests, of_another_bot
 from bot.signing import Keys
 from bot.threads.markers import parse_request_marker, read_request_marker, read_section, read_ticks
 from bot.threads.thread import Thread
@@ -76,14 +82,17 @@ def request_tags(
 ) -> dict[str, str]:
     """The version tags that make `url` the version's request in the registry, if missing.
 
+    The binding (`promotion.requested_in`) is written again when it names another thread or
+    its seal does not hold: one written before bindings were signed is signed on this run.
+
     The requester (who runs `request`, PROMOTION_BOT_REQUESTED_BY and its id) is recorded only
     when the registry does not know one yet: `register` may have run without it or reused an
     old version, and the description is no evidence. `head`, an MR/PR's head commit, is
     recorded every time: running `request` is what says the branch as it is was reviewed.
     """
     tags = {}
-    if version.requested_in != url:
-        tags[REQUESTED_IN_TAG] = url
+    if version.requested_in != url or version.request_binding_problem(keys):
+        tags[REQUESTED_IN_TAG] = binding_value(keys, version.model, version.version, url, sign)
     known = version.requested_by or version.requested_by_id
     if not known or version.requester_problem(keys):  # one the bot did not sign is no record
         tags.update(
@@ -177,11 +186,14 @@ def open_or_update_request(
         )
     plan = _Plan(dry_run, echo)
     data = load_request_data(ctx, info, aliases=aliases)
-    found = [] if unread else find_requests(ctx, model, also=info.requested_in)
+    bound = "" if info.request_binding_problem(ctx.keys) else info.requested_in
+    found = [] if unread else find_requests(ctx, model, also=bound)
     threads = [t for t in found if (parse_request_marker(t.body) or {}).get("model") == model]
     # The registry's record alone: it finds the request even when its marker was damaged, and
     # a marker edited to name this version finds nothing.
-    same = [t for t in found if info.requested_in and t.url == info.requested_in]
+    same = [t for t in found if bound and t.url == bound]
+    if info.requested_in and not bound:  # a binding the bot did not sign: `_rebinds`
+        same = [t for t in found if _rebinds(ctx, info, t)]
     thread: Thread | None
     not_notified: list[str] = []
     if same:
@@ -234,6 +246,24 @@ def _unread_forge(ctx: Context) -> str:
 def _version_of(thread: Thread) -> int | None:
     marker = read_request_marker(thread.body)
     return marker.version if marker is not None and not marker.problem else None
+
+
+def _rebinds(ctx: Context, info: VersionInfo, thread: Thread) -> bool:
+    """Is `thread` what the version's unsigned binding names (one written before bindings were
+    signed, or by hand), with the bot's own marker agreeing: this model and version, and this
+    bot or a marker written before ids? Then `request` binds it again, signed. A registry
+    writer alone cannot point `request` at another thread (docs/security.md)."""
+    marker = read_request_marker(thread.body)
+    agrees = (
+        thread.url == info.requested_in
+        and marker is not None
+        and not marker.problem
+        and (marker.model, marker.version) == (info.model, info.version)
+        and not of_another_bot(ctx, marker.bot)
+    )
+    if agrees:
+        log.warning("#%s: the registry binds it without the bot's seal: bound again", thread.number)
+    return agrees
 
 
 def _named_by_registry(ctx: Context, thread: Thread) -> bool:

@@ -69,9 +69,10 @@ def bind_to_registry(
     model's request, else (the outcome, ...).
 
     `/promote` needs the marker's version to name this thread in its `promotion.requested_in`
-    tag (a marker edited to another version names a thread the registry does not). The other
-    commands only need the thread to be a request of this model: a change recorded from it in
-    the history (no extra read) proves that too.
+    tag (a marker edited to another version names a thread the registry does not), sealed by
+    the bot (a binding written by hand is refused: `request` binds the thread again). The
+    other commands only need the thread to be a request of this model: a change recorded from
+    it in the history (no extra read) proves that too.
     """
     ctx, thread = run.ctx, run.thread
     if not promote and thread.url and any(e.request_url == thread.url for e in run.state.history):
@@ -84,7 +85,12 @@ def bind_to_registry(
         return Outcome("ignored", f"v{number} of {ctx.model} is not in the registry"), None
     tagged = version.requested_in
     if tagged == thread.url:
-        return None, version
+        problem = version.request_binding_problem(ctx.keys)
+        if not problem:
+            return None, version
+        log.warning("v%s's binding to this thread is no evidence: %s", number, problem, extra=extra)
+        run.replies.unsigned_request(number, problem)
+        return Outcome("refused", "request_unsigned"), version
     if tagged:
         log.warning("not the request of v%s: the registry names %s", number, tagged, extra=extra)
         why = f"the registry names another thread as v{number}'s request"

@@ -10,7 +10,9 @@ champion no ledger entry accounts for is recorded as an `external` entry, report
 latest request thread with the `/rollback` that restores the approved champion when it drifted from
 it (a hand move back to the approved version is recorded, not reported). Recorded once, it is
 reported once: the next look finds the ledger agreeing. No time window: a hand move back to a
-version the bot set a minute ago is still a hand move.
+version the bot set a minute ago is still a hand move. While the ledger holds nothing signed of
+the model and history from before keys waits for the operator's import, nothing is recorded or
+reported: the outcome names the command (bot.ledger.importing).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from typing import TYPE_CHECKING, Literal
 
 from bot.ledger.drift import ChampionCheck, agrees_with_records, check_champion
 from bot.ledger.entry import EXTERNAL, LedgerEntry
+from bot.ledger.importing import Waiting, waiting
 from bot.ledger.store import last_and_approved, now_ms
 from bot.registry.model_state import Head, ModelState, external_value
 from bot.registry.records import Outcome
 from bot.registry.tags import EXTERNAL_TAG
+from bot.runtime.request_threads import latest_request
 from bot.threads.command_forms import format_command
 from bot.threads.thread import Thread
 
@@ -57,7 +61,11 @@ def report_external_change(ctx: Context, change: AliasChange) -> Outcome:
     alias = ctx.params.promotion.champion_alias
     if change.model != ctx.model or change.alias != alias:
         return Outcome("ignored", "not this bot's model or alias")
-    outcome, _check = report_drift(ctx, "webhook", delivery_id=change.delivery_id)
+    from bot.commands.forged_records import report_forged
+
+    state = ctx.registry.state(ctx.model)  # as it is now, not as an event says
+    outcome, _check = report_drift(ctx, "webhook", delivery_id=change.delivery_id, state=state)
+    report_forged(ctx, state)  # a forged intent, in the same read (bot.commands.forged_records)
     return outcome
 
 
@@ -91,7 +99,11 @@ def report_drift(
         check = check_champion(state, ctx.model, alias, last, approved)
         if not check.unrecorded:
             return Outcome("duplicate", "recorded before"), check
-        thread = _latest_request(ctx, ctx.model) if check.drifted else None
+        if last is None and (pending := _waiting(ctx, experiment_id, state)):
+            # History from before keys accounts for the champion, or does not: the operator's
+            # import decides what it is worth, and until then nothing is recorded against it.
+            return Outcome("ignored", f"not recorded: {pending.notice()}"), check
+        thread = latest_request(ctx, ctx.model) if check.drifted else None
         if thread is not None:
             _post_report(ctx, thread, check, alias, lease)
         ledger_run = _record(ctx, experiment_id, state, check, seen_by, thread, lease)
@@ -105,6 +117,12 @@ def report_drift(
             return Outcome("ignored", "no request thread"), check
         return Outcome("reported", thread.url), check
     return Outcome("ignored", "a move back to the approved champion: recorded"), check
+
+
+def _waiting(ctx: Context, experiment_id: str, state: ModelState) -> Waiting:
+    """What waits for the operator's import, for a model the ledger holds no signed entry of:
+    one search (a bot that made or saw a change of the model never asks)."""
+    return waiting(ctx.model, state, ctx.ledger.chain(experiment_id, ctx.model))
 
 
 def _look(ctx: Context, state: ModelState, alias: str) -> ChampionCheck | None:
@@ -188,11 +206,3 @@ def _latest_report(ctx: Context, thread: Thread) -> str:
             if found:
                 return found.group(1)
     return ""
-
-
-def _latest_request(ctx: Context, model: str) -> Thread | None:
-    """The newest request the bot opened: a person's issue quoting a marker gets no report."""
-    from bot.runtime.request_threads import find_requests
-
-    found = find_requests(ctx, model, state="all")  # newest first
-    return found[0] if found else None

@@ -30,6 +30,7 @@ from bot.commands.confirmation import (
     confirm,
     named_by_registry,
 )
+from bot.commands.forged_records import forged_intent, report_forged_in
 from bot.commands.grammar import Command, Usage
 from bot.commands.handling import Handling
 from bot.commands.locking import model_lock
@@ -135,12 +136,23 @@ def handle_comment(
 def _ours(ctx: Context, marker: RequestMarker, thread: Thread) -> bool:
     """A marker naming another bot (another registry on this project, or this registry under
     another URL), or none (written before ids), is ours only when our registry names the thread
-    (docs/design.md, "Markers")."""
+    (docs/design.md, "Markers"), by a binding the bot sealed.
+
+    A marker written before ids whose version our registry binds to the thread without a seal
+    (written before bindings were signed) is ours too, to be answered that `request` must bind
+    it again (`bind_to_registry`); nothing is decided from that binding.
+    """
     if marker.bot and not of_another_bot(ctx, marker.bot):
         return True
     try:
-        return bool(ctx.registry.versions_requested_in(ctx.model, thread.url))
-    except RegistryError as exc:  # the first registry read: nothing read or written yet
+        if ctx.registry.versions_requested_in(ctx.model, thread.url):
+            return True
+        if marker.bot or marker.problem or marker.model != ctx.model:
+            return False
+        return ctx.registry.version(ctx.model, marker.version).requested_in == thread.url
+    except NotFoundError:
+        return False
+    except RegistryError as exc:  # the first registry reads: nothing written yet
         raise RegistryUnavailable(str(exc)) from None
 
 
@@ -169,6 +181,7 @@ def _under_lock(
         replies = Replies(ctx, thread, event, guard=lease.check)
         state, finished_here = _read_state(ctx, event, thread, lease.check)
         run = Handling(ctx, event, thread, marker, replies, lease, state)
+        report_forged_in(run, [forged_intent(state)])  # an intent the bot did not sign
         outcome = _handle_locked(run, parsed, extra, finished_here)
         if outcome.status in _ANSWERED:
             _remember_handled(run, extra)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from bot.commands.evidence import promote_evidence, rollback_evidence
 from bot.commands.follow_ups import follow_up
+from bot.commands.forged_records import forged_approvals, report_forged_in
 from bot.commands.grammar import Command
 from bot.commands.handling import Handling
 from bot.commands.policy import Refusal
@@ -89,10 +90,9 @@ def promote(run: Handling, command: Command) -> Outcome | Moved:
         # Approvals are evidence: the registry's record, never markers in comments (any
         # workflow posts as github-actions[bot], and people delete the bot's answers).
         raw = version.tags.get(APPROVALS_TAG)
-        recorded, forged = Approval.parse_signed(raw, ctx.keys, ctx.model, version.version)
-        if forged:  # docs/security.md: an approval the bot did not sign counts for nothing
-            log.warning("%s v%s: %d approvals not signed by the bot ignored", ctx.model,
-                        version.version, forged)  # fmt: skip
+        recorded, problems = Approval.parse_signed(raw, ctx.keys, ctx.model, version.version)
+        # docs/security.md: an approval the bot did not sign counts for nothing, and is reported
+        report_forged_in(run, [forged_approvals(ctx.model, version.version, raw or "", problems)])
         mine = next((a for a in recorded if a.is_by(event.author, event.author_id)), None)
         earlier = still_eligible(ctx, [a for a in recorded if a is not mine], run.roles)
         approvals = [*earlier, mine or approvals[0]]

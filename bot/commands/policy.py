@@ -16,7 +16,7 @@ from bot.registry.versions import TOY_ALIAS, RunInfo, VersionInfo
 from bot.rules.approvers import describe, eligibility
 from bot.rules.gates import GateCheck, evaluate_gates, failed
 from bot.runtime.context import Context
-from bot.templating import inline_code
+from bot.templating import escape_markdown, inline_code
 from bot.threads.markers import read_request_marker, read_ticks
 from bot.threads.thread import Thread, same_person, thread_noun
 
@@ -86,7 +86,7 @@ def self_approval_refusal(
         return Refusal(
             "requester_unsigned",
             f"the registry's record of who triggered the training of v{version.version} was "
-            f"not written by promotion-bot ({problem})",
+            f"not written by promotion-bot ({escape_markdown(problem)})",  # names a tag's kid
             "Re-run `promotion-bot request` for this version where PROMOTION_BOT_REQUESTED_BY "
             "names who triggered the training: it records the requester again, signed.",
         )
@@ -262,8 +262,8 @@ def no_previous_refusal(champion: int | None) -> Refusal:
 def _newer_request(ctx: Context, candidate: VersionInfo | None) -> str:
     if candidate is None:
         return ""
-    if candidate.requested_in:  # the registry's record: no listing needed
-        return candidate.requested_in
+    if candidate.requested_in and not candidate.request_binding_problem(ctx.keys):
+        return candidate.requested_in  # the registry's record, sealed: no listing needed
     from bot.runtime.request_threads import find_requests
 
     for thread in find_requests(ctx):

@@ -109,6 +109,15 @@ class Replies:
     def unrecorded_request(self, version: int) -> None:
         self._post("answer_unrecorded_request.md.j2", command=self._command_line(), version=version)
 
+    def unsigned_request(self, version: int, problem: str) -> None:
+        self._react("-1")
+        self._post(
+            "answer_unsigned_request.md.j2",
+            command=self._command_line(),
+            version=version,
+            problem=problem,
+        )
+
     def change_superseded(self, change: Change, champion: int | None) -> None:
         """A change this comment made whose answer never went out, overtaken since: say both,
         with no follow-ups (they belong to the change that is current now)."""

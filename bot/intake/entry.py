@@ -21,6 +21,7 @@ from bot.threads.thread import CommentEvent
 
 if TYPE_CHECKING:
     from bot.intake.wsgi import WebhookApp
+    from bot.reports.chain_walks import ChainWalks
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ def serve_app(ctx: Context, **options: Any) -> WebhookApp:
     store = ctx.lock_store
     delays = options.pop("retry_delays", RETRY_DELAYS)
     models = ctx.each_model()
+    page = _StatusPage(ctx)
     return WebhookApp(
         ctx.settings,
         dispatch,
@@ -127,16 +129,32 @@ def serve_app(ctx: Context, **options: Any) -> WebhookApp:
         seen=SharedKeys(store, _namespace(ctx)) if store is not None else None,
         on_give_up=_after_the_last_attempt(ctx, sum(delays)),
         readiness=Readiness(_readiness_checks(ctx)),
-        status_page=lambda: _status_page(ctx),
+        status_page=page.build,
+        status_upkeep=page.upkeep,
         **options,
     )
 
 
-def _status_page(ctx: Context) -> str:
-    from bot.ledger.store import now_ms
-    from bot.reports.page import page_data, render_html
+class _StatusPage:
+    """The status page's build and, after each, the walks of the whole ledger chains that are
+    due (bot.reports.chain_walks), both on the page's own thread. The readers are imported by
+    the first build: `serve` answers webhooks without loading them."""
 
-    return render_html(page_data(ctx, now_ms()))
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.walks: ChainWalks | None = None
+
+    def build(self) -> str:
+        from bot.ledger.store import now_ms
+        from bot.reports.chain_walks import ChainWalks
+        from bot.reports.page import page_data, render_html
+
+        if self.walks is None:
+            self.walks = ChainWalks()
+        return render_html(page_data(self.ctx, now_ms(), self.walks))
+
+    def upkeep(self, stopping: Callable[[], bool]) -> object:
+        return self.walks.walk_due(self.ctx, stopping) if self.walks is not None else None
 
 
 def _after_the_last_attempt(

@@ -7,8 +7,9 @@ requests of every model served (one per request kind on GitLab) updated since th
 request; each command goes to its request's model. Without a cursor it holds, every request is
 read. First, each model's champion is checked against the audit ledger (one model read each;
 the first model's read also carries the cursor), so a champion moved outside the bot is caught
-without an MLflow webhook (docs/design.md, "Drift"). A pass without a failure moves the cursor
-(one tag write).
+without an MLflow webhook (docs/design.md, "Drift"), and an intent the bot did not sign is
+reported from the same read ("Forged records"). A pass without a failure moves the cursor (one
+tag write).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def poll(ctx: Context, now: datetime | None = None) -> PollResult:
     first: ModelState | None = None
     in_flight = False
     for model_ctx in ctx.each_model():
-        state = _check_champion(model_ctx, result)
+        state = _check_champion(model_ctx, result, now)
         in_flight = in_flight or (state is not None and state.pending is not None)
         if model_ctx.model == ctx.model:
             first = state
@@ -128,14 +129,17 @@ def _advance(ctx: Context, bot: str, started: datetime) -> None:
         log.warning("could not move the poll cursor: %s", exc)
 
 
-def _check_champion(ctx: Context, result: PollResult) -> ModelState | None:
-    """Record and report a champion moved outside the bot; a failure is the poll's, but must
-    not stop the commands. Returns the model as read (None when it could not be)."""
+def _check_champion(ctx: Context, result: PollResult, now: datetime) -> ModelState | None:
+    """Record and report a champion moved outside the bot, then a forged intent in the same
+    model read; a failure is the poll's, but must not stop the commands. Returns the model as
+    read (None when it could not be)."""
     from bot.commands.external_change import report_drift
+    from bot.commands.forged_records import report_forged
 
     try:
         state = ctx.registry.state(ctx.model)
         outcome, check = report_drift(ctx, "poll", state=state)
+        report_forged(ctx, state, now)
     except Exception as exc:
         log.exception("checking the champion of %s failed", ctx.model)
         result.check_failures.append(f"{ctx.model}: {exc}")

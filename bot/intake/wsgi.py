@@ -32,7 +32,15 @@ from bot.intake.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.intake.metrics import MeteredRun, Metrics
 from bot.intake.payloads import PayloadError
 from bot.intake.sources import BY_ROUTE, SOURCES, Headers, Source, decode
-from bot.intake.status_route import CHALLENGE, HEADERS, CachedPage, authorized
+from bot.intake.status_route import (
+    CHALLENGE,
+    HEADERS,
+    BackgroundPage,
+    FailedLogins,
+    authorized,
+    client_of,
+    retry_after,
+)
 from bot.intake.workers import RETRY_DELAYS, Job, KeyMemory, RecentKeys, WorkerPool
 from bot.threads.thread import CommentEvent
 from bot.webhook_auth import WebhookAuthError
@@ -89,11 +97,19 @@ class WebhookApp:
         on_give_up: GiveUp | None = None,
         readiness: Readiness | None = None,
         status_page: Callable[[], str] | None = None,
+        status_upkeep: Callable[[Callable[[], bool]], object] | None = None,
+        failed_logins: FailedLogins | None = None,
     ) -> None:
         self._binding = binding
-        # GET /: the status page, only with a password (bot.intake.status_route).
+        # GET /: the status page, only with a password (bot.intake.status_route): built in the
+        # background (`status_upkeep` after each build), wrong passwords slowed down.
         self._status_password = settings.status_password.value.encode("utf-8")
-        self._page = CachedPage(status_page) if status_page and self._status_password else None
+        self._page = (
+            BackgroundPage(status_page, status_upkeep)
+            if status_page and self._status_password
+            else None
+        )
+        self._failed_logins = failed_logins or FailedLogins()
         self._secrets = {source.name: source.secret(settings) for source in SOURCES}
         names = {source.name for source in SOURCES}
         always = {source.name for source in SOURCES if not source.forge}
@@ -113,9 +129,13 @@ class WebhookApp:
     # --- lifecycle (the worker pool) --------------------------------------------------------------
     def start(self) -> None:
         self.pool.start()
+        if self._page is not None:
+            self._page.start()  # the first build, before the first viewer
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Graceful: new deliveries get 503, queued work is finished. True if all of it was."""
+        if self._page is not None:
+            self._page.stop(min(timeout, 2.0))  # it only reads: a daemon thread
         return self.pool.stop(timeout)
 
     def drain(self, timeout: float = 30.0) -> bool:
@@ -201,7 +221,13 @@ class WebhookApp:
         assert self._page is not None
         if method != "GET":
             return Response(405, {"error": "method not allowed"}, (("Allow", "GET"),))
+        client = client_of(environ)
+        wait = self._failed_logins.wait(client)
+        if wait > 0:  # not even a right password is looked at until then
+            return Response(429, {"error": "too many wrong passwords"}, (retry_after(wait),))
         if not authorized(environ, self._status_password):
+            if environ.get("HTTP_AUTHORIZATION"):  # a browser's first ask carries none
+                self._failed_logins.failed(client)
             return Response(401, {"error": "unauthorized"}, (CHALLENGE,))
         page = self._page.get()
         return Response(200, {}, HEADERS, text=page, content_type="text/html; charset=utf-8")

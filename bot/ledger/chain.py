@@ -1,7 +1,9 @@
 """The chain of a model's ledger entries (docs/security.md, "The registry writer"): each signed
 entry names the digest of the one before it (`prev`), so an entry deleted, inserted, reordered,
 replayed or extended after signing shows as a break, and only entries that follow each other are
-evidence.
+evidence. `walk` reads the whole chain; `vouch` says whether its newest entries alone, tied to
+the head the bot signed, may decide the champion (the status page's bounded check): they say
+nothing of the entries before them.
 
 Pure: the entries come from `bot.ledger.store`, their seals already checked.
 """
@@ -10,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from bot.ledger.entry import LedgerEntry
+from bot.registry.model_state import Head
 from bot.signing import NOT_SIGNED
 
 REPLAYED = "out of the chain: it follows an earlier entry again (inserted, copied or reordered)"
+IMPORT_HINT = "; `promotion-bot import-ledger` signs the runs written before keys"
 MISSING = "out of the chain: the entry before it is missing (deleted, or no longer FINISHED)"
 
 
@@ -58,8 +63,8 @@ def linked(oldest_first: Sequence[LedgerEntry]) -> list[LedgerEntry]:
 
 def walk(oldest_first: Sequence[LedgerEntry]) -> tuple[list[LedgerEntry], list[Break]]:
     """A model's whole chain from its first entry: the entries that are evidence, and a break
-    for every other one. An unsigned run that a signed copy stands for (the bot signed the
-    ledger written before keys existed, `supersedes`) is accounted for, not a break."""
+    for every other one. An unsigned run that a signed copy stands for (the operator's import
+    signed the ledger written before keys existed, `supersedes`) is accounted for, not a break."""
     covered = {entry.supersedes for entry in oldest_first if entry.trusted and entry.supersedes}
     signed_any = any(entry.trusted for entry in oldest_first)
     kept: list[LedgerEntry] = []
@@ -70,7 +75,9 @@ def walk(oldest_first: Sequence[LedgerEntry]) -> tuple[list[LedgerEntry], list[B
         if entry.problem == NOT_SIGNED and entry.ledger_run in covered:
             continue
         if not entry.trusted:
-            hint = "" if signed_any else "; the bot signs a ledger written before keys at its start"
+            hint = (
+                "" if signed_any else "; `promotion-bot import-ledger` signs runs from before keys"
+            )
             breaks.append(Break(entry, entry.problem + hint))
             continue
         if entry.prev == previous:
@@ -83,3 +90,36 @@ def walk(oldest_first: Sequence[LedgerEntry]) -> tuple[list[LedgerEntry], list[B
             previous = entry.digest  # one break for one gap: the entries after it follow it
         seen.add(entry.digest)
     return kept, breaks
+
+
+def vouch(newest_first: Sequence[LedgerEntry], head: Head | None, experiment_id: str) -> str:
+    """Why a model's newest entries, read in one search, may not decide its champion ("" when
+    they may): each must be a trusted entry that follows the one read after it, and the newest
+    must be the head the bot signed into the champion cache (`head`), so nothing was appended,
+    dropped or replayed at the top. Entries older than these are not looked at: the whole chain
+    is `walk`'s (what `verify` does)."""
+    if head is None or head.experiment_id != experiment_id:
+        return "the champion cache names no head of the chain the bot signed"
+    if not newest_first:
+        return "no ledger entry of the model"
+    for entry in newest_first:
+        if not entry.trusted:
+            return f"ledger run {entry.ledger_run} is not evidence: {entry.problem}"
+    at = [(entry.digest, entry.at_ms) for entry in newest_first].index
+    try:
+        place = at((head.digest, head.at_ms))
+    except ValueError:
+        return (
+            f"the head of the chain the bot signed is not among the newest {len(newest_first)} "
+            "entries (one was hidden, or an older champion cache written back)"
+        )
+    if place:
+        return (
+            f"the newest entry (ledger run {newest_first[0].ledger_run}) is not the head of the "
+            "chain the bot signed (a change not in the champion cache yet, or an older cache "
+            "written back)"
+        )
+    for newer, older in pairwise(newest_first):
+        if newer.prev != older.digest:
+            return f"ledger run {newer.ledger_run} does not follow the entry before it"
+    return ""

@@ -137,24 +137,44 @@ class Registry:
         return None if number is None else self.version(name, number)
 
     def versions_requested_in(self, name: str, url: str) -> list[int]:
-        """The versions whose `promotion.requested_in` tag names the thread at `url`."""
-        if not url or "'" in url or "\\" in url:  # MLflow's filter syntax has no escape
-            return []
-        query = f"name='{name}' and tags.`{REQUESTED_IN_TAG}` = '{url}'"
-        with self._call(f"versions of {name} requested in {url}"):
-            found = self._models.search_model_versions(query)
-        return sorted(int(mv.version) for mv in found)
+        """The versions of `name` the bot bound to the thread at `url` (`_bound_to`)."""
+        found = self._bound_to(f"name='{name}'", url, f"versions of {name} requested in {url}")
+        return sorted(info.version for info in found)
 
     def models_requested_in(self, names: Sequence[str], url: str) -> list[str]:
-        """Which of the models `names` has a version whose request is the thread at `url`: one
+        """Which of the models `names` has a version the bot bound to the thread at `url`: one
         search, whatever the number of models (model names hold no quote: `config_checks`)."""
-        if not url or "'" in url or "\\" in url or not names:
+        if not names:
             return []
         listed = ", ".join(f"'{name}'" for name in names)
-        query = f"name IN ({listed}) and tags.`{REQUESTED_IN_TAG}` = '{url}'"
-        with self._call(f"models requested in {url}"):
-            found = self._models.search_model_versions(query)
-        return sorted({mv.name for mv in found})
+        found = self._bound_to(f"name IN ({listed})", url, f"models requested in {url}")
+        return sorted({info.model for info in found})
+
+    def _bound_to(self, scope: str, url: str, what: str) -> list[VersionInfo]:
+        """The versions within `scope` (a filter on names) whose request binding names `url`
+        and holds its seal (docs/security.md): one search.
+
+        The tag is `<url>|<seal>`, so the filter is a LIKE, where `_` and `%` in the URL match
+        any character: the URL is compared here again, exactly. A binding whose seal does not
+        hold is no evidence and is left out (logged, never with its seal).
+        """
+        if not url or "'" in url or "\\" in url:  # MLflow's filter syntax has no escape
+            return []
+        query = f"{scope} and tags.`{REQUESTED_IN_TAG}` LIKE '{url}|%'"
+        with self._call(what):
+            found = [_version_info(mv) for mv in self._models.search_model_versions(query)]
+        bound = []
+        for info in [info for info in found if info.requested_in == url]:
+            problem = info.request_binding_problem(self.keys) if self.keys else "no key to check"
+            if problem:
+                log.warning(
+                    "%s v%s names %s as its request, but the bot did not write that: %s",
+                    info.model, info.version, url, problem,
+                    extra={"model": info.model, "version": info.version},
+                )  # fmt: skip
+                continue
+            bound.append(info)
+        return bound
 
     def version_by_run(self, name: str, run_id: str) -> VersionInfo | None:
         if not _RUN_ID.fullmatch(run_id):
@@ -353,8 +373,11 @@ class Registry:
 
     def set_pending(self, name: str, entry: HistoryEntry, ledger_key: str = "") -> None:
         """The intent of a change: its history entry, and the key of the ledger run it begins,
-        signed: an intent is evidence that a change is in flight (docs/security.md)."""
-        stored = {**entry.stored, "ledger": ledger_key} if ledger_key else dict(entry.stored)
+        signed with its model: an intent is evidence that a change of this model is in flight
+        (docs/security.md)."""
+        stored = {**entry.stored, "model": name}
+        if ledger_key:
+            stored["ledger"] = ledger_key
         self.set_model_tag(name, PENDING_TAG, compact_json(self._signer().signed(stored)))
 
     def _signer(self) -> Keys:

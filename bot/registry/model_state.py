@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from bot.registry.records import HistoryEntry
-from bot.registry.tags import EXTERNAL_TAG, HANDLED_TAG, HISTORY_TAG, PENDING_TAG
+from bot.registry.tags import EXTERNAL_TAG, HANDLED_TAG, HISTORY_TAG, PENDING_TAG, REPORTED_TAG
 from bot.signing import NOT_SIGNED, Keys
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # (GitLab note ids, GitHub comment ids today) and their commas fit 445 at a time.
 HANDLED_MAX_CHARS = 5000
 _HANDLED_SEAL_CHARS = 1 + 16 + 1 + 88
+REPORTED_LIMIT = 40  # records `promotion.reported` remembers (about 60 characters each)
 
 
 def compact_json(value: Any) -> str:
@@ -96,6 +97,13 @@ class ModelState:
             log.warning("ignoring a %s tag that is not JSON", HISTORY_TAG)
         return tuple(HistoryEntry.parse(item) for item in _dicts(items))
 
+    @property
+    def cache_experiment(self) -> str:
+        """The experiment of the chain head the signed history cache recorded ("" when none):
+        the bot's own changes of the model are in that ledger."""
+        head = Head.parse(self._cache[0].get("head"))
+        return head.experiment_id if head else ""
+
     @cached_property
     def _cache(self) -> tuple[dict[str, Any], str]:
         return self._opened(HISTORY_TAG)
@@ -141,13 +149,14 @@ class ModelState:
 
     @cached_property
     def _intent(self) -> tuple[HistoryEntry | None, str]:
-        try:
-            value = json.loads(self.tags.get(PENDING_TAG) or "null")
-        except ValueError:
-            value = None
+        raw = self.tags.get(PENDING_TAG)
+        value = _json(raw)
         if not isinstance(value, dict):
-            return None, ""
+            return None, NOT_SIGNED if raw else ""
         fields, problem = self.keys.opened(value) if self.keys else (value, "no key to check it")
+        model = fields.pop("model", None)  # signed with its model: no copy from another one
+        if not problem and model != self.model:
+            problem = "signed for another model"
         intent = HistoryEntry.parse(fields)
         if any(_same_change(entry, intent) for entry in self.history):
             return None, ""
@@ -176,6 +185,14 @@ class ModelState:
             return version, Head.parse(outside.get("head"))
         return (newest.to_version if newest else None), Head.parse(self._cache[0].get("head"))
 
+    @property
+    def cached_head(self) -> Head | None:
+        """The head of the model's ledger chain the signed champion cache recorded, whatever the
+        champion is now (None: no cache the bot signed, or one from before heads were kept).
+        Evidence of which entry is the newest, not that nothing happened since: a reader ties it
+        to the ledger itself (`bot.ledger.chain.vouch`)."""
+        return self._newest[1]
+
     def chain_head(self, experiment_id: str, alias: str) -> Head | None:
         """The head of the model's ledger chain as the signed cache recorded it, when this same
         read vouches that nothing happened since: no change in flight, the champion the one the
@@ -191,6 +208,19 @@ class ModelState:
             return None
         head = self._newest[1]
         return head if head is not None and head.experiment_id == experiment_id else None
+
+    @cached_property
+    def reported(self) -> dict[str, tuple[str, int]]:
+        """The records found not signed that the bot reported, by name: the fingerprint of the
+        value reported and when (ms); empty unless the bot signed the list for this model."""
+        records = self._opened(REPORTED_TAG)[0].get("records")
+        found: dict[str, tuple[str, int]] = {}
+        for name, item in records.items() if isinstance(records, dict) else ():
+            if isinstance(item, list) and len(item) == 2 and isinstance(item[0], str):
+                at_ms = item[1]
+                if isinstance(at_ms, int) and not isinstance(at_ms, bool):
+                    found[name] = (item[0], at_ms)
+        return found
 
     @cached_property
     def handled(self) -> tuple[str, ...]:
@@ -220,6 +250,14 @@ def history_value(
 ) -> str:
     """The `promotion.history` tag: the entries and the head of the chain, signed."""
     fields = {"model": model, "entries": list(entries), "head": head.stored() if head else None}
+    return compact_json(keys.signed(fields))
+
+
+def reported_value(keys: Keys, model: str, records: Mapping[str, tuple[str, int]]) -> str:
+    """The `promotion.reported` tag: each record's fingerprint and when it was reported, the
+    newest `REPORTED_LIMIT`, signed."""
+    newest = sorted(records.items(), key=lambda item: item[1][1])[-REPORTED_LIMIT:]
+    fields = {"model": model, "records": {name: [fp, at] for name, (fp, at) in newest}}
     return compact_json(keys.signed(fields))
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bot.signing import Keys
+from bot.signing import NOT_SIGNED, Keys
 from bot.threads.thread import same_person
 from bot.timestamps import iso_from_epoch
 
@@ -175,21 +175,25 @@ class Approval:
     @classmethod
     def parse_signed(
         cls, raw: str | None, keys: Keys, model: str, version: int
-    ) -> tuple[list[Approval], int]:
-        """The approvals of the tag the bot signed for this model and version, and how many
-        other items it holds (not evidence: written by someone else, or copied)."""
+    ) -> tuple[list[Approval], list[str]]:
+        """The approvals of the tag the bot signed for this model and version, and what is wrong
+        with each other item it holds (not evidence: written by someone else, or copied)."""
         try:
             value = json.loads(raw) if raw else []
         except ValueError:
-            return [], 1
+            return [], [NOT_SIGNED]
         items = value if isinstance(value, list) else [value]
         found: list[Approval] = []
+        problems: list[str] = []
         for item in items:
-            fields, problem = keys.opened(item) if isinstance(item, dict) else ({}, "not a record")
-            if problem or (fields.get("model"), fields.get("version")) != (model, version):
-                continue
-            found += cls.parse_all(json.dumps([fields]))
-        return found, len(items) - len(found)
+            fields, problem = keys.opened(item) if isinstance(item, dict) else ({}, NOT_SIGNED)
+            if not problem and (fields.get("model"), fields.get("version")) != (model, version):
+                problem = "signed for another model or version"
+            if problem:
+                problems.append(problem)
+            else:
+                found += cls.parse_all(json.dumps([fields]))
+        return found, problems
 
     @classmethod
     def parse_all(cls, raw: str | None) -> list[Approval]:

@@ -44,6 +44,10 @@ LEDGER_TAG = "promotion.ledger"
 # the history entry it followed). With the history cache it says what the champion should be
 # without reading the ledger (bot.ledger.drift).
 EXTERNAL_TAG = "promotion.external"
+# The records the bot found unsigned or invalid (the intent above, a version's approvals) and
+# reported in a request thread: each one's fingerprint and when, signed. Each value is reported
+# once, and one record at most once an hour (bot.commands.forged_records).
+REPORTED_TAG = "promotion.reported"
 
 # --- on a run of the audit ledger (bot.ledger.store) ---------------------------------------------
 # The intent's token (or an imported entry's key): how a later pass finds a run a dead one began.

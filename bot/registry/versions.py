@@ -61,7 +61,15 @@ class VersionInfo:
 
     @property
     def requested_in(self) -> str:
-        return self.tags.get(REQUESTED_IN_TAG, "")
+        """The URL of the version's request thread, its seal (`|<kid>:<sig>`) left aside: a
+        place to look. Only a binding without `request_binding_problem` is evidence."""
+        return _unsealed(self.tags.get(REQUESTED_IN_TAG, ""))[0]
+
+    def request_binding_problem(self, keys: Keys) -> str:
+        """ "" when the bot signed the binding of this version to `requested_in` (docs/security.md):
+        written by hand, copied from another version or pointed at another thread, it is not."""
+        url, kid, sig = _unsealed(self.tags.get(REQUESTED_IN_TAG, ""))
+        return keys.check(_binding(self.model, self.version, url), kid, sig)
 
     @property
     def request_head(self) -> str:
@@ -93,27 +101,42 @@ def requester_tags(
     keys: Keys, model: str, version: int, name: str, user_id: str, sign: bool = True
 ) -> dict[str, str]:
     """The version tags that record who triggered training (what is known of it), signed: the
-    seal follows the name in its own tag (`name|<kid>:<sig>`), so it costs no write of its own
-    (not `sign`: a dry run, which names the seal and makes no key)."""
+    seal follows the name in its own tag (`name|<kid>:<sig>`, `_sealed`)."""
     if not name and not user_id:
         return {}
-    if sign:
-        seal = keys.seal(_requester(model, version, name, user_id))
-        sealed = f"{name}|{seal[KID]}:{seal[SIG]}"
-    else:
-        sealed = f"{name}|<the bot's signature>"
+    sealed = _sealed(keys, name, _requester(model, version, name, user_id), sign)
     tags = {REQUESTED_BY_TAG: sealed, REQUESTED_BY_ID_TAG: user_id}
     return {key: value for key, value in tags.items() if value}
 
 
+def binding_value(keys: Keys, model: str, version: int, url: str, sign: bool = True) -> str:
+    """The `promotion.requested_in` value that makes the thread at `url` the version's request:
+    the URL, then the seal over {model, version, requested_in} (not `sign`: a dry run)."""
+    return _sealed(keys, url, _binding(model, version, url), sign)
+
+
+def _sealed(keys: Keys, value: str, record: dict[str, Any], sign: bool) -> str:
+    """`value|<kid>:<sig>`, the seal of `record` riding in the tag that holds `value`, so it
+    costs no write of its own (not `sign`: a dry run, which names the seal and makes no key)."""
+    if not sign:
+        return f"{value}|<the bot's signature>"
+    seal = keys.seal(record)
+    return f"{value}|{seal[KID]}:{seal[SIG]}"
+
+
 def _unsealed(value: str) -> tuple[str, str, str]:
-    """(name, kid, sig) of a `promotion.requested_by` value; a name without a seal has none."""
+    """(value, kid, sig) of a tag `_sealed` wrote; a value without a seal has none. Names and
+    URLs may not hold `|`: the seal is what follows the last one."""
     if "|" not in value:
         return value, "", ""
-    name, _, seal = value.rpartition("|")
+    shown, _, seal = value.rpartition("|")
     kid, _, sig = seal.partition(":")
-    return name, kid, sig
+    return shown, kid, sig
 
 
 def _requester(model: str, version: int, name: str, user_id: str) -> dict[str, Any]:
     return {"model": model, "version": version, "requested_by": name, "requested_by_id": user_id}
+
+
+def _binding(model: str, version: int, url: str) -> dict[str, Any]:
+    return {"model": model, "version": version, "requested_in": url}

@@ -4,9 +4,10 @@
 `history` pages through the ledger newest first, for one model or all; `--at` answers the
 auditor's question (which version was champion then, since when, approved by whom) with one
 search; `--format table|json|csv`. `verify` asks the drift question of the ledger itself, for a
-CI job or a monitor. Both only read: a model whose history tag was not imported yet (nothing
-changed since the upgrade) shows the tag's entries, marked imported, as the import will write
-them.
+CI job or a monitor. Both only read. History from before keys that the operator has not imported
+(`promotion-bot import-ledger`, bot.ledger.importing) is evidence of nothing: `history` shows the
+tag's entries as the import would write them, marked as not imported, and `verify` names what
+waits and does not pass.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import csv
 import io
 import json
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,10 +24,10 @@ from bot.errors import NotFoundError
 from bot.ledger.chain import Break, walk
 from bot.ledger.drift import ChampionCheck, check_champion
 from bot.ledger.entry import FIELDS, LedgerEntry
-from bot.ledger.setup import imported_entry
+from bot.ledger.importing import Waiting, waiting
 from bot.ledger.store import Where
 from bot.registry.model_state import ModelState
-from bot.registry.tags import PENDING_TAG
+from bot.registry.tags import HISTORY_TAG, PENDING_TAG
 from bot.signing import NOT_SIGNED
 from bot.timestamps import iso_from_ms
 
@@ -53,10 +54,10 @@ def history_entries(ctx: Context, query: Query) -> list[LedgerEntry]:
     found = (
         list(ctx.ledger.entries(experiment_id, where, limit=query.limit)) if experiment_id else []
     )
-    # An unsigned run the bot copied into a signed entry on its first start shows once.
+    # An unsigned run the import copied into a signed entry shows once.
     covered = {entry.supersedes for entry in found if entry.trusted and entry.supersedes}
     found = [entry for entry in found if entry.ledger_run not in covered]
-    waiting = [e for e in not_imported(ctx, model, state) if _within(e, where)]
+    waiting = [e for e in not_imported(ctx, model, state, experiment_id) if _within(e, where)]
     if waiting:  # merged in time order, as the ledger will hold them
         found = sorted([*found, *waiting], key=lambda entry: entry.at_ms, reverse=True)
     return found[: query.limit] if query.limit is not None else found
@@ -68,22 +69,21 @@ def champion_at(ctx: Context, model: str, at_ms: int) -> LedgerEntry | None:
     experiment_id = ctx.ledger.ready(state, model) or ctx.ledger.experiment_id()
     where = Where(model=model, until_ms=at_ms)
     found = ctx.ledger.latest(experiment_id, where) if experiment_id else None
-    waiting = [e for e in not_imported(ctx, model, state) if _within(e, where)]
+    waiting = [e for e in not_imported(ctx, model, state, experiment_id) if _within(e, where)]
     candidates = [entry for entry in (found, *waiting) if entry is not None]
     return max(candidates, key=lambda entry: entry.at_ms, default=None)
 
 
-def not_imported(ctx: Context, model: str, state: ModelState) -> list[LedgerEntry]:
-    """The history tag's entries, when the model's ledger is not set up yet (newest first)."""
-    if ctx.ledger.ready(state, model):
+def not_imported(
+    ctx: Context, model: str, state: ModelState, experiment_id: str
+) -> list[LedgerEntry]:
+    """The history tag's entries the operator's import would write (newest first). None, with
+    no call, when the tag is the bot's signed cache of changes it chained in this ledger: the
+    ledger has them. Otherwise the model's chain says which are there already."""
+    if not state.unchecked_history or (experiment_id and state.cache_experiment == experiment_id):
         return []
-    entries: list[LedgerEntry] = []
-    previous_ms = 0
-    for old in state.unchecked_history:
-        entry = imported_entry(model, old, previous_ms)
-        previous_ms = entry.at_ms
-        entries.append(entry)
-    return entries[::-1]
+    chain = ctx.ledger.chain(experiment_id, model) if experiment_id else []
+    return list(waiting(model, state, chain).history[::-1])
 
 
 def _within(entry: LedgerEntry, where: Where) -> bool:
@@ -127,7 +127,9 @@ def _line(entry: LedgerEntry) -> str:
     marks = "".join(
         f"  [{mark}]"
         for mark, on in (
-            ("imported", entry.imported),
+            ("imported", entry.imported and bool(entry.ledger_run)),
+            # in the history tag only (`history_entries`): not imported, evidence of nothing
+            ("NOT IMPORTED: tag only", entry.imported and not entry.ledger_run),
             ("deleted in MLflow", entry.deleted),
             # docs/security.md: a run the bot did not sign, or changed since, is shown, flagged
             (f"NOT EVIDENCE: {entry.problem}", bool(entry.ledger_run) and not entry.trusted),
@@ -203,56 +205,99 @@ def render_at(model: str, at_ms: int, entry: LedgerEntry | None, fmt: str) -> st
     return "\n".join(lines)
 
 
+def render_import(found: Waiting, dry_run: bool) -> str:
+    """`import-ledger`'s lines: every change it writes (or would), oldest first, each with what
+    to check it against in the request threads, and where it was found."""
+    model = shown(found.model)
+    if not found:
+        return f"{model}: nothing to import"
+    verb = "would import" if dry_run else "imported"
+    lines = [f"{model}: {verb} {len(found.entries)} change(s) from before keys, oldest first:"]
+    for entry in found.entries:
+        before = f"v{entry.from_version}" if entry.from_version is not None else "none"
+        after = f"v{entry.to_version}" if entry.to_version is not None else "none"
+        where = f"  {shown(entry.request_url)}" if entry.request_url else ""
+        source = f"ledger run {entry.ledger_run}" if entry.ledger_run else f"the {HISTORY_TAG} tag"
+        lines.append(
+            f"  {entry.at}  {shown(entry.action) or '?':<8} {before} -> {after}  "
+            f"by {shown(entry.actor) or '?'}{where}  (from {source})"
+        )
+    return "\n".join(lines)
+
+
 # --- verify ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Verification:
     check: ChampionCheck
     problems: list[str] = field(default_factory=list)
     breaks: list[Break] = field(default_factory=list)  # entries that are not evidence
+    entries: int = 0  # the ledger entries read to decide
+    waiting: Waiting | None = None  # history from before keys the operator has not imported
 
     @property
     def exit_code(self) -> int:
         return 1 if self.check.drifted or self.problems or self.breaks else 0
 
 
-def verify(ctx: Context, model: str) -> Verification:
+def verify(ctx: Context, model: str, state: ModelState | None = None) -> Verification:
     """The drift question asked of the ledger itself, and of nothing a person can fix by
-    editing the model's tags: the model read, then the model's whole chain (docs/security.md).
-    Only entries signed by a trusted key that follow each other are evidence; every other one
-    is a break."""
+    editing the model's tags: the model read (`state`, when the caller just read it), then the
+    model's whole chain (docs/security.md). Only entries signed by a trusted key that follow
+    each other are evidence; every other one is a break."""
     alias = ctx.params.promotion.champion_alias
-    state = ctx.registry.state(model)
+    state = ctx.registry.state(model) if state is None else state
     if not state.aliases and not state.tags and not ctx.registry.model_exists(model):
         # A monitor with a misspelt model must not stay green: "cannot tell", not "as approved".
         raise NotFoundError(f"no registered model {model!r} in the registry")
     experiment_id = ctx.ledger.ready(state, model) or ctx.ledger.experiment_id()
     chain = ctx.ledger.chain(experiment_id, model) if experiment_id else []
     evidence, breaks = walk(chain)
-    # The history tag of a version before the ledger counts only while the ledger holds nothing
-    # of the model: once it does, the tag is a cache anyone can edit.
-    waiting = not_imported(ctx, model, state) if not chain else []
-    newest = sorted([*evidence, *waiting], key=lambda e: -e.at_ms)
+    # Only the signed chain decides: history from before keys (the tag, unsigned runs) is
+    # evidence once the operator has imported it, and until then `verify` says so and fails.
+    pending = waiting(model, state, chain)
+    newest = evidence[::-1]
     last = newest[0] if newest else None
     approved = next((entry for entry in newest if entry.approved), None)
     check = check_champion(state, model, alias, last, approved)
-    problems = [
-        f"ledger run {entry.ledger_run} ({entry.at}, v{entry.to_version}) was deleted in MLflow: "
-        f"restore it (`mlflow runs restore --run-id {entry.ledger_run}`)"
-        for entry in chain
-        if entry.deleted
-    ]
-    if state.intent_problem:  # a change "in flight" nobody can prove: drift is decided as usual
-        problems.append(
-            f"the {PENDING_TAG} tag is not evidence of a change in flight: {state.intent_problem}"
-        )
     # The champion cache the cheap drift filter reads: one the bot did not sign decides nothing
     # (the ledger does), and is named. A history from before keys is not, until the bot has
     # recorded a change of its own (it writes the cache signed then).
     before_keys = bool(evidence) and all(entry.imported for entry in evidence)
+    problems = [*deleted_entries(chain), *record_problems(state, before_keys, pending)]
+    return Verification(check, problems, breaks, len(chain), pending)
+
+
+def deleted_entries(entries: Iterable[LedgerEntry]) -> list[str]:
+    """A problem for each entry deleted in MLflow (still read, so still counted)."""
+    return [
+        f"ledger run {entry.ledger_run} ({entry.at}, v{entry.to_version}) was deleted in MLflow: "
+        f"restore it (`mlflow runs restore --run-id {entry.ledger_run}`)"
+        for entry in entries
+        if entry.deleted
+    ]
+
+
+def record_problems(
+    state: ModelState, before_keys: bool = False, pending: Waiting | None = None
+) -> list[str]:
+    """What is wrong with the records on the model the bot signs: an intent nobody can prove
+    (drift is decided as usual), a champion cache the bot did not sign (named; the ledger
+    decides). `before_keys`: the ledger holds only entries imported from before keys, and an
+    unsigned cache is expected until the bot's first change. `pending`: history from before
+    keys waiting for the operator's import, named once with what to do."""
+    problems = []
+    if state.intent_problem:
+        problems.append(
+            f"the {PENDING_TAG} tag is not evidence of a change in flight: {state.intent_problem}"
+        )
     for tag, problem in state.cache_problems.items():
+        if pending and pending.history and tag == HISTORY_TAG:
+            continue  # named below, with what to do
         if not (before_keys and problem == NOT_SIGNED):
             problems.append(f"the {tag} tag is not evidence of the champion: {problem}")
-    return Verification(check, problems, breaks)
+    if pending:
+        problems.append(pending.notice())
+    return problems
 
 
 def verifications_json(results: Sequence[Verification]) -> str:
@@ -284,6 +329,11 @@ def render_verification(result: Verification) -> str:
         head = (
             f"{check.model}: a change to v{check.in_flight.to_version} is in flight or was "
             "interrupted; the next command or `poll` finishes its record"
+        )
+    elif result.waiting and approved is None:
+        head = (
+            f"{check.model}: champion {champion}; no signed entry approves it (the history from "
+            "before keys is not imported)"
         )
     elif check.drifted:
         restore = (

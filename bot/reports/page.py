@@ -2,26 +2,32 @@
 changes and trend on one screen, for people without registry credentials (docs/operations.md,
 "The status page"; docs/security.md, "The status page").
 
-`page_data` reads (bounded: per model the model, its ledger chain as `verify` walks it, one
-search for the last changes, the candidate and champion versions and runs, one search of
-versions and one of runs for the trend, one forge listing); `render_html` writes it through the
-one template, autoescaped; `page_json` is the same data for machines. Every link goes through
-`link`: http(s) only, and none that carries a credential. No comment text is read: an internal
-note's reason is in the ledger as its link only (bot.commands.moves).
-"""
+`page_data` reads, bounded: per model the model and its newest ledger entries in one search,
+for the drift state and the last changes (bot.reports.drift_view; the whole chain only when
+those cannot decide), the candidate and champion versions and runs, one search of versions and
+one of runs for the trend, one forge listing. The page says which check its drift state comes
+from and, from `serve`, what the last background walk of the whole chain found
+(bot.reports.chain_walks). `render_html` writes it through the one template, autoescaped;
+`page_json` is the same data for machines. Every link goes through `link`: http(s) only, and
+none that carries a credential. No comment text is read: an internal note's reason is in the
+ledger as its link only (bot.commands.moves)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from bot.ledger.drift import ChampionCheck
 from bot.ledger.entry import LedgerEntry
-from bot.reports.audit import Query, history_entries, verify, who
+from bot.reports.audit import Query, history_entries, who
+from bot.reports.chain_walks import ChainWalks, whole_chain
+from bot.reports.drift_view import DriftView, drift_view
 from bot.reports.status import OpenRequest, open_requests
 from bot.reports.svg_trend import Point, trend_svg
 from bot.rules.gates import evaluate_gates
@@ -38,6 +44,7 @@ TEMPLATE = "status_page.html.j2"
 CHANGES = 10  # the last changes shown per model
 TREND_VERSIONS = 10
 REASON_CHARS = 200
+WORKERS = 4  # models read at once
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,10 @@ class ModelPage:
     drift: str = ""  # as `verify` says it, one line
     drifted: bool = False
     problems: tuple[str, ...] = ()
+    check_scope: str = ""  # "newest": the bounded check decided; "chain": the whole chain walked
+    checked_entries: int = 0
+    checked: str = ""  # which check the drift state comes from, for people
+    whole_chain: str = ""  # what is known of the whole chain, and since when
     candidate: int | None = None
     candidate_request: OpenRequest | None = None
     requests_unavailable: str = ""
@@ -99,31 +110,44 @@ def link(url: str) -> str:
     return url
 
 
-def page_data(ctx: Context, now_ms: int) -> StatusPage:
-    return StatusPage(iso_from_ms(now_ms), tuple(_model_page(one) for one in ctx.each_model()))
+def page_data(
+    ctx: Context, now_ms: int, walks: ChainWalks | None = None, workers: int = WORKERS
+) -> StatusPage:
+    """The page as of `now_ms`; `walks`: `serve`'s background walks of the whole chains. The
+    models are read `workers` at a time: each waits on MLflow round trips, not on the CPU."""
+    models = ctx.each_model()
+    _ = ctx.registry, ctx.ledger, ctx.forge  # the clients, built once, before the threads
+    with ThreadPoolExecutor(max(1, min(workers, len(models)))) as pool:
+        pages = tuple(pool.map(lambda one: _model_page(one, walks), models))
+    return StatusPage(iso_from_ms(now_ms), pages)
 
 
-def _model_page(ctx: Context) -> ModelPage:
+def _model_page(ctx: Context, walks: ChainWalks | None) -> ModelPage:
     model = ctx.model
     try:
-        return _read_model(ctx, model)
+        return _read_model(ctx, model, walks)
     except Exception as exc:  # one model's registry trouble must not hide the others
         log.warning("status page: %s could not be read: %s", model, exc, extra={"model": model})
         return ModelPage(model, error=f"could not be read ({type(exc).__name__})")
 
 
-def _read_model(ctx: Context, model: str) -> ModelPage:
+def _read_model(ctx: Context, model: str, walks: ChainWalks | None) -> ModelPage:
     registry = ctx.registry
-    result = verify(ctx, model)
+    view = drift_view(ctx, model)
+    result = view.result
     check = result.check
+    whole = whole_chain(view, walks, model)
+    if walks is not None and not whole.reached:
+        walks.not_reached(model)
     approved = check.approved
-    experiment_id = ctx.ledger.experiment_id()
+    experiment_id = ctx.ledger.ready(view.state, model) or ctx.ledger.experiment_id()
     current = approved if approved and approved.to_version == check.champion else check.last
     metric = ctx.params.promote_model.metric
     champion_run = None
     if check.champion is not None:
         champion_run = registry.run(registry.version(model, check.champion).run_id)
-    candidate_version = registry.version_by_alias(model, ctx.params.promote_model.candidate_alias)
+    candidate = view.state.aliases.get(ctx.params.promote_model.candidate_alias)
+    candidate_version = registry.version(model, candidate) if candidate is not None else None
     gates: tuple[Gate, ...] = ()
     if candidate_version is not None and candidate_version.version != check.champion:
         candidate_run = registry.run(candidate_version.run_id)
@@ -132,9 +156,8 @@ def _read_model(ctx: Context, model: str) -> ModelPage:
             for g in evaluate_gates(ctx.params, candidate_run, champion_run)
         )
     requests, unavailable = open_requests(ctx, model)
-    candidate = candidate_version.version if candidate_version else None
     request = next((r for r in requests if r.version == candidate), None)
-    entries = history_entries(ctx, Query(model=model, limit=CHANGES))
+    entries = _changes(ctx, model, view)
     return ModelPage(
         model=model,
         champion=check.champion,
@@ -145,9 +168,13 @@ def _read_model(ctx: Context, model: str) -> ModelPage:
         version_url=link(registry.version_url(model, check.champion))
         if check.champion is not None
         else "",
-        drift=_drift_line(result.check.drifted, check.champion, check.approved_version),
-        drifted=check.drifted or bool(result.problems or result.breaks),
-        problems=tuple([*result.problems, *(str(b) for b in result.breaks)]),
+        drift=_drift_line(check),
+        drifted=check.drifted or bool(result.problems or result.breaks or whole.problems),
+        problems=tuple([*result.problems, *(str(b) for b in result.breaks), *whole.problems]),
+        check_scope="newest" if view.bounded else "chain",
+        checked_entries=result.entries,
+        checked=view.checked(),
+        whole_chain=whole.line,
         candidate=candidate,
         candidate_request=request
         and OpenRequest(request.number, request.version, link(request.url)),
@@ -159,9 +186,24 @@ def _read_model(ctx: Context, model: str) -> ModelPage:
     )
 
 
-def _drift_line(drifted: bool, champion: int | None, approved: int | None) -> str:
-    shown = f"v{champion}" if champion is not None else "not set"
-    if drifted:
+def _changes(ctx: Context, model: str, view: DriftView) -> list[LedgerEntry]:
+    """The last changes: the entries the bounded check read, when it decided (each one evidence,
+    none an unsigned run a signed copy stands for: what `history` shows), else as `history`
+    reads them."""
+    if view.bounded:
+        return list(view.newest[:CHANGES])
+    return history_entries(ctx, Query(model=model, limit=CHANGES))
+
+
+def _drift_line(check: ChampionCheck) -> str:
+    shown = f"v{check.champion}" if check.champion is not None else "not set"
+    if check.in_flight is not None:
+        return (
+            f"champion {shown}: a change to v{check.in_flight.to_version} is in flight or was "
+            "interrupted; the next command or `poll` finishes its record"
+        )
+    if check.drifted:
+        approved = check.approved_version
         said = f"v{approved}" if approved is not None else "none"
         return f"DRIFT: champion is {shown}, set outside promotion-bot (approved: {said})"
     return f"champion {shown}, as the audit ledger records it"
@@ -187,7 +229,7 @@ def _change(ctx: Context, experiment_id: str, entry: LedgerEntry) -> Change:
         reason=reason,
         entry_url=_entry_url(ctx, experiment_id, entry),
         request_url=link(entry.request_url),
-        trusted=entry.trusted or entry.imported,
+        trusted=entry.trusted,  # a tag entry not imported yet is evidence of nothing
     )
 
 

@@ -23,6 +23,8 @@ from bot.threads.markers import read_request_marker
 
 log = logging.getLogger(__name__)
 
+NOT_IMPORTED = "not_imported"
+
 
 @dataclass(frozen=True)
 class AliasStatus:
@@ -62,7 +64,9 @@ class OpenRequest:
 class ChampionStatus:
     """What `status`'s drift check found (`champion_status`): it reads, never records."""
 
-    outcome: str  # "checked", or "unavailable" when the check could not be made
+    # "checked"; "unavailable" when the check could not be made; "not_imported" when history
+    # from before keys waits for the operator's import (the detail says what and the command)
+    outcome: str
     detail: str
     check: ChampionCheck | None = None  # None: not needed (the records agree), or it failed
 
@@ -181,6 +185,8 @@ def render_status(status: ModelStatus) -> str:
 
 def champion_line(found: ChampionStatus) -> str:
     """`status`'s last line for a model: what its drift check found."""
+    if found.outcome == NOT_IMPORTED:
+        return f"champion: not checked: {found.detail}"
     if found.drifted:
         approved = f"v{found.approved}" if found.approved is not None else "none"
         champion = f"v{found.champion}" if found.champion is not None else "not set"
@@ -207,5 +213,7 @@ def champion_status(ctx: Context) -> ChampionStatus:
     last_change = state.history[-1].to_version if state.history else None
     if agrees_with_records(state, alias) and state.aliases.get(alias) == last_change:
         return ChampionStatus("checked", "the champion is the one the bot recorded")
-    check = verify(ctx, ctx.model).check
-    return ChampionStatus("checked", "the audit ledger was read", check)
+    verified = verify(ctx, ctx.model)
+    if verified.waiting:
+        return ChampionStatus(NOT_IMPORTED, verified.waiting.notice(), verified.check)
+    return ChampionStatus("checked", "the audit ledger was read", verified.check)

@@ -45,6 +45,13 @@ def find_requests(
     return _listed(ctx, request.labels, kinds, [name], state, also, unmarked, since)
 
 
+def latest_request(ctx: Context, model: str) -> Thread | None:
+    """The newest request the bot opened for `model`, open or closed: where what the bot finds
+    in the registry is reported (a person's issue quoting a marker gets no report)."""
+    found = find_requests(ctx, model, state="all")  # newest first
+    return found[0] if found else None
+
+
 def find_all_requests(
     ctx: Context, state: str = "open", *, unmarked: bool = False, since: str = ""
 ) -> list[Thread]:

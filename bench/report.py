@@ -44,12 +44,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 )
             )
         promote = trips[platform]["promote"]["forge"]
+        deployment = trips[platform]["promote"].get("forge_deployment", 0)
         rows.append(
             _target(
-                f"/promote in few forge calls ({platform})",
-                f"≤ {PROMOTE_FORGE_GOAL}",
-                promote,
-                promote <= PROMOTE_FORGE_GOAL,
+                f"/promote in few forge calls ({platform}; the forge deployment after the "
+                "answer counted apart)",
+                f"≤ {PROMOTE_FORGE_GOAL} + the deployment's",
+                f"{promote - deployment} + {deployment}",
+                promote - deployment <= PROMOTE_FORGE_GOAL,
             )
         )
         idle = [trips[platform][op]["forge"] for op in IDLE_OPS]

@@ -25,6 +25,7 @@ from bot.ci.request import open_or_update_request
 from bot.ci.request_body import render_request_body
 from bot.commands.change import move_champion
 from bot.commands.handler import handle_comment
+from bot.config.ci_commit import CiCommit
 from bot.config.model_set import ModelSet
 from bot.config.params import parse_params
 from bot.config.settings import Secret, Settings
@@ -36,7 +37,7 @@ from bot.runtime.context import Context
 from bot.threads.markers import answer_marker
 from bot.threads.thread import CommentEvent, ProjectRef
 from bot.timestamps import utc_now_iso
-from tests.fakes.forges import BOT, PEOPLE, FakeForge, make_fake
+from tests.fakes.forges import BOT, MAIN_HEAD, PEOPLE, FakeForge, make_fake
 from tests.fakes.github import FakeGitHub
 from tests.fakes.gitlab import FakeGitLab
 from tests.helpers import TEST_SIGNING_KEY
@@ -50,6 +51,7 @@ OPERATIONS = (
     "request_notify",
     "promote",
     "rollback",
+    "promote_outside_ci",
     "poll_full_read",
     "poll_idle_1",
     "poll_idle",
@@ -62,7 +64,8 @@ APPROVERS = ("maria", "dana")  # request_notify: dana triggered the training, ma
 
 # The fewest round trips each operation needs, and why (docs/design.md, "The change"), with the
 # default params: issue kind, approvers by role, required_approvals 1, checklist required,
-# close_on_promote.
+# close_on_promote, deployments on. Each command runs as in a CI job of the forge's project
+# (the commit it runs at is known), but `promote_outside_ci` (`serve`, or a run outside CI).
 _PROMOTE_MLFLOW = (
     "1 registered model (aliases + tags: pending intent, history cache for exactly-once, the "
     "ledger's experiment id), "
@@ -75,8 +78,15 @@ _PROMOTE_MLFLOW = (
     "(the recent cache, signed, with the head of the model's chain that the next entry names: no "
     "search of the ledger; holding the entry marks the intent done, so the intent is no longer "
     "deleted), 1 handled-id tag after the answer (promotion.handled: people can delete the "
-    "answer, so the registry remembers that the comment was handled)"
+    "answer, so the registry remembers that the comment was handled), 1 the forge deployment's "
+    "id as a tag of the ledger run (the run's signed params were written before it existed)"
 )
+_DEPLOYMENT = {
+    "gitlab": "POST /deployments (GitLab finds or creates the environment by name; the answer "
+    "holds its id), PUT /environments/:id (its external URL, the version's page)",
+    "github": "POST /deployments (ref: the known commit), POST .../statuses (state, "
+    "environment_url, log_url)",
+}
 MINIMUM: dict[str, dict[str, Any]] = {
     "request": {
         "mlflow": 9,
@@ -109,29 +119,46 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "promote": {
-        "mlflow": 17,
-        "gitlab": 5,
-        "github": 5,
+        "mlflow": 18,
+        "gitlab": 7,
+        "github": 7,
         "why": {
             "mlflow": _PROMOTE_MLFLOW,
             "forge": "read the thread (ticks, marker), list its comments (exactly-once check, "
             "approvals), read the actor's role (approvers by min_role: a listed name must be a "
             "member too), post the answer, update the status and close the issue in one "
-            "PATCH/PUT. The measured count adds the reaction on the command and the re-read of "
+            "PATCH/PUT, then the deployment (GitLab: "
+            + _DEPLOYMENT["gitlab"]
+            + "; GitHub: "
+            + _DEPLOYMENT["github"]
+            + "). The measured count adds the reaction on the command and the re-read of "
             "the body before the write (ticks made during the pass survive it)",
         },
     },
     "rollback": {
-        "mlflow": 14,
-        "gitlab": 5,
-        "github": 5,
+        "mlflow": 15,
+        "gitlab": 7,
+        "github": 7,
         "why": {
             "mlflow": "1 registered model (aliases + tags), 1 the target version (exists, toy "
             "tag), 1 re-read of the champion before the move, 1 write intent, 2 begin the "
             "ledger run, 1 set alias, 1 read back, 1 commit the "
-            "ledger run, 3 version tags, 1 history tag, 1 handled-id tag",
+            "ledger run, 3 version tags, 1 history tag, 1 handled-id tag, 1 deployment tag",
             "forge": "read the thread, list its comments, read the actor's role, post the "
-            "answer, update the status (no close: rollbacks happen on done requests)",
+            "answer, update the status (no close: rollbacks happen on done requests), the "
+            "deployment's two calls",
+        },
+    },
+    "promote_outside_ci": {
+        "mlflow": 18,
+        "gitlab": 9,
+        "github": 8,
+        "why": {
+            "mlflow": "as promote",
+            "forge": "as promote, and what no CI job says: the default branch, once per process "
+            "(GitHub GET /repos/:o/:r: its ref then names the branch; GitLab GET /projects/:id), "
+            "and on GitLab its head for each deployment (GET /repository/branches/:name: "
+            "GitLab wants the commit)",
         },
     },
     "poll_full_read": {
@@ -174,15 +201,15 @@ MINIMUM: dict[str, dict[str, Any]] = {
         },
     },
     "poll_one_new": {
-        "mlflow": 19,
-        "gitlab": 2 + 5,
-        "github": 2 + 5,
+        "mlflow": 20,
+        "gitlab": 2 + 7,
+        "github": 2 + 7,
         "why": {
             "mlflow": "the champion check (1), then as /promote, then the cursor's write (1)",
             "forge": f"1 listing (the one request updated among {MANY_OPEN}), its comments (1), "
             "then /promote's own calls but the thread read: its comments under the lock, the "
             "role, the answer, the status and close (one write; the reaction and the re-read "
-            "of the body are not minimal)",
+            "of the body are not minimal), the deployment's two calls",
         },
     },
 }
@@ -198,12 +225,17 @@ class Bench:
         promotion = {"approvers": {"users": list(approvers)}}
         return parse_params({"register_model": {"model_name": model}, "promotion": promotion})
 
-    def settings(self, fake: FakeForge, with_username: bool) -> Settings:
+    def settings(self, fake: FakeForge, with_username: bool, in_ci: bool = True) -> Settings:
+        """As a CI job of the fake's project runs the bot (`in_ci`: the commit it runs at is
+        known, bot.config.ci_commit), else as `serve` does."""
+        project = fake.project if isinstance(fake, FakeGitLab) else getattr(fake, "repo", "")
+        ran = CiCommit(fake.platform, (project,), "main", MAIN_HEAD) if in_ci else CiCommit()
         common: dict[str, Any] = {
             "tracking_uri": self.tracking_uri,
             "platform": fake.platform,
             "bot_username": BOT if with_username else "",
             "requested_by": "dana",
+            "ci_commit": ran,
         }
         if isinstance(fake, FakeGitLab):
             common.update(
@@ -220,9 +252,14 @@ class Bench:
         return Settings(**common, signing_key=Secret(TEST_SIGNING_KEY))
 
     def context(
-        self, fake: FakeForge, model: str, with_username: bool, approvers: tuple[str, ...] = ()
+        self,
+        fake: FakeForge,
+        model: str,
+        with_username: bool,
+        approvers: tuple[str, ...] = (),
+        in_ci: bool = True,
     ) -> Context:
-        settings = self.settings(fake, with_username)
+        settings = self.settings(fake, with_username, in_ci)
         return Context(settings=settings, params=self.params(model, approvers))
 
     def setup_model(self, model: str, history: int = 0) -> None:
@@ -351,7 +388,28 @@ def _request_promote_rollback(
         )
     )
     _expect("/rollback", outcome.status, "changed")
+    _expect("deployments of /promote and /rollback", len(fake.deployments), 2)
+    out["promote_outside_ci"] = _promote_outside_ci(bench, fake, with_username)
     return out
+
+
+def _promote_outside_ci(bench: Bench, fake: FakeForge, with_username: bool) -> list[Call]:
+    """A /promote in a fresh process that knows no commit (`serve`): its request opened and
+    ticked as a CI job would (not counted)."""
+    model = _unique(f"bench-serve-{fake.platform}")
+    bench.setup_model(model, history=HISTORY)
+    number = int(open_or_update_request(bench.context(fake, model, with_username)).number)
+    _tick(fake, number)
+    comment = fake.add_comment(number, "maria", _command(fake, "promote"))
+    made = len(fake.deployments)
+    outcome, calls = bench.measure(
+        lambda: handle_comment(
+            bench.context(fake, model, with_username, in_ci=False), _event(fake, number, comment)
+        )
+    )
+    _expect("/promote outside CI", outcome.status, "changed")
+    _expect("its deployment", len(fake.deployments), made + 1)
+    return calls
 
 
 def _open_requests(bench: Bench, fake: FakeForge, count: int) -> tuple[str, list[int]]:
@@ -409,6 +467,7 @@ def _poll(bench: Bench, fake: FakeForge, with_username: bool) -> dict[str, list[
     fake.add_comment(numbers[0], "maria", _command(fake, "promote"))
     result, out["poll_one_new"] = bench.measure(run)
     _expect("poll (one new) outcomes", [o.status for _, o in result.outcomes], ["changed"])
+    _expect("poll (one new) deployed", fake.deployments[-1]["environment"], f"model/{model}")
     return out
 
 
@@ -459,6 +518,10 @@ def run_all(bench: Bench) -> dict[str, Any]:
                 "forge": counts.get(platform, 0),
                 "other": counts.get("other", 0),
                 "forge_without_username": count(unnamed[op]).get(platform, 0),
+                "forge_deployment": sum(
+                    call.service == platform and "record_deployment" in call.site
+                    for call in named[op]
+                ),
                 "mlflow_without_username": count(unnamed[op]).get("mlflow", 0),
                 "minimum": {"mlflow": minimum["mlflow"], "forge": minimum[platform]},
                 "calls": summary(named[op]),

@@ -65,7 +65,7 @@ DOCUMENTED_DEFAULTS = {
         "templates_dir": "templates",
         "post_promote_hook": None,
         "trusted_keys": (),
-        "deployments": {"enabled": False, "environment_prefix": "model/", "ref": ""},
+        "deployments": {"enabled": True, "environment_prefix": "model/", "ref": ""},
     },
 }
 

@@ -106,12 +106,12 @@ def report_drift(
         thread = latest_request(ctx, ctx.model) if check.drifted else None
         if thread is not None:
             _post_report(ctx, thread, check, alias, lease)
-        _record(ctx, experiment_id, state, check, seen_by, thread, lease)
+        ledger_run = _record(ctx, experiment_id, state, check, seen_by, thread, lease)
     if check.drifted:
         log.warning("%s of %s moved outside the bot: recorded", alias, ctx.model, extra=extra)
         from bot.commands.deployments import record_drift
 
-        record_drift(ctx, check, thread)  # recorded once, so deployed once
+        record_drift(ctx, check, thread, ledger_run)  # recorded once, so deployed once
         if thread is None:
             log.warning("no request thread to report it in", extra=extra)
             return Outcome("ignored", "no request thread"), check
@@ -168,9 +168,10 @@ def _record(
     seen_by: str,
     thread: Thread | None,
     lease: Lease,
-) -> None:
+) -> str:
     """The `external` entry, keyed by what it follows (a pass that died halfway is finished, not
-    repeated), then the model's note of it, which lets the next look stop at the model read."""
+    repeated), then the model's note of it, which lets the next look stop at the model read.
+    Its ledger run's id."""
     last = check.last
     entry = LedgerEntry(
         model=ctx.model,
@@ -186,13 +187,15 @@ def _record(
     begun = ctx.ledger.runs_keyed(experiment_id, key)
     head: Head | None
     if begun:
+        run_id = begun[0].run_id
         head = ctx.ledger.complete(experiment_id, begun[0], entry, lease.check)
     else:
-        _run, head = ctx.ledger.record_chained(experiment_id, entry, key, lease.check)
+        run_id, head = ctx.ledger.record_chained(experiment_id, entry, key, lease.check)
     newest = state.history[-1] if state.history else None
     value = external_value(ctx.keys, ctx.model, newest, check.champion, head)
     lease.check()
     ctx.registry.set_model_tag(ctx.model, EXTERNAL_TAG, value)
+    return run_id
 
 
 def _latest_report(ctx: Context, thread: Thread) -> str:

@@ -201,12 +201,15 @@ DEFAULT_CHECKLIST = (
 
 class Deployments(_Section):
     """Each champion change also recorded as a forge deployment (display only: docs/security.md,
-    "The status page"). Off by default: it costs a change 2 to 5 forge calls beyond the answer's
-    (docs/benchmark.md), and the token needs a right of its own."""
+    "The status page"). On by default: 2 forge calls after the answer when the commit is known
+    (docs/benchmark.md); a token without the right costs one warning (bot.commands.deployments).
+    """
 
-    enabled: bool = False
+    enabled: bool = True
     environment_prefix: str = Field("model/", max_length=100)
-    ref: str = ""  # the branch the deployments name; "" = the repository's default branch
+    # The branch the deployments name; "" = the branch the CI job runs on, else the repository's
+    # default branch.
+    ref: str = ""
 
 
 class Promotion(_Section):

@@ -16,6 +16,7 @@ from typing import Any
 from bot import signing
 from bot.config import checks as check
 from bot.config import identity
+from bot.config.ci_commit import CiCommit, from_ci_env
 from bot.errors import ConfigError
 from bot.urls import redact_url, url_secrets
 
@@ -69,6 +70,8 @@ class Settings:
     local_dir: Path = Path(".promotion-bot")
     bot_username: str = ""  # optional override of the account name the forge reports
     pipeline_url: str = ""
+    # The commit a CI job runs at (bot.config.ci_commit): what a forge deployment names.
+    ci_commit: CiCommit = field(default_factory=CiCommit)
     # The shared lock and de-duplication store (Redis) of several replicas; "" = this machine's
     # file lock and this process's memory (docs/design.md, "Locking").
     lock_url: str = ""
@@ -109,6 +112,11 @@ class Settings:
         if self.instance:
             return identity.short_id("named registry", self.instance)
         return identity.registry_id(self.tracking_uri)
+
+    def commit_ran_at(self) -> CiCommit | None:
+        """The branch and commit this CI job runs at, when it is the configured project's own."""
+        project = {"gitlab": self.gitlab_project, "github": self.github_repository}
+        return self.ci_commit.of(self.platform, project.get(self.platform, ""))
 
     def secret_values(self) -> list[str]:
         """Every secret this run knows, for masking in logs and errors."""
@@ -226,6 +234,7 @@ class Settings:
             local_dir=Path(get("PROMOTION_BOT_LOCAL_DIR", default=".promotion-bot")),
             bot_username=get("PROMOTION_BOT_USERNAME"),
             pipeline_url=_pipeline_url(env),
+            ci_commit=from_ci_env(env),
             lock_url=get("PROMOTION_BOT_LOCK_URL").strip(),
             lock_ttl=_lock_ttl(get("PROMOTION_BOT_LOCK_TTL")),
             ledger_experiment=get(

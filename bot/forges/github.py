@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from github import Github
-from github.GithubObject import NotSet
 
 from bot.errors import ConfigError, ForgeAuthError, ForgeError, ForgeNotFoundError
 from bot.forges._github_app import GitHubApp, app_client
@@ -69,6 +68,7 @@ class GitHubForge(Forge):
         self._gh = client
         self._full_name = repository
         self._repo_obj: Any = None
+        self._default_branch_name = ""  # read once, when a deployment needs it
         self._bot_username = bot_username
         self._secrets = [s for s in secrets if s]
         self._retry = retry or RetryPolicy()
@@ -324,15 +324,13 @@ class GitHubForge(Forge):
 
     # --- deployments -------------------------------------------------------------------------
     def record_deployment(self, deployment: Deployment) -> str:
-        """A deployment (POST /deployments) and its status (POST .../statuses): two calls, a
-        third to read the default branch when neither a commit nor `ref` is given."""
-        repo = self._repo()
-        ref = deployment.sha or deployment.ref
-        if not ref:
-            ref = self._call("read the default branch", lambda: repo.default_branch)
+        """A deployment (POST /deployments) and its status (POST .../statuses): two calls on a
+        lazy repository. GitHub resolves `ref` itself (a branch, or the commit when one is
+        given); only when neither is known is the default branch read, once per process."""
+        ref = deployment.sha or deployment.ref or self._default_branch()
         made = self._call(
             f"create a deployment of {deployment.environment}",
-            lambda: repo.create_deployment(
+            lambda: self._repo().create_deployment(
                 ref=ref,
                 task="deploy:model",
                 auto_merge=False,  # never merge anything to record a model
@@ -345,19 +343,31 @@ class GitHubForge(Forge):
             ),
             idempotent=False,
         )
+        status: dict[str, Any] = {
+            "state": deployment.state,
+            "description": deployment.description[:140],
+            "auto_inactive": deployment.state == "success",
+        }
+        if deployment.environment_url:
+            status["environment_url"] = deployment.environment_url
+        if deployment.log_url:
+            status["log_url"] = deployment.log_url  # GitHub sets target_url from it too
+        # PyGithub's create_status has no `log_url`: the same POST through its requester.
         self._call(
             f"set the status of deployment {made.id}",
-            lambda: made.create_status(
-                deployment.state,
-                environment_url=deployment.environment_url or NotSet,
-                # PyGithub's name for `log_url`: GitHub sets both from it.
-                target_url=deployment.log_url or NotSet,
-                description=deployment.description[:140],
-                auto_inactive=deployment.state == "success",
-            ),
+            lambda: self._request("POST", f"/deployments/{int(made.id)}/statuses", status),
             idempotent=False,
         )
         return str(made.id)
+
+    def _default_branch(self) -> str:
+        if not self._default_branch_name:
+            # Read apart: completing the shared lazy Repository would take the URLs of its
+            # answer (a proxy's or the canonical host) for every later call.
+            self._default_branch_name = self._call(
+                "read the default branch", lambda: str(self._request("GET", "")["default_branch"])
+            )
+        return self._default_branch_name
 
     # --- comments --------------------------------------------------------------------------
     def list_comments(self, thread: Thread, since: str = "") -> list[Comment]:

@@ -77,6 +77,7 @@ class GitLabForge(Forge):
         self._gl = client
         self._project_id = project
         self._project_obj: Any = None
+        self._default_branch_name = ""  # read once, when a deployment needs it
         self._bot_username = bot_username
         self._enterprise: bool | None = None
         self._secrets = [s for s in secrets if s]
@@ -315,18 +316,15 @@ class GitLabForge(Forge):
 
     # --- deployments -------------------------------------------------------------------------
     def record_deployment(self, deployment: Deployment) -> str:
-        """The environment's external URL set (list by name, then create or update it), then a
-        deployment in it (POST /deployments): three calls, plus one to read the branch's head
-        when no commit is given and one more for the default branch when `ref` is not set."""
+        """A deployment (POST /deployments: GitLab finds or creates the environment by name),
+        then the environment's external URL (PUT /environments/:id, the id from the answer)
+        when it differs: two calls. GitLab needs a branch and a commit that exist: the default
+        branch is read once per process when no branch is given, its head when no commit is."""
         project = self._project()
-        ref = deployment.ref or self._call(
-            "read the default branch",
-            lambda: self._gl.projects.get(self._project_id).default_branch,
-        )
+        ref = deployment.ref or self._default_branch()
         sha = deployment.sha or self._call(
             f"read the head of {ref}", lambda: project.branches.get(ref).commit["id"]
         )
-        self._environment_url(deployment.environment, deployment.environment_url)
         data = {
             "environment": deployment.environment,
             "sha": sha,
@@ -338,21 +336,25 @@ class GitLabForge(Forge):
             f"create a deployment of {deployment.environment}",
             lambda: project.deployments.create(data),
         )
+        environment = made.attributes.get("environment") or {}
+        url = deployment.environment_url
+        if url and environment.get("id") and environment.get("external_url") != url:
+            try:
+                self._call(
+                    f"set the URL of environment {deployment.environment}",
+                    lambda: project.environments.update(environment["id"], {"external_url": url}),
+                )
+            except ForgeError as exc:  # the deployment stands; its link back is what is missing
+                log.warning("deployment %s made, its environment's URL not set: %s", made.id, exc)
         return str(made.id)
 
-    def _environment_url(self, name: str, url: str) -> None:
-        project = self._project()
-        found = self._call(
-            f"find environment {name}",
-            lambda: project.environments.list(name=name, get_all=False),
-        )
-        if not found:
-            data = {"name": name, **({"external_url": url} if url else {})}
-            self._call(f"create environment {name}", lambda: project.environments.create(data))
-        elif url and found[0].attributes.get("external_url") != url:
-            environment = found[0]
-            environment.external_url = url
-            self._call(f"set the URL of environment {name}", environment.save)
+    def _default_branch(self) -> str:
+        if not self._default_branch_name:
+            self._default_branch_name = self._call(
+                "read the default branch",
+                lambda: str(self._gl.projects.get(self._project_id).default_branch),
+            )
+        return self._default_branch_name
 
     # --- comments --------------------------------------------------------------------------
     def list_comments(self, thread: Thread, since: str = "") -> list[Comment]:

@@ -24,6 +24,7 @@ BOT_ID = 99
 PEOPLE = {"maria": (18, 40), "dana": (27, 30)}  # username -> (user id, GitLab access level)
 OUTSIDERS = {"olga": 31}  # accounts on the forge that are no members of the project
 Reply = tuple[int, dict[str, str], str]
+MAIN_HEAD = "7b5c3cc8be40ee161ae89a06bba6229da1032a0c"  # the default branch's newest commit
 
 
 class Clock:
@@ -77,6 +78,11 @@ class FakeForge:
         self._next_comment = 1000
         self.deployments: list[dict[str, Any]] = []  # as the forge received them
         self.environments: dict[str, dict[str, Any]] = {}  # GitLab: name -> environment
+        # The repository: its branches' heads and the commits it has. A deployment must name
+        # them (GitHub resolves `ref`; GitLab checks both `ref` and `sha`).
+        self.branches: dict[str, str] = {"main": MAIN_HEAD}
+        self.commits: set[str] = {MAIN_HEAD}
+        self.refuse_deployments = 0  # an HTTP status to answer deployments with (403: no right)
 
     # --- what scenarios call -------------------------------------------------------------------
     def add_thread(self, title: str, body: str, labels: list[str], author: str = BOT) -> int:
@@ -118,6 +124,10 @@ class FakeForge:
         raise NotImplementedError
 
     # --- shared by both APIs -------------------------------------------------------------------
+    def resolves(self, ref: str) -> bool:
+        """Whether `ref` names a branch or a commit of the repository."""
+        return ref in self.branches or ref in self.commits
+
     def _install(self, rsps: responses.RequestsMock, routes: list[tuple[str, str, Any]]) -> None:
         for method, pattern, handler in routes:
             regex = re.compile(pattern)

@@ -93,14 +93,21 @@ class FakeGitHub(FakeForge):
             ("POST", rf"{r}/issues/comments/(\d+)/reactions{q}", self._reaction),
             ("GET", rf"{r}/collaborators/([^/?]+)/permission{q}", self._permission),
             ("GET", rf"{host}/orgs/([^/]+)/teams/([^/]+)/memberships/([^/?]+){q}", self._team),
-            ("GET", rf"{r}{q}", lambda _r, _m: json_reply(200, github("repository"))),
+            ("GET", rf"{r}{q}", self._repository),
             ("POST", rf"{r}/deployments{q}", self._deploy),
             ("POST", rf"{r}/deployments/(\d+)/statuses{q}", self._deployment_status),
         ]
         self._install(rsps, routes)
 
+    def _repository(self, _r: Any, _m: re.Match[str]) -> Reply:
+        return json_reply(200, github("repository", default_branch=next(iter(self.branches))))
+
     def _deploy(self, request: Any, _m: re.Match[str]) -> Reply:
         data = json_body(request)
+        if self.refuse_deployments:
+            return json_reply(self.refuse_deployments, github("not_accessible_403"))
+        if not self.resolves(data["ref"]):  # GitHub's answer to a ref it cannot resolve
+            return json_reply(422, {"message": f"No ref found for: {data['ref']}"})
         number = len(self.deployments) + 1
         self.deployments.append({**data, "id": number, "statuses": []})
         url = f"{self.api}/repos/{self.repo}/deployments/{number}"

@@ -100,10 +100,8 @@ class FakeGitLab(FakeForge):
             ("POST", rf"{p}/issues/(\d+)/notes/(\d+)/award_emoji{q}", self._award),
             ("GET", rf"{p}/members/all/(\d+){q}", self._member),
             ("GET", rf"{api}/groups/([^/?]+)/members/all/(\d+){q}", self._group_member),
-            ("GET", rf"{p}{q}", lambda r, m: json_reply(200, {"id": 3, "default_branch": "main"})),
+            ("GET", rf"{p}{q}", self._project),
             ("GET", rf"{p}/repository/branches/([^/?]+){q}", self._branch),
-            ("GET", rf"{p}/environments{q}", self._environments),
-            ("POST", rf"{p}/environments{q}", self._new_environment),
             ("PUT", rf"{p}/environments/(\d+){q}", self._set_environment),
             ("POST", rf"{p}/deployments{q}", self._deploy),
         ]
@@ -114,18 +112,17 @@ class FakeGitLab(FakeForge):
         found = [gitlab("users")[0] | {"id": user_id(name), "username": name}]
         return json_reply(200, found if name in PEOPLE or name in OUTSIDERS else [])
 
+    def _project(self, _r: Any, _m: re.Match[str]) -> Reply:
+        default = next(iter(self.branches))
+        project = {"id": 3, "path_with_namespace": self.project, "default_branch": default}
+        return json_reply(200, project)
+
     def _branch(self, _r: Any, m: re.Match[str]) -> Reply:
-        return json_reply(200, gitlab("branch") | {"name": unquote(m.group(1))})
-
-    def _environments(self, request: Any, _m: re.Match[str]) -> Reply:
-        name = params_of(request).get("name", "")
-        return json_reply(200, [e for e in self.environments.values() if e["name"] == name])
-
-    def _new_environment(self, request: Any, _m: re.Match[str]) -> Reply:
-        data = json_body(request)
-        made = gitlab("environment") | data | {"id": 100 + len(self.environments)}
-        self.environments[data["name"]] = made
-        return json_reply(201, made)
+        name = unquote(m.group(1))
+        if name not in self.branches:
+            return json_reply(404, {"message": "404 Branch Not Found"})
+        branch = gitlab("branch") | {"name": name, "default": name == next(iter(self.branches))}
+        return json_reply(200, branch | {"commit": branch["commit"] | {"id": self.branches[name]}})
 
     def _set_environment(self, request: Any, m: re.Match[str]) -> Reply:
         found = next(e for e in self.environments.values() if e["id"] == int(m.group(1)))
@@ -133,9 +130,37 @@ class FakeGitLab(FakeForge):
         return json_reply(200, found)
 
     def _deploy(self, request: Any, _m: re.Match[str]) -> Reply:
+        """As GitLab: both the ref and the commit must exist; the environment is found or
+        created by its name, and the answer carries it (id, name, external_url)."""
         data = json_body(request)
+        if self.refuse_deployments:
+            return json_reply(self.refuse_deployments, {"message": "403 Forbidden"})
+        if not self.resolves(data["ref"]):
+            return json_reply(400, {"message": {"ref": ["The branch or tag does not exist"]}})
+        if data["sha"] not in self.commits:
+            return json_reply(400, {"message": {"sha": ["The commit does not exist"]}})
+        name = data["environment"]
+        environment = self.environments.setdefault(
+            name,
+            gitlab("environment")
+            | {
+                "id": 100 + len(self.environments),
+                "name": name,
+                "slug": re.sub(r"[^a-z0-9]+", "-", name.lower()),
+                "external_url": None,
+            },
+        )
         self.deployments.append(data | {"id": len(self.deployments) + 1})
-        made = gitlab("deployment") | {"id": len(self.deployments), "status": data["status"]}
+        shown = {key: environment[key] for key in ("id", "name", "slug", "external_url")}
+        made = gitlab(
+            "deployment",
+            id=len(self.deployments),
+            iid=len(self.deployments),
+            ref=data["ref"],
+            sha=data["sha"],
+            status=data["status"],
+            environment=shown,
+        )
         return json_reply(201, made)
 
     def _list(self, request: Any, _m: re.Match[str]) -> Reply:

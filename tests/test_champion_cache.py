@@ -147,3 +147,27 @@ def test_an_unsigned_history_with_no_ledger_is_no_approval(pg: Playground) -> No
     code, shown = verified(pg)
     assert code == 1
     assert any(HISTORY_TAG in problem for problem in shown["problems"]), shown
+
+
+def test_a_deleted_cache_makes_the_last_intent_no_change_in_flight(pg: Playground) -> None:
+    """The last change's signed intent stays on the model, and the cache says it is done. A
+    registry writer deletes the cache (no other write) and moves the champion by hand: the
+    intent must not read as a change in flight, or `poll`, `verify` and the page all say "in
+    flight" instead of drift. The ledger's newest entry is that intent's change: done."""
+    from bot.intake.poll import poll
+    from bot.reports.drift_view import drift_view
+    from bot.runtime.context import Context
+
+    pg.setup_people()
+    promoted(pg, 0.6)
+    failed_gate = pg.train(0.9)
+    mlflow = client(pg)
+    mlflow.delete_registered_model_tag(pg.model, HISTORY_TAG)
+    mlflow.set_registered_model_alias(pg.model, "champion", str(failed_gate))
+
+    code, shown = verified(pg)
+    assert (code, shown["drifted"], shown["in_flight"]) == (1, True, None)
+    fresh = Context(settings=pg.ctx.settings, params=pg.ctx.params)
+    assert drift_view(fresh, pg.model).result.check.drifted
+    result = poll(Context(settings=pg.ctx.settings, params=pg.ctx.params))
+    assert [outcome.status for _model, outcome in result.champions] == ["reported"]

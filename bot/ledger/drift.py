@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from bot.ledger.entry import EXTERNAL, LedgerEntry
 from bot.registry.model_state import ModelState
 from bot.registry.records import HistoryEntry
+from bot.timestamps import ms_from_iso
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,30 @@ def check_champion(
     last: LedgerEntry | None,
     approved: LedgerEntry | None,
 ) -> ChampionCheck:
-    """The one decision: the model as read (`state`) against the ledger's newest entries."""
-    return ChampionCheck(model, state.aliases.get(alias), last, approved, state.pending)
+    """The one decision: the model as read (`state`) against the ledger's newest entries.
+
+    The intent (`promotion.pending`) stays on the model after its change is done, and the
+    history cache says it is done; the cache is a tag anyone can delete. So the ledger decides
+    too: an intent whose change is the ledger's newest signed entry is done, not in flight,
+    however the cache reads (else deleting the cache would make every hand move "in flight")."""
+    intent = state.pending
+    if intent is not None and last is not None and recorded(last, intent):
+        intent = None
+    return ChampionCheck(model, state.aliases.get(alias), last, approved, intent)
+
+
+def recorded(entry: LedgerEntry, intent: HistoryEntry) -> bool:
+    """`entry` is the change `intent` announced: same command (its comment in its thread), same
+    `to`, and dated in the intent's second (an entry is dated when its intent was written; the
+    intent keeps whole seconds)."""
+    intent_ms = ms_from_iso(intent.at)
+    return (
+        entry.to_version == intent.to_version
+        and entry.comment_id == intent.comment_id
+        and entry.request_url == intent.request_url
+        and intent_ms is not None
+        and entry.at_ms // 1000 == intent_ms // 1000
+    )
 
 
 def agrees_with_records(state: ModelState, alias: str) -> bool:

@@ -525,8 +525,8 @@ def _known_model(ctx: Context) -> bool:
 @connection_options(forge=False)
 def verify(fmt: str, **kwargs: Any) -> None:
     """Is each model's champion the one the audit ledger says was approved? Exit 0 yes, 1 no
-    (drift, or a ledger entry deleted in MLflow), 2 when it cannot be told (an error, or a
-    ledger signed only by keys it does not trust). Reads only."""
+    (drift, a ledger entry deleted in MLflow, or no entry signed by a key it trusts), 2 when it
+    cannot be told (an error). Reads only."""
     try:
         from bot.reports.audit import render_verification, verifications_json
         from bot.reports.audit import verify as check_ledger

@@ -320,29 +320,30 @@ def test_a_forged_history_on_a_renamed_ledger_is_not_imported_by_a_change(
     assert verified(pg)[0] == 0  # the champion is the one approved, through the bot
 
 
-def test_a_ledger_signed_only_by_a_key_this_bot_does_not_trust_cannot_be_told(
+def test_a_ledger_signed_only_by_a_key_this_bot_does_not_trust_says_so(
     pg: Playground, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Run with another key than the one that wrote the ledger (the demo's folder without the
-    demo's environment, a monitor missing `promotion.trusted_keys`): not drift, which would send
-    someone to roll back a champion that is fine, but "cannot tell", naming the key and the fix."""
+    demo's environment, a monitor missing `promotion.trusted_keys`): not "DRIFT", which would
+    send someone to roll back a champion that is fine, but what it cannot tell and why. Still
+    exit 1: nothing this bot trusts approves the champion, and a key it does not know may be a
+    registry writer's, so the advice is about the bot's own key, never "trust this one"."""
     promoted(pg)
     promoted(pg, 0.58)
     writer = pg.ctx.keys.own
     monkeypatch.setenv("PROMOTION_BOT_SIGNING_KEY", "6f" * 32)
 
     code, shown = verified(pg)
-    assert (code, shown["exit_code"], shown["foreign_keys"]) == (2, 2, [writer])
+    assert (code, shown["exit_code"], shown["foreign_keys"]) == (1, 1, [writer])
     text = pg.cli("verify")
-    assert text.exit_code == 2 and "DRIFT" not in text.output
-    assert (
-        f"cannot tell: all 2 ledger entries are signed by a key this bot does not trust ({writer})"
-        in text.output
-    )
+    assert text.exit_code == 1 and "DRIFT" not in text.output
+    said = "no record this bot trusts: all 2 ledger entries are signed by a key it does not trust"
+    said += f" ({writer})"
+    assert said in text.output and "a key you do not know is not the bot's" in text.output
     assert "import-ledger" not in text.output  # that is for runs from before keys
     status = pg.cli("status")
-    assert status.exit_code == 0 and "DRIFT" not in status.output
-    assert "champion: not checked against the audit ledger (cannot tell:" in status.output
+    assert status.exit_code == 1 and "DRIFT" not in status.output
+    assert "champion: v2: no record this bot trusts: all 2 ledger entries" in status.output
 
     # With the key that wrote them, an entry signed by another key on top (a registry writer's
     # own key) is a break of a chain that decides: drift, not "cannot tell".

@@ -248,20 +248,23 @@ class Verification:
 
     @property
     def exit_code(self) -> int:
-        if self.foreign_keys:
-            return 2
         return 1 if self.check.drifted or self.problems or self.breaks else 0
 
     def cannot_tell(self) -> str:
-        """Why nothing can be told ("" when something can), and what to do."""
+        """Why no entry can be told apart from a forgery ("" when some can), and what to do.
+        Still exit 1: nothing this bot trusts approves the champion. A key nobody knows is a
+        registry writer's until someone who does says otherwise, so the advice names the bot's
+        own key, never "trust the key you see"."""
         kids = self.foreign_keys
         if not kids:
             return ""
         shown_kids = ", ".join(shown(kid[:20]) for kid in kids)
         return (
-            f"cannot tell: all {self.entries} ledger entries are signed by a key this bot does "
-            f"not trust ({shown_kids}); set {KEY_VARIABLE} to the key that wrote them, or list "
-            f'its public key in {TRUSTED_KEYS} (README "Signing keys")'
+            f"no record this bot trusts: all {self.entries} ledger entries are signed by a key "
+            f"it does not trust ({shown_kids}). If that is your bot's key (`promotion-bot "
+            f"keygen` printed its id), set {KEY_VARIABLE} to it or list its public key in "
+            f"{TRUSTED_KEYS}; a key you do not know is not the bot's: treat the champion as "
+            "set outside promotion-bot"
         )
 
 

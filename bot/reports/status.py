@@ -24,6 +24,7 @@ from bot.threads.markers import read_request_marker
 log = logging.getLogger(__name__)
 
 NOT_IMPORTED = "not_imported"
+UNTRUSTED_LEDGER = "untrusted_ledger"  # every entry signed by a key the bot does not trust
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ class ChampionStatus:
     """What `status`'s drift check found (`champion_status`): it reads, never records."""
 
     # "checked"; "unavailable" when the check could not be made; "not_imported" when history
-    # from before keys waits for the operator's import (the detail says what and the command)
+    # from before keys waits for the operator's import (the detail says what and the command);
+    # "untrusted_ledger" when every ledger entry is signed by a key the bot does not trust
     outcome: str
     detail: str
     check: ChampionCheck | None = None  # None: not needed (the records agree), or it failed
@@ -185,6 +187,8 @@ def render_status(status: ModelStatus) -> str:
 
 def champion_line(found: ChampionStatus) -> str:
     """`status`'s last line for a model: what its drift check found."""
+    if found.outcome == UNTRUSTED_LEDGER:
+        return f"champion: v{found.champion}: {found.detail}"
     if found.outcome == NOT_IMPORTED:
         return f"champion: not checked: {found.detail}"
     if found.drifted:
@@ -214,8 +218,8 @@ def champion_status(ctx: Context) -> ChampionStatus:
     if agrees_with_records(state, alias) and state.aliases.get(alias) == last_change:
         return ChampionStatus("checked", "the champion is the one the bot recorded")
     verified = verify(ctx, ctx.model)
-    if verified.cannot_tell():  # not drift: this bot cannot read whose records these are
-        return ChampionStatus("unavailable", verified.cannot_tell())
+    if verified.cannot_tell():  # nothing it trusts approves the champion, and it says why
+        return ChampionStatus(UNTRUSTED_LEDGER, verified.cannot_tell(), verified.check)
     if verified.waiting:
         return ChampionStatus(NOT_IMPORTED, verified.waiting.notice(), verified.check)
     return ChampionStatus("checked", "the audit ledger was read", verified.check)

@@ -14,6 +14,7 @@ from bot.ledger.store import now_ms
 from bot.registry.model_state import Head
 from bot.registry.tags import HISTORY_TAG, PENDING_TAG
 from bot.reports.drift_view import NEWEST, drift_view
+from bot.reports.page import page_data
 from tests.promotion_env import Playground, counted
 
 
@@ -107,17 +108,59 @@ def test_a_replayed_champion_cache_is_not_taken_as_the_head(pg: Playground) -> N
     assert (check.drifted, check.champion, check.approved_version) == (True, first, second)
 
 
-def test_a_hidden_newest_entry_is_named(pg: Playground, two: tuple[int, int]) -> None:
-    """The newest entry set FAILED (out of every query) and the champion moved back: the chain
-    read from MLflow ends one entry early and agrees with the champion, so `verify` passes;
-    the head the bot signed is missing, and the page says its newest entries could not decide."""
+@pytest.mark.parametrize("status", ["FAILED", "KILLED"])
+@pytest.mark.parametrize("cache", [False, True], ids=["cache-as-is", "older-cache-written-back"])
+def test_a_hidden_newest_entry_is_named(pg: Playground, status: str, cache: bool) -> None:
+    """The newest entry set FAILED or KILLED (out of every FINISHED query) and the champion moved
+    back by hand, with or without the champion cache the bot signed before it written back (a
+    valid seal that names the entry before as the head): the bounded check reads every run
+    whatever its status, finds the hidden entry on top, and walks; the page says broken, not
+    "as the audit ledger records it"."""
+    pg.setup_people()
+    first = promoted(pg, 0.6)
+    older = dict(pg.ctx.registry.state(pg.model).tags)
+    promoted(pg, 0.55)
     newest = pg.ledger()[0]
     mlflow = client(pg)
-    mlflow.set_terminated(newest.ledger_run, "FAILED")
-    mlflow.set_registered_model_alias(pg.model, "champion", str(two[0]))
+    mlflow.set_terminated(newest.ledger_run, status)
+    if cache:
+        for tag in (HISTORY_TAG, PENDING_TAG):
+            mlflow.set_registered_model_tag(pg.model, tag, older[tag])
+    mlflow.set_registered_model_alias(pg.model, "champion", str(first))
+
     view = drift_view(pg.ctx, pg.model)
-    assert not view.bounded and "not among the newest 1 entries" in view.walked
-    assert "one was hidden" in view.checked()
+    hidden = f"marked {status} but the bot did not abandon it (hidden?)"
+    assert not view.bounded and view.walked == (
+        f"ledger run {newest.ledger_run} is not evidence: {hidden}"
+    )
+    assert [(b.entry.ledger_run, b.reason) for b in view.result.breaks] == [
+        (newest.ledger_run, hidden)
+    ]
+    assert view.result.exit_code == 1
+    [model] = page_data(pg.ctx, now_ms()).models
+    assert model.drifted and "NOT VERIFIED" in model.drift
+    assert "as the audit ledger records it" not in model.drift
+    assert any(newest.ledger_run in problem for problem in model.problems)
+
+
+def test_a_change_the_bot_abandoned_leaves_the_newest_entries_deciding(pg: Playground) -> None:
+    """An attempt whose alias never moved, abandoned by the bot (signed): out of the chain, and
+    the newest entries still decide in one search."""
+    pg.setup_people()
+    first = promoted(pg, 0.6)
+    second = pg.train(0.55)
+    ledger = pg.ctx.ledger
+    experiment_id = ledger.experiment_id()
+    attempt = LedgerEntry(pg.model, "promote", first, second, now_ms(), actor="maria")
+    ledger.begin(experiment_id, attempt, "attempt:1")
+    [run] = ledger.runs_keyed(experiment_id, "attempt:1")
+    ledger.abandon(run)
+
+    ctx, registry = counted(pg)
+    view = drift_view(ctx, pg.model)
+    assert view.bounded and registry.searches == [NEWEST]
+    assert [entry.to_version for entry in view.newest] == [first]
+    assert view.result.exit_code == 0
 
 
 def _entry(to: int, at_ms: int, digest: str, prev: str, problem: str = "") -> LedgerEntry:

@@ -27,6 +27,7 @@ from bot.config.settings import Secret
 from bot.errors import ForgeError, RegistryError
 from bot.forges.local import LocalForge
 from bot.intake.poll import poll
+from bot.ledger.entry import LedgerEntry
 from bot.registry.records import Outcome
 from bot.runtime.context import Context
 from bot.threads.markers import answered_comment_ids
@@ -252,6 +253,13 @@ def test_registry_failing_before_the_alias_moves_is_answered_and_can_be_repeated
     assert handle_comment(via(pg, proxy.url), again).status == "changed"
     assert_promoted_once(pg, thread, version, again.comment_id)
     assert answer_ids(pg, thread) == [event.comment_id, again.comment_id]
+    # The first attempt's run, when its entry landed, was abandoned by the bot (signed) when the
+    # repeat found its alias unmoved: out of the chain, so `verify` passes.
+    attempts = [LedgerEntry.from_run(run, pg.ctx.keys) for run in pg.ledger_runs()]
+    failed = [entry for entry in attempts if entry is not None and not entry.finished]
+    assert all(entry.status == "FAILED" and entry.abandoned for entry in failed)
+    assert len(failed) == (1 if fault.startswith("alias") else 0)
+    assert pg.cli("verify").exit_code == 0
 
 
 def test_retry_after_from_a_failing_registry_does_not_stall_the_bot(

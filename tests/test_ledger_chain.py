@@ -14,11 +14,17 @@ import pytest
 from mlflow import MlflowClient
 
 from bot.intake.poll import poll
-from bot.ledger.chain import MISSING, REPLAYED, linked, walk
-from bot.ledger.entry import EXTERNAL, LedgerEntry
+from bot.ledger.chain import MISSING, REPLAYED, InFlight, linked, walk
+from bot.ledger.entry import (
+    ABANDONED,
+    ABANDONED_YET_FINISHED,
+    EXTERNAL,
+    LedgerEntry,
+    not_abandoned,
+)
 from bot.ledger.setup import prepare
 from bot.ledger.store import Where, now_ms
-from bot.registry.tags import HISTORY_TAG, LEDGER_TAG
+from bot.registry.tags import ABANDONED_TAG, EXTERNAL_TAG, HISTORY_TAG, LEDGER_TAG, PENDING_TAG
 from bot.signing import NOT_SIGNED, UNTRUSTED, Keys
 from tests.helpers import TEST_SIGNING_KEY
 from tests.promotion_env import Playground
@@ -131,12 +137,13 @@ def test_a_hidden_a_replayed_and_a_planted_entry_each_break_the_chain(pg: Playgr
     pg.ctx.registry.set_alias(pg.model, "champion", 3)
     assert verified(pg)[0] == 0
 
-    # Hidden: the middle entry is no longer FINISHED; the one after it names a missing entry.
+    # Hidden: the middle entry is no longer FINISHED, and the bot never abandoned it: one break,
+    # at the hidden run itself (the one after it still names it).
     mlflow.set_terminated(second.ledger_run, status="FAILED")
     code, shown = verified(pg)
     assert code == 1
     assert [(b["ledger_run"], b["reason"]) for b in shown["breaks"]] == [
-        (third.ledger_run, MISSING)
+        (second.ledger_run, not_abandoned("FAILED"))
     ]
     mlflow.set_terminated(second.ledger_run, status="FINISHED")
     assert verified(pg)[0] == 0
@@ -188,6 +195,143 @@ def test_the_walk_names_a_replay_and_a_gap_once() -> None:
         "run-0",
         "run-1",
     ]
+
+
+CACHE = (HISTORY_TAG, PENDING_TAG, EXTERNAL_TAG)  # the champion cache and the intent
+
+
+@pytest.mark.parametrize("status", ["FAILED", "KILLED"])
+@pytest.mark.parametrize("moved_back", [False, True], ids=["as-is", "rolled-back-by-hand"])
+def test_the_newest_entry_hidden_by_its_status_is_named(
+    pg: Playground, status: str, moved_back: bool
+) -> None:
+    """A registry writer marks the newest entry FAILED (or KILLED): out of every FINISHED query.
+    Rolled back by hand, with the champion cache the bot signed before that change written back
+    (a valid seal), the ledger would read as it did one change ago. The bot never abandoned
+    that run, so `verify` names it and exits 1."""
+    first = promoted(pg)
+    older = {tag: value for tag, value in pg.ctx.registry.state(pg.model).tags.items()}
+    promoted(pg, 0.58)
+    newest = pg.ledger()[0]
+    mlflow = client(pg)
+    mlflow.set_terminated(newest.ledger_run, status)
+    if moved_back:
+        for tag in CACHE:
+            if tag in older:
+                mlflow.set_registered_model_tag(pg.model, tag, older[tag])
+        mlflow.set_registered_model_alias(pg.model, "champion", str(first))
+        state = pg.ctx.registry.state(pg.model)
+        assert not state.cache_problems and state.pending is None  # the cache vouches for v1
+
+    code, shown = verified(pg)
+    assert code == 1
+    [broken] = shown["breaks"]
+    assert (broken["ledger_run"], broken["reason"]) == (newest.ledger_run, not_abandoned(status))
+    text = pg.cli("verify")
+    assert text.exit_code == 1 and "as approved" not in text.output
+    assert (
+        f"ledger run {newest.ledger_run} ({newest.at}, promote to v2) is not evidence: "
+        f"marked {status} but the bot did not abandon it (hidden?)"
+    ) in text.output
+
+
+def _abandoned(pg: Playground, to: int) -> str:
+    """A change to `to` the bot began and abandoned (its alias never moved), as `recover_pending`
+    does: the run, then its signed abandonment and FAILED."""
+    ledger = pg.ctx.ledger
+    experiment_id = ledger.experiment_id()
+    key = f"attempt:{pg.model}:{to}"
+    entry = LedgerEntry(pg.model, "promote", pg.champion(), to, now_ms(), actor="maria")
+    ledger.begin(experiment_id, entry, key)
+    [run] = ledger.runs_keyed(experiment_id, key)
+    ledger.abandon(run)
+    return run.run_id
+
+
+def test_a_change_the_bot_abandoned_is_out_of_the_chain_and_its_seal_binds_it(
+    pg: Playground,
+) -> None:
+    first = promoted(pg)
+    second = pg.train(0.58)
+    attempt = _abandoned(pg, second)
+    run = client(pg).get_run(attempt)
+    assert run.info.status == "FAILED" and ABANDONED_TAG in run.data.tags
+    assert verified(pg)[0] == 0 and pg.champion() == first
+    promoted_again = pg.comment(pg.open_request(second), "olga", "/promote")[0]
+    assert promoted_again.status == "changed"
+    code, shown = verified(pg)
+    assert (code, shown["breaks"], shown["champion"]) == (0, [], second)
+
+    # The abandonment is bound to its run: copied onto the hidden newest entry, it is no seal.
+    mlflow = client(pg)
+    newest = pg.ledger()[0]
+    mlflow.set_tag(newest.ledger_run, ABANDONED_TAG, run.data.tags[ABANDONED_TAG])
+    mlflow.set_terminated(newest.ledger_run, "FAILED")
+    mlflow.set_registered_model_alias(pg.model, "champion", str(first))
+    code, shown = verified(pg)
+    assert code == 1 and [b["ledger_run"] for b in shown["breaks"]] == [newest.ledger_run]
+    mlflow.set_terminated(newest.ledger_run, "FINISHED")
+    mlflow.set_registered_model_alias(pg.model, "champion", str(second))
+    assert verified(pg)[0] == 0
+
+    # An abandoned change set FINISHED by hand is no entry: its change never happened.
+    mlflow.set_terminated(attempt, "FINISHED")
+    code, shown = verified(pg)
+    assert code == 1
+    assert [(b["ledger_run"], b["reason"]) for b in shown["breaks"]] == [
+        (attempt, ABANDONED_YET_FINISHED)
+    ]
+
+
+def _runs(count: int) -> list[LedgerEntry]:
+    keys = Keys.load(TEST_SIGNING_KEY)
+    chain: list[LedgerEntry] = []
+    for number in range(1, count + 1):
+        entry = LedgerEntry("m", "promote", None, number, 1000 * number)
+        prev = chain[-1].digest if chain else ""
+        chain.append(replace(entry, prev=prev).sealed(keys)[0])
+    return [replace(entry, ledger_run=f"run-{i}") for i, entry in enumerate(chain)]
+
+
+def _marked(entry: LedgerEntry, status: str, *, legacy: bool = False) -> LedgerEntry:
+    """`entry` as read back from a run someone else set to `status` (the bot never abandoned)."""
+    schema = "1" if legacy else entry.schema
+    return replace(entry, status=status, problem=not_abandoned(status), schema=schema)
+
+
+def test_the_walk_keeps_old_failed_attempts_and_names_hidden_entries() -> None:
+    a, b, c = _runs(3)
+    # b an attempt the bot abandoned, signed: out; c was chained past it (it names a).
+    c_past = replace(c, prev=a.digest).sealed(Keys.load(TEST_SIGNING_KEY))[0]
+    gone = replace(b, status="FAILED", abandoned=True, problem=ABANDONED)
+    assert walk([a, gone, c_past]) == ([a, c_past], [])
+    # Before abandonments were signed: a FAILED attempt chained past is fine, as before...
+    assert walk([a, _marked(b, "FAILED", legacy=True), c_past]) == ([a, c_past], [])
+    # ...but not one nothing chains past (it may be the newest entry, hidden)...
+    kept, breaks = walk([a, _marked(b, "FAILED", legacy=True)])
+    assert kept == [a] and [x.entry.ledger_run for x in breaks] == ["run-1"]
+    # ...and an entry of today's schema never: the bot signs each attempt it abandons.
+    kept, breaks = walk([a, _marked(b, "KILLED"), c_past])
+    assert kept == [a, c_past] and [(x.entry.ledger_run, x.reason) for x in breaks] == [
+        ("run-1", not_abandoned("KILLED"))
+    ]
+    # A hidden entry in the middle, still named by the next: one break, at the hidden run.
+    kept, breaks = walk([a, _marked(b, "FAILED"), c])
+    assert kept == [a, c] and [x.entry.ledger_run for x in breaks] == ["run-1"]
+
+
+def test_a_running_run_is_in_flight_only_while_the_intent_names_it_or_it_is_young() -> None:
+    a, b = _runs(2)
+    running = replace(_marked(b, "RUNNING"), key="intent:1")
+    named = InFlight("intent:1", 2, now_ms=10_000_000, window_ms=30_000)
+    assert walk([a, running], named) == ([a], [])
+    young = InFlight(now_ms=b.at_ms + 29_000, window_ms=30_000)
+    assert walk([a, running], young) == ([a], [])
+    for stale in (InFlight(now_ms=10_000_000, window_ms=30_000), InFlight("intent:2", 2)):
+        kept, breaks = walk([a, running], stale)
+        assert kept == [a] and [x.reason for x in breaks] == [not_abandoned("RUNNING")]
+    other_version = InFlight("intent:1", 3, now_ms=10_000_000, window_ms=30_000)
+    assert [x.entry.ledger_run for x in walk([a, running], other_version)[1]] == ["run-1"]
 
 
 def _unsigned(pg: Playground, experiment_id: str, entry: LedgerEntry) -> str:

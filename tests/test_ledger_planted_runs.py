@@ -98,7 +98,8 @@ def test_verify_still_tells_with_a_malformed_run_in_the_ledger(world: World, par
     # evidence (docs/security.md, "The registry writer"): 1, not "cannot tell" (2).
     assert result.exit_code == 1, result.output
     head, planted = result.output.splitlines()
-    assert "champion v1, as approved: v1 (promote by maria (" in head
+    assert "champion v1, NOT VERIFIED: the ledger's chain is broken" in head
+    assert "the newest approved change that is evidence: v1 (promote by maria (" in head
     assert planted.endswith("is not evidence: not signed by the bot")
 
 

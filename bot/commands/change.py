@@ -177,7 +177,7 @@ def _settle(
         return
     for run in runs:  # the alias never moved: the change never happened
         if run.status == "RUNNING":
-            ledger.abandon(run.run_id, guard)
+            ledger.abandon(run, guard)
     guard()
     registry.clear_pending(model)
 

@@ -12,6 +12,12 @@ of the previous entry of its model, and `kid` and `sig`, the bot's signature ove
 param. A param logged later (`to.2` on a finished run, which MLflow accepts) changes what is
 signed; a deleted, inserted or reordered entry breaks the chain (`bot.ledger.chain`).
 
+A run's status is not signed (MLflow lets anyone set it), so a run that is not FINISHED is out of
+the chain only when the bot says so: its abandonment, a seal over the run's id and its entry's
+digest in a run tag (`abandonment`), written when the bot gave up a change whose alias never
+moved. A signed entry whose run is FAILED, KILLED or RUNNING without one reads as not evidence,
+and the chain decides whether it is a break (an entry hidden) or a change in flight.
+
 Pure: no I/O. `bot.ledger.store` does the reading and writing.
 """
 
@@ -25,10 +31,15 @@ from typing import Any
 
 from bot import signing
 from bot.registry.records import Change, read_text, read_version
+from bot.registry.tags import ABANDONED_TAG, LEDGER_KEY_TAG
 from bot.registry.versions import RunRecord
 from bot.timestamps import iso_from_ms, ms_from_iso
 
-SCHEMA = "1"
+# "2": written by a bot that signs every abandonment; a run of schema "1" that is not FINISHED
+# may be an attempt abandoned before abandonments were signed (bot.ledger.chain).
+SCHEMA = "2"
+LEGACY_SCHEMAS = ("", "1")
+FINISHED = "FINISHED"
 PARAM_CHUNK = 6000  # MLflow's MAX_PARAM_VAL_LENGTH
 APPROVED_ACTIONS = ("promote", "rollback")  # changes people approved through the bot
 EXTERNAL = "external"  # a champion set outside the bot, recorded when the bot saw it
@@ -63,6 +74,20 @@ _VERSIONS = ("from", "to")
 # about the change), but signed like them.
 PREV, SUPERSEDES = "prev", "supersedes"
 NOT_READ = "not read back from the ledger"
+ABANDONED = "abandoned by the bot: its change never happened"
+ABANDONED_YET_FINISHED = "marked FINISHED, but the bot abandoned it: its change never happened"
+
+
+def not_abandoned(status: str) -> str:
+    """Why a signed entry whose run is not FINISHED, and that the bot never abandoned, is not
+    evidence: its status was set by someone else (or its change is still in flight)."""
+    return f"marked {status or 'without a status'} but the bot did not abandon it (hidden?)"
+
+
+def abandonment(run_id: str, entry_digest: str) -> dict[str, str]:
+    """The record the bot signs when it abandons a change: this run, this entry, abandoned.
+    Bound to both, so it cannot be copied onto another run or another entry."""
+    return {"run": run_id, "entry": entry_digest, "status": "abandoned"}
 
 
 @dataclass(frozen=True)
@@ -141,6 +166,14 @@ class LedgerEntry:
     digest: str = ""
     kid: str = ""
     problem: str = NOT_READ
+    # The run as read back: its status (not signed), whether the entry's seal holds (`signed`,
+    # whatever the status), whether the bot signed its abandonment, its key (the intent's
+    # token, `promotion.key`) and the entry's schema (LEGACY_SCHEMAS: before abandonments).
+    status: str = FINISHED
+    signed: bool = False
+    abandoned: bool = False
+    key: str = ""
+    schema: str = SCHEMA
 
     @classmethod
     def of_change(cls, change: Change, evidence: Evidence, at_ms: int) -> LedgerEntry:
@@ -169,6 +202,21 @@ class LedgerEntry:
         return not self.problem
 
     @property
+    def finished(self) -> bool:
+        return self.status == FINISHED
+
+    @property
+    def hidden(self) -> bool:
+        """Signed by the bot, not FINISHED, and never abandoned by it: an entry taken out of the
+        queries by someone else, or a change still in flight (`bot.ledger.chain.InFlight`)."""
+        return self.signed and not self.finished and not self.abandoned
+
+    @property
+    def legacy(self) -> bool:
+        """Written before the bot signed its abandonments."""
+        return self.schema in LEGACY_SCHEMAS
+
+    @property
     def approved(self) -> bool:
         """A change people approved through the bot (not one seen from outside)."""
         return self.action in APPROVED_ACTIONS
@@ -195,9 +243,8 @@ class LedgerEntry:
         """The entry as signed, and its params: every other param under `kid` and `sig`."""
         params = self.to_params()
         params.update(keys.seal(params))
-        return replace(
-            self, digest=signing.digest(params), kid=params[signing.KID], problem=""
-        ), params
+        digest, kid = signing.digest(params), params[signing.KID]
+        return replace(self, digest=digest, kid=kid, problem="", signed=True, schema=SCHEMA), params
 
     @classmethod
     def from_run(cls, run: RunRecord, keys: signing.Keys | None = None) -> LedgerEntry | None:
@@ -217,13 +264,21 @@ class LedgerEntry:
         if keys is None:
             return entry
         fields, problem = keys.opened(run.params)
+        problem = problem or _time_problem(fields, run.start_ms)
+        entry_digest = signing.digest(run.params)
+        abandoned = not problem and _abandoned(keys, run, entry_digest)
         return replace(
             entry,
             prev=values.get(PREV, ""),
             supersedes=values.get(SUPERSEDES, ""),
-            digest=signing.digest(run.params),
+            digest=entry_digest,
             kid=run.params.get(signing.KID, ""),
-            problem=problem or _time_problem(fields, run.start_ms),
+            problem=problem or _status_problem(run.status, abandoned),
+            status=run.status,
+            signed=not problem,
+            abandoned=abandoned,
+            key=run.tags.get(LEDGER_KEY_TAG, ""),
+            schema=values.get("schema", ""),
         )
 
     # --- as rows (json, csv) -----------------------------------------------------------------
@@ -296,6 +351,25 @@ class LedgerEntry:
             "deleted": self.deleted,
         }
         return {key: values[key] for key in FIELDS}
+
+
+def _abandoned(keys: signing.Keys, run: RunRecord, entry_digest: str) -> bool:
+    """Whether the run carries the bot's signed abandonment of this very run and entry."""
+    try:
+        seal = json.loads(run.tags.get(ABANDONED_TAG) or "{}")
+    except ValueError:
+        return False
+    if not isinstance(seal, dict):
+        return False
+    record = abandonment(run.run_id, entry_digest)
+    return not keys.check(record, seal.get(signing.KID), seal.get(signing.SIG))
+
+
+def _status_problem(status: str, abandoned: bool) -> str:
+    """What the run's status says of a signed entry ("" for a change that happened)."""
+    if status == FINISHED:
+        return ABANDONED_YET_FINISHED if abandoned else ""
+    return ABANDONED if abandoned else not_abandoned(status)
 
 
 def _time_problem(fields: dict[str, Any], start_ms: int) -> str:

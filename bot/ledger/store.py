@@ -5,9 +5,13 @@ A run's params are the entry (`bot.ledger.entry`): MLflow refuses to change a lo
 an entry cannot be rewritten. Its start time is the change's time, so `search_runs` filters and
 orders by time natively, newest first, a page at a time. Its status says whether the change
 happened: a run begins RUNNING with the intent of a change, before the alias moves, and becomes
-FINISHED once the alias read back as moved, or FAILED when the move never happened. Queries read
-FINISHED runs only, deleted ones included (flagged): deleting a run in MLflow hides nothing from
-`history`. Runs are not tied to the registered model, so the ledger outlives a deleted model.
+FINISHED once the alias read back as moved, or FAILED when the move never happened, with the
+bot's signed abandonment in a tag. The evidence readers (`latest`, `newest`, `history`) read
+FINISHED runs only; the chain's readers (`verify`'s walk, the status page's bounded check) read
+every run whatever its status, since anyone can set a status: a signed entry FAILED without the
+bot's abandonment is a break (bot.ledger.chain). Deleted runs are read too (flagged): deleting
+a run in MLflow hides nothing from `history`. Runs are not tied to the registered model, so the
+ledger outlives a deleted model.
 
 Every entry is signed and chained (docs/security.md): a new one names the digest of the model's
 newest trusted entry as `prev`. A change takes that head from the signed champion cache it read
@@ -32,10 +36,10 @@ from dataclasses import dataclass, replace
 from bot.config.settings import DEFAULT_LEDGER_EXPERIMENT
 from bot.errors import RegistryError
 from bot.ledger.chain import linked
-from bot.ledger.entry import EXTERNAL, LedgerEntry
+from bot.ledger.entry import EXTERNAL, LedgerEntry, abandonment
 from bot.registry.client import Registry
 from bot.registry.model_state import Head, ModelState, compact_json
-from bot.registry.tags import LEDGER_KEY_TAG, LEDGER_TAG
+from bot.registry.tags import ABANDONED_TAG, LEDGER_KEY_TAG, LEDGER_TAG
 from bot.registry.versions import RunRecord
 from bot.signing import Keys, digest
 
@@ -66,16 +70,19 @@ def new_key() -> str:
 
 @dataclass(frozen=True)
 class Where:
-    """Which entries a query reads: one model or all, a time range, one `to`, approved only."""
+    """Which entries a query reads: one model or all, a time range, one `to`, approved only;
+    FINISHED runs only (the evidence readers), or every run whatever its status (`finished`
+    False: the chain's readers, which must see an entry someone marked FAILED)."""
 
     model: str = ""
     since_ms: int | None = None
     until_ms: int | None = None
     to_version: int | None = None
     approved: bool = False
+    finished: bool = True
 
     def filter(self) -> str:
-        parts = ["attributes.status = 'FINISHED'"]
+        parts = ["attributes.status = 'FINISHED'"] if self.finished else []
         if self.model:
             parts.append(f"params.model = '{quoted(self.model)}'")
         if self.since_ms is not None:
@@ -179,10 +186,16 @@ class Ledger:
         guard()
         self.registry.finish_run(run_id, "FINISHED", now_ms())
 
-    def abandon(self, run_id: str, guard: Guard = unguarded) -> None:
-        """The change never happened: the run stays, FAILED, out of every query."""
+    def abandon(self, run: RunRecord, guard: Guard = unguarded) -> None:
+        """The change never happened: the run stays, FAILED, out of the chain, with the bot's
+        signed abandonment (its seal over the run's id and its entry) in a tag, written first:
+        a pass killed between the two leaves the run RUNNING under its intent, and the next pass
+        abandons it again. Two calls. A FAILED run without that seal is a break."""
+        seal = self.keys.seal(abandonment(run.run_id, digest(run.params)))
         guard()
-        self.registry.finish_run(run_id, "FAILED", now_ms())
+        self.registry.set_run_tag(run.run_id, ABANDONED_TAG, compact_json(seal))
+        guard()
+        self.registry.finish_run(run.run_id, "FAILED", now_ms())
 
     def record(
         self,
@@ -289,9 +302,11 @@ class Ledger:
         found = list(self.entries(experiment_id, Where(model=model), limit=count, trusted=True))
         return linked(found[::-1])[::-1]
 
-    def chain(self, experiment_id: str, model: str) -> list[LedgerEntry]:
-        """Every entry of the model, trusted or not, oldest first: what `verify` walks."""
-        return list(self.entries(experiment_id, Where(model=model), oldest_first=True))
+    def chain(self, experiment_id: str, model: str, *, finished: bool = True) -> list[LedgerEntry]:
+        """Every entry of the model, trusted or not, oldest first; with `finished` False every
+        run whatever its status: what `verify` walks."""
+        where = Where(model=model, finished=finished)
+        return list(self.entries(experiment_id, where, oldest_first=True))
 
 
 def last_and_approved(

@@ -52,6 +52,10 @@ REPORTED_TAG = "promotion.reported"
 # --- on a run of the audit ledger (bot.ledger.store) ---------------------------------------------
 # The intent's token (or an imported entry's key): how a later pass finds a run a dead one began.
 LEDGER_KEY_TAG = "promotion.key"
+# Written when the bot abandons a change whose alias never moved, before it marks the run FAILED:
+# its seal ({kid, sig}) over the run's id and the digest of its entry (bot.ledger.entry.
+# abandonment). A run that is not FINISHED and has no such seal is a break (docs/security.md).
+ABANDONED_TAG = "promotion.abandoned"
 # The forge deployment a change was also recorded as: display only, a link (not signed, read by
 # no rule; docs/security.md, "The status page").
 DEPLOYMENT_TAG = "promotion.deployment"

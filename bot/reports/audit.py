@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.errors import NotFoundError
-from bot.ledger.chain import Break, walk
+from bot.ledger.chain import Break, InFlight, members, walk
 from bot.ledger.drift import ChampionCheck, check_champion
 from bot.ledger.entry import FIELDS, LedgerEntry
 from bot.ledger.importing import Waiting, waiting
-from bot.ledger.store import Where
+from bot.ledger.store import Where, now_ms
 from bot.registry.model_state import ModelState
 from bot.registry.tags import HISTORY_TAG, PENDING_TAG
 from bot.signing import KEY_VARIABLE, NOT_SIGNED, TRUSTED_KEYS, UNTRUSTED
@@ -271,16 +271,20 @@ class Verification:
 def verify(ctx: Context, model: str, state: ModelState | None = None) -> Verification:
     """The drift question asked of the ledger itself, and of nothing a person can fix by
     editing the model's tags: the model read (`state`, when the caller just read it), then the
-    model's whole chain (docs/security.md). Only entries signed by a trusted key that follow
-    each other are evidence; every other one is a break."""
+    model's whole chain, every run whatever its status (docs/security.md). Only FINISHED entries
+    signed by a trusted key that follow each other are evidence; every other one is a break,
+    an entry marked FAILED the bot did not abandon included."""
     alias = ctx.params.promotion.champion_alias
     state = ctx.registry.state(model) if state is None else state
     if not state.aliases and not state.tags and not ctx.registry.model_exists(model):
         # A monitor with a misspelt model must not stay green: "cannot tell", not "as approved".
         raise NotFoundError(f"no registered model {model!r} in the registry")
     experiment_id = ctx.ledger.ready(state, model) or ctx.ledger.experiment_id()
-    chain = ctx.ledger.chain(experiment_id, model) if experiment_id else []
-    evidence, breaks = walk(chain)
+    runs = ctx.ledger.chain(experiment_id, model, finished=False) if experiment_id else []
+    # Not the changes the bot abandoned, nor one in flight: the runs that say what happened.
+    flight = InFlight.of(state, now_ms(), ctx.settings.lock_ttl)
+    chain = members(runs, flight)
+    evidence, breaks = walk(chain, flight)
     # Only the signed chain decides: history from before keys (the tag, unsigned runs) is
     # evidence once the operator has imported it, and until then `verify` says so and fails.
     pending = waiting(model, state, chain)
@@ -376,6 +380,11 @@ def render_verification(result: Verification) -> str:
         head = (
             f"{check.model}: DRIFT: champion is {champion}, set outside promotion-bot; the "
             f"approved champion is {said}{restore}"
+        )
+    elif result.breaks:  # the entries that are evidence agree, but some were taken out
+        head = (
+            f"{check.model}: champion {champion}, NOT VERIFIED: the ledger's chain is broken "
+            f"(below); the newest approved change that is evidence: {said}"
         )
     else:
         head = f"{check.model}: champion {champion}, as approved: {said}"

@@ -1,10 +1,12 @@
 """The status page's drift state, cheap and still honest (docs/operations.md, "The status page";
 docs/security.md, "The status page").
 
-The bounded check reads the model and its newest NEWEST ledger entries, one search, and lets
-them decide the champion when `bot.ledger.chain.vouch` admits them: every one signed by a
-trusted key, each following the one before it, the newest the head of the chain the bot signed
-into the champion cache. The champion must then be the newest approved `to` among them, the
+The bounded check reads the model and its newest NEWEST ledger runs, whatever their status, one
+search, and lets the entries of the chain among them (`bot.ledger.chain.members`: not the
+changes the bot abandoned, nor one in flight) decide the champion when `bot.ledger.chain.vouch`
+admits them: every one signed by a trusted key and FINISHED (an entry someone marked FAILED is
+not evidence), each following the one before it, the newest the head of the chain the bot
+signed into the champion cache. The champion must then be the newest approved `to` among them, the
 question `verify` asks. Entries older than these are not read, and the page says so. When the
 newest entries cannot decide (no signed head, a break or a change not yet cached among them, no
 approved change among them), the whole chain is walked as `verify` walks it, and the page says
@@ -17,10 +19,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.ledger.chain import vouch
+from bot.ledger.chain import InFlight, members, vouch
 from bot.ledger.drift import check_champion
 from bot.ledger.entry import LedgerEntry
-from bot.ledger.store import Where
+from bot.ledger.store import Where, now_ms
 from bot.registry.model_state import ModelState
 from bot.reports.audit import Verification, deleted_entries, record_problems, verify
 
@@ -75,9 +77,12 @@ def _newest(
     experiment_id = ctx.ledger.ready(state, model)
     if not experiment_id:
         return [], "the model's ledger marker is missing or not signed by the bot"
-    newest = list(ctx.ledger.entries(experiment_id, Where(model=model), limit=count))
+    where = Where(model=model, finished=False)
+    read = list(ctx.ledger.entries(experiment_id, where, limit=count))
+    flight = InFlight.of(state, now_ms(), ctx.settings.lock_ttl)
+    newest = members(read[::-1], flight)[::-1]
     why = vouch(newest, state.cached_head, experiment_id)
-    if not why and len(newest) == count and not any(entry.approved for entry in newest):
+    if not why and len(read) == count and not any(entry.approved for entry in newest):
         why = f"no approved change among the newest {count} entries"
     return newest, why
 

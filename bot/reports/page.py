@@ -168,7 +168,7 @@ def _read_model(ctx: Context, model: str, walks: ChainWalks | None) -> ModelPage
         version_url=link(registry.version_url(model, check.champion))
         if check.champion is not None
         else "",
-        drift=result.cannot_tell() or _drift_line(check),
+        drift=result.cannot_tell() or _drift_line(check, broken=bool(result.breaks)),
         drifted=check.drifted or bool(result.problems or result.breaks or whole.problems),
         problems=tuple([*result.problems, *(str(b) for b in result.breaks), *whole.problems]),
         check_scope="newest" if view.bounded else "chain",
@@ -195,7 +195,8 @@ def _changes(ctx: Context, model: str, view: DriftView) -> list[LedgerEntry]:
     return history_entries(ctx, Query(model=model, limit=CHANGES))
 
 
-def _drift_line(check: ChampionCheck) -> str:
+def _drift_line(check: ChampionCheck, broken: bool = False) -> str:
+    """`broken`: a break in the chain (named below the line): the ledger vouches for nothing."""
     shown = f"v{check.champion}" if check.champion is not None else "not set"
     if check.in_flight is not None:
         return (
@@ -206,6 +207,8 @@ def _drift_line(check: ChampionCheck) -> str:
         approved = check.approved_version
         said = f"v{approved}" if approved is not None else "none"
         return f"DRIFT: champion is {shown}, set outside promotion-bot (approved: {said})"
+    if broken:
+        return f"champion {shown}, NOT VERIFIED: the audit ledger's chain is broken"
     return f"champion {shown}, as the audit ledger records it"
 
 

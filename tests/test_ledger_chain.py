@@ -25,6 +25,7 @@ from bot.ledger.entry import (
 from bot.ledger.setup import prepare
 from bot.ledger.store import Where, now_ms
 from bot.registry.tags import ABANDONED_TAG, EXTERNAL_TAG, HISTORY_TAG, LEDGER_TAG, PENDING_TAG
+from bot.runtime.context import Context
 from bot.signing import NOT_SIGNED, UNTRUSTED, Keys
 from tests.helpers import TEST_SIGNING_KEY
 from tests.promotion_env import Playground
@@ -505,3 +506,34 @@ def test_a_ledger_signed_only_by_a_key_this_bot_does_not_trust_says_so(
     assert (code, shown["foreign_keys"], shown["drifted"]) == (1, [], True)
     [broken] = shown["breaks"]
     assert broken["ledger_run"] == run.info.run_id and broken["reason"].startswith(UNTRUSTED)
+
+
+def _hide_every_entry(pg: Playground) -> None:
+    """A registry writer marks every ledger run of the model FAILED (out of the FINISHED reads)."""
+    mlflow = client(pg)
+    for entry in pg.ledger():
+        mlflow.set_terminated(entry.ledger_run, "FAILED")
+
+
+def test_hidden_entries_do_not_make_the_cache_history_from_before_keys(pg: Playground) -> None:
+    """Every signed entry hidden, then a hand move: the signed cache's entries must not read as
+    history waiting for the operator's import (which records and reports nothing), and the
+    import must stay refused: the bot has signed changes of this model, hidden or not."""
+    pg.setup_people()
+    first = promoted(pg)
+    worse = pg.train(0.9)
+    [real] = pg.history()
+    _hide_every_entry(pg)
+    mlflow = client(pg)
+    fake = {**real, "from": first, "to": worse, "at": "2030-01-01T00:00:00Z"}
+    mlflow.set_registered_model_tag(pg.model, HISTORY_TAG, json.dumps([real, fake]))
+    mlflow.set_registered_model_alias(pg.model, "champion", str(worse))
+
+    told = pg.cli("verify")
+    assert told.exit_code == 1 and "import-ledger" not in told.output, told.output
+    assert "no record this bot trusts" not in told.output  # hidden is not "foreign keys"
+    dry = pg.cli("import-ledger", "--dry-run")
+    assert dry.exit_code == 1 and "nothing imported" in dry.output, dry.output
+    result = poll(Context(settings=pg.ctx.settings, params=pg.ctx.params))  # another process
+    [(_model, outcome)] = result.champions
+    assert outcome.status == "reported", outcome

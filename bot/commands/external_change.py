@@ -122,7 +122,7 @@ def report_drift(
 def _waiting(ctx: Context, experiment_id: str, state: ModelState) -> Waiting:
     """What waits for the operator's import, for a model the ledger holds no signed entry of:
     one search (a bot that made or saw a change of the model never asks)."""
-    return waiting(ctx.model, state, ctx.ledger.chain(experiment_id, ctx.model))
+    return waiting(ctx.model, state, ctx.ledger.chain(experiment_id, ctx.model, finished=False))
 
 
 def _look(ctx: Context, state: ModelState, alias: str) -> ChampionCheck | None:

@@ -68,11 +68,15 @@ def check_champion(
     The intent (`promotion.pending`) stays on the model after its change is done, and the
     history cache says it is done; the cache is a tag anyone can delete. So the ledger decides
     too: an intent whose change is the ledger's newest signed entry is done, not in flight,
-    however the cache reads (else deleting the cache would make every hand move "in flight")."""
+    however the cache reads (else deleting the cache would make every hand move "in flight");
+    and an intent explains only the champion it moves from or to."""
+    champion = state.aliases.get(alias)
     intent = state.pending
     if intent is not None and last is not None and recorded(last, intent):
         intent = None
-    return ChampionCheck(model, state.aliases.get(alias), last, approved, intent)
+    if intent is not None and champion not in (intent.from_version, intent.to_version):
+        intent = None  # a change from A to B explains a champion A or B, never a third version
+    return ChampionCheck(model, champion, last, approved, intent)
 
 
 def recorded(entry: LedgerEntry, intent: HistoryEntry) -> bool:

@@ -74,15 +74,19 @@ class Waiting:
 
 def made_by_the_bot(chain: Sequence[LedgerEntry]) -> bool:
     """The model has a signed entry of the bot's own (a change it made, or one it saw made
-    outside it): nothing is imported any more."""
-    return any(entry.trusted and not entry.imported for entry in chain)
+    outside it, or one it abandoned): nothing is imported any more. Read over every run
+    whatever its status: an entry someone marked FAILED is still the bot's (`signed`)."""
+    return any((entry.trusted or entry.signed) and not entry.imported for entry in chain)
 
 
 def waiting(model: str, state: ModelState, chain: Sequence[LedgerEntry]) -> Waiting:
     """What `import_ledger` would write now, from the model read and its chain (oldest first):
-    no call. Nothing once the bot has signed a change of its own."""
+    no call. Nothing once the bot has signed a change of its own, which is asked of every run
+    in `chain` whatever its status; what waits, only of the FINISHED ones (an unsigned run
+    marked FAILED is kept out of the import)."""
     if made_by_the_bot(chain):
         return Waiting(model)
+    chain = [entry for entry in chain if entry.finished]
     covered = {entry.supersedes for entry in chain if entry.trusted and entry.supersedes}
     unsigned = tuple(
         entry for entry in chain if entry.problem == NOT_SIGNED and entry.ledger_run not in covered
@@ -108,7 +112,7 @@ def import_ledger(
     if not state.aliases and not state.tags and not ledger.registry.model_exists(model):
         raise NotFoundError(f"no registered model {model!r} in the registry")
     experiment_id = ledger.registry.experiment_id(ledger.experiment, create=not dry_run)
-    chain = ledger.chain(experiment_id, model) if experiment_id else []
+    chain = ledger.chain(experiment_id, model, finished=False) if experiment_id else []
     if made_by_the_bot(chain):
         raise ImportRefused(
             f"{model}: nothing imported: the ledger ({ledger.experiment}) already holds an entry "

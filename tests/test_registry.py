@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -319,3 +320,16 @@ def test_an_unreachable_registry_fails_fast_with_a_clear_error(userinfo: str):
     assert elapsed < 30, f"took {elapsed:.0f}s: the bounded retries are not applied"
     assert message.startswith(f"model 'm': the registry at {redact_url(uri)} is unreachable")
     assert "SECRET" not in message and "alice" not in message
+
+
+def test_runs_page_on_an_embedded_sqlite_registry(tmp_path: Path) -> None:
+    """The README's local setup has no server (`sqlite:///mlflow.db`): MLflow's sqlite store
+    gives the next page's token as bytes, which must reach the next search as the token it is
+    (`import-ledger` reads a second page exactly when it skips unsigned runs)."""
+    registry = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment_id = registry.experiment_id("pages", create=True)
+    made = {registry.create_run(experiment_id, 1_000 + n, f"run-{n}", {}) for n in range(3)}
+    first, token = registry.search_runs([experiment_id], "", max_results=2)
+    assert len(first) == 2 and token
+    rest, end = registry.search_runs([experiment_id], "", max_results=2, page_token=token)
+    assert {run.run_id for run in [*first, *rest]} == made and end == ""

@@ -337,7 +337,12 @@ class Registry:
                 order_by=list(order_by),
                 page_token=page_token,
             )
-        return [_run_record(run) for run in page], str(page.token or "")
+        token = page.token or ""
+        # MLflow's sqlite store hands the token back as bytes (its REST server, as str): as str,
+        # `str(b"...")` would be a token no store reads
+        if isinstance(token, bytes):
+            token = token.decode("ascii")
+        return [_run_record(run) for run in page], str(token)
 
     # --- audit record (docs/design.md, "Registry tags") ----------------------------------------
     def history(self, name: str) -> tuple[HistoryEntry, ...]:

@@ -24,7 +24,7 @@ from bot.ledger.setup import prepare
 from bot.ledger.store import Ledger, Where, now_ms
 from bot.registry.client import Registry
 from bot.registry.records import HistoryEntry
-from bot.registry.tags import HISTORY_TAG
+from bot.registry.tags import HISTORY_TAG, PENDING_TAG
 from bot.reports.audit import read_csv
 from bot.reports.page import page_data
 from bot.signing import Keys
@@ -423,6 +423,8 @@ def test_a_history_from_before_keys_waits_for_the_operators_import(pg: Playgroun
     pg.train(0.6)
     pg.train(0.59)
     pg.ctx.registry.set_model_tag(pg.model, HISTORY_TAG, json.dumps(OLD))
+    # ... and the intent of its last change, which a version before keys left too (unsigned)
+    pg.ctx.registry.set_model_tag(pg.model, PENDING_TAG, json.dumps(OLD[-1]))
     pg.ctx.registry.set_alias(pg.model, "champion", 1)
     command = f"`promotion-bot import-ledger --model {pg.model}`"
     waiting = pg.cli("verify")
@@ -435,6 +437,7 @@ def test_a_history_from_before_keys_waits_for_the_operators_import(pg: Playgroun
     assert [c.trusted for c in page.changes] == [False] * 3 and command in " ".join(page.problems)
     dry = pg.cli("import-ledger", "--dry-run")
     assert dry.exit_code == 0 and pg.ledger_runs() == []
+    assert PENDING_TAG in pg.ctx.registry.state(pg.model).tags  # a dry run writes nothing
     assert dry.output.splitlines() == [
         f"{pg.model}: would import 3 change(s) from before keys, oldest first:",
         "  2025-03-01T10:00:00.000Z  promote  none -> v1  by maria  https://f/issues/1  "
@@ -452,8 +455,9 @@ def test_a_history_from_before_keys_waits_for_the_operators_import(pg: Playgroun
         (2, True, True),
         (1, True, True),
     ]
-    checked = pg.cli("verify")
+    checked = pg.cli("verify")  # the intent of an imported change is cleared: nothing in flight
     assert checked.exit_code == 0, checked.output
+    assert PENDING_TAG not in pg.ctx.registry.state(pg.model).tags
     [page] = page_data(pg.ctx, now_ms()).models
     assert [c.trusted for c in page.changes] == [True] * 3 and page.problems == ()
 

@@ -31,7 +31,7 @@ from bot.ledger.entry import Approver, Evidence, LedgerEntry
 from bot.ledger.store import Guard, Ledger, quoted, unguarded
 from bot.registry.model_state import ModelState
 from bot.registry.records import HistoryEntry
-from bot.registry.tags import HISTORY_TAG, LEDGER_KEY_TAG, LEDGER_TAG
+from bot.registry.tags import HISTORY_TAG, LEDGER_KEY_TAG, LEDGER_TAG, PENDING_TAG
 from bot.registry.versions import RunRecord
 from bot.signing import NOT_SIGNED
 from bot.timestamps import ms_from_iso
@@ -125,10 +125,27 @@ def import_ledger(
         return found
     import_history(ledger, experiment_id, model, state.unchecked_history, guard)
     sign_unsigned(ledger, experiment_id, model, guard)
+    if _done_intent_before_keys(state, found):
+        guard()  # the intent a version before keys left: its change is imported, not in flight
+        ledger.registry.delete_model_tag(model, PENDING_TAG)
     if not ledger.ready(state, model):
         guard()
         ledger.registry.set_model_tag(model, LEDGER_TAG, ledger.marker(model, experiment_id))
     return found
+
+
+def _done_intent_before_keys(state: ModelState, found: Waiting) -> bool:
+    """The model's intent tag is unsigned (a version before keys wrote it, and left it, as the
+    bot does once a change is done) and names a change among those imported: then it is no
+    change in flight, only a tag every later pass would report as a record the bot did not
+    write. An intent of a change that is not imported stays, for the operator to look at."""
+    intent = state.unchecked_intent
+    if intent is None or state.intent_problem != NOT_SIGNED:
+        return False
+    return any(
+        (entry.comment_id, entry.to_version) == (intent.comment_id, intent.to_version)
+        for entry in found.entries
+    )
 
 
 def sign_unsigned(ledger: Ledger, experiment_id: str, model: str, guard: Guard = unguarded) -> int:

@@ -142,6 +142,13 @@ class ModelState:
         intent, problem = self._intent
         return None if problem else intent
 
+    @property
+    def unchecked_intent(self) -> HistoryEntry | None:
+        """The intent tag's change whoever wrote it: only for the operator's import, which
+        clears an intent from before keys whose change it imported (bot.ledger.importing)."""
+        value = _json(self.tags.get(PENDING_TAG))
+        return HistoryEntry.parse(value) if isinstance(value, dict) else None
+
     @cached_property
     def intent_problem(self) -> str:
         """What is wrong with an intent that is not done and not signed ("" if nothing)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.errors import ConfigError
@@ -52,13 +53,29 @@ def _environment(override_dir: str) -> SandboxedEnvironment:
 def html_environment() -> SandboxedEnvironment:
     """For HTML pages (the status page): autoescape on, so every value is text, never markup;
     the packaged templates only, sandboxed like the rest (docs/security.md, "The status page")."""
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(packaged_templates())),
         undefined=jinja2.StrictUndefined,
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["code_spans"] = code_spans
+    return env
+
+
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def code_spans(value: object) -> markupsafe.Markup:
+    """Text for an HTML page, escaped whole, then each `quoted` part (a command, a tag) set as
+    <code>: only the tags this adds are markup, whoever wrote the text."""
+    parts = _CODE_SPAN.split(str(value))  # text, code, text, code, ..., text
+    shown = markupsafe.Markup("")
+    for index, part in enumerate(parts):
+        code = index % 2 == 1
+        shown += markupsafe.Markup("<code>{}</code>").format(part) if code else part
+    return shown
 
 
 def render(name: str, override_dir: str = "", **context: Any) -> str:

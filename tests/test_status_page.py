@@ -78,8 +78,9 @@ def test_the_page_says_which_check_it_shows(pg: Playground):
     assert (model.check_scope, model.checked_entries) == ("newest", 3)
     html = unescape(render_html(page))
     assert "the newest 3 ledger entries: signed, each following the one before" in html
-    assert "up to the head the bot signed; older ones: `promotion-bot verify`" in html
-    assert "not walked for this page: `promotion-bot verify` walks it" in html
+    assert "up to the head the bot signed; older ones: <code>promotion-bot verify</code>" in html
+    assert "not walked for this page: <code>promotion-bot verify</code> walks it" in html
+    assert "`" not in html.split("<body>")[-1]  # quoted commands are code, not backticks
     shown = json.loads(page_json(page))["models"][0]
     assert (shown["check_scope"], shown["checked_entries"]) == ("newest", 3)
 
@@ -92,7 +93,7 @@ def test_the_page_says_which_check_it_shows(pg: Playground):
     (model,) = page.models
     assert (model.check_scope, model.checked_entries, model.drifted) == ("chain", 3, True)
     html = unescape(render_html(page))
-    assert "the whole chain (3 entries), as `promotion-bot verify` walks it" in html
+    assert "the whole chain (3 entries), as <code>promotion-bot verify</code> walks it" in html
     assert f"ledger run {newest.ledger_run}" in html and "walked for this page (3 entries)" in html
     assert model.champion == first
 

@@ -91,3 +91,16 @@ def test_a_marker_edited_to_carry_a_link_and_a_mention_is_not_echoed_live(
     assert not re.search(r"(?<!\\)\]\(", answer), "a live link"
     assert "://" not in answer and "@all" not in answer
     assert pg.champion() is None
+
+
+def test_code_spans_on_the_page_add_only_their_own_tags() -> None:
+    """The status page sets `quoted` parts of its lines as code; the text around them and in
+    them is escaped, whoever wrote it (a key id, a tag's name from the registry)."""
+    from bot.templating import code_spans
+
+    shown = str(code_spans('run `promotion-bot verify` <img src=x onerror=1> `<b>&"`'))
+    assert shown == (
+        "run <code>promotion-bot verify</code> &lt;img src=x onerror=1&gt; "
+        "<code>&lt;b&gt;&amp;&#34;</code>"
+    )
+    assert str(code_spans("a ` lone backtick")) == "a ` lone backtick"

@@ -51,13 +51,17 @@ class DriftView:
         """Which check the drift state comes from, for people."""
         if self.bounded:
             return (
-                f"the newest {len(self.newest)} ledger entries: signed, each following the one "
+                f"the newest {_entries(len(self.newest))}: signed, each following the one "
                 "before, up to the head the bot signed; older ones: `promotion-bot verify`"
             )
         return (
             f"the whole chain ({self.result.entries} entries), as `promotion-bot verify` walks "
             f"it; the newest entries could not decide: {self.walked}"
         )
+
+
+def _entries(count: int) -> str:
+    return "ledger entry" if count == 1 else f"{count} ledger entries"
 
 
 def drift_view(ctx: Context, model: str, count: int = NEWEST) -> DriftView:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
+from mlflow import MlflowClient
 
 from bot.ci.gate import gate
 from bot.ci.register import register
@@ -210,3 +212,24 @@ def counted(pg: Playground) -> tuple[Context, CountingRegistry]:
     """A Context of `pg`'s model whose registry counts the ledger's searches."""
     registry = CountingRegistry(pg.ctx.settings.tracking_uri, pg.ctx.keys)
     return Context(pg.ctx.settings, pg.ctx.params, registry=registry, forge=pg.forge), registry
+
+
+# --- what the registry writer's tests share -------------------------------------------------
+def client(pg: Playground) -> MlflowClient:
+    """MLflow's own client on the playground's server: how a registry writer edits it."""
+    return MlflowClient(tracking_uri=pg.ctx.settings.tracking_uri)
+
+
+def verified(pg: Playground) -> tuple[int, dict[str, Any]]:
+    """`verify --format json` on the playground's model: its exit code and its object."""
+    result = pg.cli("verify", "--format", "json")
+    [shown] = json.loads(result.output)["models"]  # one shape however many models
+    return result.exit_code, shown
+
+
+def promoted(pg: Playground, logloss: float = 0.6) -> int:
+    """A new version trained and promoted by maria through its request: its number."""
+    version = pg.train(logloss)
+    outcome, _event = pg.comment(pg.open_request(version), "maria", "/promote")
+    assert outcome.status == "changed", outcome
+    return version

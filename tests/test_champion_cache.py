@@ -6,35 +6,15 @@ Each attack is made with MLflow's own client against the session's real `mlflow 
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from mlflow import MlflowClient
 
 from bot.commands.external_change import report_drift
 from bot.ledger.chain import REPLAYED
 from bot.registry.tags import EXTERNAL_TAG, HISTORY_TAG, PENDING_TAG
-from tests.promotion_env import Playground
-
-
-def client(pg: Playground) -> MlflowClient:
-    return MlflowClient(tracking_uri=pg.ctx.settings.tracking_uri)
-
-
-def verified(pg: Playground) -> tuple[int, dict[str, Any]]:
-    result = pg.cli("verify", "--format", "json")
-    [shown] = json.loads(result.output)["models"]  # one shape however many models
-    return result.exit_code, shown
+from tests.promotion_env import Playground, client, promoted, verified
 
 
 def model_tags(pg: Playground) -> dict[str, str]:
     return dict(client(pg).get_registered_model(pg.model).tags)
-
-
-def promoted(pg: Playground, loss: float) -> int:
-    version = pg.train(loss)
-    outcome, _event = pg.comment(pg.open_request(version), "maria", "/promote")
-    assert outcome.status == "changed"
-    return version
 
 
 def test_each_change_leaves_the_chains_head_in_the_signed_cache(pg: Playground) -> None:

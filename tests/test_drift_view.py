@@ -6,7 +6,6 @@ or cannot decide and the whole chain is walked, as `verify` walks it."""
 from __future__ import annotations
 
 import pytest
-from mlflow import MlflowClient
 
 from bot.ledger.chain import vouch
 from bot.ledger.entry import LedgerEntry
@@ -15,18 +14,7 @@ from bot.registry.model_state import Head
 from bot.registry.tags import HISTORY_TAG, PENDING_TAG
 from bot.reports.drift_view import NEWEST, drift_view
 from bot.reports.page import page_data
-from tests.promotion_env import Playground, counted
-
-
-def client(pg: Playground) -> MlflowClient:
-    return MlflowClient(tracking_uri=pg.ctx.settings.tracking_uri)
-
-
-def promoted(pg: Playground, logloss: float) -> int:
-    version = pg.train(logloss)
-    outcome, _event = pg.comment(pg.open_request(version), "maria", "/promote")
-    assert outcome.status == "changed", outcome
-    return version
+from tests.promotion_env import Playground, client, counted, promoted
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
-from typing import Any
 
 import pytest
-from mlflow import MlflowClient
 
 from bot.intake.poll import poll
 from bot.ledger.chain import MISSING, REPLAYED, InFlight, linked, walk
@@ -28,24 +26,7 @@ from bot.registry.tags import ABANDONED_TAG, EXTERNAL_TAG, HISTORY_TAG, LEDGER_T
 from bot.runtime.context import Context
 from bot.signing import NOT_SIGNED, UNTRUSTED, Keys
 from tests.helpers import TEST_SIGNING_KEY
-from tests.promotion_env import Playground
-
-
-def client(pg: Playground) -> MlflowClient:
-    return MlflowClient(tracking_uri=pg.ctx.settings.tracking_uri)
-
-
-def verified(pg: Playground) -> tuple[int, dict[str, Any]]:
-    result = pg.cli("verify", "--format", "json")
-    [shown] = json.loads(result.output)["models"]  # one shape however many models
-    return result.exit_code, shown
-
-
-def promoted(pg: Playground, logloss: float = 0.6) -> int:
-    version = pg.train(logloss)
-    outcome, _event = pg.comment(pg.open_request(version), "maria", "/promote")
-    assert outcome.status == "changed", outcome
-    return version
+from tests.promotion_env import Playground, client, promoted, verified
 
 
 def test_each_entry_is_signed_and_names_the_one_before_it(pg: Playground) -> None:

@@ -16,11 +16,7 @@ from bot.registry.tags import REQUESTED_IN_TAG
 from bot.registry.versions import binding_value
 from bot.runtime.request_threads import find_requests
 from bot.threads.thread import Thread
-from tests.promotion_env import Playground, make_context
-
-
-def client(pg: Playground) -> MlflowClient:
-    return MlflowClient(tracking_uri=pg.ctx.settings.tracking_uri)
+from tests.promotion_env import Playground, client, make_context
 
 
 def bind(pg: Playground, version: int, value: str) -> None:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any
-
-from mlflow import MlflowClient
 
 from bot.commands.external_change import report_drift
 from bot.commands.handler import handle_comment
@@ -24,17 +21,7 @@ from bot.registry.tags import (
 from bot.runtime.context import Context
 from bot.signing import private_key, public_text
 from tests.helpers import TEST_SIGNING_KEY
-from tests.promotion_env import MakePlayground, Playground
-
-
-def client(pg: Playground) -> MlflowClient:
-    return MlflowClient(tracking_uri=pg.ctx.settings.tracking_uri)
-
-
-def verified(pg: Playground) -> tuple[int, dict[str, Any]]:
-    result = pg.cli("verify", "--format", "json")
-    [shown] = json.loads(result.output)["models"]  # one shape however many models
-    return result.exit_code, shown
+from tests.promotion_env import MakePlayground, Playground, client, verified
 
 
 def test_a_forged_intent_hides_no_hand_move_and_never_becomes_an_entry(pg: Playground) -> None:

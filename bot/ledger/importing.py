@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bot.errors import BotError, NotFoundError
+from bot.ledger.drift import recorded
 from bot.ledger.entry import Approver, Evidence, LedgerEntry
 from bot.ledger.store import Guard, Ledger, quoted, unguarded
 from bot.registry.model_state import ModelState
@@ -142,10 +143,7 @@ def _done_intent_before_keys(state: ModelState, found: Waiting) -> bool:
     intent = state.unchecked_intent
     if intent is None or state.intent_problem != NOT_SIGNED:
         return False
-    return any(
-        (entry.comment_id, entry.to_version) == (intent.comment_id, intent.to_version)
-        for entry in found.entries
-    )
+    return any(recorded(entry, intent) for entry in found.entries)
 
 
 def sign_unsigned(ledger: Ledger, experiment_id: str, model: str, guard: Guard = unguarded) -> int:

@@ -119,6 +119,34 @@ def test_a_build_that_fails_keeps_the_last_page() -> None:
         page.stop()
 
 
+def test_a_page_is_as_old_as_the_read_it_was_built_from() -> None:
+    """A build that takes long dates the page from its start: a viewer who comes `ttl` after
+    that start asks for the next build, even when the slow one ended only just before."""
+    clock = Clock()
+    release = threading.Event()
+    built: list[int] = []
+
+    def build() -> str:
+        built.append(1)
+        if len(built) == 2:
+            assert release.wait(10)  # the second build is slow: the clock moves meanwhile
+        return f"page {len(built)}"
+
+    page = BackgroundPage(build, ttl=5, clock=clock)
+    try:
+        page.start()
+        eventually(lambda: page.get() == b"page 1")
+        clock.now += 5
+        page.get()  # asks for build 2, which starts at 5
+        eventually(lambda: len(built) == 2)
+        clock.now += 5  # 10: build 2 is 5 old, though it has not ended yet
+        release.set()
+        eventually(lambda: page.get() == b"page 3")
+    finally:
+        release.set()
+        page.stop()
+
+
 def test_upkeep_runs_after_a_build_and_what_it_found_shows_at_once() -> None:
     """The walks of the whole chains run after a build on the page's thread; when they walked
     something, the page is built again without waiting for the next viewer."""

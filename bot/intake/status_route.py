@@ -211,6 +211,7 @@ class BackgroundPage:
             return False
 
     def _build_once(self) -> None:
+        started = self._clock()  # a page is as old as what it read, not as its end
         try:
             page = self._build().encode("utf-8")
         except Exception:  # the last page stays; the next request after `ttl` asks again
@@ -221,5 +222,5 @@ class BackgroundPage:
                 self._page = page
                 self.builds += 1
             self._failed = not page
-            self._built_at = self._clock()
+            self._built_at = started
             self._asked = False
